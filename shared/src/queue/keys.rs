@@ -1,0 +1,30 @@
+//! The names of verdict's Redis keys, in one place.
+//!
+//! All keys share the `verdict:` prefix so that one Redis can be inspected (or
+//! flushed) by pattern. Ids and names are validated before they reach a key, so
+//! no key can be forged from user input.
+
+use crate::job::JobId;
+
+/// The stream of submitted jobs; workers read it through [`GROUP`].
+pub const STREAM: &str = "verdict:jobs";
+
+/// The consumer group of the workers on [`STREAM`].
+pub const GROUP: &str = "workers";
+
+/// The set of registered worker names.
+pub const WORKERS: &str = "verdict:workers";
+
+/// The pub/sub channel on which a finished job's id is published.
+pub const EVENTS: &str = "verdict:events";
+
+/// The job record (a hash) of one job.
+pub fn job(id: &JobId) -> String {
+    format!("verdict:job:{id}")
+}
+
+/// A worker's heartbeat record (a string holding a [`super::WorkerRecord`] as JSON),
+/// which expires when the worker stops refreshing it.
+pub fn worker(name: &str) -> String {
+    format!("verdict:worker:{name}")
+}

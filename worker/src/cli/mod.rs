@@ -1,0 +1,4 @@
+//! The worker's subcommands, one file each.
+
+pub mod judge;
+pub mod run;

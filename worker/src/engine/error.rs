@@ -1,0 +1,58 @@
+//! Why a judgement failed, with a stable code for the job's error.
+
+/// A judgement that could not be made.
+///
+/// Every variant caused by the input is *permanent*: judging the same input again
+/// would fail again, so the job is marked failed at once instead of retried.
+#[derive(Debug, thiserror::Error)]
+pub enum JudgeError {
+    #[error("the image is empty (0 bytes)")]
+    ImageEmpty,
+    #[error("the image is {bytes} bytes, more than the limit of {max} bytes")]
+    ImageTooManyBytes { bytes: usize, max: usize },
+    #[error("the image format is not supported: {0}")]
+    ImageFormat(String),
+    #[error("the image could not be decoded: {0}")]
+    ImageDecode(String),
+    #[error("the image is {width}x{height} pixels, more than the limit of {max_pixels} pixels")]
+    ImageTooLarge {
+        width: u32,
+        height: u32,
+        max_pixels: u64,
+    },
+    #[error("no sentence to judge")]
+    NoTexts,
+    #[error("sentence {index} is empty")]
+    TextEmpty { index: usize },
+    #[error("sentence {index} has {chars} characters, more than the limit of {max}")]
+    TextTooLong {
+        index: usize,
+        chars: usize,
+        max: usize,
+    },
+    #[error("the model failed: {0}")]
+    Model(String),
+}
+
+impl JudgeError {
+    /// The stable code stored in a failed job's `error.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            JudgeError::ImageEmpty => "image_empty",
+            JudgeError::ImageTooManyBytes { .. } => "image_too_large",
+            JudgeError::ImageFormat(_) => "image_format",
+            JudgeError::ImageDecode(_) => "image_decode",
+            JudgeError::ImageTooLarge { .. } => "image_too_large",
+            JudgeError::NoTexts => "no_texts",
+            JudgeError::TextEmpty { .. } => "text_empty",
+            JudgeError::TextTooLong { .. } => "text_too_long",
+            JudgeError::Model(_) => "model_error",
+        }
+    }
+
+    /// Whether retrying the same input can only fail again.
+    pub fn is_permanent(&self) -> bool {
+        // The model is deterministic, so even its own failures repeat.
+        true
+    }
+}

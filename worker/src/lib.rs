@@ -1,0 +1,4 @@
+//! verdict's worker: the inference engine and the loop that feeds it from Redis.
+
+pub mod cli;
+pub mod engine;
