@@ -22,6 +22,8 @@ pub enum JudgeError {
     },
     #[error("no sentence to judge")]
     NoTexts,
+    #[error("{count} sentences, more than the limit of {max}")]
+    TooManyTexts { count: usize, max: usize },
     #[error("sentence {index} is empty")]
     TextEmpty { index: usize },
     #[error("sentence {index} has {chars} characters, more than the limit of {max}")]
@@ -44,6 +46,7 @@ impl JudgeError {
             JudgeError::ImageDecode(_) => "image_decode",
             JudgeError::ImageTooLarge { .. } => "image_too_large",
             JudgeError::NoTexts => "no_texts",
+            JudgeError::TooManyTexts { .. } => "too_many_texts",
             JudgeError::TextEmpty { .. } => "text_empty",
             JudgeError::TextTooLong { .. } => "text_too_long",
             JudgeError::Model(_) => "model_error",

@@ -1,0 +1,102 @@
+//! A small thread-safe LRU cache for results that are expensive to recompute.
+//!
+//! Catalogue runs repeat themselves: the same rule sentence for every photo, the
+//! same photo for every rule. The engine keeps what it computed for recent
+//! images (keyed by the sha256 of their bytes), sentences and words, so a
+//! repeated input costs a hash lookup instead of a model run. Bounded, so a
+//! worker's memory does not grow with the catalogue.
+
+use std::hash::Hash;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
+
+/// A bounded map from keys to shared values.
+#[derive(Debug)]
+pub struct BoundedCache<K: Hash + Eq, V> {
+    inner: Mutex<LruCache<K, Arc<V>>>,
+}
+
+impl<K: Hash + Eq, V> BoundedCache<K, V> {
+    /// A cache holding at most `capacity` entries (at least one).
+    pub fn new(capacity: usize) -> Self {
+        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
+        BoundedCache {
+            inner: Mutex::new(LruCache::new(capacity)),
+        }
+    }
+
+    /// The cached value for `key`, computing and storing it on a miss. The
+    /// computation runs outside the lock; two threads that miss at once may
+    /// both compute, which is harmless (the results are equal).
+    pub fn get_or_try_insert<E>(
+        &self,
+        key: K,
+        compute: impl FnOnce() -> Result<V, E>,
+    ) -> Result<Arc<V>, E>
+    where
+        K: Clone,
+    {
+        if let Some(hit) = self.lock().get(&key) {
+            return Ok(Arc::clone(hit));
+        }
+        let value = Arc::new(compute()?);
+        self.lock().put(key, Arc::clone(&value));
+        Ok(value)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<K, Arc<V>>> {
+        // A panic while holding the lock cannot leave the map inconsistent
+        // (LruCache's operations are not interrupted half-way by our code), so a
+        // poisoned lock is still usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn computes_once_and_evicts_the_least_recent() {
+        let cache = BoundedCache::new(2);
+        let mut calls = 0;
+        let mut get = |k: u32| {
+            *cache
+                .get_or_try_insert(k, || {
+                    calls += 1;
+                    Ok::<_, ()>(k * 10)
+                })
+                .unwrap()
+        };
+        assert_eq!(get(1), 10);
+        assert_eq!(get(1), 10);
+        assert_eq!(get(2), 20);
+        assert_eq!(get(3), 30); // evicts 1
+        assert_eq!(get(1), 10); // recomputed
+        drop(get);
+        assert_eq!(calls, 4);
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn errors_are_not_cached() {
+        let cache: BoundedCache<u8, u8> = BoundedCache::new(4);
+        assert!(cache.get_or_try_insert(1, || Err("boom")).is_err());
+        assert!(cache.is_empty());
+        assert_eq!(*cache.get_or_try_insert(1, || Ok::<_, &str>(7)).unwrap(), 7);
+    }
+}

@@ -1,0 +1,339 @@
+//! Decoding submitted images safely: limits first, pixels later.
+//!
+//! Images come from strangers. The header is read first and the pixel count
+//! checked before any pixel buffer exists, so a 100-byte PNG that claims to be
+//! 30000x30000 is refused without allocating 3.6 GB; the decoder also gets an
+//! allocation cap as a second guard. Whatever the file holds (grayscale, alpha,
+//! 16-bit, CMYK, EXIF rotation, an animation) comes out as upright 8-bit RGB.
+
+use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use image::{
+    DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, Rgb, RgbImage, Rgba,
+};
+use verdict_shared::limits::{DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS};
+
+use super::JudgeError;
+
+/// How much an image may cost to decode.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    /// Encoded bytes.
+    pub max_bytes: usize,
+    /// Width x height.
+    pub max_pixels: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_bytes: DEFAULT_MAX_IMAGE_BYTES,
+            max_pixels: DEFAULT_MAX_IMAGE_PIXELS,
+        }
+    }
+}
+
+/// An image ready for preprocessing.
+#[derive(Debug)]
+pub struct DecodedImage {
+    /// Upright 8-bit RGB pixels.
+    pub rgb: RgbImage,
+    /// The container format.
+    pub format: ImageFormat,
+    /// Whether an EXIF orientation other than "upright" was applied.
+    pub reoriented: bool,
+}
+
+/// The formats this worker decodes (the `image` features it is built with).
+const SUPPORTED: &[ImageFormat] = &[
+    ImageFormat::Png,
+    ImageFormat::Jpeg,
+    ImageFormat::Gif,
+    ImageFormat::WebP,
+    ImageFormat::Bmp,
+    ImageFormat::Tiff,
+];
+
+/// Decodes `bytes` into upright 8-bit RGB, within `limits`.
+pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, JudgeError> {
+    if bytes.is_empty() {
+        return Err(JudgeError::ImageEmpty);
+    }
+    if bytes.len() > limits.max_bytes {
+        return Err(JudgeError::ImageTooManyBytes {
+            bytes: bytes.len(),
+            max: limits.max_bytes,
+        });
+    }
+    let format = image::guess_format(bytes).map_err(|_| {
+        JudgeError::ImageFormat(
+            "unrecognised file signature (expected PNG, JPEG, GIF, WebP, BMP or TIFF)".into(),
+        )
+    })?;
+    if !SUPPORTED.contains(&format) {
+        return Err(JudgeError::ImageFormat(format!(
+            "{} images are not supported (expected PNG, JPEG, GIF, WebP, BMP or TIFF)",
+            format_name(format)
+        )));
+    }
+    if format == ImageFormat::Jpeg && !jpeg_has_end(bytes) {
+        // The JPEG decoder fills in what is missing of a truncated file with
+        // grey and reports success; judging half a photo would be a lie.
+        return Err(JudgeError::ImageDecode(
+            "the JPEG file is truncated (it has no end-of-image marker)".into(),
+        ));
+    }
+    // Decoders are meant never to panic, but this is the one place where bytes
+    // from strangers meet third-party parsers: a panic becomes a decode error.
+    match catch_unwind(AssertUnwindSafe(|| decode_checked(bytes, format, limits))) {
+        Ok(result) => result,
+        Err(_) => Err(JudgeError::ImageDecode(format!(
+            "the {} decoder failed on this file",
+            format_name(format)
+        ))),
+    }
+}
+
+/// Whether a JPEG stream has an end-of-image marker (FF D9) after its first
+/// start-of-scan (FF DA). Bytes after the marker (some cameras append data)
+/// are allowed.
+fn jpeg_has_end(bytes: &[u8]) -> bool {
+    let Some(sos) = bytes.windows(2).position(|w| w == [0xFF, 0xDA]) else {
+        return false;
+    };
+    bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+fn decode_checked(
+    bytes: &[u8],
+    format: ImageFormat,
+    limits: &DecodeLimits,
+) -> Result<DecodedImage, JudgeError> {
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut decoder_limits = Limits::default();
+    // 16-bit RGBA is the widest layout a decoder produces: 8 bytes a pixel, plus
+    // slack for the decoder's own buffers.
+    decoder_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8).saturating_add(64 << 20));
+    reader.limits(decoder_limits);
+    let mut decoder = reader.into_decoder().map_err(|e| map_error(e, format))?;
+    let (width, height) = decoder.dimensions();
+    if width == 0 || height == 0 {
+        return Err(JudgeError::ImageDecode(format!(
+            "the {} header says the image is {width}x{height}",
+            format_name(format)
+        )));
+    }
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(JudgeError::ImageTooLarge {
+            width,
+            height,
+            max_pixels: limits.max_pixels,
+        });
+    }
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| map_error(e, format))?;
+    let reoriented = orientation != image::metadata::Orientation::NoTransforms;
+    image.apply_orientation(orientation);
+    Ok(DecodedImage {
+        rgb: to_rgb8(image),
+        format,
+        reoriented,
+    })
+}
+
+/// Converts any colour type to 8-bit RGB: gray is replicated, 16-bit and float
+/// samples are scaled, and transparency is composited over white (a transparent
+/// product shot is meant to be seen on a white page, not on black).
+fn to_rgb8(image: DynamicImage) -> RgbImage {
+    if !image.color().has_alpha() {
+        return image.to_rgb8();
+    }
+    let rgba = image.to_rgba8();
+    let (width, height) = rgba.dimensions();
+    RgbImage::from_fn(width, height, |x, y| {
+        let Rgba([r, g, b, a]) = *rgba.get_pixel(x, y);
+        let a = u16::from(a);
+        let over_white = |c: u8| ((u16::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;
+        Rgb([over_white(r), over_white(g), over_white(b)])
+    })
+}
+
+fn map_error(err: ImageError, format: ImageFormat) -> JudgeError {
+    let name = format_name(format);
+    match err {
+        ImageError::Limits(e) => JudgeError::ImageDecode(format!(
+            "decoding this {name} would need more memory than allowed ({e})"
+        )),
+        ImageError::Unsupported(e) => {
+            JudgeError::ImageFormat(format!("this {name} file uses an unsupported feature: {e}"))
+        }
+        ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            JudgeError::ImageDecode(format!("the {name} file is truncated"))
+        }
+        other => JudgeError::ImageDecode(format!("invalid {name} data: {other}")),
+    }
+}
+
+fn format_name(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Png => "PNG",
+        ImageFormat::Jpeg => "JPEG",
+        ImageFormat::Gif => "GIF",
+        ImageFormat::WebP => "WebP",
+        ImageFormat::Bmp => "BMP",
+        ImageFormat::Tiff => "TIFF",
+        ImageFormat::Avif => "AVIF",
+        ImageFormat::Ico => "ICO",
+        ImageFormat::Hdr => "HDR",
+        ImageFormat::OpenExr => "OpenEXR",
+        ImageFormat::Pnm => "PNM",
+        ImageFormat::Tga => "TGA",
+        ImageFormat::Dds => "DDS",
+        ImageFormat::Farbfeld => "Farbfeld",
+        ImageFormat::Qoi => "QOI",
+        _ => "this format's",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, ImageBuffer, Luma, Rgba as RgbaPx};
+
+    fn encode(image: DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        image.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    /// A small, well-formed PNG whose header claims `width` x `height`: a
+    /// decompression bomb's shape (the pixel data is a few bytes of zlib).
+    fn png_header_claiming(width: u32, height: u32) -> Vec<u8> {
+        fn chunk(png: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+            let mut body = kind.to_vec();
+            body.extend_from_slice(data);
+            png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            png.extend_from_slice(&body);
+            png.extend_from_slice(&crc32(&body).to_be_bytes());
+        }
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&width.to_be_bytes());
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        chunk(&mut png, b"IHDR", &ihdr);
+        // An empty stored zlib stream: header, final empty block, adler32.
+        chunk(
+            &mut png,
+            b"IDAT",
+            &[0x78, 0x01, 0x01, 0x00, 0x00, 0xff, 0xff, 0, 0, 0, 1],
+        );
+        chunk(&mut png, b"IEND", &[]);
+        png
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &byte in data {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn empty_and_unknown_bytes_are_refused() {
+        let limits = DecodeLimits::default();
+        assert!(matches!(decode(&[], &limits), Err(JudgeError::ImageEmpty)));
+        assert!(matches!(
+            decode(b"hello, this is not an image", &limits),
+            Err(JudgeError::ImageFormat(_))
+        ));
+    }
+
+    #[test]
+    fn huge_claimed_size_is_refused_before_allocation() {
+        let limits = DecodeLimits::default();
+        let err = decode(&png_header_claiming(30_000, 30_000), &limits).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                JudgeError::ImageTooLarge {
+                    width: 30_000,
+                    height: 30_000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn truncated_png_is_a_decode_error() {
+        let image = DynamicImage::ImageRgb8(RgbImage::from_fn(64, 64, |x, y| {
+            Rgb([x as u8 * 4, y as u8 * 4, 7])
+        }));
+        let png = encode(image, ImageFormat::Png);
+        let err = decode(&png[..png.len() / 2], &DecodeLimits::default()).unwrap_err();
+        assert_eq!(err.code(), "image_decode", "{err}");
+    }
+
+    #[test]
+    fn truncated_jpeg_is_a_decode_error() {
+        let image = DynamicImage::ImageRgb8(RgbImage::from_fn(64, 64, |x, y| {
+            Rgb([x as u8 * 4, y as u8 * 4, 7])
+        }));
+        let jpeg = encode(image, ImageFormat::Jpeg);
+        assert!(decode(&jpeg, &DecodeLimits::default()).is_ok());
+        let err = decode(&jpeg[..jpeg.len() * 2 / 3], &DecodeLimits::default()).unwrap_err();
+        assert_eq!(err.code(), "image_decode", "{err}");
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn too_many_bytes_is_refused() {
+        let limits = DecodeLimits {
+            max_bytes: 10,
+            ..DecodeLimits::default()
+        };
+        let err = decode(&[0u8; 11], &limits).unwrap_err();
+        assert!(matches!(
+            err,
+            JudgeError::ImageTooManyBytes { bytes: 11, max: 10 }
+        ));
+    }
+
+    #[test]
+    fn grayscale_16bit_and_alpha_become_rgb8() {
+        let gray = DynamicImage::ImageLuma8(GrayImage::from_pixel(4, 3, Luma([200])));
+        let out = decode(&encode(gray, ImageFormat::Png), &DecodeLimits::default()).unwrap();
+        assert_eq!(out.rgb.dimensions(), (4, 3));
+        assert_eq!(out.rgb.get_pixel(0, 0), &Rgb([200, 200, 200]));
+
+        let deep: ImageBuffer<image::Rgb<u16>, Vec<u16>> =
+            ImageBuffer::from_pixel(2, 2, image::Rgb([65535, 0, 32896]));
+        let out = decode(
+            &encode(DynamicImage::ImageRgb16(deep), ImageFormat::Png),
+            &DecodeLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(out.rgb.get_pixel(1, 1), &Rgb([255, 0, 128]));
+
+        let clear = DynamicImage::ImageRgba8(ImageBuffer::from_pixel(2, 2, RgbaPx([0, 0, 0, 0])));
+        let out = decode(&encode(clear, ImageFormat::Png), &DecodeLimits::default()).unwrap();
+        assert_eq!(
+            out.rgb.get_pixel(0, 0),
+            &Rgb([255, 255, 255]),
+            "transparent is white"
+        );
+    }
+}

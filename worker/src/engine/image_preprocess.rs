@@ -1,0 +1,166 @@
+//! Turning an RGB image into the image encoder's input tensor.
+//!
+//! The steps and their parameters come from the pack's `image` section (see
+//! `docs/model-pack.md`), so the worker preprocesses exactly as the pack's
+//! builder specified: centre crop, resize, per-channel normalisation, layout.
+
+use image::RgbImage;
+use image::imageops::{self, FilterType};
+use serde::Deserialize;
+use tract_onnx::prelude::{Tensor, tract_ndarray};
+
+/// The `image` section of a label-grounded (or any image-encoding) pack.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImageSpec {
+    /// The graph's input name.
+    pub input: String,
+    /// The graph's output name.
+    pub output: String,
+    /// Side of the square input, in pixels.
+    pub size: u32,
+    /// Side of the centre crop as a fraction of the image's short side.
+    pub crop_fraction: f32,
+    /// `bicubic` (Catmull-Rom), `bilinear` or `nearest`.
+    pub resize_filter: String,
+    /// Per-channel mean and standard deviation, on 0..255 pixel values.
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    /// `nchw` (planar) or `nhwc` (interleaved).
+    pub layout: String,
+}
+
+impl ImageSpec {
+    /// Checks the values that would otherwise fail at the first job.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=4096).contains(&self.size) {
+            return Err(format!("image.size {} is out of range", self.size));
+        }
+        if !(self.crop_fraction > 0.0 && self.crop_fraction <= 1.0) {
+            return Err(format!(
+                "image.crop_fraction {} must be in (0, 1]",
+                self.crop_fraction
+            ));
+        }
+        self.filter()?;
+        if self.std.iter().any(|s| !s.is_finite() || *s == 0.0) {
+            return Err("image.std must be finite and non-zero".into());
+        }
+        match self.layout.as_str() {
+            "nchw" | "nhwc" => Ok(()),
+            other => Err(format!("image.layout {other:?} is not nchw or nhwc")),
+        }
+    }
+
+    fn filter(&self) -> Result<FilterType, String> {
+        match self.resize_filter.as_str() {
+            "bicubic" => Ok(FilterType::CatmullRom),
+            "bilinear" => Ok(FilterType::Triangle),
+            "nearest" => Ok(FilterType::Nearest),
+            other => Err(format!(
+                "image.resize_filter {other:?} is not bicubic, bilinear or nearest"
+            )),
+        }
+    }
+
+    /// The input tensor's shape.
+    pub fn input_shape(&self) -> [usize; 4] {
+        let s = self.size as usize;
+        if self.layout == "nhwc" {
+            [1, s, s, 3]
+        } else {
+            [1, 3, s, s]
+        }
+    }
+
+    /// Crops, resizes and normalises `rgb` into the model's input tensor.
+    pub fn tensor(&self, rgb: &RgbImage) -> Tensor {
+        let square = self.crop_and_resize(rgb);
+        let s = self.size as usize;
+        let nchw = self.layout != "nhwc";
+        let shape = self.input_shape();
+        let array = tract_ndarray::Array4::from_shape_fn(shape, |(_, a, b, c)| {
+            let (channel, y, x) = if nchw { (a, b, c) } else { (c, a, b) };
+            debug_assert!(x < s && y < s);
+            let value = f32::from(square.get_pixel(x as u32, y as u32)[channel]);
+            (value - self.mean[channel]) / self.std[channel]
+        });
+        array.into()
+    }
+
+    /// The centre crop of `crop_fraction` of the short side, resized to `size`.
+    pub fn crop_and_resize(&self, rgb: &RgbImage) -> RgbImage {
+        let (width, height) = rgb.dimensions();
+        let short = width.min(height);
+        let side = ((short as f32 * self.crop_fraction).round() as u32).clamp(1, short);
+        // The extra pixel of an odd margin goes to the right and the bottom.
+        let x0 = (width - side) / 2;
+        let y0 = (height - side) / 2;
+        let crop = imageops::crop_imm(rgb, x0, y0, side, side).to_image();
+        let filter = self.filter().unwrap_or(FilterType::CatmullRom);
+        if side == self.size {
+            crop
+        } else {
+            imageops::resize(&crop, self.size, self.size, filter)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::Rgb;
+
+    fn spec() -> ImageSpec {
+        ImageSpec {
+            input: "image".into(),
+            output: "logits".into(),
+            size: 4,
+            crop_fraction: 0.5,
+            resize_filter: "nearest".into(),
+            mean: [127.0; 3],
+            std: [128.0; 3],
+            layout: "nchw".into(),
+        }
+    }
+
+    #[test]
+    fn crops_the_centre_and_normalises_planar() {
+        // 16x8 image: left half red, right half blue; the centre crop of 0.5 of
+        // the short side (4x4 at x=6..10) straddles the middle.
+        let rgb = RgbImage::from_fn(16, 8, |x, _| {
+            if x < 8 {
+                Rgb([255, 0, 0])
+            } else {
+                Rgb([0, 0, 255])
+            }
+        });
+        let tensor = spec().tensor(&rgb);
+        let view = tensor.to_plain_array_view::<f32>().unwrap();
+        assert_eq!(view.shape(), &[1, 3, 4, 4]);
+        assert_eq!(
+            view[[0, 0, 0, 0]],
+            (255.0 - 127.0) / 128.0,
+            "red channel, left"
+        );
+        assert_eq!(view[[0, 2, 0, 0]], -127.0 / 128.0, "blue channel, left");
+        assert_eq!(
+            view[[0, 2, 0, 3]],
+            (255.0 - 127.0) / 128.0,
+            "blue channel, right"
+        );
+    }
+
+    #[test]
+    fn rejects_nonsense_specs() {
+        let mut s = spec();
+        s.layout = "hwc".into();
+        assert!(s.validate().is_err());
+        let mut s = spec();
+        s.crop_fraction = 0.0;
+        assert!(s.validate().is_err());
+        let mut s = spec();
+        s.std = [0.0, 1.0, 1.0];
+        assert!(s.validate().is_err());
+        assert!(spec().validate().is_ok());
+    }
+}

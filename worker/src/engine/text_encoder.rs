@@ -1,0 +1,206 @@
+//! Sentence embeddings: tokenizer + transformer + pooling.
+//!
+//! The transformer is planned once per length bucket (8, 16, 32, ... tokens):
+//! a sentence is padded to the smallest bucket that holds it, with
+//! `attention_mask` 0 on the padding, so every run uses an optimised
+//! fixed-shape plan and the padding does not change the outputs on real tokens.
+//! Pooling then averages only the real tokens.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use tokenizers::{Tokenizer, TruncationParams};
+use tract_onnx::prelude::*;
+
+use super::onnx_graph::{Graph, Plan, PlannedInput};
+use super::pack::Pack;
+use super::{JudgeError, LoadError};
+
+/// The `text` section of a pack.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TextSpec {
+    /// The tokenizer file (a Hugging Face `tokenizer.json`).
+    pub tokenizer: String,
+    pub inputs: TextInputs,
+    /// The graph's output: hidden states `[1, seq, dim]`.
+    pub output: String,
+    pub dim: usize,
+    /// Tokens per sentence, special tokens included; longer ones are truncated.
+    pub max_tokens: usize,
+    /// Only `mean` (over the attention mask) for now.
+    pub pooling: String,
+    /// L2-normalise the pooled embedding.
+    pub normalize: bool,
+}
+
+/// The names of the text encoder's three inputs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TextInputs {
+    pub input_ids: String,
+    pub attention_mask: String,
+    pub token_type_ids: String,
+}
+
+/// Length buckets; the pack's `max_tokens` is added as the last one.
+const BUCKETS: [usize; 1] = [16];
+
+/// Embeds sentences with a pack's tokenizer and text encoder.
+#[derive(Debug)]
+pub struct TextEncoder {
+    spec: TextSpec,
+    tokenizer: Tokenizer,
+    /// (padded length, plan), shortest first.
+    plans: Vec<(usize, Plan)>,
+}
+
+impl TextEncoder {
+    /// Loads the tokenizer and plans the text encoder for every bucket.
+    pub fn load(pack: &Pack, spec: TextSpec) -> Result<TextEncoder, LoadError> {
+        let graph_path = pack.file("text_encoder")?;
+        let tokenizer_path = pack.named_file(&spec.tokenizer)?;
+        if spec.pooling != "mean" {
+            return Err(LoadError::invalid(
+                pack.manifest_path(),
+                format!(
+                    "text.pooling {:?} is not supported (only \"mean\")",
+                    spec.pooling
+                ),
+            ));
+        }
+        if !(2..=512).contains(&spec.max_tokens) || spec.dim == 0 {
+            return Err(LoadError::invalid(
+                pack.manifest_path(),
+                "text.max_tokens must be in 2..=512 and text.dim positive",
+            ));
+        }
+        let tokenizer = load_tokenizer(&tokenizer_path, spec.max_tokens)?;
+        let names = [
+            spec.inputs.input_ids.as_str(),
+            spec.inputs.attention_mask.as_str(),
+            spec.inputs.token_type_ids.as_str(),
+        ];
+        let graph = Graph::load(&graph_path, &names, &spec.output)?;
+        let mut lengths: Vec<usize> = BUCKETS
+            .iter()
+            .copied()
+            .filter(|&b| b < spec.max_tokens)
+            .collect();
+        lengths.push(spec.max_tokens);
+        let mut plans = Vec::with_capacity(lengths.len());
+        for len in lengths {
+            let inputs: Vec<PlannedInput<'_>> = names
+                .iter()
+                .map(|name| PlannedInput {
+                    name,
+                    datum: i64::datum_type(),
+                    shape: vec![1, len],
+                })
+                .collect();
+            plans.push((len, graph.plan(&inputs)?));
+        }
+        Ok(TextEncoder {
+            spec,
+            tokenizer,
+            plans,
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.spec.dim
+    }
+
+    /// The token ids of `text`, special tokens included, truncated to `max_tokens`.
+    pub fn token_ids(&self, text: &str) -> Result<Vec<u32>, JudgeError> {
+        let encoding = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| JudgeError::Model(format!("tokenizer: {e}")))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// The sentence embedding of `text`.
+    pub fn embed(&self, text: &str) -> Result<Vec<f32>, JudgeError> {
+        let ids = self.token_ids(text)?;
+        self.embed_ids(&ids)
+    }
+
+    /// The sentence embedding of already tokenised ids.
+    pub fn embed_ids(&self, ids: &[u32]) -> Result<Vec<f32>, JudgeError> {
+        let n = ids.len();
+        let (len, plan) = self
+            .plans
+            .iter()
+            .find(|(len, _)| *len >= n)
+            .ok_or_else(|| JudgeError::Model(format!("{n} tokens exceed every length bucket")))?;
+        if n == 0 {
+            return Err(JudgeError::Model("the tokenizer produced no tokens".into()));
+        }
+        let mut input_ids = vec![0i64; *len];
+        let mut mask = vec![0i64; *len];
+        for (i, &id) in ids.iter().enumerate() {
+            input_ids[i] = i64::from(id);
+            mask[i] = 1;
+        }
+        let shape = [1, *len];
+        let tensor = |data: Vec<i64>| -> Result<TValue, JudgeError> {
+            Tensor::from_shape(&shape, &data)
+                .map(|t| t.into_tvalue())
+                .map_err(|e| JudgeError::Model(format!("text input: {e}")))
+        };
+        let outputs = plan
+            .run(tvec![
+                tensor(input_ids)?,
+                tensor(mask)?,
+                tensor(vec![0i64; *len])?
+            ])
+            .map_err(|e| JudgeError::Model(format!("text encoder: {e:#}")))?;
+        let hidden = outputs[0]
+            .to_plain_array_view::<f32>()
+            .map_err(|e| JudgeError::Model(format!("text encoder output: {e}")))?;
+        let dim = self.spec.dim;
+        if hidden.shape() != [1, *len, dim] {
+            return Err(JudgeError::Model(format!(
+                "text encoder output has shape {:?}, expected [1, {len}, {dim}]",
+                hidden.shape()
+            )));
+        }
+        let mut pooled = vec![0f32; dim];
+        for t in 0..n {
+            for (d, value) in pooled.iter_mut().enumerate() {
+                *value += hidden[[0, t, d]];
+            }
+        }
+        for value in &mut pooled {
+            *value /= n as f32;
+        }
+        if self.spec.normalize {
+            normalize(&mut pooled);
+        }
+        Ok(pooled)
+    }
+}
+
+fn load_tokenizer(path: &Path, max_tokens: usize) -> Result<Tokenizer, LoadError> {
+    let mut tokenizer = Tokenizer::from_file(path)
+        .map_err(|e| LoadError::invalid(path, format!("not a tokenizer.json: {e}")))?;
+    // Whatever the file says: no padding (it would pollute mean pooling) and
+    // truncation at the model's limit.
+    tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length: max_tokens,
+            ..TruncationParams::default()
+        }))
+        .map_err(|e| LoadError::invalid(path, format!("truncation: {e}")))?;
+    Ok(tokenizer)
+}
+
+/// Scales `v` to unit length (a zero vector stays zero).
+pub fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        for x in v {
+            *x /= norm;
+        }
+    }
+}
