@@ -4,11 +4,24 @@
 //! `docs/model-pack.md`) and then called for every job. The trait names no model
 //! kind, so the queue code never changes when a pack of another kind arrives.
 
+mod bounded_cache;
 mod error;
+pub mod image_decode;
+pub mod image_encoder;
+pub mod image_preprocess;
+pub mod label_grounded;
+mod load_error;
 mod noop;
+pub mod onnx_graph;
+pub mod pack;
+pub mod text_encoder;
 
 pub use error::JudgeError;
+pub use load_error::LoadError;
 pub use noop::NoopJudge;
+
+use std::path::Path;
+use std::sync::Arc;
 
 use verdict_shared::verdict::SentenceVerdict;
 
@@ -23,4 +36,18 @@ pub trait Judge: Send + Sync {
     /// Judges every sentence against the image, returning verdicts in the order
     /// of `texts`. `image` is the encoded file (PNG, JPEG, ...) as submitted.
     fn judge(&self, image: &[u8], texts: &[String]) -> Result<Vec<SentenceVerdict>, JudgeError>;
+}
+
+/// Loads the model pack in `dir` (verifying every file) and returns the judge
+/// for its kind.
+pub fn load(dir: &Path) -> Result<Arc<dyn Judge>, LoadError> {
+    let pack = pack::Pack::open(dir)?;
+    match pack.manifest().kind.as_str() {
+        label_grounded::KIND => Ok(Arc::new(label_grounded::LabelGroundedJudge::load(&pack)?)),
+        other => Err(LoadError::UnknownKind {
+            path: pack.manifest_path().to_path_buf(),
+            kind: other.to_string(),
+            known: label_grounded::KIND.to_string(),
+        }),
+    }
 }

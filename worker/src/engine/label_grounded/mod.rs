@@ -1,0 +1,290 @@
+//! The `label-grounded` model kind: zero-shot entailment through an image
+//! classifier's labels (see `docs/rule.md`).
+//!
+//! [`LabelGroundedModel`] computes evidence (and can do so before the rule is
+//! calibrated, which is how calibration gets its inputs); [`LabelGroundedJudge`]
+//! adds the calibrated rule and is what a worker runs.
+
+pub mod calibration;
+mod evidence;
+mod explanation;
+mod labels;
+mod rule;
+mod words;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tract_onnx::prelude::Tensor;
+use verdict_shared::limits::{MAX_SENTENCE_CHARS, MAX_SENTENCES};
+use verdict_shared::verdict::SentenceVerdict;
+
+pub use evidence::{EvidenceParams, ImageEvidence, SentenceEvidence, Signals, WordEvidence};
+pub use labels::{Labels, LabelsSpec};
+pub use rule::{Decision, RuleParams};
+
+use super::bounded_cache::BoundedCache;
+use super::image_decode::{DecodeLimits, decode};
+use super::image_encoder::{ImageEncoder, softmax};
+use super::image_preprocess::ImageSpec;
+use super::pack::Pack;
+use super::text_encoder::{TextEncoder, TextSpec};
+use super::{Judge, JudgeError, LoadError};
+
+/// The manifest's `kind` for this model.
+pub const KIND: &str = "label-grounded";
+
+/// Images larger than this on a side are logged at WARN: they cost bandwidth
+/// and decode time, and the model sees them at its input size anyway.
+pub const LARGE_IMAGE_SIDE: u32 = 2048;
+
+/// Cache sizes: a few thousand sentences and words are a catalogue's rules;
+/// images are cached for repeats within a batch (each entry is ~8 KB).
+const IMAGE_CACHE: usize = 1024;
+const SENTENCE_CACHE: usize = 4096;
+const WORD_CACHE: usize = 16384;
+
+/// The encoders, the labels and the caches: everything but the rule.
+#[derive(Debug)]
+pub struct LabelGroundedModel {
+    name: String,
+    image: ImageEncoder,
+    text: TextEncoder,
+    labels: Labels,
+    evidence: EvidenceParams,
+    decode_limits: DecodeLimits,
+    images: BoundedCache<[u8; 32], ImageEvidence>,
+    sentences: BoundedCache<String, SentenceEvidence>,
+    words: BoundedCache<String, (Vec<f32>, f32)>,
+}
+
+impl LabelGroundedModel {
+    /// Loads the encoders and labels of a verified pack of this kind.
+    pub fn load(pack: &Pack) -> Result<LabelGroundedModel, LoadError> {
+        let text_spec: TextSpec = pack.section("text")?;
+        let image_spec: ImageSpec = pack.section("image")?;
+        let labels_spec: LabelsSpec = pack.section("labels")?;
+        // The evidence parameters live in the rule section, which may still be
+        // empty before calibration: their documented defaults apply then.
+        let evidence: EvidenceParams = match pack.manifest().sections.get("rule") {
+            Some(rule) => {
+                serde_json::from_value(rule.clone()).map_err(|e| LoadError::Manifest {
+                    path: pack.manifest_path().to_path_buf(),
+                    message: format!("section \"rule\": {e}"),
+                })?
+            }
+            None => EvidenceParams::default(),
+        };
+        let dim = text_spec.dim;
+        let labels = Labels::load(pack, labels_spec, dim)?;
+        let text = TextEncoder::load(pack, text_spec)?;
+        let image = ImageEncoder::load(pack, image_spec, labels.len())?;
+        Ok(LabelGroundedModel {
+            name: pack.display_name(),
+            image,
+            text,
+            labels,
+            evidence,
+            decode_limits: DecodeLimits::default(),
+            images: BoundedCache::new(IMAGE_CACHE),
+            sentences: BoundedCache::new(SENTENCE_CACHE),
+            words: BoundedCache::new(WORD_CACHE),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    pub fn text_encoder(&self) -> &TextEncoder {
+        &self.text
+    }
+
+    pub fn image_encoder(&self) -> &ImageEncoder {
+        &self.image
+    }
+
+    pub fn evidence_params(&self) -> &EvidenceParams {
+        &self.evidence
+    }
+
+    /// Changes the decode limits (the worker's `--max-image-bytes`, ...).
+    pub fn set_decode_limits(&mut self, limits: DecodeLimits) {
+        self.decode_limits = limits;
+    }
+
+    /// Decodes and preprocesses an encoded image into the encoder's input.
+    pub fn preprocess(&self, bytes: &[u8]) -> Result<Tensor, JudgeError> {
+        let decoded = decode(bytes, &self.decode_limits)?;
+        let (width, height) = decoded.rgb.dimensions();
+        if width.max(height) > LARGE_IMAGE_SIDE {
+            let size = self.image.spec().size;
+            tracing::warn!(
+                width,
+                height,
+                limit = LARGE_IMAGE_SIDE,
+                "image is larger than {LARGE_IMAGE_SIDE} px on a side: downscaled to {size}x{size} for the model (send smaller images to save bandwidth)"
+            );
+        }
+        Ok(self.image.spec().tensor(&decoded.rgb))
+    }
+
+    /// What the image looks like; cached by the sha256 of its bytes.
+    pub fn image_evidence(&self, bytes: &[u8]) -> Result<Arc<ImageEvidence>, JudgeError> {
+        let key: [u8; 32] = Sha256::digest(bytes).into();
+        self.images.get_or_try_insert(key, || {
+            let input = self.preprocess(bytes)?;
+            let probs = softmax(&self.image.logits(&input)?);
+            Ok(ImageEvidence::new(probs, &self.labels, &self.evidence))
+        })
+    }
+
+    /// What a sentence says; cached by its text.
+    pub fn sentence_evidence(&self, text: &str) -> Result<Arc<SentenceEvidence>, JudgeError> {
+        self.sentences.get_or_try_insert(text.to_string(), || {
+            let embedding = self.text.embed(text)?;
+            let words = words::words(text);
+            let vectors = words
+                .iter()
+                .map(|w| self.word(w).map(|v| (*v).clone()))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(SentenceEvidence::new(
+                embedding,
+                &words,
+                &vectors,
+                &self.labels,
+                &self.evidence,
+            ))
+        })
+    }
+
+    /// A word's embedding and labelness; cached by the word.
+    fn word(&self, word: &str) -> Result<Arc<(Vec<f32>, f32)>, JudgeError> {
+        self.words.get_or_try_insert(word.to_string(), || {
+            let vector = self.text.embed(word)?;
+            let labelness = self
+                .labels
+                .similarities(&vector)
+                .into_iter()
+                .fold(f32::NEG_INFINITY, f32::max);
+            Ok((vector, labelness))
+        })
+    }
+}
+
+/// A label-grounded model with its calibrated rule: what a worker runs.
+#[derive(Debug)]
+pub struct LabelGroundedJudge {
+    model: LabelGroundedModel,
+    rule: RuleParams,
+}
+
+impl LabelGroundedJudge {
+    pub fn load(pack: &Pack) -> Result<LabelGroundedJudge, LoadError> {
+        let rule: RuleParams = pack.section("rule").map_err(|e| match e {
+            LoadError::Manifest { path, message } => LoadError::Manifest {
+                path,
+                message: format!(
+                    "{message} (the rule is not calibrated: run scripts/calibrate-rule, then rebuild the pack)"
+                ),
+            },
+            other => other,
+        })?;
+        rule.validate()
+            .map_err(|message| LoadError::invalid(pack.manifest_path(), message))?;
+        let model = LabelGroundedModel::load(pack)?;
+        Ok(LabelGroundedJudge { model, rule })
+    }
+
+    pub fn open(dir: &Path) -> Result<LabelGroundedJudge, LoadError> {
+        LabelGroundedJudge::load(&Pack::open(dir)?)
+    }
+
+    pub fn model(&self) -> &LabelGroundedModel {
+        &self.model
+    }
+
+    pub fn model_mut(&mut self) -> &mut LabelGroundedModel {
+        &mut self.model
+    }
+
+    pub fn rule(&self) -> &RuleParams {
+        &self.rule
+    }
+
+    /// The verdict on one (image, sentence) pair of evidence.
+    pub fn verdict(
+        &self,
+        text: &str,
+        image: &ImageEvidence,
+        sentence: &SentenceEvidence,
+    ) -> SentenceVerdict {
+        let signals = Signals::new(image, sentence);
+        let decision = self.rule.decide(&signals);
+        let label = decision.scores.argmax();
+        SentenceVerdict {
+            text: text.to_string(),
+            label,
+            scores: decision.scores,
+            explanation: explanation::explain(
+                &self.model.labels,
+                &self.model.evidence,
+                image,
+                sentence,
+                &signals,
+                &decision,
+                label,
+            ),
+        }
+    }
+}
+
+/// Checks the sentences before any model runs, so a bad job fails fast.
+pub fn validate_texts(texts: &[String]) -> Result<(), JudgeError> {
+    if texts.is_empty() {
+        return Err(JudgeError::NoTexts);
+    }
+    if texts.len() > MAX_SENTENCES {
+        return Err(JudgeError::TooManyTexts {
+            count: texts.len(),
+            max: MAX_SENTENCES,
+        });
+    }
+    for (index, text) in texts.iter().enumerate() {
+        if text.trim().is_empty() {
+            return Err(JudgeError::TextEmpty { index });
+        }
+        let chars = text.chars().count();
+        if chars > MAX_SENTENCE_CHARS {
+            return Err(JudgeError::TextTooLong {
+                index,
+                chars,
+                max: MAX_SENTENCE_CHARS,
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Judge for LabelGroundedJudge {
+    fn model_name(&self) -> &str {
+        self.model.name()
+    }
+
+    fn judge(&self, image: &[u8], texts: &[String]) -> Result<Vec<SentenceVerdict>, JudgeError> {
+        validate_texts(texts)?;
+        let image_evidence = self.model.image_evidence(image)?;
+        texts
+            .iter()
+            .map(|text| {
+                let sentence = self.model.sentence_evidence(text)?;
+                Ok(self.verdict(text, &image_evidence, &sentence))
+            })
+            .collect()
+    }
+}
