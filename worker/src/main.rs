@@ -22,6 +22,12 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Judge one image against one or more sentences and print one JSON line per sentence.
     Judge(cli::judge::JudgeArgs),
+    /// Fit the label-grounded rule on a labelled dev set (see docs/rule.md).
+    #[command(hide = true)]
+    Calibrate(cli::calibrate::CalibrateArgs),
+    /// Time the model on one core (see scripts/bench-model).
+    #[command(hide = true)]
+    Bench(cli::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,5 +35,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => cli::run::main(args),
         Command::Judge(args) => cli::judge::main(args),
+        Command::Calibrate(args) => cli::calibrate::main(args),
+        Command::Bench(args) => cli::bench::main(args),
     }
 }

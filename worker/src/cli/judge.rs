@@ -1,11 +1,70 @@
-//! `verdict-worker judge`: one image, one or more sentences, one JSON line each. (Being written: see issue 3.)
+//! `verdict-worker judge`: one image, one or more sentences, one JSON line each.
+//!
+//! The quickest way to see what the model thinks, and the heart of the README's
+//! first command. Exit codes: 0 judged, 1 the model could not be loaded, 2 the
+//! input (image or sentences) was refused; the reason goes to stderr.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct JudgeArgs {}
+use verdict_shared::telemetry::{self, LogFormat};
 
-pub fn main(_args: JudgeArgs) -> ExitCode {
-    eprintln!("verdict-worker judge: not built yet");
-    ExitCode::FAILURE
+use crate::engine;
+
+#[derive(Debug, clap::Args)]
+pub struct JudgeArgs {
+    /// The model pack directory.
+    #[arg(long, env = "VERDICT_MODEL", value_name = "DIR")]
+    pub model: PathBuf,
+    /// The image file (PNG, JPEG, GIF, WebP, BMP or TIFF).
+    #[arg(long, value_name = "PATH")]
+    pub image: PathBuf,
+    /// A sentence to judge; repeat for several.
+    #[arg(long = "text", value_name = "SENTENCE", required = true)]
+    pub texts: Vec<String>,
+    /// Log format on stderr.
+    #[arg(long, default_value = "pretty", value_name = "pretty|json")]
+    pub log_format: LogFormat,
+}
+
+pub fn main(args: JudgeArgs) -> ExitCode {
+    telemetry::init(args.log_format);
+    let judge = match engine::load(&args.model) {
+        Ok(judge) => judge,
+        Err(err) => {
+            eprintln!("error: cannot load the model: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let image = match std::fs::read(&args.image) {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            eprintln!("error: cannot read {}: {err}", args.image.display());
+            return ExitCode::from(2);
+        }
+    };
+    let verdicts = match judge.judge(&image, &args.texts) {
+        Ok(verdicts) => verdicts,
+        Err(err) => {
+            eprintln!("error: {} ({}): {err}", args.image.display(), err.code());
+            return ExitCode::from(2);
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for verdict in verdicts {
+        let line = match serde_json::to_string(&verdict) {
+            Ok(line) => line,
+            Err(err) => {
+                eprintln!("error: cannot encode a verdict: {err}");
+                return ExitCode::from(1);
+            }
+        };
+        if writeln!(out, "{line}").is_err() {
+            // stdout closed (e.g. piped into `head`): nothing left to do.
+            return ExitCode::SUCCESS;
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -1,4 +1,6 @@
 //! The worker's subcommands, one file each.
 
+pub mod bench;
+pub mod calibrate;
 pub mod judge;
 pub mod run;

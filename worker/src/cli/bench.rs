@@ -1,0 +1,129 @@
+//! `verdict-worker bench`: the model's latencies on one core, for
+//! `scripts/bench-model` (which adds onnxruntime's on the same files and writes
+//! `docs/benchmarks.md`). Prints one JSON object.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::engine::label_grounded::LabelGroundedJudge;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// The model pack directory.
+    #[arg(long, env = "VERDICT_MODEL", value_name = "DIR")]
+    pub model: PathBuf,
+    /// The image to time.
+    #[arg(long, value_name = "PATH")]
+    pub image: PathBuf,
+    /// Sentences to time (default: the coffee.png acceptance sentences).
+    #[arg(long = "text", value_name = "SENTENCE")]
+    pub texts: Vec<String>,
+    /// Timed runs of each measurement (after 3 warm-up runs).
+    #[arg(long, default_value_t = 50)]
+    pub runs: usize,
+}
+
+pub fn main(args: BenchArgs) -> ExitCode {
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: BenchArgs) -> Result<(), String> {
+    let texts = if args.texts.is_empty() {
+        vec![
+            "This is a ceramic coffee cup.".to_string(),
+            "This is a stainless steel thermos.".to_string(),
+            "This is an everyday item.".to_string(),
+        ]
+    } else {
+        args.texts.clone()
+    };
+    let started = Instant::now();
+    let judge = LabelGroundedJudge::open(&args.model).map_err(|e| e.to_string())?;
+    let load = started.elapsed();
+    let bytes = std::fs::read(&args.image).map_err(|e| format!("{}: {e}", args.image.display()))?;
+    let model = judge.model();
+    let runs = args.runs.max(1);
+
+    let input = model.preprocess(&bytes).map_err(|e| e.to_string())?;
+    let preprocess = median(runs, || {
+        model
+            .preprocess(&bytes)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })?;
+    let image = median(runs, || {
+        model
+            .image_encoder()
+            .logits(&input)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })?;
+    let mut sentence_runs = Vec::new();
+    for text in &texts {
+        let ids = model
+            .text_encoder()
+            .token_ids(text)
+            .map_err(|e| e.to_string())?;
+        let d = median(runs, || {
+            model
+                .text_encoder()
+                .embed(text)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })?;
+        sentence_runs.push((text.clone(), ids.len(), d));
+    }
+    let sentence_median = {
+        let mut all: Vec<Duration> = sentence_runs.iter().map(|s| s.2).collect();
+        all.sort();
+        all[all.len() / 2]
+    };
+    // A whole verdict with warm caches: what a catalogue run pays per photo and rule.
+    let image_evidence = model.image_evidence(&bytes).map_err(|e| e.to_string())?;
+    let sentence_evidence = model
+        .sentence_evidence(&texts[0])
+        .map_err(|e| e.to_string())?;
+    let rule_only = median(runs, || {
+        std::hint::black_box(judge.verdict(&texts[0], &image_evidence, &sentence_evidence));
+        Ok(())
+    })?;
+
+    let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    let report = serde_json::json!({
+        "engine": "tract",
+        "threads": 1,
+        "runs": runs,
+        "load_ms": ms(load),
+        "image": args.image.file_name().map(|n| n.to_string_lossy().to_string()),
+        "image_preprocess_ms_median": ms(preprocess),
+        "image_ms_median": ms(image),
+        "sentence_ms_median": ms(sentence_median),
+        "sentences": sentence_runs.iter().map(|(t, n, d)| serde_json::json!({
+            "text": t, "tokens": n, "ms_median": ms(*d)
+        })).collect::<Vec<_>>(),
+        "rule_with_cached_evidence_ms_median": ms(rule_only),
+    });
+    println!("{report}");
+    Ok(())
+}
+
+fn median(runs: usize, mut f: impl FnMut() -> Result<(), String>) -> Result<Duration, String> {
+    for _ in 0..3 {
+        f()?;
+    }
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    Ok(times[times.len() / 2])
+}

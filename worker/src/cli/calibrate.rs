@@ -1,0 +1,185 @@
+//! `verdict-worker calibrate`: fits (or re-measures) the label-grounded rule on
+//! the dev set and prints a Markdown report; see `docs/rule.md`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::engine::label_grounded::calibration::{self, Sample, SplitReport};
+use crate::engine::label_grounded::{LabelGroundedJudge, LabelGroundedModel, RuleParams};
+use crate::engine::pack::Pack;
+
+#[derive(Debug, clap::Args)]
+pub struct CalibrateArgs {
+    /// The model pack directory (its rule section may be empty).
+    #[arg(long, env = "VERDICT_MODEL", value_name = "DIR")]
+    pub model: PathBuf,
+    /// The labelled dev set (JSONL: image, text, expected, split, acceptance).
+    #[arg(long, value_name = "FILE")]
+    pub devset: PathBuf,
+    /// The directory holding the dev set's photos.
+    #[arg(long, value_name = "DIR")]
+    pub photos: PathBuf,
+    /// Measure the pack's current rule instead of fitting a new one.
+    #[arg(long)]
+    pub evaluate: bool,
+    /// Write the fitted rule into this calibration file (its `rule` object).
+    #[arg(long, value_name = "FILE", conflicts_with = "evaluate")]
+    pub write: Option<PathBuf>,
+    /// Seed of the random search.
+    #[arg(long, default_value_t = 20261124)]
+    pub seed: u64,
+}
+
+pub fn main(args: CalibrateArgs) -> ExitCode {
+    match run(args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: CalibrateArgs) -> Result<ExitCode, String> {
+    let pack = Pack::open(&args.model).map_err(|e| e.to_string())?;
+    let rows = calibration::read_devset(&args.devset)?;
+    let (rule, samples) = if args.evaluate {
+        let judge = LabelGroundedJudge::load(&pack).map_err(|e| e.to_string())?;
+        let samples = calibration::collect(judge.model(), &rows, &args.photos)?;
+        (judge.rule().clone(), samples)
+    } else {
+        let model = LabelGroundedModel::load(&pack).map_err(|e| e.to_string())?;
+        let samples = calibration::collect(&model, &rows, &args.photos)?;
+        let mut rule = calibration::fit(&samples, *model.evidence_params(), args.seed);
+        rule.calibration = Some(summary(&rule, &samples, &args));
+        (rule, samples)
+    };
+    print_report(&rule, &samples);
+    if let Some(path) = &args.write {
+        write_rule(path, &rule)?;
+        eprintln!(
+            "wrote the rule into {}; rebuild the pack to use it",
+            path.display()
+        );
+    }
+    let all = calibration::evaluate(&rule, &samples, None);
+    Ok(if all.acceptance_correct {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+fn summary(rule: &RuleParams, samples: &[Sample], args: &CalibrateArgs) -> serde_json::Value {
+    let dev = calibration::evaluate(rule, samples, Some("dev"));
+    let holdout = calibration::evaluate(rule, samples, Some("holdout"));
+    serde_json::json!({
+        "devset": args.devset.file_name().map(|n| n.to_string_lossy().to_string()),
+        "seed": args.seed,
+        "dev": {"rows": dev.rows, "accuracy": dev.accuracy},
+        "holdout": {"rows": holdout.rows, "accuracy": holdout.accuracy},
+    })
+}
+
+fn write_rule(path: &PathBuf, rule: &RuleParams) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let object = doc
+        .as_object_mut()
+        .ok_or_else(|| format!("{}: not a JSON object", path.display()))?;
+    let mut value = serde_json::to_value(rule).map_err(|e| e.to_string())?;
+    shortest_floats(&mut value);
+    object.insert("rule".into(), value);
+    let pretty = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+    std::fs::write(path, pretty + "\n").map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Rewrites every number that came from an f32 in its shortest decimal form,
+/// so that the file says 0.6926, not 0.6926000118255615.
+fn shortest_floats(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            let short = n.as_f64().map(|x| (x as f32).to_string().parse::<f64>());
+            if let Some(Ok(x)) = short
+                && let Some(num) = serde_json::Number::from_f64(x)
+            {
+                *n = num;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(shortest_floats),
+        serde_json::Value::Object(map) => map.values_mut().for_each(shortest_floats),
+        _ => {}
+    }
+}
+
+fn print_report(rule: &RuleParams, samples: &[Sample]) {
+    println!("## Rule parameters\n");
+    println!(
+        "```json\n{}\n```\n",
+        serde_json::to_string_pretty(rule).unwrap_or_default()
+    );
+    for split in ["dev", "holdout"] {
+        let report = calibration::evaluate(rule, samples, Some(split));
+        print_split(split, &report);
+    }
+    println!("## Every row\n");
+    println!("| split | image | sentence | expected | verdict | yes | no | maybe | a | r | U |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for s in samples {
+        let scores = rule.decide(&s.signals).scores;
+        let predicted = scores.argmax();
+        let mark = if predicted == s.row.expected {
+            ""
+        } else {
+            " ✗"
+        };
+        println!(
+            "| {} | {} | {}{} | {} | {}{} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            s.row.split,
+            s.row.image,
+            s.row.text,
+            if s.row.acceptance {
+                " (acceptance)"
+            } else {
+                ""
+            },
+            s.row.expected,
+            predicted,
+            mark,
+            scores.yes,
+            scores.no,
+            scores.maybe,
+            s.signals.concept_similarity,
+            s.signals.relative_support,
+            s.signals.unverifiable,
+        );
+    }
+}
+
+fn print_split(name: &str, report: &SplitReport) {
+    println!(
+        "## {name}: {}/{} right ({:.0}%), mean log-likelihood {:.3}{}\n",
+        report.correct,
+        report.rows,
+        report.accuracy * 100.0,
+        report.log_likelihood,
+        if report.acceptance_correct {
+            ""
+        } else {
+            ", ACCEPTANCE EXAMPLE WRONG"
+        }
+    );
+    println!("| expected \\ verdict | yes | no | maybe |");
+    println!("|---|---|---|---|");
+    for (expected, row) in &report.confusion {
+        let get = |l| row.get(&l).copied().unwrap_or(0);
+        println!(
+            "| {expected} | {} | {} | {} |",
+            get(verdict_shared::verdict::Label::Yes),
+            get(verdict_shared::verdict::Label::No),
+            get(verdict_shared::verdict::Label::Maybe)
+        );
+    }
+    println!();
+}
