@@ -375,3 +375,6 @@ if __name__ == "__main__":
         pack_manifest.PackError,
     ) as e:
         sys.exit(f"build-default-model: FAILED: {e}")
+    except KeyboardInterrupt:
+        print("build-default-model: interrupted; the previous pack (if any) is unchanged", file=sys.stderr)
+        sys.exit(130)
