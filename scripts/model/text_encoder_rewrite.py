@@ -95,11 +95,3 @@ def rewrite(model):
     onnx.checker.check_model(model)
     return model, sorted(set(rewritten))
 
-
-def describe_tables(model):
-    """For the build log: shapes of the int8 tables with per-row scales."""
-    inits = {t.name: t for t in model.graph.initializer}
-    return {
-        name: list(inits[q].dims) for name, (_, _, q, _) in _dequantised_tables(model.graph, inits).items()
-    }
-

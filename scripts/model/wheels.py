@@ -14,7 +14,6 @@ import json
 import os
 import pathlib
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -164,7 +163,3 @@ def licence(wheel):
     if classifier:
         return classifier, evidence
     return "unknown", evidence
-
-
-def remove_tree(path):
-    shutil.rmtree(path, ignore_errors=True)
