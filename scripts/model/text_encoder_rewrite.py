@@ -87,11 +87,26 @@ def rewrite(model):
                 dropped.update({id(cast), id(mul)})
     del graph.node[:]
     graph.node.extend(n for n in new_nodes if id(n) not in dropped)
-    # value_info entries of removed tensors would be stale.
-    live = {o for n in graph.node for o in n.output}
-    kept = [v for v in graph.value_info if v.name in live]
-    del graph.value_info[:]
-    graph.value_info.extend(kept)
+    fix_batch_and_drop_shape_annotations(graph)
     onnx.checker.check_model(model)
     return model, sorted(set(rewritten))
+
+
+def fix_batch_and_drop_shape_annotations(graph):
+    """Batch 1 on the inputs and output ([1, sequence]); no intermediate shape annotations.
+
+    The exported graph annotates ~340 intermediate tensors with shapes in the
+    symbols `batch` and `sequence`. tract takes those annotations as facts, so
+    an engine that declares a concrete input shape ([1, 9]) to get an optimised
+    fixed-shape plan fails ("Impossible to unify Sym(sequence) with Val(9)").
+    The annotations are optional metadata (every runtime infers shapes from the
+    inputs), so they go. The pack runs one sentence at a time
+    (docs/model-pack.md: i64 [1, seq]), so the batch dimension is written as 1.
+    """
+    del graph.value_info[:]
+    for value in list(graph.input) + list(graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].dim_param:
+            dims[0].Clear()
+            dims[0].dim_value = 1
 
