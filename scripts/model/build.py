@@ -120,7 +120,7 @@ def current_pack(out_dir, inputs_sha):
             return False
         pack_manifest.verify_files(out_dir, manifest)
         return True
-    except (pack_manifest.PackError, KeyError, TypeError):
+    except (pack_manifest.PackError, KeyError, TypeError, AttributeError):
         return False
 
 
