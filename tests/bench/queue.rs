@@ -91,7 +91,9 @@ fn summary(mut ms: Vec<f64>) -> String {
 }
 
 fn stamp(job: &serde_json::Value, field: &str) -> anyhow::Result<OffsetDateTime> {
-    let text = job[field].as_str().with_context(|| format!("{field} missing in {job}"))?;
+    let text = job[field]
+        .as_str()
+        .with_context(|| format!("{field} missing in {job}"))?;
     Ok(OffsetDateTime::parse(text, &Rfc3339)?)
 }
 
@@ -100,8 +102,11 @@ fn ms_between(a: OffsetDateTime, b: OffsetDateTime) -> f64 {
 }
 
 fn now() -> OffsetDateTime {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    OffsetDateTime::from_unix_timestamp_nanos(since.as_nanos() as i128).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    OffsetDateTime::from_unix_timestamp_nanos(since.as_nanos() as i128)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 #[tokio::main]
@@ -120,8 +125,15 @@ async fn main() -> anyhow::Result<()> {
     let client = stack.client();
     let image = png(64, 64);
     let text = ["This is a ceramic coffee cup."];
-    let mode = if options.model.is_some() { "real model" } else { "no-op judge" };
-    eprintln!("bench-queue: {mode}, {} workers, batch size {}", options.workers, options.batch_size);
+    let mode = if options.model.is_some() {
+        "real model"
+    } else {
+        "no-op judge"
+    };
+    eprintln!(
+        "bench-queue: {mode}, {} workers, batch size {}",
+        options.workers, options.batch_size
+    );
 
     // Phase 1: one job at a time.
     let mut round_trip = Vec::new();
@@ -135,8 +147,14 @@ async fn main() -> anyhow::Result<()> {
         if job["state"] != "done" {
             bail!("job ended {}: {job}", job["state"]);
         }
-        server_side.push(ms_between(stamp(&job, "submitted_at")?, stamp(&job, "finished_at")?));
-        queue_wait.push(ms_between(stamp(&job, "submitted_at")?, stamp(&job, "started_at")?));
+        server_side.push(ms_between(
+            stamp(&job, "submitted_at")?,
+            stamp(&job, "finished_at")?,
+        ));
+        queue_wait.push(ms_between(
+            stamp(&job, "submitted_at")?,
+            stamp(&job, "started_at")?,
+        ));
     }
     eprintln!("latency phase done");
 
@@ -154,7 +172,10 @@ async fn main() -> anyhow::Result<()> {
                 let answer = client.submit_json(&image, &text).await;
                 if answer.status == 202 {
                     if let Some(id) = answer.body["id"].as_str() {
-                        submitted_at.lock().unwrap_or_else(|p| p.into_inner()).push((id.to_owned(), t0));
+                        submitted_at
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((id.to_owned(), t0));
                     }
                 } else {
                     eprintln!("submit refused: {} {}", answer.status, answer.body);
@@ -163,9 +184,14 @@ async fn main() -> anyhow::Result<()> {
         })
         .await;
     let submit_secs = began.elapsed().as_secs_f64();
-    let submitted: Vec<(String, OffsetDateTime)> = std::mem::take(&mut *submitted_at.lock().unwrap_or_else(|p| p.into_inner()));
+    let submitted: Vec<(String, OffsetDateTime)> =
+        std::mem::take(&mut *submitted_at.lock().unwrap_or_else(|p| p.into_inner()));
     if submitted.len() != options.jobs {
-        bail!("only {} of {} submissions accepted", submitted.len(), options.jobs);
+        bail!(
+            "only {} of {} submissions accepted",
+            submitted.len(),
+            options.jobs
+        );
     }
     let ended: Vec<anyhow::Result<(OffsetDateTime, f64, bool)>> = futures::stream::iter(submitted)
         .map(|(id, t0)| {
@@ -201,7 +227,11 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|l| l.split_whitespace().next().map(str::to_owned))
         .unwrap_or_else(|| "?".to_owned());
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let profile = if verdict_e2e::binaries::bin_dir().ends_with("release") { "release" } else { "dev (dependencies at -O3, verdict's crates at -O1)" };
+    let profile = if verdict_e2e::binaries::bin_dir().ends_with("release") {
+        "release"
+    } else {
+        "dev (dependencies at -O3, verdict's crates at -O1)"
+    };
     let section = format!(
         "## Queue\n\n\
          Measured by `scripts/bench-queue` ({mode}) on {date}: this machine ({cpus} CPUs, shared), \

@@ -161,10 +161,10 @@ fn wait_for_listening(api: &mut ChildGuard) -> String {
             let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
                 continue;
             };
-            if event["message"] == "listening" {
-                if let Some(addr) = event["addr"].as_str() {
-                    return format!("http://{addr}");
-                }
+            if event["message"] == "listening"
+                && let Some(addr) = event["addr"].as_str()
+            {
+                return format!("http://{addr}");
             }
         }
         assert!(

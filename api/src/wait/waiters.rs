@@ -7,10 +7,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 use verdict_shared::job::JobId;
 
+/// The waiters of each job: (registration token, its wake-up).
+type ByJob = HashMap<JobId, Vec<(u64, Arc<Notify>)>>;
+
 /// Who waits for which job.
 #[derive(Debug, Default)]
 pub struct Waiters {
-    by_job: Mutex<HashMap<JobId, Vec<(u64, Arc<Notify>)>>>,
+    by_job: Mutex<ByJob>,
     next_token: AtomicU64,
 }
 
@@ -64,7 +67,7 @@ impl Waiters {
         self.lock().values().map(Vec::len).sum()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<JobId, Vec<(u64, Arc<Notify>)>>> {
+    fn lock(&self) -> MutexGuard<'_, ByJob> {
         // A panic while holding this lock cannot leave the map inconsistent
         // (every change is a single push or retain), so poisoning is ignored.
         self.by_job

@@ -16,7 +16,7 @@ static START: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/
 #[derive(Debug)]
 pub enum Start {
     /// Judge it: the job is now `running`, held by this worker.
-    Run(StartedJob),
+    Run(Box<StartedJob>),
     /// The job already ended (cancelled, or finished by another worker); the
     /// entry was acknowledged and deleted.
     Skip(JobState),
@@ -86,11 +86,11 @@ pub async fn start<C: ConnectionLike>(
             job.started_at = Some(time(started_us, "started_us")?);
             job.attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
             job.worker = Some(worker.to_owned());
-            Ok(Start::Run(StartedJob {
+            Ok(Start::Run(Box::new(StartedJob {
                 job,
                 image,
                 entry_id: entry_id.to_owned(),
-            }))
+            })))
         }
         other => Err(QueueError::corrupt(format!(
             "start: unknown reply {other:?}"

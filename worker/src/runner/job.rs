@@ -34,7 +34,7 @@ pub async fn run(ctx: &Context, entry: &StreamEntry) -> Result<(), QueueError> {
     };
     let id = started.job.id;
     ctx.status.took(id);
-    let result = judge_and_finish(ctx, started).await;
+    let result = judge_and_finish(ctx, *started).await;
     ctx.status.released(id, matches!(result, Ok(true)));
     result.map(|_| ())
 }
