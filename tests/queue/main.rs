@@ -5,6 +5,7 @@
 
 mod bad_requests;
 mod fifty_jobs;
+mod finish_is_final;
 mod graceful_exit;
 mod long_poll;
 mod redis_restart;
