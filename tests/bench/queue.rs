@@ -1,0 +1,299 @@
+//! `bench-queue`: jobs per second and submit-to-done latency through the
+//! whole path — HTTP submit, Redis, worker processes, finish script, pub/sub
+//! wake-up, HTTP answer — on this machine, with real processes.
+//!
+//! Run it through `scripts/bench-queue`, which builds what it needs. Two
+//! phases:
+//! 1. latency: jobs one at a time (submit, then long-poll until done), so
+//!    the figures are the path's own cost, not queueing behind other jobs;
+//! 2. throughput: many jobs submitted by concurrent clients; jobs/s from the
+//!    first submission to the last finish, and latency from each job's
+//!    submission (client clock) to its `finished_at` (Redis clock; the same
+//!    host, so the same clock).
+//!
+//! With `--write FILE` it replaces the "## Queue" section of FILE
+//! (`docs/benchmarks.md`) with the results and keeps the other sections.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use verdict_e2e::fixtures::png;
+use verdict_e2e::{ApiClient, Stack, StackOptions};
+
+#[derive(Debug, Clone)]
+struct Options {
+    jobs: usize,
+    latency_jobs: usize,
+    concurrency: usize,
+    workers: usize,
+    batch_size: usize,
+    model: Option<String>,
+    write: Option<String>,
+}
+
+fn parse_args() -> anyhow::Result<Options> {
+    let mut options = Options {
+        jobs: 20_000,
+        latency_jobs: 500,
+        concurrency: 64,
+        workers: 2,
+        batch_size: 16,
+        model: None,
+        write: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--jobs" => options.jobs = value()?.parse()?,
+            "--latency-jobs" => options.latency_jobs = value()?.parse()?,
+            "--concurrency" => options.concurrency = value()?.parse()?,
+            "--workers" => options.workers = value()?.parse()?,
+            "--batch-size" => options.batch_size = value()?.parse()?,
+            "--model" => options.model = Some(value()?),
+            "--write" => options.write = Some(value()?),
+            "--help" | "-h" => {
+                println!(
+                    "bench-queue [--jobs N] [--latency-jobs N] [--concurrency N] [--workers N] \
+                     [--batch-size N] [--model DIR] [--write docs/benchmarks.md]\n\
+                     Without --model the workers run --noop (the queue alone)."
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    Ok(options)
+}
+
+/// Percentile (nearest rank) of sorted milliseconds.
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn summary(mut ms: Vec<f64>) -> String {
+    ms.sort_by(f64::total_cmp);
+    format!(
+        "p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(&ms, 50.0),
+        pct(&ms, 90.0),
+        pct(&ms, 99.0),
+        ms.last().copied().unwrap_or(f64::NAN)
+    )
+}
+
+fn stamp(job: &serde_json::Value, field: &str) -> anyhow::Result<OffsetDateTime> {
+    let text = job[field]
+        .as_str()
+        .with_context(|| format!("{field} missing in {job}"))?;
+    Ok(OffsetDateTime::parse(text, &Rfc3339)?)
+}
+
+fn ms_between(a: OffsetDateTime, b: OffsetDateTime) -> f64 {
+    (b - a).as_seconds_f64() * 1000.0
+}
+
+fn now() -> OffsetDateTime {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    OffsetDateTime::from_unix_timestamp_nanos(since.as_nanos() as i128)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = parse_args()?;
+    let mut stack = Stack::start(StackOptions::default()).await;
+    let names: Vec<String> = (0..options.workers).map(|i| format!("bench-{i}")).collect();
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let batch = options.batch_size.to_string();
+    let mut worker_args = vec!["--batch-size", batch.as_str()];
+    match &options.model {
+        Some(model) => worker_args.extend(["--model", model.as_str()]),
+        None => worker_args.push("--noop"),
+    }
+    stack.start_workers(&name_refs, &worker_args).await;
+    let client = stack.client();
+    let image = png(64, 64);
+    let text = ["This is a ceramic coffee cup."];
+    let mode = if options.model.is_some() {
+        "real model"
+    } else {
+        "no-op judge"
+    };
+    eprintln!(
+        "bench-queue: {mode}, {} workers, batch size {}",
+        options.workers, options.batch_size
+    );
+
+    // Phase 1: one job at a time.
+    let mut round_trip = Vec::new();
+    let mut server_side = Vec::new();
+    let mut queue_wait = Vec::new();
+    for _ in 0..options.latency_jobs {
+        let began = Instant::now();
+        let id = client.submit(&image, &text).await;
+        let job = client.wait_end(&id, Duration::from_secs(60)).await;
+        round_trip.push(began.elapsed().as_secs_f64() * 1000.0);
+        if job["state"] != "done" {
+            bail!("job ended {}: {job}", job["state"]);
+        }
+        server_side.push(ms_between(
+            stamp(&job, "submitted_at")?,
+            stamp(&job, "finished_at")?,
+        ));
+        queue_wait.push(ms_between(
+            stamp(&job, "submitted_at")?,
+            stamp(&job, "started_at")?,
+        ));
+    }
+    eprintln!("latency phase done");
+
+    // Phase 2: throughput.
+    let submitted_at = Arc::new(std::sync::Mutex::new(Vec::with_capacity(options.jobs)));
+    let began = Instant::now();
+    let first_submit = now();
+    futures::stream::iter(0..options.jobs)
+        .for_each_concurrent(options.concurrency, |_| {
+            let client = client.clone();
+            let image = image.clone();
+            let submitted_at = submitted_at.clone();
+            async move {
+                let t0 = now();
+                let answer = client.submit_json(&image, &text).await;
+                if answer.status == 202 {
+                    if let Some(id) = answer.body["id"].as_str() {
+                        submitted_at
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((id.to_owned(), t0));
+                    }
+                } else {
+                    eprintln!("submit refused: {} {}", answer.status, answer.body);
+                }
+            }
+        })
+        .await;
+    let submit_secs = began.elapsed().as_secs_f64();
+    let submitted: Vec<(String, OffsetDateTime)> =
+        std::mem::take(&mut *submitted_at.lock().unwrap_or_else(|p| p.into_inner()));
+    if submitted.len() != options.jobs {
+        bail!(
+            "only {} of {} submissions accepted",
+            submitted.len(),
+            options.jobs
+        );
+    }
+    let ended: Vec<anyhow::Result<(OffsetDateTime, f64, bool)>> = futures::stream::iter(submitted)
+        .map(|(id, t0)| {
+            let client: ApiClient = client.clone();
+            async move {
+                let job = client.wait_end(&id, Duration::from_secs(600)).await;
+                let finished = stamp(&job, "finished_at")?;
+                Ok((finished, ms_between(t0, finished), job["state"] == "done"))
+            }
+        })
+        .buffer_unordered(options.concurrency)
+        .collect()
+        .await;
+    let mut latencies = Vec::new();
+    let mut last_finish = first_submit;
+    let mut not_done = 0;
+    for result in ended {
+        let (finished, latency, done) = result?;
+        latencies.push(latency);
+        last_finish = last_finish.max(finished);
+        if !done {
+            not_done += 1;
+        }
+    }
+    if not_done > 0 {
+        bail!("{not_done} jobs did not end done");
+    }
+    let total_secs = (last_finish - first_submit).as_seconds_f64();
+    let jobs_per_s = options.jobs as f64 / total_secs;
+
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned());
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let profile = if verdict_e2e::binaries::bin_dir().ends_with("release") {
+        "release"
+    } else {
+        "dev (dependencies at -O3, verdict's crates at -O1)"
+    };
+    let section = format!(
+        "## Queue\n\n\
+         Measured by `scripts/bench-queue` ({mode}) on {date}: this machine ({cpus} CPUs, shared), \
+         build profile {profile}, Redis on a unix socket, one `verdict-api`, {workers} `verdict-worker` \
+         processes with `--batch-size {batch}`, one 64x64 PNG ({image_bytes} bytes) and one sentence per job, \
+         worker logs at INFO into files; the bench client runs on the same CPUs; \
+         1-minute load average {load} when it ended (the bench's own processes count in it, and so did other builds on this shared machine).\n\n\
+         | what | result |\n| --- | --- |\n\
+         | one job at a time, submit → done seen by the client ({lat_n} jobs) | {rt} |\n\
+         | same jobs, `submitted_at` → `finished_at` inside the queue | {ss} |\n\
+         | same jobs, queue wait (`submitted_at` → `started_at`) | {qw} |\n\
+         | throughput: {n} jobs from {conc} concurrent clients | **{jps:.0} jobs/s** ({total:.2} s first submit → last finish; submitting alone took {submit:.2} s) |\n\
+         | throughput run, submit → finished per job | {tl} |\n\n\
+         Issue 4's targets: the queue path adds under 2 ms at p50 (first row, which includes both HTTP \
+         round trips) and the no-op path moves at least 5,000 jobs/s (fourth row).\n",
+        date = now().date(),
+        workers = options.workers,
+        batch = options.batch_size,
+        image_bytes = image.len(),
+        lat_n = options.latency_jobs,
+        rt = summary(round_trip),
+        ss = summary(server_side),
+        qw = summary(queue_wait),
+        n = options.jobs,
+        conc = options.concurrency,
+        jps = jobs_per_s,
+        total = total_secs,
+        submit = submit_secs,
+        tl = summary(latencies),
+    );
+    println!("{section}");
+    if let Some(path) = &options.write {
+        let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
+        std::fs::write(path, replace_section(&old, &section))?;
+        eprintln!("wrote the Queue section of {path}");
+    }
+    Ok(())
+}
+
+/// Replaces the `## Queue` section (up to the next `## ` heading) or appends it.
+fn replace_section(doc: &str, section: &str) -> String {
+    let mut out = String::new();
+    let mut lines = doc.lines().peekable();
+    let mut replaced = false;
+    while let Some(line) = lines.next() {
+        if line.trim_end() == "## Queue" && !replaced {
+            while lines.peek().is_some_and(|next| !next.starts_with("## ")) {
+                lines.next();
+            }
+            out.push_str(section);
+            out.push('\n');
+            replaced = true;
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if !replaced {
+        if !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        out.push_str(section);
+    }
+    out
+}

@@ -1,0 +1,82 @@
+//! The protocol's guarantee that issue 6 builds on: a finished job is never
+//! moved again. A second finish (a late result from a worker presumed dead)
+//! is refused and counted; a redelivered entry of a finished job is skipped.
+
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use verdict_e2e::RedisServer;
+use verdict_shared::job::{ImageInfo, JobError, JobId, JobState};
+use verdict_shared::queue::consume::{ensure_group, read_new};
+use verdict_shared::queue::finish::finish;
+use verdict_shared::queue::read::read_job;
+use verdict_shared::queue::submit::{NewJob, submit};
+use verdict_shared::queue::{Finish, Outcome, Start};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finished_job_is_never_moved_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start_unix(dir.path());
+    let mut conn = server.connection().await;
+    ensure_group(&mut conn).await.unwrap();
+
+    let id = JobId::new();
+    let texts = vec!["A cup.".to_string()];
+    let info = ImageInfo {
+        bytes: 3,
+        sha256: "00".repeat(32),
+        format: "png".into(),
+    };
+    submit(
+        &mut conn,
+        NewJob {
+            id,
+            texts: &texts,
+            image_info: &info,
+            image: b"\x89PN",
+            result_ttl: Duration::from_secs(60),
+        },
+    )
+    .await
+    .unwrap();
+
+    let entries = read_new(&mut conn, "first", 10, Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    let entry = &entries[0];
+    assert_eq!(entry.job, Some(id));
+    let Start::Run(started) = entry.start(&mut conn, "first").await.unwrap() else {
+        panic!("the job should start");
+    };
+    assert_eq!(started.job.state, JobState::Running);
+    assert_eq!(started.job.attempts, 1);
+    assert_eq!(started.image, b"\x89PN");
+
+    // The first finish wins.
+    let done = Outcome::Done(Vec::new());
+    let first = finish(&mut conn, id, &entry.entry_id, "first", &done)
+        .await
+        .unwrap();
+    assert!(matches!(first, Finish::Finished { .. }), "{first:?}");
+    let after_first = read_job(&mut conn, id).await.unwrap().unwrap();
+    assert_eq!(after_first.state, JobState::Done);
+
+    // A late finish with another outcome is refused and changes nothing.
+    let late = Outcome::Failed(JobError::new("model_error", "late"));
+    let second = finish(&mut conn, id, &entry.entry_id, "presumed-dead", &late)
+        .await
+        .unwrap();
+    assert_eq!(second, Finish::Stale(JobState::Done));
+    let after_second = read_job(&mut conn, id).await.unwrap().unwrap();
+    assert_eq!(after_second, after_first, "the job was not touched");
+    let late_finishes: Option<u64> = conn.hget("verdict:stats", "late_finishes").await.unwrap();
+    assert_eq!(late_finishes, Some(1));
+
+    // Starting it again (a redelivered entry) is refused too.
+    let again = entry.start(&mut conn, "second").await.unwrap();
+    assert!(matches!(again, Start::Skip(JobState::Done)), "{again:?}");
+    let after_start = read_job(&mut conn, id).await.unwrap().unwrap();
+    assert_eq!(after_start, after_first);
+    assert_eq!(after_start.attempts, 1);
+}
