@@ -101,13 +101,16 @@ fn load_judge(args: &RunArgs) -> anyhow::Result<Arc<dyn Judge>> {
     let Some(model) = &args.model else {
         bail!("--model DIR (or VERDICT_MODEL) is required unless --noop is given");
     };
-    // The engine's loader (issue 3) plugs in here:
-    //     crate::engine::load(model).map_err(...)
-    // Until it is merged this build can only run the no-op judge.
-    bail!(
-        "cannot load the model pack at {}: this build has no model engine yet; run with --noop",
-        model.display()
-    )
+    let started = std::time::Instant::now();
+    let judge = crate::engine::load(model)
+        .with_context(|| format!("cannot load the model pack at {}", model.display()))?;
+    tracing::info!(
+        model = judge.model_name(),
+        path = %model.display(),
+        load_ms = started.elapsed().as_millis() as u64,
+        "model loaded"
+    );
+    Ok(judge)
 }
 
 /// HOST-PID, cleaned to a valid worker name.
