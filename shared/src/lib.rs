@@ -3,6 +3,7 @@
 
 pub mod job;
 pub mod limits;
+pub mod pidfile;
 pub mod queue;
 pub mod telemetry;
 pub mod verdict;
