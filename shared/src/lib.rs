@@ -1,9 +1,11 @@
 //! What verdict's binaries share: the job model, the Redis queue protocol, limits,
-//! PID files and telemetry.
+//! Redis URLs, shutdown and telemetry.
 
 pub mod job;
 pub mod limits;
 pub mod pidfile;
 pub mod queue;
+pub mod redis_url;
+pub mod shutdown;
 pub mod telemetry;
 pub mod verdict;

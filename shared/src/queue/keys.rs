@@ -2,7 +2,8 @@
 //!
 //! All keys share the `verdict:` prefix so that one Redis can be inspected (or
 //! flushed) by pattern. Ids and names are validated before they reach a key, so
-//! no key can be forged from user input.
+//! no key can be forged from user input. `docs/protocol.md` gives each key's
+//! type, contents and TTL.
 
 use crate::job::JobId;
 
@@ -15,8 +16,12 @@ pub const GROUP: &str = "workers";
 /// The set of registered worker names.
 pub const WORKERS: &str = "verdict:workers";
 
-/// The pub/sub channel on which a finished job's id is published.
+/// The pub/sub channel on which a job's id is published when it reaches a
+/// terminal state.
 pub const EVENTS: &str = "verdict:events";
+
+/// Counters (a hash): jobs submitted, done, failed, late finishes.
+pub const STATS: &str = "verdict:stats";
 
 /// The job record (a hash) of one job.
 pub fn job(id: &JobId) -> String {

@@ -1,0 +1,40 @@
+//! `verdict-api`'s command line.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use verdict_shared::limits;
+use verdict_shared::redis_url::RedisUrl;
+use verdict_shared::telemetry::LogFormat;
+
+/// verdict's HTTP API: validates and enqueues jobs in Redis, serves results.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "verdict-api", version)]
+pub struct Args {
+    /// Redis to use: redis://HOST:PORT, rediss://HOST:PORT or unix:///PATH.
+    #[arg(long, env = "VERDICT_REDIS_URL")]
+    pub redis: RedisUrl,
+
+    /// Address to listen on (port 0 picks a free port; the log says which).
+    #[arg(long, env = "VERDICT_BIND", default_value = "127.0.0.1:7860")]
+    pub bind: SocketAddr,
+
+    /// Log format: pretty (for a terminal) or json (one object per line).
+    #[arg(long, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = limits::DEFAULT_MAX_BODY_BYTES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=1 << 30))]
+    pub max_body_bytes: usize,
+
+    /// Largest image accepted, in bytes (encoded, as uploaded).
+    #[arg(long, default_value_t = limits::DEFAULT_MAX_IMAGE_BYTES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=512 << 20))]
+    pub max_image_bytes: usize,
+
+    /// How long a finished job's result is kept, in seconds.
+    #[arg(long, default_value_t = 24 * 60 * 60,
+          value_parser = clap::value_parser!(u64).range(1..=365 * 24 * 60 * 60))]
+    pub result_ttl: u64,
+}

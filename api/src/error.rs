@@ -1,0 +1,79 @@
+//! The api's error answers: a status, a stable code and a message for people.
+//!
+//! Every error the api sends has the same body,
+//! `{"error": {"code": "...", "message": "..."}}`; the codes are listed in
+//! `docs/api.md` and never change meaning. Clients branch on `code`, people
+//! read `message`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use verdict_shared::queue::QueueError;
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 with `code`.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn body_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// Redis could not be reached or failed: the client may retry.
+    pub fn unavailable(err: &QueueError) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "redis_unavailable",
+            format!("the job store is unavailable, retry later ({err})"),
+        )
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(err: QueueError) -> ApiError {
+        if err.is_unavailable() {
+            tracing::warn!(error = %err, "redis unavailable");
+            ApiError::unavailable(&err)
+        } else {
+            tracing::error!(error = %err, "queue error");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the job store answered something unexpected; see the api's log",
+            )
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}

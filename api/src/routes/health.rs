@@ -1,0 +1,46 @@
+//! `/healthz` (the process answers) and `/readyz` (it can do its job).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use verdict_shared::queue::heartbeat;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Alive: answers without touching Redis.
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready: Redis answers, the job-events subscription is up, and at least one
+/// worker's heartbeat record is alive. 503 with the reason otherwise.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let mut conn = match state.pool.get().await {
+        Ok(conn) => conn,
+        Err(err) => return ApiError::unavailable(&err.into()).into_response(),
+    };
+    let workers = match heartbeat::live_workers(&mut conn).await {
+        Ok(workers) => workers,
+        Err(err) => return ApiError::unavailable(&err).into_response(),
+    };
+    let names: Vec<&str> = workers.iter().map(|w| w.name.as_str()).collect();
+    if !state.subscribed.get() {
+        return not_ready("the job events subscription is not up yet", &names);
+    }
+    if workers.is_empty() {
+        return not_ready("no worker is alive (no worker heartbeat in Redis)", &names);
+    }
+    Json(json!({"status": "ready", "workers": names, "waiting": state.waiters.len()}))
+        .into_response()
+}
+
+fn not_ready(message: &str, workers: &[&str]) -> Response {
+    let body = json!({
+        "error": {"code": "not_ready", "message": message},
+        "workers": workers,
+    });
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}

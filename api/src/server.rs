@@ -1,0 +1,84 @@
+//! Putting the api together: routes, middleware, the events task, serving.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use verdict_shared::redis_url;
+use verdict_shared::shutdown::Shutdown;
+
+use crate::cli::Args;
+use crate::request_log;
+use crate::routes;
+use crate::state::AppState;
+use crate::submission::Limits;
+use crate::wait::{Waiters, subscriber};
+
+/// Connections in the Redis pool. Each is multiplexed, so a few carry many
+/// concurrent requests.
+const POOL_SIZE: usize = 16;
+
+/// The router with its middleware.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.limits.max_body_bytes;
+    routes::router()
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(axum::middleware::from_fn(request_log::log_request)),
+        )
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` fires, then lets requests in flight finish.
+pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
+    let pool = args
+        .redis
+        .pool(POOL_SIZE)
+        .with_context(|| format!("cannot use Redis at {}", args.redis))?;
+    let waiters = Arc::new(Waiters::default());
+    let subscribed = Arc::new(subscriber::Subscribed::default());
+    let events = tokio::spawn(subscriber::run(
+        args.redis.clone(),
+        waiters.clone(),
+        subscribed.clone(),
+        shutdown.clone(),
+    ));
+    let state = AppState {
+        pool,
+        waiters,
+        subscribed,
+        limits: Limits {
+            max_body_bytes: args.max_body_bytes,
+            max_image_bytes: args.max_image_bytes,
+        },
+        result_ttl: Duration::from_secs(args.result_ttl),
+        shutdown: shutdown.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.bind))?;
+    let addr = listener.local_addr().context("no local address")?;
+    tracing::info!(
+        addr = %addr,
+        redis = %args.redis,
+        transport = redis_url::transport(&args.redis),
+        max_body_bytes = args.max_body_bytes,
+        result_ttl_s = args.result_ttl,
+        "listening"
+    );
+    let mut stop = shutdown.clone();
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move { stop.recv().await })
+        .await
+        .context("serving failed")?;
+    events.abort();
+    tracing::info!("stopped");
+    Ok(())
+}

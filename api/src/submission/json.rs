@@ -1,0 +1,93 @@
+//! `application/json` submissions: `{"image_base64": "...", "texts": ["..."]}`.
+
+use base64::Engine;
+use bytes::Bytes;
+use serde::Deserialize;
+
+use super::{Limits, Submission, image_too_large};
+use crate::error::ApiError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonSubmission {
+    image_base64: String,
+    texts: Vec<String>,
+}
+
+/// Parses a JSON body (already bounded by the body limit).
+pub fn parse(body: &[u8], limits: &Limits) -> Result<Submission, ApiError> {
+    let parsed: JsonSubmission = serde_json::from_slice(body).map_err(|err| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!(
+                "the body is not a JSON submission ({err}); expected \
+                 {{\"image_base64\": \"...\", \"texts\": [\"...\"]}}"
+            ),
+        )
+    })?;
+    // Refuse an oversized image before decoding it: base64 is 4 characters
+    // per 3 bytes.
+    let encoded = parsed.image_base64.trim();
+    if encoded.len() / 4 * 3 > limits.max_image_bytes + 3 {
+        return Err(image_too_large(
+            encoded.len() / 4 * 3,
+            limits.max_image_bytes,
+        ));
+    }
+    let image = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|err| {
+            ApiError::bad_request(
+                "invalid_base64",
+                format!("image_base64 is not standard base64: {err}"),
+            )
+        })?;
+    Ok(Submission {
+        image: Bytes::from(image),
+        texts: parsed.texts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_body_bytes: 1 << 20,
+            max_image_bytes: 100,
+        }
+    }
+
+    #[test]
+    fn parses_a_submission() {
+        let sub = parse(
+            br#"{"image_base64": "aGVsbG8=", "texts": ["a", "b"]}"#,
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(&sub.image[..], b"hello");
+        assert_eq!(sub.texts, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn refuses_bad_bodies_with_codes() {
+        let code = |body: &[u8]| parse(body, &limits()).unwrap_err().code;
+        assert_eq!(code(b"{"), "invalid_json");
+        assert_eq!(code(b"\xff\xfe"), "invalid_json");
+        assert_eq!(code(br#"{"texts": ["a"]}"#), "invalid_json");
+        assert_eq!(
+            code(br#"{"image_base64": "aGVsbG8=", "texts": ["a"], "x": 1}"#),
+            "invalid_json"
+        );
+        assert_eq!(
+            code(br#"{"image_base64": "not base64!", "texts": ["a"]}"#),
+            "invalid_base64"
+        );
+        let big = format!(
+            r#"{{"image_base64": "{}", "texts": ["a"]}}"#,
+            "A".repeat(400)
+        );
+        assert_eq!(code(big.as_bytes()), "image_too_large");
+    }
+}

@@ -1,0 +1,108 @@
+//! Turning a `POST /v1/jobs` request into a checked submission.
+//!
+//! Two encodings, chosen by `Content-Type`: multipart (the raw image bytes, as
+//! curl and browsers send files) and JSON (the image in base64). Both end in
+//! the same checks: the image's size and magic bytes, the sentences' count,
+//! length and UTF-8. Nothing here decodes the image.
+
+mod image_format;
+mod json;
+mod multipart;
+mod texts;
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use bytes::Bytes;
+
+use crate::error::ApiError;
+
+/// The byte limits a submission must respect.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_image_bytes: usize,
+}
+
+/// A submission that passed every cheap check.
+#[derive(Debug)]
+pub struct Submission {
+    /// The encoded image, as uploaded.
+    pub image: Bytes,
+    pub texts: Vec<String>,
+}
+
+/// A checked submission and the format its magic bytes name.
+#[derive(Debug)]
+pub struct Checked {
+    pub submission: Submission,
+    pub format: &'static str,
+}
+
+/// Reads and checks the submission in `req`.
+pub async fn from_request(req: Request, limits: &Limits) -> Result<Checked, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    let submission = match mime {
+        "multipart/form-data" => multipart::parse(req, limits).await?,
+        "application/json" => {
+            let body = Bytes::from_request(req, &()).await.map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::body_too_large(limits.max_body_bytes)
+                } else {
+                    ApiError::bad_request(
+                        "invalid_body",
+                        format!("the body could not be read: {rejection}"),
+                    )
+                }
+            })?;
+            json::parse(&body, limits)?
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_content_type",
+                format!(
+                    "content type {:?} is not accepted: send multipart/form-data \
+                     (an \"image\" file and \"text\" parts) or application/json",
+                    content_type.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+    };
+    texts::check(&submission.texts)?;
+    let format = check_image(&submission.image, limits)?;
+    Ok(Checked { submission, format })
+}
+
+/// Checks the image's size and names its format from its magic bytes.
+fn check_image(image: &[u8], limits: &Limits) -> Result<&'static str, ApiError> {
+    if image.is_empty() {
+        return Err(ApiError::bad_request(
+            "image_empty",
+            "the image is empty (0 bytes)",
+        ));
+    }
+    if image.len() > limits.max_image_bytes {
+        return Err(image_too_large(image.len(), limits.max_image_bytes));
+    }
+    image_format::sniff(image).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "image_format",
+            "the image is not a PNG, JPEG, GIF, WebP, BMP or TIFF file (judged by its first bytes)",
+        )
+    })
+}
+
+pub(crate) fn image_too_large(bytes: usize, max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "image_too_large",
+        format!("the image is {bytes} bytes or more, more than the limit of {max} bytes"),
+    )
+}

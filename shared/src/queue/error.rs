@@ -1,0 +1,38 @@
+//! What can go wrong when talking the queue protocol.
+
+/// A queue operation that did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// Redis could not be reached, timed out, or refused the command.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// No pooled connection could be had (Redis down, or the pool exhausted).
+    #[error("redis pool: {0}")]
+    Pool(#[from] deadpool_redis::PoolError),
+    /// Redis answered, but what it holds is not what the protocol says.
+    /// Never caused by user input: the api validates before it writes.
+    #[error("corrupt queue data: {0}")]
+    Corrupt(String),
+}
+
+impl QueueError {
+    pub(crate) fn corrupt(what: impl Into<String>) -> QueueError {
+        QueueError::Corrupt(what.into())
+    }
+
+    /// Whether the error means Redis is unreachable or slow (worth retrying
+    /// later) rather than a protocol violation.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            QueueError::Redis(err) => {
+                err.is_io_error()
+                    || err.is_timeout()
+                    || err.is_connection_dropped()
+                    || err.is_connection_refusal()
+                    || err.code() == Some("LOADING")
+            }
+            QueueError::Pool(_) => true,
+            QueueError::Corrupt(_) => false,
+        }
+    }
+}

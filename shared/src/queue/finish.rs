@@ -1,0 +1,101 @@
+//! A worker finishing a job: verdicts or an error, stored atomically.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::aio::ConnectionLike;
+use redis::{Script, Value};
+use time::OffsetDateTime;
+
+use super::{QueueError, job_record, keys, reply};
+use crate::job::{JobError, JobId, JobState};
+use crate::verdict::SentenceVerdict;
+
+static FINISH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/finish.lua")));
+
+/// How long a finished job is kept when its record does not say (records
+/// written by this version always say: the api stores `result_ttl`).
+pub const DEFAULT_RESULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A verdict for every sentence, in sentence order.
+    Done(Vec<SentenceVerdict>),
+    /// No verdicts, and why.
+    Failed(JobError),
+}
+
+impl Outcome {
+    pub fn state(&self) -> JobState {
+        match self {
+            Outcome::Done(_) => JobState::Done,
+            Outcome::Failed(_) => JobState::Failed,
+        }
+    }
+}
+
+/// What the finish script did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finish {
+    /// The job now has this outcome.
+    Finished { finished_at: OffsetDateTime },
+    /// The job had already ended (in this state) and was left as it was: a
+    /// late result, e.g. from a worker whose job was claimed by another.
+    Stale(JobState),
+    /// The record is gone (expired or deleted).
+    Missing,
+}
+
+/// Stores the outcome, sets the state, drops the image, starts the result
+/// TTL, acknowledges and deletes the stream entry, and publishes the job id on
+/// the events channel — in one script. Safe to retry: a retry of a finish that
+/// did happen answers [`Finish::Stale`].
+pub async fn finish<C: ConnectionLike>(
+    conn: &mut C,
+    job_id: JobId,
+    entry_id: &str,
+    worker: &str,
+    outcome: &Outcome,
+) -> Result<Finish, QueueError> {
+    let payload = match outcome {
+        Outcome::Done(results) => serde_json::to_vec(results),
+        Outcome::Failed(error) => serde_json::to_vec(error),
+    }
+    .map_err(|err| QueueError::corrupt(format!("finish: {err}")))?;
+    let reply: Vec<Value> = FINISH
+        .key(keys::job(&job_id))
+        .key(keys::STREAM)
+        .key(keys::STATS)
+        .arg(keys::GROUP)
+        .arg(entry_id)
+        .arg(worker)
+        .arg(outcome.state().as_str())
+        .arg(payload)
+        .arg(keys::EVENTS)
+        .arg(job_id.to_string())
+        .arg(DEFAULT_RESULT_TTL.as_secs())
+        .invoke_async(conn)
+        .await?;
+    let mut parts = reply.into_iter();
+    let verb = reply::string(parts.next().unwrap_or(Value::Nil), "finish: verb")?;
+    match verb.as_str() {
+        "finished" => {
+            let us = reply::integer(parts.next().unwrap_or(Value::Nil), "finish: finished_us")?;
+            let finished_at = job_record::micros_to_datetime(us)
+                .ok_or_else(|| QueueError::corrupt("finish: finished_us out of range"))?;
+            Ok(Finish::Finished { finished_at })
+        }
+        "stale" => {
+            let state = reply::string(parts.next().unwrap_or(Value::Nil), "finish: state")?;
+            let state = state
+                .parse()
+                .map_err(|err: String| QueueError::corrupt(format!("finish: {err}")))?;
+            Ok(Finish::Stale(state))
+        }
+        "missing" => Ok(Finish::Missing),
+        other => Err(QueueError::corrupt(format!(
+            "finish: unknown reply {other:?}"
+        ))),
+    }
+}

@@ -1,0 +1,214 @@
+//! The job record: how one job is laid out in its Redis hash.
+//!
+//! The record is a hash of small fields rather than one JSON blob, so that each
+//! state change is a Lua script that sets a few fields atomically inside Redis
+//! (no read-modify-write by a client, so two workers holding the same job after
+//! a reclaim cannot lose an attempt count, and a finished job cannot be moved
+//! backwards). The immutable part of the submission is one JSON field, `spec`.
+//! A reader fetches every field but `image` with one HMGET and gets a
+//! consistent snapshot, because every writer is a single script.
+//!
+//! Timestamps are microseconds since the Unix epoch, taken from Redis's clock
+//! (`TIME`) inside the scripts, so that queue wait and run time compare
+//! timestamps of one clock even when the api and workers run on other hosts.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::QueueError;
+use crate::job::{ImageInfo, Job, JobError, JobId, JobState};
+use crate::verdict::SentenceVerdict;
+
+/// Field names of the job hash.
+pub mod field {
+    /// JSON [`super::JobSpec`]: the sentences and what the api learned about the image.
+    pub const SPEC: &str = "spec";
+    /// The encoded image bytes, exactly as submitted. Deleted when the job finishes.
+    pub const IMAGE: &str = "image";
+    /// `queued`, `running`, `done`, `failed` or `cancelled`.
+    pub const STATE: &str = "state";
+    /// How many times a worker has started the job.
+    pub const ATTEMPTS: &str = "attempts";
+    /// The name of the worker that started (or finished) it last.
+    pub const WORKER: &str = "worker";
+    /// Microseconds since the epoch, Redis clock.
+    pub const SUBMITTED_US: &str = "submitted_us";
+    pub const STARTED_US: &str = "started_us";
+    pub const FINISHED_US: &str = "finished_us";
+    /// JSON array of verdicts, once done.
+    pub const RESULTS: &str = "results";
+    /// JSON `{code, message}`, once failed.
+    pub const ERROR: &str = "error";
+    /// Seconds to keep the record once finished.
+    pub const RESULT_TTL: &str = "result_ttl";
+    /// The id of the job's entry in the jobs stream.
+    pub const ENTRY: &str = "entry";
+}
+
+/// The fields a reader fetches, in this order (everything but the image).
+pub const READ_FIELDS: [&str; 9] = [
+    field::SPEC,
+    field::STATE,
+    field::ATTEMPTS,
+    field::WORKER,
+    field::SUBMITTED_US,
+    field::STARTED_US,
+    field::FINISHED_US,
+    field::RESULTS,
+    field::ERROR,
+];
+
+/// The immutable part of a job, written once by the api.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub texts: Vec<String>,
+    pub image: ImageInfo,
+}
+
+/// Builds a [`Job`] from the values of [`READ_FIELDS`]; `None` when the record
+/// does not exist (never submitted, or expired).
+pub fn assemble(id: JobId, values: &[Option<Vec<u8>>]) -> Result<Option<Job>, QueueError> {
+    let [
+        spec,
+        state,
+        attempts,
+        worker,
+        submitted,
+        started,
+        finished,
+        results,
+        error,
+    ] = values
+    else {
+        return Err(QueueError::corrupt(format!(
+            "job {id}: expected {} fields, got {}",
+            READ_FIELDS.len(),
+            values.len()
+        )));
+    };
+    let (Some(spec), Some(state)) = (spec, state) else {
+        return Ok(None);
+    };
+    let spec: JobSpec = serde_json::from_slice(spec)
+        .map_err(|err| QueueError::corrupt(format!("job {id}: spec: {err}")))?;
+    let state: JobState = text(id, "state", state)?
+        .parse()
+        .map_err(|err: String| QueueError::corrupt(format!("job {id}: {err}")))?;
+    let submitted_at = timestamp(id, "submitted_us", submitted.as_deref())?
+        .ok_or_else(|| QueueError::corrupt(format!("job {id}: no submitted_us")))?;
+    let results: Vec<SentenceVerdict> = match results {
+        Some(raw) => serde_json::from_slice(raw)
+            .map_err(|err| QueueError::corrupt(format!("job {id}: results: {err}")))?,
+        None => Vec::new(),
+    };
+    let error: Option<JobError> = match error {
+        Some(raw) => Some(
+            serde_json::from_slice(raw)
+                .map_err(|err| QueueError::corrupt(format!("job {id}: error: {err}")))?,
+        ),
+        None => None,
+    };
+    Ok(Some(Job {
+        id,
+        state,
+        texts: spec.texts,
+        image: spec.image,
+        submitted_at,
+        started_at: timestamp(id, "started_us", started.as_deref())?,
+        finished_at: timestamp(id, "finished_us", finished.as_deref())?,
+        attempts: match attempts {
+            Some(raw) => text(id, "attempts", raw)?
+                .parse()
+                .map_err(|_| QueueError::corrupt(format!("job {id}: attempts")))?,
+            None => 0,
+        },
+        worker: worker
+            .as_deref()
+            .map(|raw| text(id, "worker", raw).map(str::to_owned))
+            .transpose()?,
+        results,
+        error,
+    }))
+}
+
+fn text<'a>(id: JobId, name: &str, raw: &'a [u8]) -> Result<&'a str, QueueError> {
+    std::str::from_utf8(raw)
+        .map_err(|_| QueueError::corrupt(format!("job {id}: {name} is not UTF-8")))
+}
+
+fn timestamp(
+    id: JobId,
+    name: &str,
+    raw: Option<&[u8]>,
+) -> Result<Option<OffsetDateTime>, QueueError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let micros: i64 = text(id, name, raw)?
+        .parse()
+        .map_err(|_| QueueError::corrupt(format!("job {id}: {name} is not a number")))?;
+    micros_to_datetime(micros)
+        .map(Some)
+        .ok_or_else(|| QueueError::corrupt(format!("job {id}: {name} out of range")))
+}
+
+/// A Redis-clock timestamp (microseconds since the epoch) as a date-time.
+pub fn micros_to_datetime(micros: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_json() -> Vec<u8> {
+        serde_json::to_vec(&JobSpec {
+            texts: vec!["a cup".into()],
+            image: ImageInfo {
+                bytes: 3,
+                sha256: "ab".repeat(32),
+                format: "png".into(),
+            },
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_missing_record_is_none() {
+        let id = JobId::new();
+        let values = vec![None; READ_FIELDS.len()];
+        assert_eq!(assemble(id, &values).unwrap(), None);
+    }
+
+    #[test]
+    fn a_queued_record_assembles() {
+        let id = JobId::new();
+        let mut values = vec![None; READ_FIELDS.len()];
+        values[0] = Some(spec_json());
+        values[1] = Some(b"queued".to_vec());
+        values[2] = Some(b"0".to_vec());
+        values[4] = Some(b"1732450000123456".to_vec());
+        let job = assemble(id, &values).unwrap().unwrap();
+        assert_eq!(job.state, JobState::Queued);
+        assert_eq!(job.texts, vec!["a cup".to_string()]);
+        assert_eq!(
+            job.submitted_at.unix_timestamp_nanos(),
+            1_732_450_000_123_456_000
+        );
+        assert_eq!(job.started_at, None);
+    }
+
+    #[test]
+    fn garbage_is_reported_not_panicked_on() {
+        let id = JobId::new();
+        let mut values = vec![None; READ_FIELDS.len()];
+        values[0] = Some(b"{not json".to_vec());
+        values[1] = Some(b"queued".to_vec());
+        assert!(matches!(assemble(id, &values), Err(QueueError::Corrupt(_))));
+        values[0] = Some(spec_json());
+        values[1] = Some(b"exploded".to_vec());
+        assert!(matches!(assemble(id, &values), Err(QueueError::Corrupt(_))));
+        assert!(matches!(
+            assemble(id, &values[..3]),
+            Err(QueueError::Corrupt(_))
+        ));
+    }
+}

@@ -1,0 +1,55 @@
+-- A worker finishes a job: stores the verdicts (or the error), sets the state,
+-- drops the image, starts the result TTL, acknowledges and deletes the stream
+-- entry, counts it and announces it, all in one step, so that no reader ever
+-- sees half a finished job.
+--
+-- A job that already ended is never touched again: a late result (from a
+-- worker presumed dead whose job was claimed and finished by another) is
+-- refused and counted, and the job keeps its first ending.
+--
+-- KEYS[1] job record   KEYS[2] jobs stream   KEYS[3] stats hash
+-- ARGV[1] consumer group   ARGV[2] stream entry id   ARGV[3] worker name
+-- ARGV[4] 'done' or 'failed'   ARGV[5] results JSON (done) or error JSON (failed)
+-- ARGV[6] events channel   ARGV[7] job id   ARGV[8] default result TTL (s)
+--
+-- Returns {'finished', finished_us}, {'stale', state} or {'missing'}.
+
+local function drop_entry()
+  redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('XDEL', KEYS[2], ARGV[2])
+end
+
+if ARGV[4] ~= 'done' and ARGV[4] ~= 'failed' then
+  return redis.error_reply('ERR finish: outcome must be done or failed, not ' .. ARGV[4])
+end
+
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  drop_entry()
+  return {'missing'}
+end
+if state == 'done' or state == 'failed' or state == 'cancelled' then
+  drop_entry()
+  redis.call('HINCRBY', KEYS[3], 'late_finishes', 1)
+  return {'stale', state}
+end
+
+local t = redis.call('TIME')
+local now = t[1] .. string.rep('0', 6 - #t[2]) .. t[2]
+
+local payload_field = 'results'
+if ARGV[4] == 'failed' then
+  payload_field = 'error'
+end
+redis.call('HSET', KEYS[1],
+  'state', ARGV[4],
+  payload_field, ARGV[5],
+  'worker', ARGV[3],
+  'finished_us', now)
+redis.call('HDEL', KEYS[1], 'image')
+local ttl = tonumber(redis.call('HGET', KEYS[1], 'result_ttl')) or tonumber(ARGV[8])
+redis.call('EXPIRE', KEYS[1], ttl)
+drop_entry()
+redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
+redis.call('PUBLISH', ARGV[6], ARGV[7])
+return {'finished', now}

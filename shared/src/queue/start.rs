@@ -1,0 +1,117 @@
+//! A worker taking a job it read from the stream.
+
+use std::sync::LazyLock;
+
+use redis::aio::ConnectionLike;
+use redis::{Script, Value};
+
+use super::consume::StreamEntry;
+use super::job_record::{self, JobSpec};
+use super::{QueueError, keys, reply};
+use crate::job::{Job, JobId, JobState};
+
+static START: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/start.lua")));
+
+/// What the worker should do with an entry it read.
+#[derive(Debug)]
+pub enum Start {
+    /// Judge it: the job is now `running`, held by this worker.
+    Run(StartedJob),
+    /// The job already ended (cancelled, or finished by another worker); the
+    /// entry was acknowledged and deleted.
+    Skip(JobState),
+    /// The record is gone (expired or deleted); the entry was dropped.
+    Missing,
+}
+
+/// A job in a worker's hands.
+#[derive(Debug)]
+pub struct StartedJob {
+    /// The job as stored now (state `running`).
+    pub job: Job,
+    /// The encoded image.
+    pub image: Vec<u8>,
+    /// The stream entry to acknowledge when finishing.
+    pub entry_id: String,
+}
+
+/// Marks the job of `entry` running for `worker` and fetches what judging it
+/// needs, atomically.
+pub async fn start<C: ConnectionLike>(
+    conn: &mut C,
+    entry_id: &str,
+    job_id: JobId,
+    worker: &str,
+) -> Result<Start, QueueError> {
+    let reply: Vec<Value> = START
+        .key(keys::job(&job_id))
+        .key(keys::STREAM)
+        .arg(keys::GROUP)
+        .arg(entry_id)
+        .arg(worker)
+        .invoke_async(conn)
+        .await?;
+    let mut parts = reply.into_iter();
+    let verb = reply::string(parts.next().unwrap_or(Value::Nil), "start: verb")?;
+    match verb.as_str() {
+        "missing" => Ok(Start::Missing),
+        "skip" => {
+            let state = reply::string(parts.next().unwrap_or(Value::Nil), "start: state")?;
+            let state = state
+                .parse()
+                .map_err(|err: String| QueueError::corrupt(format!("start: {err}")))?;
+            Ok(Start::Skip(state))
+        }
+        "run" => {
+            let mut next = |what: &str| {
+                parts
+                    .next()
+                    .ok_or_else(|| QueueError::corrupt(format!("start: no {what}")))
+            };
+            let spec = reply::bytes(next("spec")?, "start: spec")?;
+            let image = reply::bytes(next("image")?, "start: image")?;
+            let submitted_us = reply::integer(next("submitted_us")?, "start: submitted_us")?;
+            let started_us = reply::integer(next("started_us")?, "start: started_us")?;
+            let attempts = reply::integer(next("attempts")?, "start: attempts")?;
+            let spec: JobSpec = serde_json::from_slice(&spec)
+                .map_err(|err| QueueError::corrupt(format!("job {job_id}: spec: {err}")))?;
+            let time = |us: i64, what: &str| {
+                job_record::micros_to_datetime(us)
+                    .ok_or_else(|| QueueError::corrupt(format!("start: {what} out of range")))
+            };
+            let mut job = Job::new(spec.texts, spec.image);
+            job.id = job_id;
+            job.state = JobState::Running;
+            job.submitted_at = time(submitted_us, "submitted_us")?;
+            job.started_at = Some(time(started_us, "started_us")?);
+            job.attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+            job.worker = Some(worker.to_owned());
+            Ok(Start::Run(StartedJob {
+                job,
+                image,
+                entry_id: entry_id.to_owned(),
+            }))
+        }
+        other => Err(QueueError::corrupt(format!(
+            "start: unknown reply {other:?}"
+        ))),
+    }
+}
+
+impl StreamEntry {
+    /// [`start`] for this entry; an entry that names no job is discarded and
+    /// reported as [`Start::Missing`].
+    pub async fn start<C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+        worker: &str,
+    ) -> Result<Start, QueueError> {
+        match self.job {
+            Some(job_id) => start(conn, &self.entry_id, job_id, worker).await,
+            None => {
+                super::consume::discard(conn, &self.entry_id).await?;
+                Ok(Start::Missing)
+            }
+        }
+    }
+}

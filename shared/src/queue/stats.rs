@@ -1,0 +1,42 @@
+//! The queue's counters, kept in the hash `verdict:stats`.
+//!
+//! The scripts count as they go (`submitted` by submit, `done` and `failed` by
+//! finish, `late_finishes` when a finish comes for a job that already ended),
+//! so the counters never disagree with the job records they describe.
+
+use redis::aio::ConnectionLike;
+
+use super::{QueueError, keys};
+
+/// A snapshot of the counters and of the stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueStats {
+    pub submitted: u64,
+    pub done: u64,
+    pub failed: u64,
+    /// Finishes refused because the job had already ended.
+    pub late_finishes: u64,
+    /// Entries in the stream: jobs queued or in flight (finished entries are
+    /// deleted).
+    pub stream_len: u64,
+}
+
+/// Reads the counters and the stream length in one round trip.
+pub async fn read_stats<C: ConnectionLike>(conn: &mut C) -> Result<QueueStats, QueueError> {
+    let (counters, stream_len): (Vec<Option<u64>>, u64) = redis::pipe()
+        .cmd("HMGET")
+        .arg(keys::STATS)
+        .arg(&["submitted", "done", "failed", "late_finishes"])
+        .cmd("XLEN")
+        .arg(keys::STREAM)
+        .query_async(conn)
+        .await?;
+    let get = |i: usize| counters.get(i).copied().flatten().unwrap_or(0);
+    Ok(QueueStats {
+        submitted: get(0),
+        done: get(1),
+        failed: get(2),
+        late_finishes: get(3),
+        stream_len,
+    })
+}
