@@ -118,7 +118,8 @@ impl FleetConfig {
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(self)?;
-        let mut file = fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+        let mut file =
+            fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
         fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
@@ -126,8 +127,10 @@ impl FleetConfig {
     }
 
     pub fn load(path: &Path) -> anyhow::Result<FleetConfig> {
-        let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is not a fleet configuration", path.display()))
+        let text =
+            fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a fleet configuration", path.display()))
     }
 }
 

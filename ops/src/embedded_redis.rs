@@ -67,8 +67,15 @@ mod tests {
 
     #[test]
     fn listens_on_the_socket_only_and_persists_append_only() {
-        let args = args(Path::new("/h/run/redis.sock"), Path::new("/h/redis"), Appendfsync::default());
-        let text: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let args = args(
+            Path::new("/h/run/redis.sock"),
+            Path::new("/h/redis"),
+            Appendfsync::default(),
+        );
+        let text: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let pairs: Vec<(&str, &str)> = text
             .chunks(2)
             .map(|c| (c[0].as_str(), c[1].as_str()))
@@ -77,6 +84,9 @@ mod tests {
         assert!(pairs.contains(&("--unixsocket", "/h/run/redis.sock")));
         assert!(pairs.contains(&("--appendonly", "yes")));
         assert!(pairs.contains(&("--appendfsync", "everysec")));
-        assert_eq!(url(Path::new("/h/run/redis.sock")), "unix:///h/run/redis.sock");
+        assert_eq!(
+            url(Path::new("/h/run/redis.sock")),
+            "unix:///h/run/redis.sock"
+        );
     }
 }

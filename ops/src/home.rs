@@ -52,13 +52,19 @@ impl Home {
     /// Creates the directories with mode 0700 (and tightens an existing home
     /// that is looser: the sockets and logs in it are not for other users).
     pub fn create(&self) -> anyhow::Result<()> {
-        for dir in [self.root.clone(), self.run_dir(), self.logs_dir(), self.redis_dir()] {
+        for dir in [
+            self.root.clone(),
+            self.run_dir(),
+            self.logs_dir(),
+            self.redis_dir(),
+        ] {
             fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
-            let meta = fs::metadata(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
+            let meta =
+                fs::metadata(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
             if meta.permissions().mode() & 0o077 != 0 {
                 fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
                     .with_context(|| format!("cannot make {} private (0700)", dir.display()))?;
@@ -157,7 +163,12 @@ mod tests {
         fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
         let home = Home::resolve(Some(&root)).unwrap();
         home.create().unwrap();
-        for sub in [home.root().to_path_buf(), home.run_dir(), home.logs_dir(), home.redis_dir()] {
+        for sub in [
+            home.root().to_path_buf(),
+            home.run_dir(),
+            home.logs_dir(),
+            home.redis_dir(),
+        ] {
             let mode = fs::metadata(&sub).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o700, "{}", sub.display());
         }

@@ -83,7 +83,10 @@ pub fn parse(line: &str) -> LogLine {
 }
 
 fn render_json(map: &serde_json::Map<String, serde_json::Value>, raw: &str) -> LogLine {
-    let level = map.get("level").and_then(|v| v.as_str()).and_then(Level::parse);
+    let level = map
+        .get("level")
+        .and_then(|v| v.as_str())
+        .and_then(Level::parse);
     let mut text = String::new();
     if let Some(ts) = map.get("timestamp").and_then(|v| v.as_str()) {
         text.push_str(&short_timestamp(ts));
@@ -98,7 +101,14 @@ fn render_json(map: &serde_json::Map<String, serde_json::Value>, raw: &str) -> L
     for (key, value) in map {
         if matches!(
             key.as_str(),
-            "timestamp" | "level" | "message" | "target" | "span" | "spans" | "threadId" | "threadName"
+            "timestamp"
+                | "level"
+                | "message"
+                | "target"
+                | "span"
+                | "spans"
+                | "threadId"
+                | "threadName"
         ) {
             continue;
         }
@@ -172,7 +182,8 @@ mod tests {
 
     #[test]
     fn reads_redis_levels() {
-        let parsed = parse("4242:M 24 Nov 2026 23:29:11.123 # WARNING overcommit_memory is set to 0!");
+        let parsed =
+            parse("4242:M 24 Nov 2026 23:29:11.123 # WARNING overcommit_memory is set to 0!");
         assert_eq!(parsed.level, Some(Level::Warn));
         assert!(parsed.text.contains("WARNING overcommit_memory"));
         let parsed = parse("4242:M 24 Nov 2026 23:29:11.123 * Ready to accept connections unix");

@@ -23,7 +23,10 @@ pub fn resolve(flag: Option<&Path>, noop: bool) -> anyhow::Result<ModelPlan> {
         Some(dir) => dir.to_path_buf(),
         None => {
             let candidates = default_candidates();
-            match candidates.iter().find(|dir| dir.join("manifest.json").is_file()) {
+            match candidates
+                .iter()
+                .find(|dir| dir.join("manifest.json").is_file())
+            {
                 Some(dir) => dir.clone(),
                 None => bail!(
                     "no model pack found (looked in {}): pass --model DIR or set VERDICT_MODEL; \
@@ -75,7 +78,11 @@ fn describe(manifest: &Path) -> Option<String> {
     let name = value.get("name")?.as_str()?;
     let version = value
         .get("version")
-        .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string())
+        })
         .unwrap_or_default();
     Some(format!("{name} {version}").trim().to_string())
 }
@@ -95,7 +102,10 @@ mod tests {
         )
         .unwrap();
         match resolve(Some(dir.path()), false).unwrap() {
-            ModelPlan::Pack { dir: resolved, label } => {
+            ModelPlan::Pack {
+                dir: resolved,
+                label,
+            } => {
                 assert!(resolved.is_absolute());
                 assert_eq!(label, "verdict-default 1");
             }

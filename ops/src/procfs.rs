@@ -92,7 +92,10 @@ mod tests {
         let usage = usage(me).unwrap();
         assert!(usage.rss_bytes > 1024 * 1024, "{usage:?}");
         assert!(is_alive(me));
-        assert_eq!(process_group(me), Some(nix::unistd::getpgrp().as_raw() as u32));
+        assert_eq!(
+            process_group(me),
+            Some(nix::unistd::getpgrp().as_raw() as u32)
+        );
         assert!(usage.cpu < Duration::from_secs(3600));
     }
 

@@ -46,8 +46,10 @@ pub async fn read(
         .cmd("HMGET")
         .arg(keys::STATS)
         .arg(&["submitted", "done", "failed"]);
-    let (depth, counters): (u64, Vec<Option<u64>>) =
-        pipe.query_async(&mut conn).await.map_err(|e| e.to_string())?;
+    let (depth, counters): (u64, Vec<Option<u64>>) = pipe
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
     // XPENDING fails while the group does not exist yet (no worker has
     // started): nothing is in flight then.
     let in_flight = match redis::cmd("XPENDING")

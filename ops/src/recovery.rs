@@ -49,7 +49,9 @@ impl Sweep {
             ));
         }
         for (name, pid, how) in &self.orphans {
-            lines.push(format!("orphan {name} (PID {pid}) from a previous fleet: {how}"));
+            lines.push(format!(
+                "orphan {name} (PID {pid}) from a previous fleet: {how}"
+            ));
         }
         for (name, pid) in &self.survivors {
             lines.push(format!("orphan {name} (PID {pid}) could not be stopped"));
@@ -95,8 +97,8 @@ pub fn sweep(home: &Home, timeout: Duration) -> anyhow::Result<Sweep> {
         };
         for pid in targets {
             match stop(pid, timeout) {
-                Ok(how) => result.orphans.push((name.clone(), pid, how)),
-                Err(()) => result.survivors.push((name.clone(), pid)),
+                Some(how) => result.orphans.push((name.clone(), pid, how)),
+                None => result.survivors.push((name.clone(), pid)),
             }
         }
         let _ = pidfile::remove_if_stale(&path);
@@ -104,17 +106,18 @@ pub fn sweep(home: &Home, timeout: Duration) -> anyhow::Result<Sweep> {
     Ok(result)
 }
 
-/// SIGTERM, wait, SIGKILL, wait. Polls: these are not our children, so no
-/// SIGCHLD will tell us.
-pub fn stop(pid: u32, timeout: Duration) -> Result<String, ()> {
+/// SIGTERM, wait, SIGKILL, wait; says how it ended, or `None` if the process
+/// survived even SIGKILL. Polls: these are not our children, so no SIGCHLD
+/// will tell us.
+pub fn stop(pid: u32, timeout: Duration) -> Option<String> {
     let target = Pid::from_raw(pid as i32);
     let start = Instant::now();
     if kill(target, Signal::SIGTERM).is_err() {
-        return Ok("already gone".into());
+        return Some("already gone".into());
     }
     while start.elapsed() < timeout {
         if !procfs::is_alive(pid) {
-            return Ok(format!(
+            return Some(format!(
                 "stopped by SIGTERM in {}",
                 crate::units::format_duration(start.elapsed())
             ));
@@ -125,14 +128,14 @@ pub fn stop(pid: u32, timeout: Duration) -> Result<String, ()> {
     let killed_at = Instant::now();
     while killed_at.elapsed() < Duration::from_secs(5) {
         if !procfs::is_alive(pid) {
-            return Ok(format!(
+            return Some(format!(
                 "SIGKILL after ignoring SIGTERM for {}",
                 crate::units::format_duration(timeout)
             ));
         }
         sleep(Duration::from_millis(20));
     }
-    Err(())
+    None
 }
 
 /// `NAME.pid.tmpN` files are left only by a process killed while it took its
@@ -184,8 +187,14 @@ mod tests {
         assert_eq!(sweep.orphans.len(), 1, "{sweep:?}");
         assert_eq!(sweep.orphans[0].1, orphan_pid);
         assert!(sweep.orphans[0].2.contains("SIGKILL"), "{sweep:?}");
-        assert!(orphan.wait().unwrap().code().is_none(), "killed by a signal");
+        assert!(
+            orphan.wait().unwrap().code().is_none(),
+            "killed by a signal"
+        );
         assert!(!home.pid_file("api").exists());
-        assert!(!home.pid_file("worker-0").exists(), "the orphan's file is removed once it is dead");
+        assert!(
+            !home.pid_file("worker-0").exists(),
+            "the orphan's file is removed once it is dead"
+        );
     }
 }

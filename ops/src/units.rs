@@ -27,7 +27,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ));
         }
     };
-    if !seconds.is_finite() || seconds < 0.0 || seconds > 365.0 * 86400.0 {
+    if !seconds.is_finite() || !(0.0..=365.0 * 86400.0).contains(&seconds) {
         return Err(format!("{text:?} is out of range"));
     }
     Ok(Duration::from_secs_f64(seconds))
@@ -55,7 +55,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "M" => 1 << 20,
         "G" => 1 << 30,
         "T" => 1 << 40,
-        other => return Err(format!("{text:?}: unknown unit {other:?} (use K, M, G or T)")),
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?} (use K, M, G or T)"
+            ));
+        }
     };
     let bytes = value * scale as f64;
     if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 / 2.0 {
@@ -66,7 +70,12 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 /// Writes a byte count the way `parse_size` reads it back (`4G`, `1.5G`, `300M`).
 pub fn format_size(bytes: u64) -> String {
-    const UNITS: [(&str, u64); 4] = [("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)];
+    const UNITS: [(&str, u64); 4] = [
+        ("T", 1 << 40),
+        ("G", 1 << 30),
+        ("M", 1 << 20),
+        ("K", 1 << 10),
+    ];
     for (unit, scale) in UNITS {
         if bytes >= scale {
             let value = bytes as f64 / scale as f64;
@@ -132,6 +141,9 @@ mod tests {
     fn formatting_durations() {
         assert_eq!(format_duration(Duration::from_millis(850)), "850ms");
         assert_eq!(format_duration(Duration::from_secs(245)), "4m05s");
-        assert_eq!(format_duration(Duration::from_secs(3 * 3600 + 720)), "3h12m");
+        assert_eq!(
+            format_duration(Duration::from_secs(3 * 3600 + 720)),
+            "3h12m"
+        );
     }
 }

@@ -228,7 +228,11 @@ pub fn holders(path: &Path) -> io::Result<Vec<u32>> {
     let mut found = Vec::new();
     for entry in fs::read_dir("/proc")? {
         let Ok(entry) = entry else { continue };
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
@@ -369,8 +373,11 @@ mod tests {
         assert_eq!(probe(&path).unwrap(), Probe::Absent);
 
         let held = PidFile::acquire(&path).unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("{}\n", std::process::id())
+        );
         let me = Some(std::process::id());
-        assert_eq!(fs::read_to_string(&path).unwrap(), format!("{}\n", me.unwrap()));
         assert_eq!(probe(&path).unwrap(), Probe::Running { pid: me });
         // A second acquisition (another descriptor, as another process would
         // have) is refused with the holder's PID.

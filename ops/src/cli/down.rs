@@ -55,7 +55,9 @@ pub fn main(home_flag: Option<&Path>, args: DownArgs) -> anyhow::Result<ExitCode
                         println!("  {}{pid}: {}", entry.name, entry.how);
                     }
                     if !wait_for_unlock(&watchdog_file, Duration::from_secs(10)) {
-                        eprintln!("fleet: the watchdog did not exit after stopping the fleet; stopping it");
+                        eprintln!(
+                            "fleet: the watchdog did not exit after stopping the fleet; stopping it"
+                        );
                         stop_watchdog(&home, args.timeout);
                     } else {
                         println!("  watchdog (PID {pid_text}): exited");
@@ -63,7 +65,9 @@ pub fn main(home_flag: Option<&Path>, args: DownArgs) -> anyhow::Result<ExitCode
                 }
                 Ok(other) => anyhow::bail!("unexpected answer from the watchdog: {other:?}"),
                 Err(err) => {
-                    eprintln!("fleet: the watchdog does not answer ({err:#}); stopping it by signal");
+                    eprintln!(
+                        "fleet: the watchdog does not answer ({err:#}); stopping it by signal"
+                    );
                     stop_watchdog(&home, args.timeout);
                 }
             }
@@ -123,8 +127,8 @@ fn stop_watchdog(home: &Home, timeout: Duration) {
     let holders = pidfile::holders(&path).unwrap_or_default();
     for pid in holders.into_iter().filter(|&p| p != std::process::id()) {
         match recovery::stop(pid, timeout * 2 + Duration::from_secs(5)) {
-            Ok(how) => println!("  watchdog (PID {pid}): {how}"),
-            Err(()) => eprintln!("fleet: the watchdog (PID {pid}) could not be stopped"),
+            Some(how) => println!("  watchdog (PID {pid}): {how}"),
+            None => eprintln!("fleet: the watchdog (PID {pid}) could not be stopped"),
         }
     }
     let _ = pidfile::remove_if_stale(&path);

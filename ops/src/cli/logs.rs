@@ -46,7 +46,11 @@ pub fn main(home_flag: Option<&Path>, args: LogsArgs) -> anyhow::Result<ExitCode
         if !parsed.passes(args.level) {
             return;
         }
-        let text = if args.raw { line.trim_end() } else { parsed.text.as_str() };
+        let text = if args.raw {
+            line.trim_end()
+        } else {
+            parsed.text.as_str()
+        };
         if prefix {
             println!("{name:<10} | {text}");
         } else {
@@ -94,7 +98,12 @@ fn select(home: &Home, name: Option<&str>) -> anyhow::Result<Vec<(String, PathBu
     let mut all: Vec<String> = match std::fs::read_dir(home.logs_dir()) {
         Ok(entries) => entries
             .flatten()
-            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".log").map(str::to_string))
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".log")
+                    .map(str::to_string)
+            })
             .collect(),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(err) => return Err(err.into()),
@@ -106,7 +115,11 @@ fn select(home: &Home, name: Option<&str>) -> anyhow::Result<Vec<(String, PathBu
                 if all.is_empty() {
                     bail!("no logs in {}", home.logs_dir().display());
                 }
-                bail!("no log for {name:?} in {} (there are: {})", home.logs_dir().display(), all.join(", "));
+                bail!(
+                    "no log for {name:?} in {} (there are: {})",
+                    home.logs_dir().display(),
+                    all.join(", ")
+                );
             }
             Ok(vec![(name.to_string(), home.log_file(name))])
         }
@@ -114,7 +127,10 @@ fn select(home: &Home, name: Option<&str>) -> anyhow::Result<Vec<(String, PathBu
             if all.is_empty() {
                 bail!("no logs in {}", home.logs_dir().display());
             }
-            Ok(all.into_iter().map(|n| (n.clone(), home.log_file(&n))).collect())
+            Ok(all
+                .into_iter()
+                .map(|n| (n.clone(), home.log_file(&n)))
+                .collect())
         }
     }
 }

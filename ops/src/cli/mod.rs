@@ -33,7 +33,11 @@ pub fn running_watchdog(home: &Home) -> anyhow::Result<u32> {
 
 /// Asks the watchdog for its status.
 pub fn fetch_status(home: &Home) -> anyhow::Result<FleetStatus> {
-    match client::request(&home.control_socket(), &Request::Status, std::time::Duration::from_secs(5))? {
+    match client::request(
+        &home.control_socket(),
+        &Request::Status,
+        std::time::Duration::from_secs(5),
+    )? {
         Response::Status(status) => Ok(status),
         other => bail!("unexpected answer from the watchdog: {other:?}"),
     }

@@ -32,10 +32,13 @@ pub fn main(home_flag: Option<&Path>, args: ScaleArgs) -> anyhow::Result<ExitCod
     let request = Request::Scale {
         workers: args.workers,
     };
-    let (started, stopping) = match client::request(&home.control_socket(), &request, Duration::from_secs(10))? {
-        Response::Scaled { started, stopping, .. } => (started, stopping),
-        other => bail!("unexpected answer from the watchdog: {other:?}"),
-    };
+    let (started, stopping) =
+        match client::request(&home.control_socket(), &request, Duration::from_secs(10))? {
+            Response::Scaled {
+                started, stopping, ..
+            } => (started, stopping),
+            other => bail!("unexpected answer from the watchdog: {other:?}"),
+        };
     if started.is_empty() && stopping.is_empty() {
         println!("already {} workers", args.workers);
         return Ok(ExitCode::SUCCESS);

@@ -74,7 +74,11 @@ pub fn exit_code(report: &StatusReport) -> u8 {
     }
     let all_running = report.processes.iter().all(|p| p.state == State::Running);
     let redis_ok = report.queue.as_ref().is_some_and(|q| q.redis_ok);
-    if all_running && redis_ok && report.warnings.is_empty() { 0 } else { 1 }
+    if all_running && redis_ok && report.warnings.is_empty() {
+        0
+    } else {
+        1
+    }
 }
 
 /// Gathers the report.
@@ -86,7 +90,10 @@ pub fn collect(home: &Home) -> anyhow::Result<StatusReport> {
         queue: None,
         warnings: Vec::new(),
     };
-    let watchdog_running = matches!(pidfile::probe(&home.pid_file("watchdog"))?, Probe::Running { .. });
+    let watchdog_running = matches!(
+        pidfile::probe(&home.pid_file("watchdog"))?,
+        Probe::Running { .. }
+    );
     if !watchdog_running {
         // No watchdog: report any PID file that is still locked (orphans).
         for name in home.pid_file_names()? {
@@ -123,9 +130,10 @@ pub fn collect(home: &Home) -> anyhow::Result<StatusReport> {
         }
         if let Some(pid) = p.pid {
             if p.state != State::Stopping && !matches!(probe, Probe::Running { .. }) {
-                report
-                    .warnings
-                    .push(format!("{}: PID {pid} does not hold run/{}.pid", p.name, p.name));
+                report.warnings.push(format!(
+                    "{}: PID {pid} does not hold run/{}.pid",
+                    p.name, p.name
+                ));
             }
             if let Some(usage) = procfs::usage(pid) {
                 p.rss_bytes = Some(usage.rss_bytes);
@@ -139,14 +147,22 @@ pub fn collect(home: &Home) -> anyhow::Result<StatusReport> {
         .iter()
         .filter_map(|p| p.registered_as.clone())
         .collect();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let queue = runtime.block_on(queue_stats::read(&config.redis_url(), &worker_keys, Duration::from_secs(2)));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let queue = runtime.block_on(queue_stats::read(
+        &config.redis_url(),
+        &worker_keys,
+        Duration::from_secs(2),
+    ));
     let redis_name = redact(&config.redis_url());
     report.queue = Some(match queue {
         Ok((stats, records)) => {
             for (key, record) in worker_keys.iter().zip(records) {
                 if let (Some(p), Some(record)) = (
-                    processes.iter_mut().find(|p| p.registered_as.as_ref() == Some(key)),
+                    processes
+                        .iter_mut()
+                        .find(|p| p.registered_as.as_ref() == Some(key)),
                     record,
                 ) && p.pid == Some(record.pid)
                 {
@@ -183,7 +199,16 @@ pub fn render(report: &StatusReport) -> String {
     }
     let now = wall_ms();
     let header = [
-        "ROLE", "NAME", "PID", "STATE", "UPTIME", "RSS", "CPU", "RESTARTS", "LAST EXIT", "JOBS",
+        "ROLE",
+        "NAME",
+        "PID",
+        "STATE",
+        "UPTIME",
+        "RSS",
+        "CPU",
+        "RESTARTS",
+        "LAST EXIT",
+        "JOBS",
     ];
     let mut rows: Vec<[String; 10]> = vec![header.map(str::to_string)];
     for p in &report.processes {

@@ -56,15 +56,21 @@ pub fn render(exe: &Path, home: &Home, user: &str, args: &UnitArgs) -> anyhow::R
     }
     validate_memory_max(&args.memory_max)?;
     let mut up_flags = args.up_flags.clone();
-    if up_flags.iter().any(|f| f == "--foreground" || f.starts_with("--home")) {
-        bail!("pass --home before `unit` (fleet --home DIR unit ...); --foreground is always added");
+    if up_flags
+        .iter()
+        .any(|f| f == "--foreground" || f.starts_with("--home"))
+    {
+        bail!(
+            "pass --home before `unit` (fleet --home DIR unit ...); --foreground is always added"
+        );
     }
     if user == "root" && !up_flags.iter().any(|f| f == "--allow-root") {
         up_flags.push("--allow-root".into());
     }
     let mut argv = vec!["fleet up".to_string()];
     argv.extend(up_flags.iter().cloned());
-    let parsed = UpOnly::try_parse_from(&argv).map_err(|e| anyhow::anyhow!("invalid flags for fleet up: {e}"))?;
+    let parsed = UpOnly::try_parse_from(&argv)
+        .map_err(|e| anyhow::anyhow!("invalid flags for fleet up: {e}"))?;
     let stop_timeout = parsed.up.stop_timeout.as_secs();
     let quoted: Vec<String> = up_flags.iter().map(|f| quote(f)).collect();
     let home_dir = home.root().display().to_string();
@@ -99,7 +105,11 @@ pub fn render(exe: &Path, home: &Home, user: &str, args: &UnitArgs) -> anyhow::R
          WantedBy=multi-user.target\n",
         exe = exe.display(),
         home_q = quote(&home_dir),
-        flags = if quoted.is_empty() { String::new() } else { format!(" {}", quoted.join(" ")) },
+        flags = if quoted.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", quoted.join(" "))
+        },
         timeout_stop = stop_timeout * 2 + 30,
         memory_max = args.memory_max,
     ))
@@ -122,7 +132,11 @@ fn validate_memory_max(value: &str) -> anyhow::Result<()> {
 
 /// Quotes an argument for systemd's ExecStart when it needs it.
 fn quote(arg: &str) -> String {
-    if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=%@,+".contains(c)) {
+    if !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=%@,+".contains(c))
+    {
         arg.to_string()
     } else {
         format!("\"{}\"", arg.replace('\\', "\\\\").replace('"', "\\\""))
@@ -176,7 +190,13 @@ mod tests {
         let home = Home::resolve(Some(Path::new("/srv/v"))).unwrap();
         let text = render(Path::new("/f"), &home, "root", &args(&[])).unwrap();
         assert!(text.contains("up --foreground --allow-root\n"));
-        let err = render(Path::new("/f"), &home, "verdict", &args(&["--wrokers", "2"])).unwrap_err();
+        let err = render(
+            Path::new("/f"),
+            &home,
+            "verdict",
+            &args(&["--wrokers", "2"]),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("invalid flags"), "{err}");
         let mut bad = args(&[]);
         bad.memory_max = "150%".into();

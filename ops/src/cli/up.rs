@@ -31,14 +31,24 @@ pub struct UpArgs {
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
     /// Address and port the api listens on
-    #[arg(long, env = "VERDICT_BIND", default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
+    #[arg(
+        long,
+        env = "VERDICT_BIND",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR:PORT"
+    )]
     pub bind: String,
     /// Use this Redis instead of starting an embedded one (redis://, rediss:// or unix://)
     #[arg(long, env = "VERDICT_REDIS_URL", value_name = "URL")]
     pub redis: Option<String>,
     /// The model pack the workers load [default: ./models/default, or the
     /// repository's models/default next to this build]
-    #[arg(long, env = "VERDICT_MODEL", value_name = "DIR", conflicts_with = "noop_workers")]
+    #[arg(
+        long,
+        env = "VERDICT_MODEL",
+        value_name = "DIR",
+        conflicts_with = "noop_workers"
+    )]
     pub model: Option<PathBuf>,
     /// Run the workers with --noop: no model, every sentence answered `maybe`.
     /// For tests and queue benchmarks only; never for real verdicts.
@@ -136,15 +146,21 @@ pub fn refuse_root(allow_root: bool) -> anyhow::Result<()> {
 
 /// Turns flags, environment and defaults into the fleet's configuration.
 pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
-    args.bind
-        .parse::<SocketAddr>()
-        .with_context(|| format!("--bind {:?} is not ADDR:PORT (e.g. 127.0.0.1:8080)", args.bind))?;
+    args.bind.parse::<SocketAddr>().with_context(|| {
+        format!(
+            "--bind {:?} is not ADDR:PORT (e.g. 127.0.0.1:8080)",
+            args.bind
+        )
+    })?;
     let workers = match args.workers {
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     if workers > watchdog::supervisor::MAX_WORKERS {
-        bail!("--workers {workers} is more than the maximum of {}", watchdog::supervisor::MAX_WORKERS);
+        bail!(
+            "--workers {workers} is more than the maximum of {}",
+            watchdog::supervisor::MAX_WORKERS
+        );
     }
     if args.crash_limit == 0 {
         bail!("--crash-limit must be at least 1");
@@ -154,7 +170,10 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
             validate_redis_url(url)?;
             // Workers of several machines share this Redis: their names must
             // not collide, so they carry this machine's name.
-            (RedisPlan::External { url: url.clone() }, format!("{}-", host_name()))
+            (
+                RedisPlan::External { url: url.clone() },
+                format!("{}-", host_name()),
+            )
         }
         None => (
             RedisPlan::Embedded {
@@ -192,7 +211,9 @@ fn validate_redis_url(url: &str) -> anyhow::Result<()> {
         .iter()
         .any(|s| url.starts_with(s));
     if !scheme_ok || url.into_connection_info().is_err() {
-        bail!("--redis: not a Redis URL (expected redis://HOST[:PORT][/DB], rediss://... or unix:///PATH)");
+        bail!(
+            "--redis: not a Redis URL (expected redis://HOST[:PORT][/DB], rediss://... or unix:///PATH)"
+        );
     }
     Ok(())
 }
@@ -203,10 +224,20 @@ fn host_name() -> String {
     let clean: String = raw
         .trim()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(40)
         .collect();
-    if clean.is_empty() { "host".into() } else { clean }
+    if clean.is_empty() {
+        "host".into()
+    } else {
+        clean
+    }
 }
 
 /// Starts `fleet watchdog` in a new session with SIGHUP ignored, its output
@@ -246,10 +277,14 @@ fn spawn_detached(home: &Home) -> anyhow::Result<std::process::Child> {
 pub fn summary(home: &Home, config: &FleetConfig, watchdog_pid: u32) -> String {
     let model = match &config.model {
         ModelPlan::Pack { dir, label } => format!("{label} ({})", dir.display()),
-        ModelPlan::Noop => "none: --noop workers answer `maybe` to everything (tests/benchmarks)".into(),
+        ModelPlan::Noop => {
+            "none: --noop workers answer `maybe` to everything (tests/benchmarks)".into()
+        }
     };
     let redis = match &config.redis {
-        RedisPlan::Embedded { socket, data_dir, .. } => format!(
+        RedisPlan::Embedded {
+            socket, data_dir, ..
+        } => format!(
             "embedded, unix socket {} (data in {})",
             socket.display(),
             data_dir.display()

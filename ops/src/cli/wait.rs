@@ -26,7 +26,12 @@ const POLL: Duration = Duration::from_millis(200);
 const TAIL_LINES: usize = 15;
 
 /// Waits for the whole fleet after `fleet up`; on failure stops it.
-pub fn until_up(home: &Home, config: &FleetConfig, mut watchdog: Child, timeout: Duration) -> anyhow::Result<ExitCode> {
+pub fn until_up(
+    home: &Home,
+    config: &FleetConfig,
+    mut watchdog: Child,
+    timeout: Duration,
+) -> anyhow::Result<ExitCode> {
     println!(
         "starting verdict in {} ({} worker{}); waiting up to {} for it to be ready",
         home.root().display(),
@@ -55,10 +60,12 @@ pub fn until_up(home: &Home, config: &FleetConfig, mut watchdog: Child, timeout:
                     eprintln!(
                         "fleet: {} failed: {}",
                         p.name,
-                        p.last_exit.as_ref().map_or("no exit recorded".into(), |e| format!(
-                            "{} ({})",
-                            e.reason, e.status
-                        ))
+                        p.last_exit
+                            .as_ref()
+                            .map_or("no exit recorded".into(), |e| format!(
+                                "{} ({})",
+                                e.reason, e.status
+                            ))
                     );
                     print_tail(home, &p.name);
                 }
@@ -77,13 +84,25 @@ pub fn until_up(home: &Home, config: &FleetConfig, mut watchdog: Child, timeout:
             eprintln!("fleet: not ready after {}:", format_duration(timeout));
             match &last {
                 Some(status) => {
-                    for p in status.processes.iter().filter(|p| p.state != State::Running) {
-                        eprintln!("  {}: {} ({})", p.name, p.state.as_str(), why_not_ready(p, status));
+                    for p in status
+                        .processes
+                        .iter()
+                        .filter(|p| p.state != State::Running)
+                    {
+                        eprintln!(
+                            "  {}: {} ({})",
+                            p.name,
+                            p.state.as_str(),
+                            why_not_ready(p, status)
+                        );
                         print_tail(home, &p.name);
                     }
                 }
                 None => {
-                    eprintln!("  the watchdog never answered on {}", home.control_socket().display());
+                    eprintln!(
+                        "  the watchdog never answered on {}",
+                        home.control_socket().display()
+                    );
                     print_tail(home, "watchdog");
                 }
             }
@@ -105,7 +124,10 @@ fn reap(watchdog: &mut Child) {
         }
         sleep(Duration::from_millis(50));
     }
-    eprintln!("fleet: the watchdog (PID {}) is still running; run `fleet down`", watchdog.id());
+    eprintln!(
+        "fleet: the watchdog (PID {}) is still running; run `fleet down`",
+        watchdog.id()
+    );
 }
 
 /// Waits until every process named in `names` runs with a new instance (a
@@ -151,7 +173,12 @@ pub fn until_running(
                 .iter()
                 .filter(|p| names.contains(&p.name) && p.state != State::Running)
             {
-                eprintln!("  {}: {} ({})", p.name, p.state.as_str(), why_not_ready(p, &status));
+                eprintln!(
+                    "  {}: {} ({})",
+                    p.name,
+                    p.state.as_str(),
+                    why_not_ready(p, &status)
+                );
                 print_tail(home, &p.name);
             }
             for name in gone {
@@ -202,7 +229,11 @@ fn why_not_ready(p: &ProcessStatus, status: &FleetStatus) -> String {
         (_, None) => "not running".to_string(),
         (Role::Redis, Some(_)) => format!(
             "does not answer PING{}",
-            status.redis_error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+            status
+                .redis_error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
         ),
         (Role::Api, Some(_)) => "GET /readyz does not answer 200".to_string(),
         (Role::Worker, Some(_)) => "has not registered in Redis".to_string(),

@@ -25,14 +25,18 @@ pub enum Request {
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum Response {
     Status(FleetStatus),
-    Restarting { names: Vec<String> },
+    Restarting {
+        names: Vec<String>,
+    },
     Scaled {
         workers: usize,
         started: Vec<String>,
         stopping: Vec<String>,
     },
     Down(DownReport),
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 /// A process's lifecycle state.

@@ -110,7 +110,9 @@ mod tests {
         let delays: Vec<u64> = (0..12).map(|s| delay_for(s).as_millis() as u64).collect();
         assert_eq!(
             delays,
-            [0, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]
+            [
+                0, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000
+            ]
         );
     }
 
@@ -122,7 +124,10 @@ mod tests {
         assert_eq!(b.crashed(t, short), Decision::RestartAfter(Duration::ZERO));
         assert_eq!(b.crashed(t, short), Decision::RestartAfter(BASE_DELAY));
         assert_eq!(b.crashed(t, short), Decision::RestartAfter(BASE_DELAY * 2));
-        assert_eq!(b.crashed(t, HEALTHY_AFTER), Decision::RestartAfter(Duration::ZERO));
+        assert_eq!(
+            b.crashed(t, HEALTHY_AFTER),
+            Decision::RestartAfter(Duration::ZERO)
+        );
     }
 
     #[test]
@@ -145,7 +150,10 @@ mod tests {
         let mut spread = Backoff::new(3, window);
         for i in 0..10 {
             let at = t + Duration::from_secs(40 * i);
-            assert!(matches!(spread.crashed(at, short), Decision::RestartAfter(_)), "crash {i}");
+            assert!(
+                matches!(spread.crashed(at, short), Decision::RestartAfter(_)),
+                "crash {i}"
+            );
         }
     }
 

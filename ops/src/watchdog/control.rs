@@ -29,7 +29,8 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => return Err(err).with_context(|| format!("cannot remove {}", path.display())),
     }
-    let listener = UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))
         .with_context(|| format!("cannot restrict {}", path.display()))?;
     Ok(listener)
@@ -57,7 +58,9 @@ pub async fn serve(listener: UnixListener, requests: mpsc::Sender<Incoming>) {
 async fn answer(stream: UnixStream, requests: mpsc::Sender<Incoming>) -> anyhow::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read.take(MAX_REQUEST)).read_line(&mut line).await?;
+    BufReader::new(read.take(MAX_REQUEST))
+        .read_line(&mut line)
+        .await?;
     let response = match serde_json::from_str::<Request>(&line) {
         Ok(request) => {
             let (reply, answer) = oneshot::channel();

@@ -111,7 +111,8 @@ impl Prober {
         for (name, value) in workers.iter().zip(values) {
             // A record that does not parse is treated as absent: the worker
             // will be seen as not registered (or hung), never as healthy.
-            if let Some(record) = value.and_then(|v| serde_json::from_str::<WorkerRecord>(&v).ok()) {
+            if let Some(record) = value.and_then(|v| serde_json::from_str::<WorkerRecord>(&v).ok())
+            {
                 records.insert(name.clone(), record);
             }
         }

@@ -76,7 +76,9 @@ pub fn reap_all() -> Vec<(u32, Exit)> {
     let mut reaped = Vec::new();
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => reaped.push((pid.as_raw() as u32, Exit::Code(code))),
+            Ok(WaitStatus::Exited(pid, code)) => {
+                reaped.push((pid.as_raw() as u32, Exit::Code(code)))
+            }
             Ok(WaitStatus::Signaled(pid, signal, core_dumped)) => reaped.push((
                 pid.as_raw() as u32,
                 Exit::Signal {

@@ -91,7 +91,11 @@ mod tests {
         config.worker_memory = Some(1 << 30);
         config.worker_name_prefix = "hostA-".into();
         let launch = worker(&config, &home, "worker-3");
-        let args: Vec<String> = launch.args.iter().map(|a| a.to_string_lossy().into()).collect();
+        let args: Vec<String> = launch
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy().into())
+            .collect();
         assert_eq!(args[0], "run");
         assert!(args.windows(2).any(|w| w == ["--name", "hostA-worker-3"]));
         assert!(args.contains(&"--noop".to_string()));

@@ -288,7 +288,10 @@ impl Supervisor {
         let redis_healthy = self.redis.healthy;
         let shutting_down = self.shutdown.is_some();
         let slot = &mut self.slots[index];
-        let uptime = slot.started.map(|s| now.duration_since(s.at)).unwrap_or_default();
+        let uptime = slot
+            .started
+            .map(|s| now.duration_since(s.at))
+            .unwrap_or_default();
         slot.pid = None;
         slot.started = None;
         // The process is gone, so its lock is free: remove the file, unless a
@@ -360,7 +363,10 @@ impl Supervisor {
                 }
                 let excused = role != Role::Redis && !redis_healthy && !hung;
                 let reason = if hung {
-                    format!("hung: no heartbeat for over {}", format_duration(hung_after))
+                    format!(
+                        "hung: no heartbeat for over {}",
+                        format_duration(hung_after)
+                    )
                 } else if excused {
                     "exited while Redis was unreachable (not counted as a crash)".to_string()
                 } else if exit.is_clean() {
@@ -442,7 +448,10 @@ impl Supervisor {
             self.redis.error = None;
         } else {
             if self.redis.healthy {
-                warn!(error = report.redis_error.as_deref().unwrap_or("?"), "Redis does not answer");
+                warn!(
+                    error = report.redis_error.as_deref().unwrap_or("?"),
+                    "Redis does not answer"
+                );
             }
             self.redis.healthy = false;
             self.redis.since = None;
@@ -473,7 +482,8 @@ impl Supervisor {
                 Role::Worker => {
                     let key = format!("{}{}", self.config.worker_name_prefix, slot.name);
                     if let Some(record) = report.workers.get(&key).filter(|r| r.pid == pid) {
-                        slot.heartbeat_ms = Some(slot.heartbeat_ms.unwrap_or(0).max(record.heartbeat_ms));
+                        slot.heartbeat_ms =
+                            Some(slot.heartbeat_ms.unwrap_or(0).max(record.heartbeat_ms));
                         if slot.state == State::Starting {
                             slot.state = State::Running;
                             info!(name = %slot.name, pid, "{} (PID {pid}) registered", slot.name);
@@ -520,7 +530,10 @@ impl Supervisor {
     fn stop(&mut self, index: usize, why: StopWhy, timeout: Duration, now: Instant) {
         let slot = &mut self.slots[index];
         let Some(pid) = slot.pid else { return };
-        if slot.stopping.is_some_and(|s| s.why == StopWhy::Down || s.why == why) {
+        if slot
+            .stopping
+            .is_some_and(|s| s.why == StopWhy::Down || s.why == why)
+        {
             return;
         }
         info!(name = %slot.name, pid, "SIGTERM to {} (PID {pid})", slot.name);
@@ -584,17 +597,25 @@ impl Supervisor {
 
     /// `fleet scale N`: adds workers with the lowest free numbers, or stops
     /// the highest-numbered ones gracefully. Other processes are untouched.
-    pub fn scale(&mut self, workers: usize, now: Instant) -> Result<(Vec<String>, Vec<String>), String> {
+    pub fn scale(
+        &mut self,
+        workers: usize,
+        now: Instant,
+    ) -> Result<(Vec<String>, Vec<String>), String> {
         if self.shutdown.is_some() {
             return Err("the fleet is shutting down".into());
         }
         if workers > MAX_WORKERS {
-            return Err(format!("{workers} workers is more than the maximum of {MAX_WORKERS}"));
+            return Err(format!(
+                "{workers} workers is more than the maximum of {MAX_WORKERS}"
+            ));
         }
         let active: Vec<usize> = (0..self.slots.len())
             .filter(|&i| {
                 self.slots[i].role == Role::Worker
-                    && !self.slots[i].stopping.is_some_and(|s| s.why == StopWhy::Retire)
+                    && !self.slots[i]
+                        .stopping
+                        .is_some_and(|s| s.why == StopWhy::Retire)
             })
             .collect();
         let mut started = Vec::new();
@@ -608,7 +629,11 @@ impl Supervisor {
                     continue;
                 }
                 self.add_worker(index - 1);
-                let slot_index = self.slots.iter().position(|s| s.name == name).expect("just added");
+                let slot_index = self
+                    .slots
+                    .iter()
+                    .position(|s| s.name == name)
+                    .expect("just added");
                 if self.embedded_redis() && !self.redis.healthy {
                     self.slots[slot_index].waiting_for_redis = true;
                 } else {
@@ -619,12 +644,21 @@ impl Supervisor {
         } else {
             let mut doomed: Vec<(usize, String)> = active
                 .iter()
-                .map(|&i| (names::worker_index(&self.slots[i].name).unwrap_or(0), self.slots[i].name.clone()))
+                .map(|&i| {
+                    (
+                        names::worker_index(&self.slots[i].name).unwrap_or(0),
+                        self.slots[i].name.clone(),
+                    )
+                })
                 .collect();
             doomed.sort();
             let timeout = self.config.policy.stop_timeout();
             for (_, name) in doomed.into_iter().skip(workers).rev() {
-                let index = self.slots.iter().position(|s| s.name == name).expect("present");
+                let index = self
+                    .slots
+                    .iter()
+                    .position(|s| s.name == name)
+                    .expect("present");
                 if self.slots[index].pid.is_some() {
                     self.stop(index, StopWhy::Retire, timeout, now);
                 } else {
@@ -686,7 +720,9 @@ impl Supervisor {
     }
 
     fn advance_shutdown(&mut self, now: Instant) {
-        let Some(shutdown) = &self.shutdown else { return };
+        let Some(shutdown) = &self.shutdown else {
+            return;
+        };
         let timeout = shutdown.timeout;
         if shutdown.stage == Stage::Apps
             && self
@@ -719,7 +755,10 @@ impl Supervisor {
                 }
             }
         }
-        if self.shutdown.as_ref().is_some_and(|s| s.stage == Stage::Redis)
+        if self
+            .shutdown
+            .as_ref()
+            .is_some_and(|s| s.stage == Stage::Redis)
             && self.slots.iter().all(|s| s.pid.is_none())
             && let Some(shutdown) = &mut self.shutdown
         {
@@ -730,7 +769,9 @@ impl Supervisor {
 
     /// Whether `down` has finished: nothing is left running.
     pub fn is_down(&self) -> bool {
-        self.shutdown.as_ref().is_some_and(|s| s.stage == Stage::Done)
+        self.shutdown
+            .as_ref()
+            .is_some_and(|s| s.stage == Stage::Done)
     }
 
     /// What `down` did, in the order processes stopped.
@@ -778,7 +819,8 @@ impl Supervisor {
             started_ms: slot.started.map(|s| s.wall_ms),
             restarts: slot.restarts,
             last_exit: slot.last_exit.clone(),
-            registered_as: (slot.role == Role::Worker).then(|| self.config.registered_name(&slot.name)),
+            registered_as:
+                (slot.role == Role::Worker).then(|| self.config.registered_name(&slot.name)),
             uptime_ms: None,
             rss_bytes: None,
             cpu_ms: None,
