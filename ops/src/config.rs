@@ -7,6 +7,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -79,6 +80,9 @@ pub struct FleetConfig {
     pub worker_program: PathBuf,
     /// RLIMIT_AS for each worker, in bytes.
     pub worker_memory: Option<u64>,
+    /// Extra arguments for every worker (`--worker-arg`, tests and benchmarks).
+    #[serde(default)]
+    pub worker_args: Vec<String>,
     /// Prefix of the names workers register under in Redis (empty with the
     /// embedded Redis; the host name with a shared one, so two machines'
     /// `worker-0` do not collide).
@@ -139,7 +143,7 @@ pub(crate) fn sample(home: &Path) -> FleetConfig {
     FleetConfig {
         home: home.to_path_buf(),
         workers: 2,
-        bind: "127.0.0.1:8080".into(),
+        bind: "127.0.0.1:7860".into(),
         redis: RedisPlan::External {
             url: "redis://127.0.0.1:1".into(),
         },
@@ -147,6 +151,7 @@ pub(crate) fn sample(home: &Path) -> FleetConfig {
         api_program: "/bin/false".into(),
         worker_program: "/bin/false".into(),
         worker_memory: None,
+        worker_args: Vec::new(),
         worker_name_prefix: String::new(),
         policy: Policy {
             crash_limit: 5,

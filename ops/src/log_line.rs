@@ -93,11 +93,12 @@ fn render_json(map: &serde_json::Map<String, serde_json::Value>, raw: &str) -> L
         text.push(' ');
     }
     let _ = write!(text, "{:>5} ", level.map_or("?", Level::label));
-    match map.get("message") {
-        Some(serde_json::Value::String(message)) => text.push_str(message),
-        Some(other) => text.push_str(&other.to_string()),
-        None => text.push_str(raw),
-    }
+    let message = match map.get("message") {
+        Some(serde_json::Value::String(message)) => message.clone(),
+        Some(other) => other.to_string(),
+        None => raw.to_string(),
+    };
+    text.push_str(&message);
     for (key, value) in map {
         if matches!(
             key.as_str(),
@@ -112,14 +113,16 @@ fn render_json(map: &serde_json::Map<String, serde_json::Value>, raw: &str) -> L
         ) {
             continue;
         }
-        match value {
-            serde_json::Value::String(s) => {
-                let _ = write!(text, " {key}={s}");
-            }
-            other => {
-                let _ = write!(text, " {key}={other}");
-            }
+        let value = match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        // Fields that the message already spells out (a name, a PID) are
+        // noise when repeated.
+        if message.contains(value.as_str()) {
+            continue;
         }
+        let _ = write!(text, " {key}={value}");
     }
     LogLine { level, text }
 }
@@ -169,12 +172,12 @@ mod tests {
 
     #[test]
     fn renders_tracing_json() {
-        let line = r#"{"timestamp":"2026-11-24T23:29:11.123456Z","level":"WARN","message":"worker-1 (PID 42) crashed: signal SIGKILL","target":"verdict_ops::watchdog","name":"worker-1","pid":42}"#;
+        let line = r#"{"timestamp":"2026-11-24T23:29:11.123456Z","level":"WARN","message":"worker-1 (PID 42) crashed: signal SIGKILL","target":"verdict_ops::watchdog","name":"worker-1","pid":42,"uptime_ms":1500}"#;
         let parsed = parse(line);
         assert_eq!(parsed.level, Some(Level::Warn));
         assert_eq!(
             parsed.text,
-            "2026-11-24 23:29:11.123  WARN worker-1 (PID 42) crashed: signal SIGKILL name=worker-1 pid=42"
+            "2026-11-24 23:29:11.123  WARN worker-1 (PID 42) crashed: signal SIGKILL uptime_ms=1500"
         );
         assert!(parsed.passes(Some(Level::Warn)));
         assert!(!parsed.passes(Some(Level::Error)));

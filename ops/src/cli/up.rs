@@ -34,7 +34,7 @@ pub struct UpArgs {
     #[arg(
         long,
         env = "VERDICT_BIND",
-        default_value = "127.0.0.1:8080",
+        default_value = "127.0.0.1:7860",
         value_name = "ADDR:PORT"
     )]
     pub bind: String,
@@ -54,6 +54,11 @@ pub struct UpArgs {
     /// For tests and queue benchmarks only; never for real verdicts.
     #[arg(long)]
     pub noop_workers: bool,
+    /// One more argument for every worker, passed through as given (repeat
+    /// for several), e.g. --worker-arg=--noop-delay-ms=2000. For tests and
+    /// benchmarks: the fleet does not check what the worker makes of it
+    #[arg(long = "worker-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub worker_args: Vec<String>,
     /// Keep the watchdog in the foreground (for systemd and containers)
     #[arg(long)]
     pub foreground: bool,
@@ -148,7 +153,7 @@ pub fn refuse_root(allow_root: bool) -> anyhow::Result<()> {
 pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
     args.bind.parse::<SocketAddr>().with_context(|| {
         format!(
-            "--bind {:?} is not ADDR:PORT (e.g. 127.0.0.1:8080)",
+            "--bind {:?} is not ADDR:PORT (e.g. 127.0.0.1:7860)",
             args.bind
         )
     })?;
@@ -195,6 +200,7 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
         api_program: binaries::find("verdict-api")?,
         worker_program: binaries::find("verdict-worker")?,
         worker_memory: args.worker_memory,
+        worker_args: args.worker_args.clone(),
         worker_name_prefix,
         policy: Policy {
             crash_limit: args.crash_limit,

@@ -187,7 +187,7 @@ async fn event_loop(home: Home, config: FleetConfig) -> anyhow::Result<()> {
 
     let report = supervisor.down_report();
     for entry in &report.stopped {
-        info!(name = %entry.name, pid = ?entry.pid, "{}: {}", entry.name, entry.how);
+        info!(name = %entry.name, "{}: {}", entry.name, entry.how);
     }
     for waiter in down_waiters {
         let _ = waiter.send(Response::Down(report.clone()));

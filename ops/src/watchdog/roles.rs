@@ -74,6 +74,7 @@ pub fn worker(config: &FleetConfig, home: &Home, name: &str) -> Launch {
         }
         ModelPlan::Noop => args.push("--noop".into()),
     }
+    args.extend(config.worker_args.iter().map(OsString::from));
     let mut launch = base(home, name, &config.worker_program, args);
     launch.memory_limit = config.worker_memory;
     launch
