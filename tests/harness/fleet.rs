@@ -246,6 +246,14 @@ impl Fleet {
         job["id"].as_str().expect("job id").to_string()
     }
 
+    /// The job as the api serves it now.
+    pub fn job(&self, id: &str) -> Value {
+        let url = format!("{}/v1/jobs/{id}", self.api_url());
+        let (status, job) = http(move |client| client.get(url));
+        assert_eq!(status, 200, "GET job {id}: {job}");
+        job
+    }
+
     /// Waits until the job ends (long-poll) and returns it.
     pub fn wait_job(&self, id: &str, limit: Duration) -> Value {
         let start = Instant::now();
