@@ -19,10 +19,16 @@ fn scale_restart_and_memory_limit() {
 
     // The limit is on the worker process itself.
     let limits = std::fs::read_to_string(format!("/proc/{worker0}/limits")).unwrap();
-    let line = limits.lines().find(|l| l.starts_with("Max address space")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))
+        .unwrap();
     assert!(line.contains(&(3u64 << 30).to_string()), "{line}");
     let api_limits = std::fs::read_to_string(format!("/proc/{api}/limits")).unwrap();
-    assert!(!api_limits.contains(&(3u64 << 30).to_string()), "the api got the worker limit");
+    assert!(
+        !api_limits.contains(&(3u64 << 30).to_string()),
+        "the api got the worker limit"
+    );
 
     // Up to 3 workers: two new ones, nothing else touched.
     let scale = fleet.run(&["scale", "3"]);
@@ -70,10 +76,17 @@ fn scale_restart_and_memory_limit() {
     // An unknown target is an error, not a no-op.
     let bad = fleet.run(&["restart", "nginx"]);
     assert!(!bad.ok());
-    assert!(bad.stderr.contains("no process or role named \"nginx\""), "{}", bad.output());
+    assert!(
+        bad.stderr.contains("no process or role named \"nginx\""),
+        "{}",
+        bad.output()
+    );
 
     let id = fleet.submit();
-    assert_eq!(fleet.wait_job(&id, Duration::from_secs(20))["state"], "done");
+    assert_eq!(
+        fleet.wait_job(&id, Duration::from_secs(20))["state"],
+        "done"
+    );
 }
 
 #[test]
@@ -113,9 +126,16 @@ fn a_crash_looping_worker_ends_failed_in_status() {
         let _ = foreground.kill();
         panic!("worker-0 never ended failed; watchdog log:\n{}", log())
     });
-    assert_eq!(code, Some(1), "status must not exit 0 with a failed process");
+    assert_eq!(
+        code,
+        Some(1),
+        "status must not exit 0 with a failed process"
+    );
     assert_eq!(row["last_exit"]["code"], 2, "{row:#}");
-    assert_eq!(row["restarts"], 3, "3 crashes tolerated, the 4th gives up: {row:#}");
+    assert_eq!(
+        row["restarts"], 3,
+        "3 crashes tolerated, the 4th gives up: {row:#}"
+    );
     assert!(row["pid"].is_null(), "{row:#}");
     // The rest of the fleet is unaffected.
     assert_eq!(process(&status, "redis")["state"], "running");

@@ -17,11 +17,23 @@ fn up_status_refusal_sighup_and_an_orderly_down() {
     let up = fleet.up(2, &["--worker-arg=--noop-delay-ms=3000"]);
     assert!(up.ok(), "fleet up failed:\n{}", up.output());
     // The summary says where the web page, PID files and logs are.
-    assert!(up.stdout.contains(&format!("{}/", fleet.api_url())), "{}", up.output());
+    assert!(
+        up.stdout.contains(&format!("{}/", fleet.api_url())),
+        "{}",
+        up.output()
+    );
     let run_dir = fleet.home().join("run");
     let logs_dir = fleet.home().join("logs");
-    assert!(up.stdout.contains(&run_dir.display().to_string()), "{}", up.output());
-    assert!(up.stdout.contains(&logs_dir.display().to_string()), "{}", up.output());
+    assert!(
+        up.stdout.contains(&run_dir.display().to_string()),
+        "{}",
+        up.output()
+    );
+    assert!(
+        up.stdout.contains(&logs_dir.display().to_string()),
+        "{}",
+        up.output()
+    );
 
     // status: everything running, each with the PID its locked PID file names.
     let (code, status) = fleet.status();
@@ -38,18 +50,30 @@ fn up_status_refusal_sighup_and_an_orderly_down() {
         assert_eq!(row["role"], role, "{row:#}");
         assert_eq!(row["state"], "running", "{row:#}");
         let pid = row["pid"].as_u64().expect("pid") as u32;
-        assert_eq!(fleet.pid_in_file(name), Some(pid), "{name}: PID file and status disagree");
+        assert_eq!(
+            fleet.pid_in_file(name),
+            Some(pid),
+            "{name}: PID file and status disagree"
+        );
         assert!(fleet.is_locked(name), "{name}'s PID file is not locked");
         assert!(alive(pid), "{name} (PID {pid}) is not alive");
         pids.push((name, pid));
     }
-    assert_eq!(status["processes"].as_array().unwrap().len(), 5, "{status:#}");
+    assert_eq!(
+        status["processes"].as_array().unwrap().len(),
+        5,
+        "{status:#}"
+    );
     assert!(status["queue"]["redis_ok"].as_bool().unwrap(), "{status:#}");
     let watchdog_pid = pids[0].1;
 
     // A second fleet on the same home is refused with the running watchdog's PID.
     let second = fleet.up(2, &[]);
-    assert!(!second.ok(), "a second fleet up succeeded:\n{}", second.output());
+    assert!(
+        !second.ok(),
+        "a second fleet up succeeded:\n{}",
+        second.output()
+    );
     assert!(
         second
             .stderr
@@ -64,7 +88,11 @@ fn up_status_refusal_sighup_and_an_orderly_down() {
     let (code, status) = fleet.status();
     assert_eq!(code, Some(0), "after SIGHUP: {status:#}");
     for (name, pid) in &pids {
-        assert_eq!(process(&status, name)["pid"].as_u64(), Some(u64::from(*pid)), "{name} changed after SIGHUP");
+        assert_eq!(
+            process(&status, name)["pid"].as_u64(),
+            Some(u64::from(*pid)),
+            "{name} changed after SIGHUP"
+        );
         assert!(alive(*pid));
     }
     assert!(fleet.log("watchdog").contains("SIGHUP ignored"));
@@ -81,17 +109,33 @@ fn up_status_refusal_sighup_and_an_orderly_down() {
     let down_returned = SystemTime::now();
     assert!(down.ok(), "fleet down failed:\n{}", down.output());
     // The workers needed the rest of the 3 s job: down waited for it.
-    assert!(down_started.elapsed() >= Duration::from_millis(1500), "{}", down.output());
+    assert!(
+        down_started.elapsed() >= Duration::from_millis(1500),
+        "{}",
+        down.output()
+    );
     for name in ["api", "worker-0", "worker-1", "redis"] {
-        assert!(down.stdout.contains(&format!("  {name} (PID")), "{name} not in the report:\n{}", down.output());
+        assert!(
+            down.stdout.contains(&format!("  {name} (PID")),
+            "{name} not in the report:\n{}",
+            down.output()
+        );
     }
-    assert!(!down.stdout.contains("SIGKILL"), "something had to be killed:\n{}", down.output());
+    assert!(
+        !down.stdout.contains("SIGKILL"),
+        "something had to be killed:\n{}",
+        down.output()
+    );
 
     // Nothing of the fleet is left: no process, no live lock, no socket.
     for (name, pid) in &pids {
         assert!(!alive(*pid), "{name} (PID {pid}) is still alive after down");
     }
-    assert!(fleet.live_locks().is_empty(), "live locks: {:?}", fleet.live_locks());
+    assert!(
+        fleet.live_locks().is_empty(),
+        "live locks: {:?}",
+        fleet.live_locks()
+    );
     assert!(!fleet.home().join("run/watchdog.sock").exists());
     let (code, _) = fleet.status();
     assert_eq!(code, Some(3), "status of a stopped fleet");
@@ -105,7 +149,10 @@ fn up_status_refusal_sighup_and_an_orderly_down() {
     assert_eq!(job["attempts"], 1, "{job:#}");
     let job: Job = serde_json::from_value(job).expect("a job");
     let finished = job.finished_at.expect("finished_at");
-    assert!(finished <= down_returned, "finished at {finished}, after down returned");
+    assert!(
+        finished <= down_returned,
+        "finished at {finished}, after down returned"
+    );
     let down = fleet.run(&["down"]);
     assert!(down.ok(), "{}", down.output());
 }

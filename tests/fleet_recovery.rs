@@ -20,7 +20,11 @@ fn stale_pid_files_are_reported_and_do_not_block_up() {
     let dead = gone.id();
     gone.wait().unwrap();
     // An unrelated live process, whose PID a stale file happens to name.
-    let mut bystander = Command::new("sleep").arg("120").stdin(Stdio::null()).spawn().unwrap();
+    let mut bystander = Command::new("sleep")
+        .arg("120")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
     let live = bystander.id();
     std::fs::write(run.join("watchdog.pid"), format!("{dead}\n")).unwrap();
     std::fs::write(run.join("api.pid"), format!("{live}\n")).unwrap();
@@ -30,7 +34,11 @@ fn stale_pid_files_are_reported_and_do_not_block_up() {
     let bystander_alive = alive(live);
     let _ = bystander.kill();
     let _ = bystander.wait();
-    assert!(up.ok(), "fleet up was blocked by stale PID files:\n{}", up.output());
+    assert!(
+        up.ok(),
+        "fleet up was blocked by stale PID files:\n{}",
+        up.output()
+    );
     assert!(
         up.stdout
             .contains(&format!("stale PID file run/watchdog.pid (PID {dead}")),
@@ -38,16 +46,28 @@ fn stale_pid_files_are_reported_and_do_not_block_up() {
         up.output()
     );
     assert!(
-        up.stdout.contains(&format!("stale PID file run/api.pid (PID {live}")),
+        up.stdout
+            .contains(&format!("stale PID file run/api.pid (PID {live}")),
         "{}",
         up.output()
     );
-    assert!(up.stdout.contains("stale PID file run/worker-0.pid (no valid PID"), "{}", up.output());
-    assert!(bystander_alive, "the unrelated process named by a stale PID file was killed");
+    assert!(
+        up.stdout
+            .contains("stale PID file run/worker-0.pid (no valid PID"),
+        "{}",
+        up.output()
+    );
+    assert!(
+        bystander_alive,
+        "the unrelated process named by a stale PID file was killed"
+    );
     // The files now name the fleet's own processes, locked.
     for name in ["watchdog", "api", "worker-0"] {
         let pid = fleet.pid_in_file(name).expect("pid file");
-        assert!(pid != dead && pid != live, "{name}.pid still names the stale PID");
+        assert!(
+            pid != dead && pid != live,
+            "{name}.pid still names the stale PID"
+        );
         assert!(fleet.is_locked(name));
     }
 }
@@ -58,12 +78,17 @@ fn a_killed_watchdog_takes_its_fleet_down_and_up_recovers() {
     let up = fleet.up(2, &[]);
     assert!(up.ok(), "fleet up failed:\n{}", up.output());
     let names = ["watchdog", "redis", "api", "worker-0", "worker-1"];
-    let pids: Vec<u32> = names.iter().map(|n| fleet.pid_in_file(n).expect("pid")).collect();
+    let pids: Vec<u32> = names
+        .iter()
+        .map(|n| fleet.pid_in_file(n).expect("pid"))
+        .collect();
     // The children are members of the watchdog's process group.
     let pgid = pids[0];
     for (name, pid) in names.iter().zip(&pids) {
         assert_eq!(
-            nix::unistd::getpgid(Some(Pid::from_raw(*pid as i32))).unwrap().as_raw() as u32,
+            nix::unistd::getpgid(Some(Pid::from_raw(*pid as i32)))
+                .unwrap()
+                .as_raw() as u32,
             pgid,
             "{name} is not in the watchdog's process group"
         );
@@ -71,17 +96,34 @@ fn a_killed_watchdog_takes_its_fleet_down_and_up_recovers() {
 
     kill(Pid::from_raw(pids[0] as i32), Signal::SIGKILL).unwrap();
     // Each child gets SIGTERM from the kernel (PR_SET_PDEATHSIG) and exits.
-    let all_gone = wait_for(Duration::from_secs(20), || pids.iter().all(|p| !alive(*p)).then_some(()));
-    let left: Vec<_> = names.iter().zip(&pids).filter(|(_, p)| alive(**p)).collect();
-    assert!(all_gone.is_some(), "still alive after the watchdog was killed: {left:?}");
+    let all_gone = wait_for(Duration::from_secs(20), || {
+        pids.iter().all(|p| !alive(*p)).then_some(())
+    });
+    let left: Vec<_> = names
+        .iter()
+        .zip(&pids)
+        .filter(|(_, p)| alive(**p))
+        .collect();
+    assert!(
+        all_gone.is_some(),
+        "still alive after the watchdog was killed: {left:?}"
+    );
     assert!(fleet.live_locks().is_empty(), "{:?}", fleet.live_locks());
     let (code, _) = fleet.status();
     assert_eq!(code, Some(3));
 
     // `fleet up` starts cleanly on what was left (stale files).
     let again = fleet.up(2, &[]);
-    assert!(again.ok(), "fleet up after a killed watchdog failed:\n{}", again.output());
-    assert!(again.stdout.contains("stale PID file run/watchdog.pid"), "{}", again.output());
+    assert!(
+        again.ok(),
+        "fleet up after a killed watchdog failed:\n{}",
+        again.output()
+    );
+    assert!(
+        again.stdout.contains("stale PID file run/watchdog.pid"),
+        "{}",
+        again.output()
+    );
     let (code, status) = fleet.status();
     assert_eq!(code, Some(0), "{status:#}");
 }
@@ -96,7 +138,14 @@ fn root_is_refused_without_allow_root() {
     let bind = format!("127.0.0.1:{}", fleet.port);
     let run = fleet.run(&["up", "--noop-workers", "--workers", "1", "--bind", &bind]);
     assert!(!run.ok(), "{}", run.output());
-    assert!(run.stderr.contains("refusing to run the fleet as root"), "{}", run.output());
+    assert!(
+        run.stderr.contains("refusing to run the fleet as root"),
+        "{}",
+        run.output()
+    );
     assert!(fleet.live_locks().is_empty());
-    assert!(fleet.pid_in_file("watchdog").is_none(), "a watchdog was started");
+    assert!(
+        fleet.pid_in_file("watchdog").is_none(),
+        "a watchdog was started"
+    );
 }

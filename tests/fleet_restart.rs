@@ -25,8 +25,15 @@ fn kill_9_of_a_worker_is_restarted_within_two_seconds_counted_and_logged() {
             .filter(|&pid| pid != old && alive(pid) && fleet.is_locked("worker-0"))
     });
     let latency = killed_at.elapsed();
-    let new = new.unwrap_or_else(|| panic!("no new worker-0 within 2 s; watchdog log:\n{}", fleet.log("watchdog")));
-    println!("kill -9 -> new worker-0 PID {new} running with its PID file locked after {latency:?}");
+    let new = new.unwrap_or_else(|| {
+        panic!(
+            "no new worker-0 within 2 s; watchdog log:\n{}",
+            fleet.log("watchdog")
+        )
+    });
+    println!(
+        "kill -9 -> new worker-0 PID {new} running with its PID file locked after {latency:?}"
+    );
     assert!(!alive(old));
 
     // It registers again; the restart is counted, with the signal that ended
@@ -40,7 +47,11 @@ fn kill_9_of_a_worker_is_restarted_within_two_seconds_counted_and_logged() {
     assert_eq!(row["pid"].as_u64(), Some(u64::from(new)), "{row:#}");
     assert_eq!(row["restarts"], 1, "{row:#}");
     assert_eq!(row["last_exit"]["signal"], "SIGKILL", "{row:#}");
-    assert_eq!(row["last_exit"]["pid"].as_u64(), Some(u64::from(old)), "{row:#}");
+    assert_eq!(
+        row["last_exit"]["pid"].as_u64(),
+        Some(u64::from(old)),
+        "{row:#}"
+    );
     assert_eq!(row["last_exit"]["reason"], "crashed", "{row:#}");
     let row = process(&status, "worker-1");
     assert_eq!(row["pid"].as_u64(), Some(u64::from(other)));
@@ -52,11 +63,23 @@ fn kill_9_of_a_worker_is_restarted_within_two_seconds_counted_and_logged() {
         log.contains(&format!("worker-0 (PID {old}) crashed: signal SIGKILL")),
         "watchdog log:\n{log}"
     );
-    assert!(log.contains(&format!("started worker-0 (PID {new}), restart 1")), "watchdog log:\n{log}");
+    assert!(
+        log.contains(&format!("started worker-0 (PID {new}), restart 1")),
+        "watchdog log:\n{log}"
+    );
     let logs = fleet.run(&["logs", "watchdog", "--level", "warn"]);
     assert!(logs.ok(), "{}", logs.output());
-    assert!(logs.stdout.contains(&format!("worker-0 (PID {old}) crashed: signal SIGKILL")), "{}", logs.output());
-    assert!(!logs.stdout.contains(" INFO "), "--level warn showed INFO lines:\n{}", logs.output());
+    assert!(
+        logs.stdout
+            .contains(&format!("worker-0 (PID {old}) crashed: signal SIGKILL")),
+        "{}",
+        logs.output()
+    );
+    assert!(
+        !logs.stdout.contains(" INFO "),
+        "--level warn showed INFO lines:\n{}",
+        logs.output()
+    );
 
     // Jobs submitted afterwards complete.
     for _ in 0..4 {
@@ -76,13 +99,21 @@ fn a_worker_that_stops_beating_is_killed_as_hung_and_replaced() {
     kill(Pid::from_raw(old as i32), Signal::SIGSTOP).unwrap();
     let stopped_at = Instant::now();
     let new = wait_for(Duration::from_secs(20), || {
-        fleet.pid_in_file("worker-0").filter(|&pid| pid != old && alive(pid))
+        fleet
+            .pid_in_file("worker-0")
+            .filter(|&pid| pid != old && alive(pid))
     });
     let new = new.unwrap_or_else(|| {
         let _ = kill(Pid::from_raw(old as i32), Signal::SIGKILL);
-        panic!("the frozen worker was not replaced; watchdog log:\n{}", fleet.log("watchdog"))
+        panic!(
+            "the frozen worker was not replaced; watchdog log:\n{}",
+            fleet.log("watchdog")
+        )
     });
-    println!("SIGSTOP -> hung worker replaced by PID {new} after {:?}", stopped_at.elapsed());
+    println!(
+        "SIGSTOP -> hung worker replaced by PID {new} after {:?}",
+        stopped_at.elapsed()
+    );
     // Not before its heartbeat was older than the limit.
     assert!(stopped_at.elapsed() >= Duration::from_secs(4));
     assert!(!alive(old));
@@ -93,10 +124,17 @@ fn a_worker_that_stops_beating_is_killed_as_hung_and_replaced() {
     .expect("the fleet did not get back to all running");
     let row = process(&status, "worker-0");
     assert!(
-        row["last_exit"]["reason"].as_str().unwrap_or("").starts_with("hung"),
+        row["last_exit"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("hung"),
         "{row:#}"
     );
     assert_eq!(row["last_exit"]["signal"], "SIGKILL", "{row:#}");
     assert_eq!(row["restarts"], 1, "{row:#}");
-    assert!(fleet.log("watchdog").contains(&format!("worker-0 (PID {old}) is hung")));
+    assert!(
+        fleet
+            .log("watchdog")
+            .contains(&format!("worker-0 (PID {old}) is hung"))
+    );
 }
