@@ -1,11 +1,127 @@
-//! `verdict-worker run`: the queue loop. (Being written: see issue 4.)
+//! `verdict-worker run`: take jobs from Redis and post verdicts back until stopped.
+//!
+//! Loads the judge once (the model pack in `--model`, or the no-op judge with
+//! `--noop`), then hands it to the run loop in [`crate::runner`]. Exits 0 after
+//! a SIGTERM or SIGINT once the jobs in hand are finished, non-zero only when
+//! it cannot start (bad flags, a model that does not load).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use verdict_shared::queue::heartbeat::is_valid_worker_name;
+use verdict_shared::redis_url::RedisUrl;
+use verdict_shared::shutdown;
+use verdict_shared::telemetry::{self, LogFormat};
+
+use crate::engine::{Judge, NoopJudge};
+use crate::runner::simulated_delay::DelayedJudge;
+use crate::runner::{self, RunnerConfig};
 
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// Redis to use: redis://HOST:PORT, rediss://HOST:PORT or unix:///PATH.
+    #[arg(long, env = "VERDICT_REDIS_URL")]
+    pub redis: RedisUrl,
 
-pub fn main(_args: RunArgs) -> ExitCode {
-    eprintln!("verdict-worker run: not built yet");
-    ExitCode::FAILURE
+    /// The model pack directory (see docs/model-pack.md).
+    #[arg(long, env = "VERDICT_MODEL", required_unless_present = "noop")]
+    pub model: Option<PathBuf>,
+
+    /// This worker's name, unique in the fleet (letters, digits, '.', '_', '-').
+    /// Default: HOST-PID.
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Skip inference: answer `maybe` to everything (for measuring the queue).
+    #[arg(long)]
+    pub noop: bool,
+
+    /// With --noop: hold each job this many milliseconds, as inference would.
+    #[arg(long, value_name = "MS", requires = "noop")]
+    pub noop_delay_ms: Option<u64>,
+
+    /// Most jobs taken from the stream at once (started and finished together;
+    /// judged one after another until the engine batches).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub batch_size: u16,
+
+    /// Log format: pretty (for a terminal) or json (one object per line).
+    #[arg(long, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+}
+
+pub fn main(args: RunArgs) -> ExitCode {
+    telemetry::init(args.log_format);
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "verdict-worker run failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let name = match &args.name {
+        Some(name) if is_valid_worker_name(name) => name.clone(),
+        Some(name) => bail!(
+            "--name {name:?} is not a worker name: use 1 to 64 letters, digits, '.', '_' or '-'"
+        ),
+        None => default_name(),
+    };
+    let judge = load_judge(&args)?;
+    // The judge runs on tokio's blocking pool; the loop itself is light, so one
+    // runtime thread is enough and leaves the cores to inference.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let (_trigger, shutdown) =
+            shutdown::on_terminate_signals().context("cannot install signal handlers")?;
+        let config = RunnerConfig {
+            name,
+            batch_size: usize::from(args.batch_size),
+            block: RunnerConfig::DEFAULT_BLOCK,
+        };
+        runner::run(args.redis.clone(), config, judge, shutdown).await
+    })
+}
+
+fn load_judge(args: &RunArgs) -> anyhow::Result<Arc<dyn Judge>> {
+    if args.noop {
+        return Ok(match args.noop_delay_ms {
+            Some(ms) => Arc::new(DelayedJudge::new(NoopJudge, Duration::from_millis(ms))),
+            None => Arc::new(NoopJudge),
+        });
+    }
+    let Some(model) = &args.model else {
+        bail!("--model DIR (or VERDICT_MODEL) is required unless --noop is given");
+    };
+    // The engine's loader (issue 3) plugs in here:
+    //     crate::engine::load(model).map_err(...)
+    // Until it is merged this build can only run the no-op judge.
+    bail!(
+        "cannot load the model pack at {}: this build has no model engine yet; run with --noop",
+        model.display()
+    )
+}
+
+/// HOST-PID, cleaned to a valid worker name.
+fn default_name() -> String {
+    let host: String = runner::hostname()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(40)
+        .collect();
+    format!("{host}-{}", std::process::id())
 }

@@ -1,0 +1,175 @@
+//! Running one job: start it, judge it on a blocking thread, finish it, log it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use verdict_shared::queue::finish::finish;
+use verdict_shared::queue::{Finish, Outcome, QueueError, Start, StartedJob, StreamEntry};
+
+use super::backoff::Backoff;
+use super::outcome::{self, Decision};
+use super::{Context, image_probe};
+
+/// How long a worker keeps trying to store a result while Redis is away
+/// before it gives up on it (the job then stays pending and runs again).
+const FINISH_RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// Runs the job of `entry`. An error means Redis failed: the job was not
+/// finished and stays pending, to be run again.
+pub async fn run(ctx: &Context, entry: &StreamEntry) -> Result<(), QueueError> {
+    let start = {
+        let mut conn = ctx.pool.get().await?;
+        entry.start(&mut conn, &ctx.name).await?
+    };
+    let started = match start {
+        Start::Run(started) => started,
+        Start::Skip(state) => {
+            tracing::info!(entry = %entry.entry_id, job_id = ?entry.job.map(|j| j.to_string()), %state, "skipped a job that already ended");
+            return Ok(());
+        }
+        Start::Missing => {
+            tracing::warn!(entry = %entry.entry_id, job_id = ?entry.job.map(|j| j.to_string()), "dropped a stream entry whose job record is gone");
+            return Ok(());
+        }
+    };
+    let id = started.job.id;
+    ctx.status.took(id);
+    let result = judge_and_finish(ctx, started).await;
+    ctx.status.released(id, matches!(result, Ok(true)));
+    result.map(|_| ())
+}
+
+/// Returns whether this worker finished the job.
+async fn judge_and_finish(ctx: &Context, started: StartedJob) -> Result<bool, QueueError> {
+    let StartedJob {
+        job,
+        image,
+        entry_id,
+    } = started;
+    let image = Arc::new(image);
+    let texts = Arc::new(job.texts.clone());
+
+    // One judgement at a time per worker: several jobs read together are
+    // started and finished concurrently, but the CPU-bound part is serial.
+    let permit = ctx.judge_permit.acquire().await;
+    let began = Instant::now();
+    let judged = {
+        let (judge, image, texts) = (ctx.judge.clone(), image.clone(), texts.clone());
+        tokio::task::spawn_blocking(move || {
+            let dims = image_probe::dimensions(&image);
+            (dims, judge.judge(&image, &texts))
+        })
+        .await
+    };
+    let inference = began.elapsed();
+    drop(permit);
+
+    let (dims, decision) = match judged {
+        Ok((dims, result)) => (dims, outcome::decide(result, &texts)),
+        Err(join_error) => {
+            let message = panic_message(join_error);
+            tracing::error!(job_id = %job.id, panic = %message, "the judge panicked");
+            (None, Decision::Finish(outcome::panicked(&message)))
+        }
+    };
+    let queue_wait = job
+        .started_at
+        .map(|started| (started - job.submitted_at).as_seconds_f64() * 1000.0)
+        .unwrap_or(0.0);
+    let (width, height) = dims.map_or((0, 0), |(w, h)| (w, h));
+
+    let outcome = match decision {
+        Decision::Finish(outcome) => outcome,
+        Decision::Retry(reason) => {
+            tracing::warn!(
+                job_id = %job.id,
+                attempt = job.attempts,
+                reason = %reason,
+                "transient failure: left pending for redelivery"
+            );
+            return Ok(false);
+        }
+    };
+    let finished = finish_with_retry(ctx, &job.id, &entry_id, &outcome).await?;
+
+    let labels = match &outcome {
+        Outcome::Done(verdicts) => verdicts
+            .iter()
+            .map(|v| v.label.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        Outcome::Failed(_) => String::new(),
+    };
+    let error_code = match &outcome {
+        Outcome::Failed(error) => error.code.as_str(),
+        Outcome::Done(_) => "",
+    };
+    let state = match &finished {
+        Finish::Finished { .. } => outcome.state().as_str(),
+        Finish::Stale(state) => state.as_str(),
+        Finish::Missing => "gone",
+    };
+    let round = |ms: f64| (ms * 100.0).round() / 100.0;
+    tracing::info!(
+        job_id = %job.id,
+        attempt = job.attempts,
+        image_bytes = image.len(),
+        image_format = %job.image.format,
+        width,
+        height,
+        sentences = texts.len(),
+        labels = %labels,
+        error = error_code,
+        queue_wait_ms = round(queue_wait),
+        inference_ms = round(inference.as_secs_f64() * 1000.0),
+        state,
+        "job {}", match finished {
+            Finish::Finished { .. } => "finished",
+            Finish::Stale(_) => "already ended elsewhere: result discarded",
+            Finish::Missing => "record gone: result discarded",
+        }
+    );
+    Ok(matches!(finished, Finish::Finished { .. }))
+}
+
+/// Stores the outcome, retrying with backoff while Redis is unreachable
+/// (finishing twice is harmless: the second answers `Stale`).
+async fn finish_with_retry(
+    ctx: &Context,
+    job_id: &verdict_shared::job::JobId,
+    entry_id: &str,
+    outcome: &Outcome,
+) -> Result<Finish, QueueError> {
+    let deadline = Instant::now() + FINISH_RETRY_FOR;
+    let mut backoff = Backoff::new();
+    loop {
+        let attempt = async {
+            let mut conn = ctx.pool.get().await?;
+            finish(&mut conn, *job_id, entry_id, &ctx.name, outcome).await
+        }
+        .await;
+        match attempt {
+            Ok(finished) => return Ok(finished),
+            Err(err) if err.is_unavailable() && Instant::now() < deadline => {
+                let delay = backoff.next_delay();
+                tracing::warn!(job_id = %job_id, error = %err, retry_in_ms = delay.as_millis() as u64, "cannot store the result yet");
+                tokio::time::sleep(delay).await;
+            }
+            Err(err) => {
+                tracing::error!(job_id = %job_id, error = %err, "result not stored: the job stays pending and will run again");
+                return Err(err);
+            }
+        }
+    }
+}
+
+fn panic_message(err: tokio::task::JoinError) -> String {
+    match err.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic with a non-text payload".to_owned()),
+        Err(err) => err.to_string(),
+    }
+}
