@@ -774,14 +774,14 @@ impl Supervisor {
             .is_some_and(|s| s.stage == Stage::Done)
     }
 
-    /// What `down` did, in the order processes stopped.
+    /// What `down` did, in the order processes stopped (those that were not
+    /// running first).
     pub fn down_report(&self) -> DownReport {
-        let mut stopped = self
+        let stopped = self
             .shutdown
             .as_ref()
             .map(|s| s.stopped.clone())
             .unwrap_or_default();
-        stopped.sort_by(|a, b| names::order(&a.name, &b.name));
         DownReport { stopped }
     }
 
