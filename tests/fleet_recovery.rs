@@ -149,3 +149,48 @@ fn root_is_refused_without_allow_root() {
         "a watchdog was started"
     );
 }
+
+#[test]
+fn sigterm_to_the_watchdog_stops_the_fleet_in_order() {
+    let fleet = Fleet::new();
+    let up = fleet.up(1, &[]);
+    assert!(up.ok(), "fleet up failed:\n{}", up.output());
+    let names = ["watchdog", "redis", "api", "worker-0"];
+    let pids: Vec<u32> = names
+        .iter()
+        .map(|n| fleet.pid_in_file(n).expect("pid"))
+        .collect();
+    kill(Pid::from_raw(pids[0] as i32), Signal::SIGTERM).unwrap();
+    let gone = wait_for(Duration::from_secs(30), || {
+        pids.iter().all(|p| !alive(*p)).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "the fleet did not stop on SIGTERM:\n{}",
+        fleet.log("watchdog")
+    );
+    assert!(fleet.live_locks().is_empty(), "{:?}", fleet.live_locks());
+    let log = fleet.log("watchdog");
+    assert!(log.contains("SIGTERM: stopping the fleet"), "{log}");
+    // Workers and api before Redis, each on SIGTERM with exit code 0.
+    let position = |what: &str| {
+        log.find(what)
+            .unwrap_or_else(|| panic!("{what:?} not in the watchdog log:\n{log}"))
+    };
+    let worker = position(&format!(
+        "stopped worker-0 (PID {}): exited (exit code 0)",
+        pids[3]
+    ));
+    let api = position(&format!(
+        "stopped api (PID {}): exited (exit code 0)",
+        pids[2]
+    ));
+    let redis = position(&format!(
+        "stopped redis (PID {}): exited (exit code 0)",
+        pids[1]
+    ));
+    assert!(
+        worker < redis && api < redis,
+        "Redis stopped before the others:\n{log}"
+    );
+}

@@ -143,3 +143,49 @@ fn a_worker_that_stops_beating_is_killed_as_hung_and_replaced() {
             .contains(&format!("worker-0 (PID {old}) is hung"))
     );
 }
+
+#[test]
+fn a_redis_outage_longer_than_the_hung_limit_kills_no_worker() {
+    let fleet = Fleet::new();
+    let up = fleet.up(2, &["--hung-after", "3s"]);
+    assert!(up.ok(), "fleet up failed:\n{}", up.output());
+    let workers: Vec<u32> = ["worker-0", "worker-1"]
+        .iter()
+        .map(|n| fleet.pid_in_file(n).expect("pid"))
+        .collect();
+    let redis = fleet.pid_in_file("redis").expect("redis pid");
+    // Redis frozen for twice the hung limit: no worker can beat, no probe
+    // gets an answer. That is an outage, not a hang.
+    kill(Pid::from_raw(redis as i32), Signal::SIGSTOP).unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    kill(Pid::from_raw(redis as i32), Signal::SIGCONT).unwrap();
+    // Time for the probe to see Redis again and for the workers to beat.
+    std::thread::sleep(Duration::from_secs(5));
+    let status = wait_for(Duration::from_secs(15), || {
+        let (code, status) = fleet.status();
+        (code == Some(0)).then_some(status)
+    })
+    .expect("the fleet did not get back to all running");
+    for (name, pid) in ["worker-0", "worker-1"].iter().zip(&workers) {
+        let row = process(&status, name);
+        assert_eq!(
+            row["pid"].as_u64(),
+            Some(u64::from(*pid)),
+            "{name} was replaced: {row:#}"
+        );
+        assert_eq!(row["restarts"], 0, "{row:#}");
+    }
+    assert_eq!(
+        process(&status, "redis")["pid"].as_u64(),
+        Some(u64::from(redis))
+    );
+    let log = fleet.log("watchdog");
+    assert!(
+        log.contains("Redis does not answer"),
+        "the outage was not noticed:\n{log}"
+    );
+    assert!(
+        !log.contains("is hung"),
+        "a worker was judged hung during the outage:\n{log}"
+    );
+}

@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 use verdict_shared::pidfile::{self, Probe};
@@ -33,17 +33,41 @@ pub fn bin_dir() -> &'static Path {
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("workspace root");
-        let status = Command::new(env!("CARGO"))
-            .current_dir(workspace)
-            .args([
-                "build",
-                "-p",
-                "verdict-ops",
-                "-p",
-                "verdict-api",
-                "-p",
-                "verdict-worker",
-            ])
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.current_dir(workspace).args([
+            "build",
+            "-p",
+            "verdict-ops",
+            "-p",
+            "verdict-api",
+            "-p",
+            "verdict-worker",
+        ]);
+        // The variables cargo sets for this test process describe the test
+        // package; some build scripts (ring's) rerun when they change, which
+        // would rebuild half the tree at every alternation with a plain
+        // `cargo build`.
+        for (name, _) in std::env::vars_os() {
+            let Some(name) = name.to_str() else { continue };
+            let set_for_tests = [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+            ]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+                || [
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                ]
+                .contains(&name);
+            if set_for_tests {
+                cargo.env_remove(name);
+            }
+        }
+        let status = cargo
             .status()
             .expect("cannot run cargo to build the binaries under test");
         assert!(
@@ -182,9 +206,10 @@ impl Fleet {
             &workers,
             "--bind",
             &bind,
-            "--timeout",
-            "60s",
         ];
+        if !extra.contains(&"--timeout") {
+            args.extend(["--timeout", "60s"]);
+        }
         args.extend_from_slice(extra);
         self.run(&args)
     }
@@ -290,13 +315,45 @@ impl Drop for Fleet {
                 }
             }
         }
-        if let Some(pgid) = watchdog
-            && pgid > 1
-            && pgid != nix::unistd::getpgrp().as_raw() as u32
-        {
-            let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
+        // Members of the watchdog's process group that are fleet programs (a
+        // bare killpg could hit a new group that reused the number).
+        if let Some(pgid) = watchdog {
+            for pid in fleet_members(pgid) {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
         }
     }
+}
+
+/// Processes in process group `pgid` running one of the fleet's programs.
+fn fleet_members(pgid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != std::process::id())
+        .filter(|&pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let Some(close) = stat.rfind(')') else {
+                return false;
+            };
+            let comm = stat
+                .get(stat.find('(').unwrap_or(0) + 1..close)
+                .unwrap_or("");
+            let pgrp = stat[close + 1..]
+                .split_whitespace()
+                .nth(2)
+                .and_then(|f| f.parse::<u32>().ok());
+            pgrp == Some(pgid)
+                && ["fleet", "verdict-api", "verdict-worker", "redis-server"]
+                    .iter()
+                    .any(|name| comm.starts_with(&name[..name.len().min(15)]))
+        })
+        .collect()
 }
 
 /// Polls `probe` every 50 ms until it returns `Some`, or `limit` passes.
