@@ -99,6 +99,17 @@ impl FleetConfig {
         }
     }
 
+    /// The Redis URL with any password hidden, for printing.
+    pub fn redis_url_redacted(&self) -> String {
+        let url = self.redis_url();
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                format!("{}***{}", &url[..scheme_end + 3], &url[at..])
+            }
+            _ => url,
+        }
+    }
+
     /// The api's base URL for people and probes.
     pub fn api_url(&self) -> String {
         let bind = self.bind.as_str();
@@ -178,6 +189,15 @@ mod tests {
         let path = dir.path().join("fleet.json");
         config.save(&path).unwrap();
         assert_eq!(FleetConfig::load(&path).unwrap(), config);
+    }
+
+    #[test]
+    fn printed_redis_urls_hide_passwords() {
+        let mut config = sample(Path::new("/h"));
+        config.redis = RedisPlan::External {
+            url: "redis://:s3cret@db.example:6379/0".into(),
+        };
+        assert_eq!(config.redis_url_redacted(), "redis://***@db.example:6379/0");
     }
 
     #[test]

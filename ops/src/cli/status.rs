@@ -19,6 +19,7 @@ use verdict_shared::pidfile::{self, Probe};
 use crate::config::FleetConfig;
 use crate::control::protocol::{ProcessStatus, State};
 use crate::home::Home;
+use crate::names::Role;
 use crate::procfs;
 use crate::queue_stats::{self, QueueStats};
 use crate::units::{format_duration, format_size};
@@ -155,7 +156,15 @@ pub fn collect(home: &Home) -> anyhow::Result<StatusReport> {
         &worker_keys,
         Duration::from_secs(2),
     ));
-    let redis_name = redact(&config.redis_url());
+    // The watchdog stops asking the api once it is ready; ask now.
+    if processes
+        .iter()
+        .any(|p| p.role == Role::Api && p.state == State::Running)
+        && let Err(why) = runtime.block_on(api_ready(&config.api_url()))
+    {
+        report.warnings.push(format!("api: {why}"));
+    }
+    let redis_name = config.redis_url_redacted();
     report.queue = Some(match queue {
         Ok((stats, records)) => {
             for (key, record) in worker_keys.iter().zip(records) {
@@ -282,11 +291,22 @@ pub fn render(report: &StatusReport) -> String {
     out
 }
 
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}***{}", &url[..scheme_end + 3], &url[at..])
-        }
-        _ => url.to_string(),
+/// `GET /readyz`: `Ok` on 200, else what it said.
+async fn api_ready(api_url: &str) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .get(format!("{api_url}/readyz"))
+        .send()
+        .await
+        .map_err(|e| format!("GET /readyz failed: {e}"))?;
+    if response.status().is_success() {
+        return Ok(());
     }
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    Err(format!("GET /readyz answered {status}: {}", body.trim()))
 }

@@ -55,6 +55,12 @@ pub fn render(exe: &Path, home: &Home, user: &str, args: &UnitArgs) -> anyhow::R
         bail!("--user {user:?} is not a user name");
     }
     validate_memory_max(&args.memory_max)?;
+    if home.root().starts_with("/tmp") || home.root().starts_with("/var/tmp") {
+        bail!(
+            "a service's home must not be under /tmp ({}): PrivateTmp=yes hides it, and tmp cleaners remove it",
+            home.root().display()
+        );
+    }
     let mut up_flags = args.up_flags.clone();
     if up_flags
         .iter()
@@ -87,7 +93,6 @@ pub fn render(exe: &Path, home: &Home, user: &str, args: &UnitArgs) -> anyhow::R
          User={user}\n\
          Environment=VERDICT_HOME={home_q}\n\
          ExecStart={exe} --home {home_q} up --foreground{flags}\n\
-         ExecStop={exe} --home {home_q} down --timeout {stop_timeout}s\n\
          Restart=always\n\
          RestartSec=2s\n\
          # SIGTERM to the watchdog only: it stops the workers (job in hand first), then Redis.\n\

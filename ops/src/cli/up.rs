@@ -295,7 +295,7 @@ pub fn summary(home: &Home, config: &FleetConfig, watchdog_pid: u32) -> String {
             socket.display(),
             data_dir.display()
         ),
-        RedisPlan::External { .. } => format!("external, {}", redact(&config.redis_url())),
+        RedisPlan::External { .. } => format!("external, {}", config.redis_url_redacted()),
     };
     let memory = config
         .worker_memory
@@ -316,14 +316,4 @@ pub fn summary(home: &Home, config: &FleetConfig, watchdog_pid: u32) -> String {
         run = home.run_dir().display(),
         logs = home.logs_dir().display(),
     )
-}
-
-/// The URL with any password hidden.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}***{}", &url[..scheme_end + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
 }

@@ -32,6 +32,17 @@ pub struct HealthReport {
     pub wall_ms: u64,
 }
 
+/// What the next probes should look at.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Targets {
+    /// Registered worker names whose heartbeat records to read.
+    pub workers: Vec<String>,
+    /// Whether to ask the api's `/readyz`: only while the api is starting.
+    /// Once it is ready the watchdog has no use for the answer, and the api
+    /// logs every request: two probes a second would fill its log.
+    pub api: bool,
+}
+
 /// Probes Redis and the api, keeping one Redis connection between probes.
 pub struct Prober {
     redis_url: String,
@@ -55,13 +66,13 @@ impl Prober {
         }
     }
 
-    /// One probe; `workers` are the registered names to look up.
-    pub async fn probe(&mut self, workers: &[String]) -> HealthReport {
+    /// One probe of `targets`.
+    pub async fn probe(&mut self, targets: &Targets) -> HealthReport {
         let mut report = HealthReport {
             wall_ms: wall_ms(),
             ..HealthReport::default()
         };
-        match self.redis(workers).await {
+        match self.redis(&targets.workers).await {
             Ok(records) => {
                 report.redis_ok = true;
                 report.workers = records;
@@ -71,10 +82,11 @@ impl Prober {
                 report.redis_error = Some(err);
             }
         }
-        report.api_ready = matches!(
-            self.http.get(&self.readyz).send().await,
-            Ok(response) if response.status().is_success()
-        );
+        report.api_ready = targets.api
+            && matches!(
+                self.http.get(&self.readyz).send().await,
+                Ok(response) if response.status().is_success()
+            );
         report
     }
 

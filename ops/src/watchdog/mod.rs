@@ -37,7 +37,7 @@ use crate::control::protocol::{Request, Response};
 use crate::home::Home;
 use crate::recovery;
 
-use self::health::{HealthReport, Prober};
+use self::health::{HealthReport, Prober, Targets};
 use self::supervisor::Supervisor;
 
 /// How often the health probe runs.
@@ -105,11 +105,11 @@ async fn event_loop(home: Home, config: FleetConfig) -> anyhow::Result<()> {
     let mut supervisor = Supervisor::new(config.clone(), home);
     supervisor.start(Instant::now());
 
-    let (names_tx, names_rx) = watch::channel(supervisor.worker_keys());
+    let (targets_tx, targets_rx) = watch::channel(supervisor.probe_targets());
     let (health_tx, mut health) = mpsc::channel::<HealthReport>(4);
     tokio::spawn(probe_loop(
         Prober::new(config.redis_url(), &config.api_url()),
-        names_rx,
+        targets_rx,
         health_tx,
     ));
 
@@ -161,7 +161,6 @@ async fn event_loop(home: Home, config: FleetConfig) -> anyhow::Result<()> {
                     Request::Scale { workers } => {
                         let response = match supervisor.scale(workers, now) {
                             Ok((started, stopping)) => {
-                                let _ = names_tx.send(supervisor.worker_keys());
                                 Response::Scaled { workers, started, stopping }
                             }
                             Err(message) => Response::Error { message },
@@ -176,9 +175,10 @@ async fn event_loop(home: Home, config: FleetConfig) -> anyhow::Result<()> {
                 }
             }
         }
-        // Retired workers leave the list; keep the probe's names current.
-        if *names_tx.borrow() != supervisor.worker_keys() {
-            let _ = names_tx.send(supervisor.worker_keys());
+        // Workers come and go, the api becomes ready: keep the probe current.
+        let targets = supervisor.probe_targets();
+        if *targets_tx.borrow() != targets {
+            let _ = targets_tx.send(targets);
         }
         if supervisor.is_down() {
             break;
@@ -204,15 +204,15 @@ async fn event_loop(home: Home, config: FleetConfig) -> anyhow::Result<()> {
 
 async fn probe_loop(
     mut prober: Prober,
-    names: watch::Receiver<Vec<String>>,
+    targets: watch::Receiver<Targets>,
     reports: mpsc::Sender<HealthReport>,
 ) {
     let mut interval = tokio::time::interval(PROBE_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let workers = names.borrow().clone();
-        let report = prober.probe(&workers).await;
+        let current = targets.borrow().clone();
+        let report = prober.probe(&current).await;
         if reports.send(report).await.is_err() {
             return;
         }

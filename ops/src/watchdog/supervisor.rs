@@ -36,7 +36,7 @@ use crate::units::format_duration;
 
 use super::backoff::{Backoff, Decision};
 use super::child::{self, Launch};
-use super::health::HealthReport;
+use super::health::{HealthReport, Targets};
 use super::reaper::Exit;
 use super::roles;
 
@@ -195,13 +195,21 @@ impl Supervisor {
         }
     }
 
-    /// The names workers register under in Redis, for the health probe.
-    pub fn worker_keys(&self) -> Vec<String> {
-        self.slots
-            .iter()
-            .filter(|s| s.role == Role::Worker)
-            .map(|s| self.config.registered_name(&s.name))
-            .collect()
+    /// What the health probe should look at: every worker's heartbeat
+    /// record, and the api's `/readyz` while the api is starting.
+    pub fn probe_targets(&self) -> Targets {
+        Targets {
+            workers: self
+                .slots
+                .iter()
+                .filter(|s| s.role == Role::Worker)
+                .map(|s| self.config.registered_name(&s.name))
+                .collect(),
+            api: self
+                .slots
+                .iter()
+                .any(|s| s.role == Role::Api && s.pid.is_some() && s.state == State::Starting),
+        }
     }
 
     pub fn config(&self) -> &FleetConfig {
