@@ -10,9 +10,9 @@
 //! - an exit nobody asked for is a crash: logged with its code or signal,
 //!   restarted after [`Backoff`]'s delay, and after too many in a window the
 //!   process is marked failed;
-//! - an api or worker exit while Redis is unreachable is not counted toward
-//!   that limit (a Redis outage is not the process's fault); it is still
-//!   restarted with a delay;
+//! - an api or worker exit during a Redis outage (Redis answered before and
+//!   does not now) is not counted toward that limit (the outage is not the
+//!   process's fault); it is still restarted with a delay;
 //! - a registered worker whose heartbeat is older than the hung timeout, while
 //!   Redis has been reachable for at least that long, is killed (SIGKILL) and
 //!   restarted; the hang counts as a crash;
@@ -109,6 +109,10 @@ struct Shutdown {
 #[derive(Debug, Clone)]
 struct RedisHealth {
     healthy: bool,
+    /// Whether it has ever answered since the watchdog started: only then is
+    /// "unreachable" an outage. A Redis that never answered is a
+    /// misconfiguration, and exits under it count as crashes.
+    ever_healthy: bool,
     /// Since when it has been healthy without interruption.
     since: Option<Instant>,
     error: Option<String>,
@@ -131,6 +135,7 @@ impl Supervisor {
             slots: Vec::new(),
             redis: RedisHealth {
                 healthy: false,
+                ever_healthy: false,
                 since: None,
                 error: None,
             },
@@ -293,7 +298,7 @@ impl Supervisor {
             return;
         };
         let hung_after = self.config.policy.hung_after();
-        let redis_healthy = self.redis.healthy;
+        let redis_outage = self.redis.ever_healthy && !self.redis.healthy;
         let shutting_down = self.shutdown.is_some();
         let slot = &mut self.slots[index];
         let uptime = slot
@@ -369,7 +374,7 @@ impl Supervisor {
                     self.advance_shutdown(now);
                     return;
                 }
-                let excused = role != Role::Redis && !redis_healthy && !hung;
+                let excused = role != Role::Redis && redis_outage && !hung;
                 let reason = if hung {
                     format!(
                         "hung: no heartbeat for over {}",
@@ -453,6 +458,7 @@ impl Supervisor {
                 self.redis.since = Some(now);
             }
             self.redis.healthy = true;
+            self.redis.ever_healthy = true;
             self.redis.error = None;
         } else {
             if self.redis.healthy {
@@ -869,3 +875,7 @@ pub fn wall_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+#[path = "supervisor_tests.rs"]
+mod tests;
