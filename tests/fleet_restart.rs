@@ -87,6 +87,28 @@ fn kill_9_of_a_worker_is_restarted_within_two_seconds_counted_and_logged() {
         let job = fleet.wait_job(&id, Duration::from_secs(20));
         assert_eq!(job["state"], "done", "{job:#}");
     }
+    // And status counts them: in the queue and in the workers' own records
+    // (refreshed with each heartbeat, every 2 s).
+    let status = wait_for(Duration::from_secs(10), || {
+        let (_, status) = fleet.status();
+        let jobs: u64 = ["worker-0", "worker-1"]
+            .iter()
+            .map(|n| process(&status, n)["jobs_done"].as_u64().unwrap_or(0))
+            .sum();
+        (jobs == 4).then_some(status)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the workers' jobs_done never added up to 4: {:#}",
+            fleet.status().1
+        )
+    });
+    let queue = &status["queue"];
+    assert_eq!(queue["submitted"], 4, "{queue:#}");
+    assert_eq!(queue["done"], 4, "{queue:#}");
+    assert_eq!(queue["failed"], 0, "{queue:#}");
+    assert_eq!(queue["depth"], 0, "{queue:#}");
+    assert_eq!(queue["in_flight"], 0, "{queue:#}");
 }
 
 #[test]

@@ -4,8 +4,9 @@
 //! (`docs/protocol.md`): the stream `verdict:jobs` holds queued and in-flight
 //! jobs (finished entries are deleted), the consumer group `workers` holds
 //! the in-flight ones as pending entries, and the hash `verdict:stats` counts
-//! submitted, done and failed jobs. If the protocol changes, this is the file
-//! to fix. `/metrics` (issue 7) reads the same keys, so the two agree.
+//! submitted, done and failed jobs (read through the queue code's own
+//! `read_stats`). If the protocol changes, this is the file to fix.
+//! `/metrics` (issue 7) should read the same keys, so that the two agree.
 
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ pub struct QueueStats {
     pub failed: u64,
 }
 
-/// Reads the figures and the named workers' records in one round trip.
+/// Reads the figures, and the heartbeat records of the named workers.
 pub async fn read(
     url: &str,
     workers: &[String],
@@ -40,14 +41,9 @@ pub async fn read(
         .get_multiplexed_async_connection_with_config(&config)
         .await
         .map_err(|e| e.to_string())?;
-    let mut pipe = redis::pipe();
-    pipe.cmd("XLEN")
-        .arg(keys::STREAM)
-        .cmd("HMGET")
-        .arg(keys::STATS)
-        .arg(&["submitted", "done", "failed"]);
-    let (depth, counters): (u64, Vec<Option<u64>>) = pipe
-        .query_async(&mut conn)
+    // The counters and the stream length as the queue code itself reads
+    // them, so that a change of the protocol changes both.
+    let counters = verdict_shared::queue::stats::read_stats(&mut conn)
         .await
         .map_err(|e| e.to_string())?;
     // XPENDING fails while the group does not exist yet (no worker has
@@ -62,7 +58,9 @@ pub async fn read(
             Some(redis::Value::Int(n)) => *n as u64,
             _ => 0,
         },
-        _ => 0,
+        Ok(_) => 0,
+        Err(err) if err.to_string().contains("NOGROUP") => 0,
+        Err(err) => return Err(err.to_string()),
     };
     let records = if workers.is_empty() {
         Vec::new()
@@ -77,14 +75,13 @@ pub async fn read(
             .map(|r| r.and_then(|text| serde_json::from_str(&text).ok()))
             .collect()
     };
-    let get = |i: usize| counters.get(i).copied().flatten().unwrap_or(0);
     Ok((
         QueueStats {
-            depth,
+            depth: counters.stream_len,
             in_flight,
-            submitted: get(0),
-            done: get(1),
-            failed: get(2),
+            submitted: counters.submitted,
+            done: counters.done,
+            failed: counters.failed,
         },
         records,
     ))
