@@ -148,3 +148,56 @@ fn a_crash_looping_worker_ends_failed_in_status() {
     let exit = foreground.wait().unwrap();
     assert!(exit.success(), "fleet up --foreground exited with {exit}");
 }
+
+#[test]
+fn a_worker_that_hits_its_memory_limit_dies_and_is_restarted() {
+    // Measure what an idle worker maps, then give the next fleet's workers
+    // just 1 MiB more: enough to start and register, not enough for the
+    // thread a job is judged on.
+    let probe = Fleet::new();
+    let up = probe.up(1, &[]);
+    assert!(up.ok(), "fleet up failed:\n{}", up.output());
+    let worker = probe.pid_in_file("worker-0").unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{worker}/status")).unwrap();
+    let vm_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmSize");
+    drop(probe);
+
+    let fleet = Fleet::new();
+    let limit = format!("{}K", vm_kib + 1024);
+    let up = fleet.up(1, &["--worker-memory", &limit]);
+    assert!(up.ok(), "fleet up with {limit} failed:\n{}", up.output());
+    let first = fleet.pid_in_file("worker-0").unwrap();
+    fleet.submit();
+    let row = wait_for(Duration::from_secs(20), || {
+        let (_, status) = fleet.status();
+        let row = process(&status, "worker-0").clone();
+        (row["restarts"].as_u64().unwrap_or(0) >= 1).then_some(row)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the worker never died at its limit; watchdog log:\n{}",
+            fleet.log("watchdog")
+        )
+    });
+    let exit = &row["last_exit"];
+    assert_eq!(exit["pid"].as_u64(), Some(u64::from(first)), "{row:#}");
+    assert!(
+        exit["code"] != 0 || exit["signal"].is_string(),
+        "a clean exit: {row:#}"
+    );
+    assert_eq!(exit["reason"], "crashed", "{row:#}");
+    println!(
+        "worker with RLIMIT_AS {limit} (idle VmSize {vm_kib} KiB): {} after {} restart(s)",
+        exit, row["restarts"]
+    );
+    assert!(
+        fleet
+            .log("watchdog")
+            .contains(&format!("worker-0 (PID {first}) crashed"))
+    );
+}
