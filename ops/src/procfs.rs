@@ -1,4 +1,4 @@
-//! What `/proc` says about a process: its memory, CPU time, start, process group.
+//! What `/proc` says about a process: its memory, CPU time, name, liveness.
 //!
 //! `fleet status` shows these for every PID whose lock it has verified, so
 //! they describe the fleet's own processes and nothing else.
@@ -35,11 +35,6 @@ pub fn usage(pid: u32) -> Option<Usage> {
     })
 }
 
-/// The process group of `pid`.
-pub fn process_group(pid: u32) -> Option<u32> {
-    read_stat(pid).map(|s| s.pgrp)
-}
-
 /// The command name (`comm`) of `pid`.
 pub fn command_name(pid: u32) -> Option<String> {
     fs::read_to_string(format!("/proc/{pid}/comm"))
@@ -54,7 +49,6 @@ pub fn is_alive(pid: u32) -> bool {
 
 struct Stat {
     state: char,
-    pgrp: u32,
     utime: u64,
     stime: u64,
 }
@@ -68,7 +62,6 @@ fn read_stat(pid: u32) -> Option<Stat> {
     // fields[0] is field 3 (state) of proc(5).
     Some(Stat {
         state: fields.first()?.chars().next()?,
-        pgrp: fields.get(2)?.parse().ok()?,
         utime: fields.get(11)?.parse().ok()?,
         stime: fields.get(12)?.parse().ok()?,
     })
@@ -92,10 +85,6 @@ mod tests {
         let usage = usage(me).unwrap();
         assert!(usage.rss_bytes > 1024 * 1024, "{usage:?}");
         assert!(is_alive(me));
-        assert_eq!(
-            process_group(me),
-            Some(nix::unistd::getpgrp().as_raw() as u32)
-        );
         assert!(usage.cpu < Duration::from_secs(3600));
     }
 

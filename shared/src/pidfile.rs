@@ -141,12 +141,6 @@ impl PidFile {
     pub fn path(&self) -> &Path {
         &self.path
     }
-
-    /// The descriptor holding the lock (for callers that must keep it open
-    /// across `exec`, such as `fleet up --foreground` re-executing itself).
-    pub fn file(&self) -> &File {
-        &self.file
-    }
 }
 
 impl Drop for PidFile {

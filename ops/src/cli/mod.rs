@@ -11,8 +11,6 @@ pub mod up;
 pub mod wait;
 pub mod watchdog;
 
-use std::path::Path;
-
 use anyhow::bail;
 use verdict_shared::pidfile::{self, Probe};
 
@@ -41,9 +39,4 @@ pub fn fetch_status(home: &Home) -> anyhow::Result<FleetStatus> {
         Response::Status(status) => Ok(status),
         other => bail!("unexpected answer from the watchdog: {other:?}"),
     }
-}
-
-/// Resolves `--home` for commands that read an existing fleet.
-pub fn existing_home(flag: Option<&Path>) -> anyhow::Result<Home> {
-    Home::resolve(flag)
 }

@@ -20,7 +20,6 @@
 //!   and `down` stops them first and Redis last, so a worker can still
 //!   deliver the job in hand.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::{Signal, kill};
@@ -215,10 +214,6 @@ impl Supervisor {
                 .iter()
                 .any(|s| s.role == Role::Api && s.pid.is_some() && s.state == State::Starting),
         }
-    }
-
-    pub fn config(&self) -> &FleetConfig {
-        &self.config
     }
 
     fn spawn(&mut self, index: usize, now: Instant) {
@@ -847,15 +842,6 @@ impl Supervisor {
             redis_error: self.redis.error.clone(),
             shutting_down: self.shutdown.is_some(),
         }
-    }
-
-    /// Worker names mapped to the PID the supervisor expects them to report.
-    pub fn worker_pids(&self) -> HashMap<String, u32> {
-        self.slots
-            .iter()
-            .filter(|s| s.role == Role::Worker)
-            .filter_map(|s| s.pid.map(|pid| (s.name.clone(), pid)))
-            .collect()
     }
 }
 
