@@ -1,0 +1,71 @@
+//! Finding (and building) the binaries under test.
+//!
+//! They live next to the test executable's parent directory (`target/debug`
+//! for `target/debug/deps/queue-...`). Cargo does not build another package's
+//! binaries for an integration test, so the first test that needs them runs
+//! `cargo build -p verdict-api -p verdict-worker` once (set
+//! `VERDICT_E2E_NO_BUILD=1` to skip that and use what is there).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// The directory that holds the binaries of this build profile.
+pub fn bin_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test knows its own path");
+        let mut dir = exe
+            .parent()
+            .expect("the test executable is in a directory")
+            .to_path_buf();
+        if dir.ends_with("deps") {
+            dir.pop();
+        }
+        if std::env::var_os("VERDICT_E2E_NO_BUILD").is_none() {
+            build(&dir);
+        }
+        dir
+    })
+    .clone()
+}
+
+/// The path of one binary (`verdict-api`, `verdict-worker`), built if needed.
+pub fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p verdict-api -p verdict-worker`",
+        path.display()
+    );
+    path
+}
+
+fn build(dir: &std::path::Path) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root()).args([
+        "build",
+        "--quiet",
+        "-p",
+        "verdict-api",
+        "-p",
+        "verdict-worker",
+    ]);
+    if dir.ends_with("release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(
+        status.success(),
+        "building verdict-api and verdict-worker failed"
+    );
+}

@@ -1,0 +1,118 @@
+//! A private `redis-server` for one test: on a unix socket in a temporary
+//! directory (or a free TCP port), never the shared one at 6379, without
+//! persistence, killed when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::process::ChildGuard;
+
+/// A running redis-server.
+#[derive(Debug)]
+pub struct RedisServer {
+    dir: PathBuf,
+    socket: PathBuf,
+    port: Option<u16>,
+    process: Option<ChildGuard>,
+}
+
+impl RedisServer {
+    /// Starts one listening only on `DIR/redis.sock`.
+    pub fn start_unix(dir: &Path) -> RedisServer {
+        let mut server = RedisServer {
+            dir: dir.to_owned(),
+            socket: dir.join("redis.sock"),
+            port: None,
+            process: None,
+        };
+        server.launch();
+        server
+    }
+
+    /// Starts one on a free TCP port of 127.0.0.1 (and the socket too).
+    pub fn start_tcp(dir: &Path) -> RedisServer {
+        let port = free_port();
+        let mut server = RedisServer {
+            dir: dir.to_owned(),
+            socket: dir.join("redis.sock"),
+            port: Some(port),
+            process: None,
+        };
+        server.launch();
+        server
+    }
+
+    /// `unix:///.../redis.sock`.
+    pub fn unix_url(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// `redis://127.0.0.1:PORT` (only for [`RedisServer::start_tcp`]).
+    pub fn tcp_url(&self) -> String {
+        format!(
+            "redis://127.0.0.1:{}",
+            self.port.expect("started with start_tcp")
+        )
+    }
+
+    /// A client for inspecting what the processes wrote.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.unix_url().as_str())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connects to the test redis")
+    }
+
+    /// Stops it (SIGTERM, like an operator would) and waits for the exit.
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.signal(Signal::SIGTERM);
+            assert!(
+                process.wait_exit(Duration::from_secs(10)).is_some(),
+                "redis-server did not stop"
+            );
+        }
+    }
+
+    /// Starts it again on the same socket (and port), empty.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    fn launch(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.unwrap_or(0).to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .arg("--unixsocket")
+            .arg(&self.socket)
+            .args(["--unixsocketperm", "700"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--daemonize", "no", "--loglevel", "warning"]);
+        let process = ChildGuard::spawn("redis-server", cmd, &self.dir.join("redis.log"));
+        self.process = Some(process);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::os::unix::net::UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not open {}", self.socket.display());
+    }
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
