@@ -169,14 +169,14 @@ fn a_worker_that_stops_beating_is_killed_as_hung_and_replaced() {
 #[test]
 fn a_redis_outage_longer_than_the_hung_limit_kills_no_worker() {
     let fleet = Fleet::new();
-    let up = fleet.up(2, &["--hung-after", "3s"]);
+    let up = fleet.up(2, &["--hung-after", "4s"]);
     assert!(up.ok(), "fleet up failed:\n{}", up.output());
     let workers: Vec<u32> = ["worker-0", "worker-1"]
         .iter()
         .map(|n| fleet.pid_in_file(n).expect("pid"))
         .collect();
     let redis = fleet.pid_in_file("redis").expect("redis pid");
-    // Redis frozen for twice the hung limit: no worker can beat, no probe
+    // Redis frozen for longer than the hung limit: no worker can beat, no probe
     // gets an answer. That is an outage, not a hang.
     kill(Pid::from_raw(redis as i32), Signal::SIGSTOP).unwrap();
     std::thread::sleep(Duration::from_secs(6));

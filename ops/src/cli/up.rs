@@ -78,6 +78,7 @@ pub struct UpArgs {
     /// A process that crashes more than this many times within --crash-window is marked failed
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub crash_limit: u32,
+    /// The window --crash-limit counts crashes in
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     pub crash_window: Duration,
     /// How long a process may take to stop after SIGTERM before SIGKILL
@@ -165,6 +166,16 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
         bail!(
             "--workers {workers} is more than the maximum of {}",
             watchdog::supervisor::MAX_WORKERS
+        );
+    }
+    // Workers beat every HEARTBEAT_INTERVAL; a limit closer than two beats
+    // would kill healthy workers between beats.
+    let min_hung = verdict_shared::queue::heartbeat::HEARTBEAT_INTERVAL * 2;
+    if args.hung_after < min_hung {
+        bail!(
+            "--hung-after must be at least {}s: workers beat every {}s",
+            min_hung.as_secs(),
+            min_hung.as_secs() / 2
         );
     }
     if args.crash_limit == 0 {
