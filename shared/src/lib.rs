@@ -3,6 +3,7 @@
 
 pub mod job;
 pub mod limits;
+pub mod pidfile;
 pub mod queue;
 pub mod redis_url;
 pub mod shutdown;

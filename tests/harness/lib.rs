@@ -6,6 +6,7 @@
 pub mod binaries;
 pub mod client;
 pub mod fixtures;
+pub mod fleet;
 pub mod process;
 pub mod redis_server;
 pub mod stack;

@@ -1,0 +1,211 @@
+//! The fleet as `fleet up` resolved it: what to run, where, with which limits.
+//!
+//! `fleet up` resolves flags, environment and defaults once, writes the result
+//! to `run/fleet.json` and hands the file to the watchdog. Every later command
+//! (`status`, `logs`, `down`) reads the same file, so they all agree on the
+//! URL, the Redis and the model without repeating flags.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::embedded_redis::Appendfsync;
+
+/// Where the fleet's Redis is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum RedisPlan {
+    /// A `redis-server` supervised by the watchdog on a unix socket in `run/`.
+    Embedded {
+        program: PathBuf,
+        socket: PathBuf,
+        data_dir: PathBuf,
+        appendfsync: Appendfsync,
+    },
+    /// A Redis run by someone else (`--redis URL`).
+    External { url: String },
+}
+
+/// What the workers judge with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ModelPlan {
+    /// A model pack directory, passed to each worker as `--model DIR`.
+    Pack { dir: PathBuf, label: String },
+    /// `--noop` workers: no model, every answer `maybe` (tests, benchmarks).
+    Noop,
+}
+
+/// When the watchdog gives up on a process and how long it waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// More than this many crashes of one process within `crash_window_ms`
+    /// marks it failed: no more restarts until `fleet restart`.
+    pub crash_limit: u32,
+    pub crash_window_ms: u64,
+    /// A registered worker whose heartbeat is older than this is hung and is
+    /// killed and restarted.
+    pub hung_after_ms: u64,
+    /// How long a process may take to stop after SIGTERM before SIGKILL.
+    pub stop_timeout_ms: u64,
+}
+
+impl Policy {
+    pub fn crash_window(&self) -> Duration {
+        Duration::from_millis(self.crash_window_ms)
+    }
+    pub fn hung_after(&self) -> Duration {
+        Duration::from_millis(self.hung_after_ms)
+    }
+    pub fn stop_timeout(&self) -> Duration {
+        Duration::from_millis(self.stop_timeout_ms)
+    }
+}
+
+/// Everything the watchdog needs to run a fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetConfig {
+    pub home: PathBuf,
+    pub workers: usize,
+    /// The api's listen address, `ADDR:PORT`.
+    pub bind: String,
+    pub redis: RedisPlan,
+    pub model: ModelPlan,
+    pub api_program: PathBuf,
+    pub worker_program: PathBuf,
+    /// RLIMIT_AS for each worker, in bytes.
+    pub worker_memory: Option<u64>,
+    /// Extra arguments for every worker (`--worker-arg`, tests and benchmarks).
+    #[serde(default)]
+    pub worker_args: Vec<String>,
+    /// Prefix of the names workers register under in Redis (empty with the
+    /// embedded Redis; the host name with a shared one, so two machines'
+    /// `worker-0` do not collide).
+    pub worker_name_prefix: String,
+    pub policy: Policy,
+}
+
+impl FleetConfig {
+    /// The URL the api and workers are given.
+    pub fn redis_url(&self) -> String {
+        match &self.redis {
+            RedisPlan::Embedded { socket, .. } => crate::embedded_redis::url(socket),
+            RedisPlan::External { url } => url.clone(),
+        }
+    }
+
+    /// The Redis URL with any password hidden, for printing.
+    pub fn redis_url_redacted(&self) -> String {
+        let url = self.redis_url();
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                format!("{}***{}", &url[..scheme_end + 3], &url[at..])
+            }
+            _ => url,
+        }
+    }
+
+    /// The api's base URL for people and probes.
+    pub fn api_url(&self) -> String {
+        let bind = self.bind.as_str();
+        // An api bound to every address is reached locally through loopback.
+        let host_port = if let Some(port) = bind.strip_prefix("0.0.0.0:") {
+            format!("127.0.0.1:{port}")
+        } else if let Some(port) = bind.strip_prefix("[::]:") {
+            format!("[::1]:{port}")
+        } else {
+            bind.to_string()
+        };
+        format!("http://{host_port}")
+    }
+
+    /// The name worker `local` registers under in Redis.
+    pub fn registered_name(&self, local: &str) -> String {
+        format!("{}{local}", self.worker_name_prefix)
+    }
+
+    /// Writes the file atomically (temporary file, then rename).
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(self)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+
+    pub fn load(path: &Path) -> anyhow::Result<FleetConfig> {
+        let text =
+            fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a fleet configuration", path.display()))
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn sample(home: &Path) -> FleetConfig {
+    FleetConfig {
+        home: home.to_path_buf(),
+        workers: 2,
+        bind: "127.0.0.1:7860".into(),
+        redis: RedisPlan::External {
+            url: "redis://127.0.0.1:1".into(),
+        },
+        model: ModelPlan::Noop,
+        api_program: "/bin/false".into(),
+        worker_program: "/bin/false".into(),
+        worker_memory: None,
+        worker_args: Vec::new(),
+        worker_name_prefix: String::new(),
+        policy: Policy {
+            crash_limit: 5,
+            crash_window_ms: 60_000,
+            hung_after_ms: 30_000,
+            stop_timeout_ms: 5_000,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = sample(dir.path());
+        let path = dir.path().join("fleet.json");
+        config.save(&path).unwrap();
+        assert_eq!(FleetConfig::load(&path).unwrap(), config);
+    }
+
+    #[test]
+    fn printed_redis_urls_hide_passwords() {
+        let mut config = sample(Path::new("/h"));
+        config.redis = RedisPlan::External {
+            url: "redis://:s3cret@db.example:6379/0".into(),
+        };
+        assert_eq!(config.redis_url_redacted(), "redis://***@db.example:6379/0");
+    }
+
+    #[test]
+    fn api_url_reaches_a_wildcard_bind_through_loopback() {
+        let mut config = sample(Path::new("/h"));
+        config.bind = "0.0.0.0:7860".into();
+        assert_eq!(config.api_url(), "http://127.0.0.1:7860");
+        config.bind = "127.0.0.1:8080".into();
+        assert_eq!(config.api_url(), "http://127.0.0.1:8080");
+    }
+}

@@ -1,0 +1,97 @@
+//! What `/proc` says about a process: its memory, CPU time, name, liveness.
+//!
+//! `fleet status` shows these for every PID whose lock it has verified, so
+//! they describe the fleet's own processes and nothing else.
+
+use std::fs;
+use std::time::Duration;
+
+/// A process's resource use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Resident memory, in bytes.
+    pub rss_bytes: u64,
+    /// User plus system CPU time since it started.
+    pub cpu: Duration,
+}
+
+/// Reads `/proc/PID/stat` and `/proc/PID/status`. `None` when the process is
+/// gone (or not ours to read).
+pub fn usage(pid: u32) -> Option<Usage> {
+    let stat = read_stat(pid)?;
+    let ticks = clock_ticks();
+    let cpu_ticks = stat.utime + stat.stime;
+    let cpu = Duration::from_millis(cpu_ticks.saturating_mul(1000) / ticks.max(1));
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    Some(Usage {
+        rss_bytes: rss_kb * 1024,
+        cpu,
+    })
+}
+
+/// The command name (`comm`) of `pid`.
+pub fn command_name(pid: u32) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim_end().to_string())
+}
+
+/// Whether `pid` exists and is not a zombie.
+pub fn is_alive(pid: u32) -> bool {
+    read_stat(pid).is_some_and(|s| s.state != 'Z' && s.state != 'X')
+}
+
+struct Stat {
+    state: char,
+    utime: u64,
+    stime: u64,
+}
+
+fn read_stat(pid: u32) -> Option<Stat> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: split after
+    // its last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state) of proc(5).
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        utime: fields.get(11)?.parse().ok()?,
+        stime: fields.get(12)?.parse().ok()?,
+    })
+}
+
+fn clock_ticks() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map(|t| t as u64)
+        .unwrap_or(100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id();
+        let usage = usage(me).unwrap();
+        assert!(usage.rss_bytes > 1024 * 1024, "{usage:?}");
+        assert!(is_alive(me));
+        assert!(usage.cpu < Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn a_missing_process_has_no_usage() {
+        // PID numbers above pid_max (4194304 at most on Linux) never exist.
+        assert_eq!(usage(4_999_999), None);
+        assert!(!is_alive(4_999_999));
+    }
+}

@@ -1,0 +1,133 @@
+//! The health probe: is Redis answering, is the api ready, what do the
+//! workers' heartbeat records say.
+//!
+//! It runs as its own task on a short interval and sends each report to the
+//! event loop, so a slow Redis or api never delays the handling of an exit.
+//! Every network call has a short timeout: a probe that cannot finish is a
+//! failed probe, not a stuck watchdog.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
+use verdict_shared::queue::{WorkerRecord, keys};
+
+use super::supervisor::wall_ms;
+
+/// How long one Redis or HTTP call of a probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What one probe saw.
+#[derive(Debug, Clone, Default)]
+pub struct HealthReport {
+    pub redis_ok: bool,
+    pub redis_error: Option<String>,
+    /// `GET /readyz` answered 200.
+    pub api_ready: bool,
+    /// Heartbeat records found, by registered worker name.
+    pub workers: HashMap<String, WorkerRecord>,
+    /// Wall-clock time of the probe, in ms since the epoch (heartbeats are
+    /// wall-clock times written by the workers on this machine).
+    pub wall_ms: u64,
+}
+
+/// What the next probes should look at.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Targets {
+    /// Registered worker names whose heartbeat records to read.
+    pub workers: Vec<String>,
+    /// Whether to ask the api's `/readyz`: only while the api is starting.
+    /// Once it is ready the watchdog has no use for the answer, and the api
+    /// logs every request: two probes a second would fill its log.
+    pub api: bool,
+}
+
+/// Probes Redis and the api, keeping one Redis connection between probes.
+pub struct Prober {
+    redis_url: String,
+    connection: Option<MultiplexedConnection>,
+    http: reqwest::Client,
+    readyz: String,
+}
+
+impl Prober {
+    pub fn new(redis_url: String, api_url: &str) -> Prober {
+        let http = reqwest::Client::builder()
+            .timeout(PROBE_TIMEOUT)
+            .no_proxy()
+            .build()
+            .unwrap_or_default();
+        Prober {
+            redis_url,
+            connection: None,
+            http,
+            readyz: format!("{api_url}/readyz"),
+        }
+    }
+
+    /// One probe of `targets`.
+    pub async fn probe(&mut self, targets: &Targets) -> HealthReport {
+        let mut report = HealthReport {
+            wall_ms: wall_ms(),
+            ..HealthReport::default()
+        };
+        match self.redis(&targets.workers).await {
+            Ok(records) => {
+                report.redis_ok = true;
+                report.workers = records;
+            }
+            Err(err) => {
+                self.connection = None;
+                report.redis_error = Some(err);
+            }
+        }
+        report.api_ready = targets.api
+            && matches!(
+                self.http.get(&self.readyz).send().await,
+                Ok(response) if response.status().is_success()
+            );
+        report
+    }
+
+    async fn redis(&mut self, workers: &[String]) -> Result<HashMap<String, WorkerRecord>, String> {
+        if self.connection.is_none() {
+            let client = redis::Client::open(self.redis_url.as_str()).map_err(|e| e.to_string())?;
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(PROBE_TIMEOUT))
+                .set_response_timeout(Some(PROBE_TIMEOUT));
+            let connection = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.connection = Some(connection);
+        }
+        let connection = self.connection.as_mut().expect("connected above");
+        let pong: String = redis::cmd("PING")
+            .query_async(connection)
+            .await
+            .map_err(|e| e.to_string())?;
+        if pong != "PONG" {
+            return Err(format!("unexpected PING answer {pong:?}"));
+        }
+        let mut records = HashMap::new();
+        if workers.is_empty() {
+            return Ok(records);
+        }
+        let keys: Vec<String> = workers.iter().map(|name| keys::worker(name)).collect();
+        let values: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(connection)
+            .await
+            .map_err(|e| e.to_string())?;
+        for (name, value) in workers.iter().zip(values) {
+            // A record that does not parse is treated as absent: the worker
+            // will be seen as not registered (or hung), never as healthy.
+            if let Some(record) = value.and_then(|v| serde_json::from_str::<WorkerRecord>(&v).ok())
+            {
+                records.insert(name.clone(), record);
+            }
+        }
+        Ok(records)
+    }
+}
