@@ -3,7 +3,7 @@
 //! They live next to the test executable's parent directory (`target/debug`
 //! for `target/debug/deps/queue-...`). Cargo does not build another package's
 //! binaries for an integration test, so the first test that needs them runs
-//! `cargo build -p verdict-api -p verdict-worker` once (set
+//! `cargo build -p verdict-ops -p verdict-api -p verdict-worker` once (set
 //! `VERDICT_E2E_NO_BUILD=1` to skip that and use what is there).
 
 use std::path::PathBuf;
@@ -38,12 +38,12 @@ pub fn bin_dir() -> PathBuf {
     .clone()
 }
 
-/// The path of one binary (`verdict-api`, `verdict-worker`), built if needed.
+/// The path of one binary (`fleet`, `verdict-api`, `verdict-worker`), built if needed.
 pub fn binary(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
     assert!(
         path.exists(),
-        "{} is missing: build it with `cargo build -p verdict-api -p verdict-worker`",
+        "{} is missing: build it with `cargo build -p verdict-ops -p verdict-api -p verdict-worker`",
         path.display()
     );
     path
@@ -56,6 +56,8 @@ fn build(dir: &std::path::Path) {
         "build",
         "--quiet",
         "-p",
+        "verdict-ops",
+        "-p",
         "verdict-api",
         "-p",
         "verdict-worker",
@@ -63,9 +65,32 @@ fn build(dir: &std::path::Path) {
     if dir.ends_with("release") {
         cmd.arg("--release");
     }
+    // The variables cargo sets for this test process describe the test
+    // package; some build scripts (ring's) rerun when they change, which would
+    // rebuild half the tree at every alternation with a plain `cargo build`.
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let set_for_tests = [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+            || [
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&name);
+        if set_for_tests {
+            cmd.env_remove(name);
+        }
+    }
     let status = cmd.status().expect("cargo runs");
     assert!(
         status.success(),
-        "building verdict-api and verdict-worker failed"
+        "building fleet, verdict-api and verdict-worker failed"
     );
 }

@@ -8,7 +8,7 @@
 //! behind.
 //!
 //! The binaries are built once per test process (`cargo build` of the three
-//! packages), so a test never runs a stale `fleet`.
+//! packages, see [`crate::binaries`]), so a test never runs a stale `fleet`.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -26,61 +26,11 @@ use verdict_shared::pidfile::{self, Probe};
 pub const TINY_PNG_BASE64: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
 
 /// The directory holding `fleet`, `verdict-api` and `verdict-worker`, built
-/// on first use.
+/// on first use (see [`crate::binaries`]).
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root");
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.current_dir(workspace).args([
-            "build",
-            "-p",
-            "verdict-ops",
-            "-p",
-            "verdict-api",
-            "-p",
-            "verdict-worker",
-        ]);
-        // The variables cargo sets for this test process describe the test
-        // package; some build scripts (ring's) rerun when they change, which
-        // would rebuild half the tree at every alternation with a plain
-        // `cargo build`.
-        for (name, _) in std::env::vars_os() {
-            let Some(name) = name.to_str() else { continue };
-            let set_for_tests = [
-                "CARGO_MANIFEST_",
-                "CARGO_PKG_",
-                "CARGO_CRATE_",
-                "CARGO_BIN_",
-            ]
-            .iter()
-            .any(|prefix| name.starts_with(prefix))
-                || [
-                    "CARGO_PRIMARY_PACKAGE",
-                    "CARGO_TARGET_TMPDIR",
-                    "CARGO_RUSTC_CURRENT_DIR",
-                ]
-                .contains(&name);
-            if set_for_tests {
-                cargo.env_remove(name);
-            }
-        }
-        let status = cargo
-            .status()
-            .expect("cannot run cargo to build the binaries under test");
-        assert!(
-            status.success(),
-            "building fleet, verdict-api and verdict-worker failed"
-        );
-        // target/debug/deps/<test> -> target/debug
-        let exe = std::env::current_exe().expect("test executable path");
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target directory")
-            .to_path_buf();
+        let dir = crate::binaries::bin_dir();
         for bin in ["fleet", "verdict-api", "verdict-worker"] {
             assert!(
                 dir.join(bin).is_file(),
