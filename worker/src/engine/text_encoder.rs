@@ -1,12 +1,20 @@
 //! Sentence embeddings: tokenizer + transformer + pooling.
 //!
-//! The transformer is planned once per length bucket (8, 16, 32, ... tokens):
+//! The transformer is planned once per length bucket (16, 32, 64, 128 tokens):
 //! a sentence is padded to the smallest bucket that holds it, with
 //! `attention_mask` 0 on the padding, so every run uses an optimised
 //! fixed-shape plan and the padding does not change the outputs on real tokens.
 //! Pooling then averages only the real tokens.
+//!
+//! Each plan holds its own copy of the weights in tract's packed layout (about
+//! 50 MB), and cost grows with the padded length (a 22-token sentence takes
+//! ~8x longer in a 128-token plan than a 9-token one in a 16-token plan). So
+//! the buckets are spaced by doubling, the short ones that almost every rule
+//! sentence and every single word fits in are planned at load, and the long
+//! ones only when a long sentence first needs them.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationParams};
@@ -42,15 +50,22 @@ pub struct TextInputs {
 }
 
 /// Length buckets; the pack's `max_tokens` is added as the last one.
-const BUCKETS: [usize; 1] = [16];
+const BUCKETS: [usize; 4] = [16, 32, 64, 128];
+
+/// Buckets up to this length are planned when the model loads.
+const EAGER_UP_TO: usize = 32;
 
 /// Embeds sentences with a pack's tokenizer and text encoder.
 #[derive(Debug)]
 pub struct TextEncoder {
     spec: TextSpec,
     tokenizer: Tokenizer,
-    /// (padded length, plan), shortest first.
-    plans: Vec<(usize, Plan)>,
+    /// The graph, kept to plan the lazy buckets.
+    graph: Graph,
+    /// The three input names, in the order plans take them.
+    names: [String; 3],
+    /// (padded length, plan once made), shortest first.
+    plans: Vec<(usize, OnceLock<Plan>)>,
 }
 
 impl TextEncoder {
@@ -86,23 +101,48 @@ impl TextEncoder {
             .filter(|&b| b < spec.max_tokens)
             .collect();
         lengths.push(spec.max_tokens);
-        let mut plans = Vec::with_capacity(lengths.len());
-        for len in lengths {
-            let inputs: Vec<PlannedInput<'_>> = names
-                .iter()
-                .map(|name| PlannedInput {
-                    name,
-                    datum: i64::datum_type(),
-                    shape: vec![1, len],
-                })
-                .collect();
-            plans.push((len, graph.plan(&inputs)?));
-        }
-        Ok(TextEncoder {
+        let encoder = TextEncoder {
+            names: names.map(String::from),
             spec,
             tokenizer,
-            plans,
-        })
+            graph,
+            plans: lengths
+                .into_iter()
+                .map(|len| (len, OnceLock::new()))
+                .collect(),
+        };
+        for (len, slot) in &encoder.plans {
+            if *len <= EAGER_UP_TO {
+                let _ = slot.set(encoder.plan_for(*len)?);
+            }
+        }
+        Ok(encoder)
+    }
+
+    fn plan_for(&self, len: usize) -> Result<Plan, LoadError> {
+        let inputs: Vec<PlannedInput<'_>> = self
+            .names
+            .iter()
+            .map(|name| PlannedInput {
+                name,
+                datum: i64::datum_type(),
+                shape: vec![1, len],
+            })
+            .collect();
+        self.graph.plan(&inputs)
+    }
+
+    /// The plan of the bucket at `index`, made on first use.
+    fn plan(&self, index: usize) -> Result<&Plan, JudgeError> {
+        let (len, slot) = &self.plans[index];
+        if let Some(plan) = slot.get() {
+            return Ok(plan);
+        }
+        // Two threads may both plan a bucket on first use; one result is kept.
+        let plan = self.plan_for(*len).map_err(|e| {
+            JudgeError::Model(format!("planning the {len}-token text encoder: {e}"))
+        })?;
+        Ok(slot.get_or_init(|| plan))
     }
 
     pub fn dim(&self) -> usize {
@@ -127,14 +167,16 @@ impl TextEncoder {
     /// The sentence embedding of already tokenised ids.
     pub fn embed_ids(&self, ids: &[u32]) -> Result<Vec<f32>, JudgeError> {
         let n = ids.len();
-        let (len, plan) = self
-            .plans
-            .iter()
-            .find(|(len, _)| *len >= n)
-            .ok_or_else(|| JudgeError::Model(format!("{n} tokens exceed every length bucket")))?;
         if n == 0 {
             return Err(JudgeError::Model("the tokenizer produced no tokens".into()));
         }
+        let index = self
+            .plans
+            .iter()
+            .position(|(len, _)| *len >= n)
+            .ok_or_else(|| JudgeError::Model(format!("{n} tokens exceed every length bucket")))?;
+        let len = &self.plans[index].0;
+        let plan = self.plan(index)?;
         let mut input_ids = vec![0i64; *len];
         let mut mask = vec![0i64; *len];
         for (i, &id) in ids.iter().enumerate() {
