@@ -3,24 +3,37 @@
 
 mod common;
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 fn judge_cmd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_verdict-worker"))
 }
 
+/// Runs `verdict-worker judge --model MODEL --image IMAGE --text TEXT...`.
+fn run_judge(model: &Path, image: &Path, texts: &[&str]) -> Output {
+    let mut cmd = judge_cmd();
+    cmd.args(["judge", "--model"])
+        .arg(model)
+        .arg("--image")
+        .arg(image);
+    for text in texts {
+        cmd.args(["--text", text]);
+    }
+    cmd.output().expect("run verdict-worker")
+}
+
 #[test]
 fn prints_one_json_line_per_sentence() {
-    let out = judge_cmd()
-        .args(["judge", "--model"])
-        .arg(common::model_dir())
-        .arg("--image")
-        .arg(common::photos_dir().join("coffee.png"))
-        .args(["--text", "This is a ceramic coffee cup."])
-        .args(["--text", "This is a stainless steel thermos."])
-        .args(["--text", "This is an everyday item."])
-        .output()
-        .expect("run verdict-worker");
+    let out = run_judge(
+        &common::model_dir(),
+        &common::photos_dir().join("coffee.png"),
+        &[
+            "This is a ceramic coffee cup.",
+            "This is a stainless steel thermos.",
+            "This is an everyday item.",
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -54,14 +67,7 @@ fn prints_one_json_line_per_sentence() {
 #[test]
 fn bad_image_exits_2_naming_the_problem() {
     let image = common::fixture("bad/huge-header.png");
-    let out = judge_cmd()
-        .args(["judge", "--model"])
-        .arg(common::model_dir())
-        .arg("--image")
-        .arg(&image)
-        .args(["--text", "A cup."])
-        .output()
-        .expect("run verdict-worker");
+    let out = run_judge(&common::model_dir(), &image, &["A cup."]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("huge-header.png"), "{stderr}");
@@ -75,14 +81,8 @@ fn bad_image_exits_2_naming_the_problem() {
 #[test]
 fn missing_or_broken_pack_exits_1_naming_the_file() {
     let empty = tempfile::tempdir().expect("tempdir");
-    let out = judge_cmd()
-        .args(["judge", "--model"])
-        .arg(empty.path())
-        .arg("--image")
-        .arg(common::photos_dir().join("coffee.png"))
-        .args(["--text", "A cup."])
-        .output()
-        .expect("run verdict-worker");
+    let coffee = common::photos_dir().join("coffee.png");
+    let out = run_judge(empty.path(), &coffee, &["A cup."]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no manifest.json"));
 
@@ -97,14 +97,7 @@ fn missing_or_broken_pack_exits_1_naming_the_file() {
     let last = bytes.len() - 2;
     bytes[last] ^= 1;
     std::fs::write(&tokenizer, bytes).expect("write");
-    let out = judge_cmd()
-        .args(["judge", "--model"])
-        .arg(broken.path())
-        .arg("--image")
-        .arg(common::photos_dir().join("coffee.png"))
-        .args(["--text", "A cup."])
-        .output()
-        .expect("run verdict-worker");
+    let out = run_judge(broken.path(), &coffee, &["A cup."]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
