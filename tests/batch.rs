@@ -110,8 +110,15 @@ async fn a_catalogue_is_judged_resumed_and_nothing_repeated_is_recomputed() {
     let first = run(&[input_s, "--out", out_s, "--api", &stack.api_url, "--wait"]);
     let stderr = String::from_utf8_lossy(&first.stderr);
     println!("first run ({:?}):\n{stderr}", started.elapsed());
-    assert_eq!(first.status.code(), Some(2), "a failed row: exit 2\n{stderr}");
-    assert!(stderr.contains("batch: 7/7 rows"), "plain progress lines off a terminal:\n{stderr}");
+    assert_eq!(
+        first.status.code(),
+        Some(2),
+        "a failed row: exit 2\n{stderr}"
+    );
+    assert!(
+        stderr.contains("batch: 7/7 rows"),
+        "plain progress lines off a terminal:\n{stderr}"
+    );
     assert!(stderr.contains("verdicts: yes"), "{stderr}");
 
     let results = lines(&out);
@@ -127,23 +134,48 @@ async fn a_catalogue_is_judged_resumed_and_nothing_repeated_is_recomputed() {
         let line = find(&results, id, text);
         assert_eq!(line["label"], label, "{line}");
         let scores = &line["scores"];
-        let sum: f64 = ["yes", "no", "maybe"].iter().map(|k| scores[k].as_f64().unwrap()).sum();
+        let sum: f64 = ["yes", "no", "maybe"]
+            .iter()
+            .map(|k| scores[k].as_f64().unwrap())
+            .sum();
         assert!((sum - 1.0).abs() < 1e-3, "{line}");
         assert!(line["job"].is_string() && line["error"].is_null(), "{line}");
     }
-    assert_ne!(find(&results, "r4", CUP)["label"], "yes", "a cat is not a coffee cup");
+    assert_ne!(
+        find(&results, "r4", CUP)["label"],
+        "yes",
+        "a cat is not a coffee cup"
+    );
     let missing = find(&results, "r5", CUP);
     assert_eq!(missing["error"]["code"], "image_unreadable", "{missing}");
-    assert!(missing["error"]["message"].as_str().unwrap().contains("missing.png"));
+    assert!(
+        missing["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing.png")
+    );
     assert!(missing["label"].is_null());
 
     // The caches: 6 jobs on 2 distinct images, 7 sentence lookups of 5
     // distinct sentences. Everything else was a hit.
     let page = metrics_page(&client).await;
-    assert_eq!(metric(&page, "verdict_cache_misses_total{cache=\"image\"}"), 2.0, "{page}");
-    assert_eq!(metric(&page, "verdict_cache_hits_total{cache=\"image\"}"), 4.0);
-    assert_eq!(metric(&page, "verdict_cache_misses_total{cache=\"sentence\"}"), 5.0);
-    assert_eq!(metric(&page, "verdict_cache_hits_total{cache=\"sentence\"}"), 2.0);
+    assert_eq!(
+        metric(&page, "verdict_cache_misses_total{cache=\"image\"}"),
+        2.0,
+        "{page}"
+    );
+    assert_eq!(
+        metric(&page, "verdict_cache_hits_total{cache=\"image\"}"),
+        4.0
+    );
+    assert_eq!(
+        metric(&page, "verdict_cache_misses_total{cache=\"sentence\"}"),
+        5.0
+    );
+    assert_eq!(
+        metric(&page, "verdict_cache_hits_total{cache=\"sentence\"}"),
+        2.0
+    );
     assert_eq!(metric(&page, "verdict_jobs_submitted_total"), 6.0);
     assert_eq!(metric(&page, "verdict_verdicts_total{label=\"yes\"}"), 3.0);
 
@@ -151,7 +183,10 @@ async fn a_catalogue_is_judged_resumed_and_nothing_repeated_is_recomputed() {
     let again = run(&[input_s, "--out", out_s, "--api", &stack.api_url, "--wait"]);
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert_eq!(again.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("0 answered now, 7 already answered"), "{stderr}");
+    assert!(
+        stderr.contains("0 answered now, 7 already answered"),
+        "{stderr}"
+    );
     assert_eq!(lines(&out).len(), 8);
     let page = metrics_page(&client).await;
     assert_eq!(metric(&page, "verdict_jobs_submitted_total"), 6.0);
@@ -164,7 +199,12 @@ async fn a_catalogue_is_judged_resumed_and_nothing_repeated_is_recomputed() {
     )
     .unwrap();
     let from_csv = run(&[csv.to_str().unwrap(), "--api", &stack.api_url, "--wait"]);
-    assert_eq!(from_csv.status.code(), Some(0), "{}", String::from_utf8_lossy(&from_csv.stderr));
+    assert_eq!(
+        from_csv.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&from_csv.stderr)
+    );
     let csv_lines: Vec<Value> = String::from_utf8_lossy(&from_csv.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -185,15 +225,28 @@ async fn an_interrupted_run_resumes_without_creating_a_job_twice() {
     std::fs::write(dir.path().join("a.png"), verdict_e2e::fixtures::png(4, 4)).unwrap();
     let input = dir.path().join("many.jsonl");
     let rows: String = (0..40)
-        .map(|i| format!("{{\"id\": \"n{i}\", \"image\": \"a.png\", \"text\": \"rule {}\"}}\n", i % 5))
+        .map(|i| {
+            format!(
+                "{{\"id\": \"n{i}\", \"image\": \"a.png\", \"text\": \"rule {}\"}}\n",
+                i % 5
+            )
+        })
         .collect();
     std::fs::write(&input, rows).unwrap();
     let out = dir.path().join("out.jsonl");
     let (input_s, out_s) = (input.to_str().unwrap(), out.to_str().unwrap());
 
     let child = fleet_batch(&[
-        input_s, "--out", out_s, "--api", &stack.api_url, "--wait", "--concurrency", "4",
-        "--batch-size", "4",
+        input_s,
+        "--out",
+        out_s,
+        "--api",
+        &stack.api_url,
+        "--wait",
+        "--concurrency",
+        "4",
+        "--batch-size",
+        "4",
     ])
     .stdout(Stdio::null())
     .stderr(Stdio::piped())
@@ -210,7 +263,10 @@ async fn an_interrupted_run_resumes_without_creating_a_job_twice() {
     assert_eq!(interrupted.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("batch interrupted"), "{stderr}");
     let written = lines(&out).len();
-    assert!((8..40).contains(&written), "stopped in the middle: {written} lines");
+    assert!(
+        (8..40).contains(&written),
+        "stopped in the middle: {written} lines"
+    );
 
     let resumed = run(&[input_s, "--out", out_s, "--api", &stack.api_url, "--wait"]);
     let stderr = String::from_utf8_lossy(&resumed.stderr);
@@ -225,5 +281,9 @@ async fn an_interrupted_run_resumes_without_creating_a_job_twice() {
     // Rows in flight at Ctrl-C were sent again with the same idempotency
     // key: the api found their jobs instead of making new ones.
     let page = metrics_page(&client).await;
-    assert_eq!(metric(&page, "verdict_jobs_submitted_total"), 40.0, "{page}");
+    assert_eq!(
+        metric(&page, "verdict_jobs_submitted_total"),
+        40.0,
+        "{page}"
+    );
 }

@@ -67,9 +67,16 @@ fn expected_signature(body: &[u8]) -> String {
 /// A second api process on the same Redis, with the same settings.
 fn second_api(stack: &Stack, args: &[String]) -> (ChildGuard, String) {
     let mut cmd = Command::new(binary("verdict-api"));
-    cmd.args(["--redis", stack.redis_url(), "--bind", "127.0.0.1:0", "--log-format", "json"])
-        .args(args)
-        .env("RUST_LOG", "info");
+    cmd.args([
+        "--redis",
+        stack.redis_url(),
+        "--bind",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ])
+    .args(args)
+    .env("RUST_LOG", "info");
     let mut api = ChildGuard::spawn("verdict-api-2", cmd, &stack.dir().join("api2.log"));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -81,7 +88,11 @@ fn second_api(stack: &Stack, args: &[String]) -> (ChildGuard, String) {
                 return (api, format!("http://{addr}"));
             }
         }
-        assert!(api.is_running() && Instant::now() < deadline, "second api did not start:\n{}", api.log());
+        assert!(
+            api.is_running() && Instant::now() < deadline,
+            "second api did not start:\n{}",
+            api.log()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -108,7 +119,9 @@ async fn callbacks_are_signed_retried_and_sent_once_by_two_apis() {
     let log: Log = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let app = axum::Router::new().route("/hook", post(receive)).with_state(log.clone());
+    let app = axum::Router::new()
+        .route("/hook", post(receive))
+        .with_state(log.clone());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let dir = tempfile::tempdir().unwrap();
@@ -154,7 +167,11 @@ async fn callbacks_are_signed_retried_and_sent_once_by_two_apis() {
     // Each job: a first attempt answered 500, a second answered 204.
     let deadline = Instant::now() + Duration::from_secs(30);
     while log.lock().unwrap().len() < 2 * ids.len() {
-        assert!(Instant::now() < deadline, "callbacks missing: {:?}", log.lock().unwrap().len());
+        assert!(
+            Instant::now() < deadline,
+            "callbacks missing: {:?}",
+            log.lock().unwrap().len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Nothing more comes: a delivered callback is not sent again.
@@ -170,7 +187,11 @@ async fn callbacks_are_signed_retried_and_sent_once_by_two_apis() {
         let attempts: Vec<&str> = tries.iter().map(|r| r.attempt.as_str()).collect();
         assert_eq!(attempts, ["1", "2"], "job {id}");
         for r in tries {
-            assert_eq!(r.signature, expected_signature(&r.body), "job {id}: bad signature");
+            assert_eq!(
+                r.signature,
+                expected_signature(&r.body),
+                "job {id}: bad signature"
+            );
             let job: Value = serde_json::from_slice(&r.body).unwrap();
             assert_eq!(job["id"], id.as_str());
             assert_eq!(job["state"], "done");
@@ -186,7 +207,10 @@ async fn callbacks_are_signed_retried_and_sent_once_by_two_apis() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("verdict_callbacks_total{outcome=\"delivered\"} 10"), "{page}");
+    assert!(
+        page.contains("verdict_callbacks_total{outcome=\"delivered\"} 10"),
+        "{page}"
+    );
     assert!(page.contains("verdict_callbacks_pending 0"), "{page}");
     server.abort();
 }

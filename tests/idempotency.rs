@@ -38,7 +38,11 @@ async fn submitted_total(client: &ApiClient) -> u64 {
         .await
         .unwrap();
     page.lines()
-        .find_map(|l| l.strip_prefix("verdict_jobs_submitted_total ")?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix("verdict_jobs_submitted_total ")?
+                .parse()
+                .ok()
+        })
         .expect("submitted counter")
 }
 
@@ -71,7 +75,10 @@ async fn one_key_one_job_within_the_result_ttl() {
         (0..20).map(|_| submit(&client, "order-2", &["A cup.", "A thermos."])),
     )
     .await;
-    let created = answers.iter().filter(|(s, _)| *s == StatusCode::ACCEPTED).count();
+    let created = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::ACCEPTED)
+        .count();
     let replayed = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
     assert_eq!((created, replayed), (1, 19), "{answers:?}");
     let id = &answers[0].1["id"];
@@ -80,7 +87,9 @@ async fn one_key_one_job_within_the_result_ttl() {
 
     // Once the job is done, the key still names it (now done) ...
     stack.start_workers(&["w1"], &["--noop"]).await;
-    let done = client.wait_end(id.as_str().unwrap(), Duration::from_secs(30)).await;
+    let done = client
+        .wait_end(id.as_str().unwrap(), Duration::from_secs(30))
+        .await;
     assert_eq!(done["state"], "done");
     let (status, after) = submit(&client, "order-2", &["A cup.", "A thermos."]).await;
     assert_eq!(status, StatusCode::OK);

@@ -16,11 +16,11 @@ fn parse(page: &str) -> HashMap<String, f64> {
     for line in page.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
             assert!(
-                ["counter", "gauge", "histogram"].contains(&kind),
-                "{line}"
+                types.insert(name.to_owned(), kind.to_owned()).is_none(),
+                "twice: {name}"
             );
-            assert!(types.insert(name.to_owned(), kind.to_owned()).is_none(), "twice: {name}");
             continue;
         }
         if line.starts_with("# HELP ") || line.is_empty() {
@@ -29,7 +29,9 @@ fn parse(page: &str) -> HashMap<String, f64> {
         let (series, value) = line.rsplit_once(' ').expect("sample: series value");
         let value: f64 = match value {
             "+Inf" => f64::INFINITY,
-            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
         };
         let name = series.split('{').next().unwrap();
         assert!(
@@ -43,8 +45,14 @@ fn parse(page: &str) -> HashMap<String, f64> {
                     .filter(|stem| types.get(*stem).map(String::as_str) == Some("histogram"))
             })
             .unwrap_or(name);
-        assert!(types.contains_key(family), "sample before its # TYPE: {line:?}");
-        assert!(samples.insert(series.to_owned(), value).is_none(), "twice: {series}");
+        assert!(
+            types.contains_key(family),
+            "sample before its # TYPE: {line:?}"
+        );
+        assert!(
+            samples.insert(series.to_owned(), value).is_none(),
+            "twice: {series}"
+        );
     }
     samples
 }
@@ -71,11 +79,23 @@ fn fleet_status_and_metrics_agree_after_a_run() {
             .get(series)
             .unwrap_or_else(|| panic!("no {series} in\n{page}"))
     };
-    assert_eq!(get("verdict_jobs_submitted_total"), queue["submitted"].as_f64().unwrap());
-    assert_eq!(get("verdict_jobs_finished_total{outcome=\"done\"}"), queue["done"].as_f64().unwrap());
-    assert_eq!(get("verdict_jobs_finished_total{outcome=\"failed\"}"), queue["failed"].as_f64().unwrap());
+    assert_eq!(
+        get("verdict_jobs_submitted_total"),
+        queue["submitted"].as_f64().unwrap()
+    );
+    assert_eq!(
+        get("verdict_jobs_finished_total{outcome=\"done\"}"),
+        queue["done"].as_f64().unwrap()
+    );
+    assert_eq!(
+        get("verdict_jobs_finished_total{outcome=\"failed\"}"),
+        queue["failed"].as_f64().unwrap()
+    );
     assert_eq!(get("verdict_queue_depth"), queue["depth"].as_f64().unwrap());
-    assert_eq!(get("verdict_jobs_in_flight"), queue["in_flight"].as_f64().unwrap());
+    assert_eq!(
+        get("verdict_jobs_in_flight"),
+        queue["in_flight"].as_f64().unwrap()
+    );
     assert_eq!(get("verdict_jobs_submitted_total"), 12.0);
     assert_eq!(get("verdict_jobs_finished_total{outcome=\"done\"}"), 12.0);
     assert_eq!(get("verdict_workers"), 2.0);
@@ -84,9 +104,17 @@ fn fleet_status_and_metrics_agree_after_a_run() {
     assert_eq!(get("verdict_jobs_reclaimed_total"), 0.0);
     assert_eq!(get("verdict_jobs_dead_lettered_total"), 0.0);
     // Every finished job was observed once in each histogram.
-    for histogram in ["verdict_queue_wait_seconds", "verdict_inference_seconds", "verdict_end_to_end_seconds"] {
+    for histogram in [
+        "verdict_queue_wait_seconds",
+        "verdict_inference_seconds",
+        "verdict_end_to_end_seconds",
+    ] {
         assert_eq!(get(&format!("{histogram}_count")), 12.0, "{histogram}");
-        assert_eq!(get(&format!("{histogram}_bucket{{le=\"+Inf\"}}")), 12.0, "{histogram}");
+        assert_eq!(
+            get(&format!("{histogram}_bucket{{le=\"+Inf\"}}")),
+            12.0,
+            "{histogram}"
+        );
         assert!(get(&format!("{histogram}_sum")) >= 0.0);
     }
     // The noop judge answers maybe to every sentence.
@@ -95,7 +123,8 @@ fn fleet_status_and_metrics_agree_after_a_run() {
     // The text status says the same numbers.
     let text = fleet.run(&["status"]);
     assert!(
-        text.stdout.contains("queue: 0 waiting, 0 in flight, 12 done, 0 failed (12 submitted)"),
+        text.stdout
+            .contains("queue: 0 waiting, 0 in flight, 12 done, 0 failed (12 submitted)"),
         "{}",
         text.output()
     );
@@ -117,7 +146,10 @@ mod scrape {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_owned();
-            assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+            assert!(
+                content_type.starts_with("text/plain; version=0.0.4"),
+                "{content_type}"
+            );
             response.text().await.expect("text")
         })
     }

@@ -33,29 +33,49 @@ async fn the_served_description_matches_the_routes() {
     let client = stack.client();
     let (status, spec) = client.get_path("/openapi.json").await;
     assert_eq!(status, 200);
-    assert!(spec["openapi"].as_str().unwrap_or("").starts_with("3."), "{spec}");
+    assert!(
+        spec["openapi"].as_str().unwrap_or("").starts_with("3."),
+        "{spec}"
+    );
     let paths = spec["paths"].as_object().expect("paths");
-    for expected in ["/v1/jobs", "/v1/jobs/{id}", "/v1/batches", "/healthz", "/readyz", "/metrics", "/openapi.json", "/"] {
+    for expected in [
+        "/v1/jobs",
+        "/v1/jobs/{id}",
+        "/v1/batches",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/",
+    ] {
         assert!(paths.contains_key(expected), "{expected} is not documented");
     }
 
     let mut all_refs = Vec::new();
     refs(&spec, &mut all_refs);
     for r in &all_refs {
-        let name = r.strip_prefix("#/components/schemas/").expect("local schema ref");
-        assert!(spec["components"]["schemas"][name].is_object(), "dangling {r}");
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .expect("local schema ref");
+        assert!(
+            spec["components"]["schemas"][name].is_object(),
+            "dangling {r}"
+        );
     }
 
     let mut checked = 0;
     for (path, item) in paths {
         let url_path = path.replace("{id}", "0193a6d2-7c1e-7cc3-9f5e-1a2b3c4d5e6f");
         for method in METHODS {
-            let request = client
-                .http()
-                .request(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(), client.url(&url_path));
+            let request = client.http().request(
+                Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
+                client.url(&url_path),
+            );
             // Bodies that every POST refuses cheaply: the answer must still be documented.
             let request = if method == "post" {
-                request.header("content-type", "application/json").body("{}")
+                request
+                    .header("content-type", "application/json")
+                    .body("{}")
             } else {
                 request
             };
@@ -71,21 +91,30 @@ async fn the_served_description_matches_the_routes() {
                         documented.keys().collect::<Vec<_>>()
                     );
                     assert!(
-                        !body["error"]["message"].as_str().unwrap_or("").starts_with("no route"),
+                        !body["error"]["message"]
+                            .as_str()
+                            .unwrap_or("")
+                            .starts_with("no route"),
                         "{method} {path} fell through to the fallback"
                     );
                     for (code, response) in documented {
                         if code.starts_with('4') || code.starts_with('5') {
                             let schema = &response["content"]["application/json"]["schema"]["$ref"];
                             if path != "/readyz" || code != "503" {
-                                assert_eq!(schema, "#/components/schemas/ErrorBody", "{method} {path} {code}");
+                                assert_eq!(
+                                    schema, "#/components/schemas/ErrorBody",
+                                    "{method} {path} {code}"
+                                );
                             }
                         }
                     }
                     checked += 1;
                 }
                 None => {
-                    assert_eq!(status, 405, "{method} {path} answers {status} but is not documented: {body}");
+                    assert_eq!(
+                        status, 405,
+                        "{method} {path} answers {status} but is not documented: {body}"
+                    );
                     assert_eq!(body["error"]["code"], "method_not_allowed");
                 }
             }

@@ -75,7 +75,10 @@ pub async fn enqueue(state: &AppState, request: Request) -> Result<Enqueued, Api
     match submitted {
         Submitted::New(job) => {
             tracing::debug!(job_id = %id, image_bytes = request.image.len(), format = request.format, sentences = request.texts.len(), "job queued");
-            Ok(Enqueued { job, created: true })
+            Ok(Enqueued {
+                job: *job,
+                created: true,
+            })
         }
         Submitted::Existing {
             id: existing,

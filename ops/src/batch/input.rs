@@ -130,7 +130,7 @@ impl Iterator for Rows {
                     if line.trim().is_empty() {
                         continue;
                     }
-                    self.from_json(number, &line)
+                    self.json_row(number, &line)
                 }
                 Source::Csv {
                     records,
@@ -162,7 +162,7 @@ impl Iterator for Rows {
 }
 
 impl Rows {
-    fn from_json(&self, number: usize, line: &str) -> Row {
+    fn json_row(&self, number: usize, line: &str) -> Row {
         let value: Value = match serde_json::from_str(line) {
             Ok(Value::Object(map)) => Value::Object(map),
             Ok(_) => return self.broken(number, "not a JSON object".into()),

@@ -49,7 +49,7 @@ pub struct Idempotency {
 pub enum Submitted {
     /// A new job, as now stored (state `queued`, `submitted_at` from Redis's
     /// clock).
-    New(Job),
+    New(Box<Job>),
     /// The `Idempotency-Key` already names this job (it still exists); nothing
     /// was written. `fingerprint` is that of the request that created it.
     Existing { id: JobId, fingerprint: String },
@@ -59,7 +59,7 @@ pub enum Submitted {
 /// the job as now stored (state `queued`, `submitted_at` from Redis's clock).
 pub async fn submit<C: ConnectionLike>(conn: &mut C, new: NewJob<'_>) -> Result<Job, QueueError> {
     match submit_with(conn, new, SubmitOptions::default()).await? {
-        Submitted::New(job) => Ok(job),
+        Submitted::New(job) => Ok(*job),
         Submitted::Existing { .. } => Err(QueueError::corrupt(
             "submit: an existing job was returned for a request without an idempotency key",
         )),
@@ -125,5 +125,5 @@ pub async fn submit_with<C: ConnectionLike>(
     job.id = new.id;
     job.submitted_at = submitted_at;
     job.callback_url = spec.callback_url;
-    Ok(Submitted::New(job))
+    Ok(Submitted::New(Box::new(job)))
 }
