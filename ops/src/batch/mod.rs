@@ -268,7 +268,7 @@ impl Submitter {
                 Err(retry_after) => {
                     delay = api::next_delay(delay, retry_after);
                     lock(&self.shared).progress.note(&format!(
-                        "batch: the api asked to wait; sending again in {:.0} s",
+                        "batch: the api did not take the batch (busy: 429/503, or unreachable); sending again in {:.0} s",
                         delay.as_secs_f64()
                     ));
                     self.pause(delay).await;
