@@ -37,4 +37,33 @@ pub struct Args {
     #[arg(long, default_value_t = 24 * 60 * 60,
           value_parser = clap::value_parser!(u64).range(1..=365 * 24 * 60 * 60))]
     pub result_ttl: u64,
+
+    /// Largest `POST /v1/batches` body accepted, in bytes.
+    #[arg(long, default_value_t = 32 << 20,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=1 << 30))]
+    pub max_batch_bytes: usize,
+
+    /// Most jobs in one `POST /v1/batches`.
+    #[arg(long, default_value_t = 256,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    pub max_batch_jobs: usize,
+
+    /// Hosts that jobs may name in `callback_url`, comma-separated (`host` or
+    /// `host:port`). Empty: no callbacks at all (a job naming one is refused).
+    #[arg(
+        long,
+        env = "VERDICT_CALLBACK_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOST[:PORT],..."
+    )]
+    pub callback_hosts: Vec<String>,
+
+    /// A file holding the secret that signs callbacks (HMAC-SHA256 of the
+    /// body); required with --callback-hosts unless VERDICT_CALLBACK_SECRET is set.
+    #[arg(long, env = "VERDICT_CALLBACK_SECRET_FILE", value_name = "FILE")]
+    pub callback_secret_file: Option<std::path::PathBuf>,
+
+    /// How many times a callback is tried before it is given up.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub callback_attempts: u32,
 }

@@ -71,6 +71,22 @@ impl From<QueueError> for ApiError {
     }
 }
 
+/// The error body, as documented in the OpenAPI description.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// A stable machine-readable code and a message for people.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable: listed in docs/api.md; branch on it.
+    #[schema(example = "missing_text")]
+    pub code: String,
+    /// For people; may change.
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});

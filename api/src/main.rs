@@ -5,8 +5,13 @@
 //! pub/sub. It never decodes an image or runs the model. See `docs/api.md`
 //! for the endpoints and `docs/protocol.md` for what it writes to Redis.
 
+mod callbacks;
 mod cli;
+mod enqueue;
 mod error;
+mod idempotency;
+mod metrics;
+mod openapi;
 mod request_log;
 mod routes;
 mod server;

@@ -11,10 +11,11 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use verdict_shared::redis_url;
 use verdict_shared::shutdown::Shutdown;
 
+use crate::callbacks::{self, CallbackConfig};
 use crate::cli::Args;
 use crate::request_log;
 use crate::routes;
-use crate::state::AppState;
+use crate::state::{AppState, BatchLimits};
 use crate::submission::Limits;
 use crate::wait::{Waiters, subscriber};
 
@@ -50,6 +51,18 @@ pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         subscribed.clone(),
         shutdown.clone(),
     ));
+    let callbacks = CallbackConfig::from_args(&args)?;
+    // Callbacks are sent by the api processes, one consumer each (see
+    // `crate::callbacks`); only those configured for callbacks send.
+    let sender = callbacks.enabled().then(|| {
+        tokio::spawn(callbacks::sender::run(
+            args.redis.clone(),
+            pool.clone(),
+            callbacks.clone(),
+            format!("api-{}-{}", host_name(), std::process::id()),
+            shutdown.clone(),
+        ))
+    });
     let state = AppState {
         pool,
         waiters,
@@ -60,6 +73,11 @@ pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         },
         result_ttl: Duration::from_secs(args.result_ttl),
         shutdown: shutdown.clone(),
+        callbacks: callbacks.clone(),
+        batch: BatchLimits {
+            max_bytes: args.max_batch_bytes,
+            max_jobs: args.max_batch_jobs,
+        },
     };
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
@@ -71,6 +89,7 @@ pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         transport = redis_url::transport(&args.redis),
         max_body_bytes = args.max_body_bytes,
         result_ttl_s = args.result_ttl,
+        callbacks = callbacks.enabled(),
         "listening"
     );
     let mut stop = shutdown.clone();
@@ -79,6 +98,23 @@ pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         .await
         .context("serving failed")?;
     events.abort();
+    if let Some(sender) = sender {
+        sender.abort();
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// This machine's host name, for the callback sender's consumer name.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| {
+            name.trim()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+                .collect::<String>()
+        })
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use deadpool_redis::Pool;
 use verdict_shared::shutdown::Shutdown;
 
+use crate::callbacks::CallbackConfig;
 use crate::submission::Limits;
 use crate::wait::Waiters;
 use crate::wait::subscriber::Subscribed;
@@ -20,4 +21,15 @@ pub struct AppState {
     pub result_ttl: Duration,
     /// Fires when the process stops: long-polls answer at once.
     pub shutdown: Shutdown,
+    /// Which callback URLs jobs may name, and how callbacks are signed.
+    pub callbacks: CallbackConfig,
+    /// The bounds of `POST /v1/batches`.
+    pub batch: BatchLimits,
+}
+
+/// How large a batch may be.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub max_bytes: usize,
+    pub max_jobs: usize,
 }

@@ -1,6 +1,7 @@
 //! `fleet`, verdict's process manager, as a library: the `fleet` binary is a
 //! thin `main` over [`cli`], and the tests reach the pieces directly.
 
+pub mod batch;
 pub mod binaries;
 pub mod cli;
 pub mod config;

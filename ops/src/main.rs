@@ -37,6 +37,8 @@ enum Command {
     Scale(cli::scale::ScaleArgs),
     /// Show (or follow) the processes' logs.
     Logs(cli::logs::LogsArgs),
+    /// Run a catalogue of (image, sentence) rows through the api: JSONL or CSV in, one verdict line per sentence out.
+    Batch(cli::batch::BatchArgs),
     /// Print a systemd unit that runs the fleet in the foreground.
     Unit(cli::unit::UnitArgs),
     /// The watchdog itself (started by `fleet up`).
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Scale(args) => cli::scale::main(home, args),
         Command::Logs(args) => cli::logs::main(home, args),
         Command::Unit(args) => cli::unit::main(home, args),
+        Command::Batch(args) => cli::batch::main(home, args),
         Command::Watchdog => cli::watchdog::main(home),
     };
     match result {

@@ -6,7 +6,7 @@
 //! the in-flight ones as pending entries, and the hash `verdict:stats` counts
 //! submitted, done and failed jobs (read through the queue code's own
 //! `read_stats`). If the protocol changes, this is the file to fix.
-//! `/metrics` (issue 7) should read the same keys, so that the two agree.
+//! `/metrics` reads the same keys through the same functions, so the two agree.
 
 use std::time::Duration;
 
@@ -46,22 +46,10 @@ pub async fn read(
     let counters = verdict_shared::queue::stats::read_stats(&mut conn)
         .await
         .map_err(|e| e.to_string())?;
-    // XPENDING fails while the group does not exist yet (no worker has
-    // started): nothing is in flight then.
-    let in_flight = match redis::cmd("XPENDING")
-        .arg(keys::STREAM)
-        .arg(keys::GROUP)
-        .query_async::<redis::Value>(&mut conn)
+    // The same XPENDING reading as `/metrics` (0 before the group exists).
+    let in_flight = verdict_shared::queue::stats::in_flight(&mut conn)
         .await
-    {
-        Ok(redis::Value::Array(items)) => match items.first() {
-            Some(redis::Value::Int(n)) => *n as u64,
-            _ => 0,
-        },
-        Ok(_) => 0,
-        Err(err) if err.to_string().contains("NOGROUP") => 0,
-        Err(err) => return Err(err.to_string()),
-    };
+        .map_err(|e| e.to_string())?;
     let records = if workers.is_empty() {
         Vec::new()
     } else {

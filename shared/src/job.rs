@@ -17,6 +17,7 @@ use crate::verdict::SentenceVerdict;
 /// A job's id: a UUIDv7, so ids sort by submission time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, example = "01a20fe8-5dfb-736f-98a4-004f086e0b95"))]
 pub struct JobId(Uuid);
 
 impl JobId {
@@ -84,6 +85,7 @@ fn truncate_for_error(s: &str) -> String {
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum JobState {
     /// Accepted and waiting for a worker.
     Queued,
@@ -140,6 +142,7 @@ impl FromStr for JobState {
 
 /// Why a job failed: a stable machine-readable code and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobError {
     pub code: String,
     pub message: String,
@@ -162,6 +165,7 @@ impl fmt::Display for JobError {
 
 /// What the api learned about the image without decoding it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImageInfo {
     /// Size of the encoded image in bytes.
     pub bytes: u64,
@@ -173,6 +177,7 @@ pub struct ImageInfo {
 
 /// A job as stored in Redis and served by the api.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Job {
     pub id: JobId,
     pub state: JobState,
@@ -196,6 +201,10 @@ pub struct Job {
     /// Why the job failed, once `state` is `failed` (or `cancelled`).
     #[serde(default)]
     pub error: Option<JobError>,
+    /// Where the job's JSON is POSTed when it ends (see `docs/api.md`,
+    /// callbacks); absent when none was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 impl Job {
@@ -213,6 +222,7 @@ impl Job {
             worker: None,
             results: Vec::new(),
             error: None,
+            callback_url: None,
         }
     }
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 /// The answer for one sentence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Label {
     /// The image supports the sentence.
     Yes,
@@ -58,6 +59,7 @@ impl std::str::FromStr for Label {
 
 /// The three scores of a verdict. They are non-negative and sum to 1.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Scores {
     pub yes: f32,
     pub no: f32,
@@ -109,6 +111,7 @@ impl Scores {
 
 /// A named score: a class the image looks like, or a class a sentence is close to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LabelScore {
     pub label: String,
     pub score: f32,
@@ -116,6 +119,7 @@ pub struct LabelScore {
 
 /// Why the model answered as it did, short enough to show next to the answer.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Explanation {
     /// One or two plain sentences, e.g. "The image looks like espresso (62%) or
     /// a cup (21%); the sentence is closest to coffee mug, cup.".
@@ -133,6 +137,7 @@ pub struct Explanation {
 
 /// The verdict on one sentence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SentenceVerdict {
     pub text: String,
     pub label: Label,

@@ -11,12 +11,19 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Alive: answers without touching Redis.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "{\"status\": \"ok\"}", body = Object)))]
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// Ready: Redis answers, the job-events subscription is up, and at least one
 /// worker's heartbeat record is alive. 503 with the reason otherwise.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "{\"status\": \"ready\", \"workers\": [...], \"waiting\": N}", body = Object),
+        (status = 503, description = "not_ready (with `workers`), redis_unavailable", body = crate::error::ErrorBody),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let mut conn = match state.pool.get().await {
         Ok(conn) => conn,

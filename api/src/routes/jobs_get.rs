@@ -18,6 +18,23 @@ use crate::state::AppState;
 /// The longest long-poll.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
+/// A job; with `wait`, once it has ended (or when the wait is over).
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    tag = "jobs",
+    params(
+        ("id" = String, Path, description = "The job's id (a canonical UUID)"),
+        ("wait" = Option<f64>, Query, description = "Seconds (0 to 60, fractions allowed) to wait for the job to end"),
+    ),
+    responses(
+        (status = 200, description = "The job as it is now", body = verdict_shared::job::Job),
+        (status = 400, description = "invalid_job_id, invalid_wait", body = crate::error::ErrorBody),
+        (status = 404, description = "not_found: never submitted, or its result expired", body = crate::error::ErrorBody),
+        (status = 500, description = "internal", body = crate::error::ErrorBody),
+        (status = 503, description = "redis_unavailable", body = crate::error::ErrorBody),
+    )
+)]
 pub async fn get_job(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,

@@ -1,70 +1,73 @@
-//! `POST /v1/jobs`: check a submission, enqueue it, answer 202.
+//! `POST /v1/jobs`: check a submission, enqueue it, answer 202 (or 200 with
+//! the existing job for a repeated `Idempotency-Key`).
 
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
-use verdict_shared::job::{ImageInfo, JobId};
-use verdict_shared::queue::submit::{NewJob, submit as enqueue};
+use verdict_shared::job::Job;
 
-use crate::error::ApiError;
+use crate::enqueue::{self, enqueue};
+use crate::error::{ApiError, ErrorBody};
+use crate::idempotency;
 use crate::request_log::LoggedJobId;
 use crate::state::AppState;
 use crate::submission;
 
-/// Images larger than this are hashed on a blocking thread, not on the
-/// runtime's (an 8 MiB image takes tens of milliseconds).
-const HASH_INLINE_MAX: usize = 256 * 1024;
-
+/// Submit a job: one image and 1 to 64 sentences.
+///
+/// Multipart (`image` file part, `text` parts, optional `callback_url` part)
+/// or JSON. With an `Idempotency-Key` header, a repeat of the same request
+/// within the result TTL answers 200 with the job the first one created.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs",
+    tag = "jobs",
+    params(("Idempotency-Key" = Option<String>, Header,
+            description = "1 to 255 visible ASCII characters; the same key returns the same job")),
+    request_body(
+        description = "The image and the sentences",
+        content(
+            (crate::openapi::MultipartSubmission = "multipart/form-data"),
+            (crate::submission::json::JsonSubmission = "application/json"),
+        )
+    ),
+    responses(
+        (status = 202, description = "Accepted: the job, queued", body = Job,
+         headers(("Location" = String, description = "/v1/jobs/{id}"))),
+        (status = 200, description = "An earlier request with this Idempotency-Key created this job", body = Job,
+         headers(("Location" = String, description = "/v1/jobs/{id}"))),
+        (status = 400, description = "missing_image, multiple_images, missing_text, too_many_texts, text_empty, text_too_long, text_not_utf8, image_empty, invalid_json, invalid_base64, invalid_multipart, invalid_body, invalid_idempotency_key, invalid_callback_url, callback_not_allowed", body = ErrorBody),
+        (status = 409, description = "idempotency_conflict: the job the key named expired during the request; retry", body = ErrorBody),
+        (status = 413, description = "body_too_large, image_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_content_type, image_format", body = ErrorBody),
+        (status = 422, description = "idempotency_key_reused: the key was used for a different request", body = ErrorBody),
+        (status = 500, description = "internal", body = ErrorBody),
+        (status = 503, description = "redis_unavailable", body = ErrorBody),
+    )
+)]
 pub async fn submit(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let idempotency_key = idempotency::from_headers(req.headers())?;
     let checked = submission::from_request(req, &state.limits).await?;
-    let image = checked.submission.image;
-    let texts = checked.submission.texts;
-    let sha256 = if image.len() <= HASH_INLINE_MAX {
-        hex::encode(Sha256::digest(&image))
-    } else {
-        let image = image.clone();
-        tokio::task::spawn_blocking(move || hex::encode(Sha256::digest(&image)))
-            .await
-            .map_err(|err| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    format!("hashing failed: {err}"),
-                )
-            })?
-    };
-    let image_info = ImageInfo {
-        bytes: image.len() as u64,
-        sha256,
-        format: checked.format.to_owned(),
-    };
-    let id = JobId::new();
-    let mut conn = state
-        .pool
-        .get()
-        .await
-        .map_err(|err| ApiError::from(verdict_shared::queue::QueueError::from(err)))?;
-    let job = enqueue(
-        &mut conn,
-        NewJob {
-            id,
-            texts: &texts,
-            image_info: &image_info,
-            image: &image,
-            result_ttl: state.result_ttl,
+    let enqueued = enqueue(
+        &state,
+        enqueue::Request {
+            image: checked.submission.image,
+            format: checked.format,
+            texts: checked.submission.texts,
+            callback_url: checked.submission.callback_url,
+            idempotency_key,
         },
     )
     .await?;
-    tracing::debug!(job_id = %id, image_bytes = image.len(), format = checked.format, sentences = texts.len(), "job queued");
+    let id = enqueued.job.id;
+    let status = if enqueued.created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
     let location = format!("/v1/jobs/{id}");
-    let mut response = (
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(job),
-    )
-        .into_response();
+    let mut response = (status, [(header::LOCATION, location)], Json(enqueued.job)).into_response();
     response.extensions_mut().insert(LoggedJobId(id));
     Ok(response)
 }

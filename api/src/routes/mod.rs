@@ -1,22 +1,33 @@
 //! The api's routes, one file per resource.
 
+pub(crate) mod batches;
 mod fallback;
-mod health;
-mod jobs_get;
-mod jobs_submit;
+pub(crate) mod health;
+pub(crate) mod jobs_get;
+pub(crate) mod jobs_submit;
+pub(crate) mod metrics;
+pub(crate) mod openapi;
+pub(crate) mod page;
 
 use axum::Router;
 use axum::routing::{get, post};
 
 use crate::state::AppState;
 
-/// Every route.
+/// Every route. Each is documented in `crate::openapi`.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/jobs", post(jobs_submit::submit))
         .route("/v1/jobs/{id}", get(jobs_get::get_job))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        // Issue 7: batches, metrics, the OpenAPI description, the web page.
+        .route("/v1/batches", post(batches::submit_batch))
+        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/", get(page::index))
+        .route("/static/app.js", get(page::script))
+        .route("/static/style.css", get(page::style))
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
 }

@@ -7,11 +7,18 @@ use serde::Deserialize;
 use super::{Limits, Submission, image_too_large};
 use crate::error::ApiError;
 
-#[derive(Deserialize)]
+/// The JSON body of `POST /v1/jobs`, and one job of `POST /v1/batches`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct JsonSubmission {
-    image_base64: String,
-    texts: Vec<String>,
+pub struct JsonSubmission {
+    /// The image file (PNG, JPEG, GIF, WebP, BMP or TIFF), standard base64.
+    pub(crate) image_base64: String,
+    /// 1 to 64 sentences, each 1 to 1000 characters.
+    pub(crate) texts: Vec<String>,
+    /// Where to POST the job's JSON when it ends (a host on the server's
+    /// allow-list).
+    #[serde(default)]
+    pub(crate) callback_url: Option<String>,
 }
 
 /// Parses a JSON body (already bounded by the body limit).
@@ -25,27 +32,36 @@ pub fn parse(body: &[u8], limits: &Limits) -> Result<Submission, ApiError> {
             ),
         )
     })?;
-    // Refuse an oversized image before decoding it: base64 is 4 characters
-    // per 3 bytes.
-    let encoded = parsed.image_base64.trim();
-    if encoded.len() / 4 * 3 > limits.max_image_bytes + 3 {
-        return Err(image_too_large(
-            encoded.len() / 4 * 3,
-            limits.max_image_bytes,
-        ));
+    parsed.into_submission(limits)
+}
+
+impl JsonSubmission {
+    /// Decodes the image (refusing an oversized one first).
+    pub fn into_submission(self, limits: &Limits) -> Result<Submission, ApiError> {
+        let parsed = self;
+        // Refuse an oversized image before decoding it: base64 is 4 characters
+        // per 3 bytes.
+        let encoded = parsed.image_base64.trim();
+        if encoded.len() / 4 * 3 > limits.max_image_bytes + 3 {
+            return Err(image_too_large(
+                encoded.len() / 4 * 3,
+                limits.max_image_bytes,
+            ));
+        }
+        let image = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|err| {
+                ApiError::bad_request(
+                    "invalid_base64",
+                    format!("image_base64 is not standard base64: {err}"),
+                )
+            })?;
+        Ok(Submission {
+            image: Bytes::from(image),
+            texts: parsed.texts,
+            callback_url: parsed.callback_url,
+        })
     }
-    let image = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|err| {
-            ApiError::bad_request(
-                "invalid_base64",
-                format!("image_base64 is not standard base64: {err}"),
-            )
-        })?;
-    Ok(Submission {
-        image: Bytes::from(image),
-        texts: parsed.texts,
-    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! length and UTF-8. Nothing here decodes the image.
 
 mod image_format;
-mod json;
+pub mod json;
 mod multipart;
 mod texts;
 
@@ -29,6 +29,8 @@ pub struct Submission {
     /// The encoded image, as uploaded.
     pub image: Bytes,
     pub texts: Vec<String>,
+    /// The optional `callback_url` (checked against the allow-list later).
+    pub callback_url: Option<String>,
 }
 
 /// A checked submission and the format its magic bytes name.
@@ -83,6 +85,11 @@ pub async fn from_request(req: Request, limits: &Limits) -> Result<Checked, ApiE
             ));
         }
     };
+    check(submission, limits)
+}
+
+/// The checks every submission passes, however it came.
+pub fn check(submission: Submission, limits: &Limits) -> Result<Checked, ApiError> {
     texts::check(&submission.texts)?;
     let format = check_image(&submission.image, limits)?;
     Ok(Checked { submission, format })

@@ -23,6 +23,7 @@ pub async fn parse(req: Request, limits: &Limits) -> Result<Submission, ApiError
         })?;
     let mut image: Option<Bytes> = None;
     let mut texts: Vec<String> = Vec::new();
+    let mut callback_url: Option<String> = None;
     while let Some(mut field) = multipart
         .next_field()
         .await
@@ -56,6 +57,16 @@ pub async fn parse(req: Request, limits: &Limits) -> Result<Submission, ApiError
                 })?;
                 texts.push(text);
             }
+            Some("callback_url") if callback_url.is_none() => {
+                let bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|err| multipart_error(err, limits))?;
+                let url = String::from_utf8(bytes.to_vec()).map_err(|_| {
+                    ApiError::bad_request("invalid_callback_url", "callback_url is not UTF-8")
+                })?;
+                callback_url = Some(url);
+            }
             other => {
                 let name = other.unwrap_or("").chars().take(64).collect::<String>();
                 return Err(ApiError::bad_request(
@@ -68,7 +79,11 @@ pub async fn parse(req: Request, limits: &Limits) -> Result<Submission, ApiError
     let image = image.ok_or_else(|| {
         ApiError::bad_request("missing_image", "no image: send an \"image\" file part")
     })?;
-    Ok(Submission { image, texts })
+    Ok(Submission {
+        image,
+        texts,
+        callback_url,
+    })
 }
 
 /// The image part may declare `image/*` or `application/octet-stream`, or

@@ -1,6 +1,7 @@
 //! The `fleet` subcommands, one file each. Each returns the process's exit
 //! code; errors are printed by `main` and exit with 1.
 
+pub mod batch;
 pub mod down;
 pub mod logs;
 pub mod restart;

@@ -126,7 +126,7 @@ pub async fn discard<C: ConnectionLike>(conn: &mut C, entry_id: &str) -> Result<
 
 /// Parses `nil` or `[[stream, [[id, [field, value, ...] | nil], ...]]]` (or
 /// the RESP3 map form).
-fn parse_read_reply(reply: Value) -> Result<Vec<StreamEntry>, QueueError> {
+pub(crate) fn parse_read_reply(reply: Value) -> Result<Vec<StreamEntry>, QueueError> {
     let streams = match reply {
         Value::Nil => return Ok(Vec::new()),
         Value::Map(pairs) => pairs.into_iter().map(|(_, entries)| entries).collect(),
@@ -159,7 +159,7 @@ fn parse_read_reply(reply: Value) -> Result<Vec<StreamEntry>, QueueError> {
     Ok(out)
 }
 
-fn job_field(fields: Vec<Value>) -> Option<JobId> {
+pub(crate) fn job_field(fields: Vec<Value>) -> Option<JobId> {
     let mut fields = fields.into_iter();
     while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
         if matches!(&name, Value::BulkString(b) if b == b"job") {

@@ -67,6 +67,7 @@ pub async fn finish<C: ConnectionLike>(
         .key(keys::job(&job_id))
         .key(keys::STREAM)
         .key(keys::STATS)
+        .key(keys::CALLBACKS)
         .arg(keys::GROUP)
         .arg(entry_id)
         .arg(worker)

@@ -63,6 +63,10 @@ pub const READ_FIELDS: [&str; 9] = [
 pub struct JobSpec {
     pub texts: Vec<String>,
     pub image: ImageInfo,
+    /// Where to POST the job when it ends; finish.lua reads it to queue the
+    /// callback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 /// Builds a [`Job`] from the values of [`READ_FIELDS`]; `None` when the record
@@ -128,6 +132,7 @@ pub fn assemble(id: JobId, values: &[Option<Vec<u8>>]) -> Result<Option<Job>, Qu
             .transpose()?,
         results,
         error,
+        callback_url: spec.callback_url,
     }))
 }
 
@@ -167,6 +172,7 @@ mod tests {
                 sha256: "ab".repeat(32),
                 format: "png".into(),
             },
+            callback_url: None,
         })
         .unwrap()
     }

@@ -23,9 +23,32 @@ pub const EVENTS: &str = "verdict:events";
 /// Counters (a hash): jobs submitted, done, failed, late finishes.
 pub const STATS: &str = "verdict:stats";
 
+/// The prefix of [`job`] keys (scripts that find a job from an id they read
+/// build its key with it).
+pub const JOB_PREFIX: &str = "verdict:job:";
+
 /// The job record (a hash) of one job.
 pub fn job(id: &JobId) -> String {
-    format!("verdict:job:{id}")
+    format!("{JOB_PREFIX}{id}")
+}
+
+/// Callbacks to send (a stream): one entry per ended job that asked for one,
+/// added by the script that ended it, read by the api processes through
+/// [`CALLBACK_GROUP`].
+pub const CALLBACKS: &str = "verdict:callbacks";
+
+/// The consumer group of the callback senders (the api processes) on
+/// [`CALLBACKS`]: each entry goes to one of them.
+pub const CALLBACK_GROUP: &str = "senders";
+
+/// What only the workers know, for `/metrics` (a hash of counters): verdicts
+/// by label, failures by code, histogram buckets, cache hits.
+pub const METRICS: &str = "verdict:metrics";
+
+/// An `Idempotency-Key` (a string holding `{job id} {fingerprint}`), named by
+/// the sha256 of the client's key so that no client text reaches a key name.
+pub fn idempotency(key_sha256_hex: &str) -> String {
+    format!("verdict:idempotency:{key_sha256_hex}")
 }
 
 /// A worker's heartbeat record (a string holding a [`super::WorkerRecord`] as JSON),

@@ -10,16 +10,20 @@
 //! - [`finish`]: the worker stores the outcome, acknowledges, announces;
 //! - [`read`]: the api serves the record;
 //! - [`heartbeat`]: workers announce that they are alive;
-//! - [`stats`]: the counters.
+//! - [`stats`]: the counters;
+//! - [`metrics`]: what the workers report for `/metrics`;
+//! - [`callbacks`]: the jobs still to be POSTed to their `callback_url`.
 //!
 //! State changes are Lua scripts (`lua/*.lua`), each atomic in Redis.
 
+pub mod callbacks;
 pub mod consume;
 mod error;
 pub mod finish;
 pub mod heartbeat;
 pub mod job_record;
 pub mod keys;
+pub mod metrics;
 pub mod read;
 mod reply;
 pub mod start;

@@ -40,3 +40,41 @@ pub async fn read_stats<C: ConnectionLike>(conn: &mut C) -> Result<QueueStats, Q
         stream_len,
     })
 }
+
+/// Jobs delivered to a worker and not yet acknowledged (the consumer group's
+/// pending count, XPENDING): the jobs in flight. 0 while the group does not
+/// exist yet (no worker has started). `fleet status` and `/metrics` both
+/// read it here, so they agree.
+pub async fn in_flight<C: ConnectionLike>(conn: &mut C) -> Result<u64, QueueError> {
+    match redis::cmd("XPENDING")
+        .arg(keys::STREAM)
+        .arg(keys::GROUP)
+        .query_async::<redis::Value>(conn)
+        .await
+    {
+        Ok(redis::Value::Array(items)) => Ok(match items.first() {
+            Some(redis::Value::Int(n)) => u64::try_from(*n).unwrap_or(0),
+            _ => 0,
+        }),
+        Ok(_) => Ok(0),
+        Err(err) if err.code() == Some("NOGROUP") => Ok(0),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Every counter in `verdict:stats`, by name (HGETALL), for `/metrics`:
+/// besides the four above, whatever other steps count there (`reclaimed`,
+/// `dead_lettered`, `callbacks_delivered`, ...). Values that are not
+/// integers are skipped.
+pub async fn read_all_counters<C: ConnectionLike>(
+    conn: &mut C,
+) -> Result<std::collections::BTreeMap<String, u64>, QueueError> {
+    let raw: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(keys::STATS)
+        .query_async(conn)
+        .await?;
+    Ok(raw
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.parse().ok()?)))
+        .collect())
+}

@@ -24,25 +24,97 @@ pub struct NewJob<'a> {
     pub result_ttl: Duration,
 }
 
+/// What a submission may ask for beyond the job itself (issue 7).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SubmitOptions<'a> {
+    /// Where to POST the job when it ends (already checked against the
+    /// allow-list).
+    pub callback_url: Option<&'a str>,
+    /// The client's `Idempotency-Key`, if it sent one.
+    pub idempotency: Option<&'a Idempotency>,
+}
+
+/// An `Idempotency-Key` as the queue stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    /// Hex sha256 of the client's key: names the Redis key.
+    pub key_sha256: String,
+    /// Hex sha256 of what the request asked for (image, sentences, callback),
+    /// so that a key reused for another request can be told apart.
+    pub fingerprint: String,
+}
+
+/// What [`submit`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submitted {
+    /// A new job, as now stored (state `queued`, `submitted_at` from Redis's
+    /// clock).
+    New(Box<Job>),
+    /// The `Idempotency-Key` already names this job (it still exists); nothing
+    /// was written. `fingerprint` is that of the request that created it.
+    Existing { id: JobId, fingerprint: String },
+}
+
 /// Stores the job and appends it to the stream in one atomic script; returns
 /// the job as now stored (state `queued`, `submitted_at` from Redis's clock).
 pub async fn submit<C: ConnectionLike>(conn: &mut C, new: NewJob<'_>) -> Result<Job, QueueError> {
+    match submit_with(conn, new, SubmitOptions::default()).await? {
+        Submitted::New(job) => Ok(*job),
+        Submitted::Existing { .. } => Err(QueueError::corrupt(
+            "submit: an existing job was returned for a request without an idempotency key",
+        )),
+    }
+}
+
+/// [`submit`] with a callback URL and an `Idempotency-Key`: with a key that
+/// already names a job that still exists, nothing is written and that job's
+/// id is returned.
+pub async fn submit_with<C: ConnectionLike>(
+    conn: &mut C,
+    new: NewJob<'_>,
+    options: SubmitOptions<'_>,
+) -> Result<Submitted, QueueError> {
     let spec = JobSpec {
         texts: new.texts.to_vec(),
         image: new.image_info.clone(),
+        callback_url: options.callback_url.map(str::to_owned),
     };
     let spec_json =
         serde_json::to_vec(&spec).map_err(|err| QueueError::corrupt(format!("spec: {err}")))?;
-    let reply: Vec<redis::Value> = SUBMIT
+    let mut invocation = SUBMIT.prepare_invoke();
+    invocation
         .key(keys::job(&new.id))
         .key(keys::STREAM)
         .key(keys::STATS)
         .arg(new.id.to_string())
         .arg(spec_json)
         .arg(new.image)
-        .arg(new.result_ttl.as_secs().max(1))
-        .invoke_async(conn)
-        .await?;
+        .arg(new.result_ttl.as_secs().max(1));
+    if let Some(idempotency) = options.idempotency {
+        invocation
+            .key(keys::idempotency(&idempotency.key_sha256))
+            .arg(keys::JOB_PREFIX)
+            .arg(&idempotency.fingerprint);
+    }
+    let reply: Vec<redis::Value> = invocation.invoke_async(conn).await?;
+    if reply.len() == 3 {
+        let mut parts = reply.into_iter();
+        let verb = reply::string(parts.next().unwrap_or(redis::Value::Nil), "submit: verb")?;
+        let id = reply::string(parts.next().unwrap_or(redis::Value::Nil), "submit: id")?;
+        let fingerprint = reply::string(
+            parts.next().unwrap_or(redis::Value::Nil),
+            "submit: fingerprint",
+        )?;
+        if verb != "existing" {
+            return Err(QueueError::corrupt(format!(
+                "submit: unknown reply {verb:?}"
+            )));
+        }
+        let id = id
+            .parse()
+            .map_err(|err| QueueError::corrupt(format!("submit: {err}")))?;
+        return Ok(Submitted::Existing { id, fingerprint });
+    }
     let [_entry, submitted_us]: [redis::Value; 2] = reply
         .try_into()
         .map_err(|_| QueueError::corrupt("submit: expected {entry, submitted_us}"))?;
@@ -52,5 +124,6 @@ pub async fn submit<C: ConnectionLike>(conn: &mut C, new: NewJob<'_>) -> Result<
     let mut job = Job::new(spec.texts, spec.image);
     job.id = new.id;
     job.submitted_at = submitted_at;
-    Ok(job)
+    job.callback_url = spec.callback_url;
+    Ok(Submitted::New(Box::new(job)))
 }

@@ -8,6 +8,7 @@
 
 use std::hash::Hash;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
@@ -16,6 +17,11 @@ use lru::LruCache;
 #[derive(Debug)]
 pub struct BoundedCache<K: Hash + Eq, V> {
     inner: Mutex<LruCache<K, Arc<V>>>,
+    /// Lookups answered from the cache, and computed: reported in
+    /// `/metrics` (`verdict_cache_hits_total`), which is how a run shows
+    /// that repeated inputs were not recomputed.
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl<K: Hash + Eq, V> BoundedCache<K, V> {
@@ -24,6 +30,8 @@ impl<K: Hash + Eq, V> BoundedCache<K, V> {
         let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
         BoundedCache {
             inner: Mutex::new(LruCache::new(capacity)),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -39,11 +47,22 @@ impl<K: Hash + Eq, V> BoundedCache<K, V> {
         K: Clone,
     {
         if let Some(hit) = self.lock().get(&key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(Arc::clone(hit));
         }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let value = Arc::new(compute()?);
         self.lock().put(key, Arc::clone(&value));
         Ok(value)
+    }
+
+    /// Hits and misses since the cache was made (a miss is a computation,
+    /// successful or not).
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 
     #[cfg(test)]
@@ -89,6 +108,7 @@ mod tests {
         assert_eq!(get(1), 10); // recomputed
         assert_eq!(calls.get(), 4);
         assert_eq!(cache.len(), 2);
+        assert_eq!(cache.counts(), (1, 4));
     }
 
     #[test]

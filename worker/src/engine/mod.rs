@@ -23,6 +23,7 @@ pub use noop::NoopJudge;
 use std::path::Path;
 use std::sync::Arc;
 
+use verdict_shared::queue::metrics::CacheCount;
 use verdict_shared::verdict::SentenceVerdict;
 
 /// Something that judges sentences against an image.
@@ -36,6 +37,12 @@ pub trait Judge: Send + Sync {
     /// Judges every sentence against the image, returning verdicts in the order
     /// of `texts`. `image` is the encoded file (PNG, JPEG, ...) as submitted.
     fn judge(&self, image: &[u8], texts: &[String]) -> Result<Vec<SentenceVerdict>, JudgeError>;
+
+    /// Hits and misses of the judge's caches since it was loaded, for
+    /// `/metrics`; none for a judge without caches.
+    fn cache_counts(&self) -> Vec<CacheCount> {
+        Vec::new()
+    }
 }
 
 /// Loads the model pack in `dir` (verifying every file) and returns the judge

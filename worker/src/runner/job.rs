@@ -91,6 +91,11 @@ async fn judge_and_finish(ctx: &Context, started: StartedJob) -> Result<bool, Qu
         }
     };
     let finished = finish_with_retry(ctx, &job.id, &entry_id, &outcome).await?;
+    if let Finish::Finished { finished_at } = &finished {
+        ctx.reporter
+            .job_finished(ctx, &job, *finished_at, inference, &outcome)
+            .await;
+    }
 
     let labels = match &outcome {
         Outcome::Done(verdicts) => verdicts

@@ -7,6 +7,7 @@
 //! - [`status`]: what the heartbeat reports;
 //! - [`backoff`]: reconnecting after Redis is lost;
 //! - [`image_probe`]: the image size for the log line;
+//! - [`report`]: what the worker adds to `verdict:metrics` after each job;
 //! - [`simulated_delay`]: a judge that takes a set time (`--noop-delay-ms`).
 //!
 //! The loop reads up to `batch_size` entries at once (COUNT), starts and
@@ -22,6 +23,7 @@ mod heartbeat;
 mod image_probe;
 mod job;
 mod outcome;
+mod report;
 pub mod simulated_delay;
 mod status;
 
@@ -64,6 +66,7 @@ pub(crate) struct Context {
     pub(crate) judge: Arc<dyn Judge>,
     pub(crate) judge_permit: Semaphore,
     pub(crate) status: Arc<WorkerStatus>,
+    pub(crate) reporter: report::Reporter,
 }
 
 /// Runs jobs until `shutdown` fires, then finishes the jobs in hand,
@@ -111,6 +114,7 @@ pub async fn run(
         judge,
         judge_permit: Semaphore::new(1),
         status: status.clone(),
+        reporter: report::Reporter::default(),
     };
     consume_until_shutdown(&redis, &config, &ctx, shutdown).await;
 

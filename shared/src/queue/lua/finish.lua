@@ -7,7 +7,7 @@
 -- worker presumed dead whose job was claimed and finished by another) is
 -- refused and counted, and the job keeps its first ending.
 --
--- KEYS[1] job record   KEYS[2] jobs stream   KEYS[3] stats hash
+-- KEYS[1] job record   KEYS[2] jobs stream   KEYS[3] stats hash   KEYS[4] callbacks stream
 -- ARGV[1] consumer group   ARGV[2] stream entry id   ARGV[3] worker name
 -- ARGV[4] 'done' or 'failed'   ARGV[5] results JSON (done) or error JSON (failed)
 -- ARGV[6] events channel   ARGV[7] job id   ARGV[8] default result TTL (s)
@@ -51,5 +51,14 @@ local ttl = tonumber(redis.call('HGET', KEYS[1], 'result_ttl')) or tonumber(ARGV
 redis.call('EXPIRE', KEYS[1], ttl)
 drop_entry()
 redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
+
+-- Callbacks (issue 7): a job submitted with a callback_url gets exactly one
+-- entry in the callbacks stream, here where it ends (once: a job that already
+-- ended returned above). The api processes send it (docs/protocol.md).
+local ok, spec = pcall(cjson.decode, redis.call('HGET', KEYS[1], 'spec') or '')
+if ok and type(spec) == 'table' and type(spec.callback_url) == 'string' then
+  redis.call('XADD', KEYS[4], '*', 'job', ARGV[7])
+end
+
 redis.call('PUBLISH', ARGV[6], ARGV[7])
 return {'finished', now}

@@ -2,10 +2,27 @@
 -- one step, so that a worker never reads an id whose record is not there yet.
 --
 -- KEYS[1] job record (hash)   KEYS[2] jobs stream   KEYS[3] stats hash
+-- KEYS[4] (optional) the Idempotency-Key's key
 -- ARGV[1] job id   ARGV[2] spec JSON   ARGV[3] image bytes   ARGV[4] result TTL (s)
+-- ARGV[5] (with KEYS[4]) job key prefix   ARGV[6] (with KEYS[4]) request fingerprint
 --
--- Returns {stream entry id, submitted_us}, or an error reply if the record
--- already exists (ids are never reused).
+-- Returns {stream entry id, submitted_us}; with an Idempotency-Key already
+-- used for a job that still exists, {'existing', job id, fingerprint} and
+-- nothing is written. An error reply if the record already exists (ids are
+-- never reused).
+
+-- Idempotency-Key (issue 7): the same key within the result TTL names the
+-- same job. The check and the claim of the key are in this script, so two
+-- concurrent requests with one key cannot both create a job.
+if KEYS[4] then
+  local held = redis.call('GET', KEYS[4])
+  if held then
+    local id, fingerprint = string.match(held, '^(%S+) (%S*)$')
+    if id and redis.call('EXISTS', ARGV[5] .. id) == 1 then
+      return {'existing', id, fingerprint}
+    end
+  end
+end
 
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return redis.error_reply('EXISTS job ' .. ARGV[1] .. ' already exists')
@@ -26,4 +43,9 @@ redis.call('HSET', KEYS[1],
 local entry = redis.call('XADD', KEYS[2], '*', 'job', ARGV[1])
 redis.call('HSET', KEYS[1], 'entry', entry)
 redis.call('HINCRBY', KEYS[3], 'submitted', 1)
+
+-- Idempotency-Key (issue 7): remember the job under the key for the result TTL.
+if KEYS[4] then
+  redis.call('SET', KEYS[4], ARGV[1] .. ' ' .. ARGV[6], 'EX', ARGV[4])
+end
 return {entry, now}

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use tract_onnx::prelude::Tensor;
 use verdict_shared::limits::{MAX_SENTENCE_CHARS, MAX_SENTENCES};
+use verdict_shared::queue::metrics::CacheCount;
 use verdict_shared::verdict::SentenceVerdict;
 
 pub use evidence::{EvidenceParams, ImageEvidence, SentenceEvidence, Signals, WordEvidence};
@@ -116,6 +117,22 @@ impl LabelGroundedModel {
     /// Changes the decode limits (the worker's `--max-image-bytes`, ...).
     pub fn set_decode_limits(&mut self, limits: DecodeLimits) {
         self.decode_limits = limits;
+    }
+
+    /// Hits and misses of the image, sentence and word caches.
+    pub fn cache_counts(&self) -> Vec<CacheCount> {
+        [
+            ("image", self.images.counts()),
+            ("sentence", self.sentences.counts()),
+            ("word", self.words.counts()),
+        ]
+        .into_iter()
+        .map(|(cache, (hits, misses))| CacheCount {
+            cache,
+            hits,
+            misses,
+        })
+        .collect()
     }
 
     /// Decodes and preprocesses an encoded image into the encoder's input.
@@ -286,5 +303,9 @@ impl Judge for LabelGroundedJudge {
                 Ok(self.verdict(text, &image_evidence, &sentence))
             })
             .collect()
+    }
+
+    fn cache_counts(&self) -> Vec<CacheCount> {
+        self.model.cache_counts()
     }
 }

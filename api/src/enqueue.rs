@@ -1,0 +1,120 @@
+//! Storing a checked submission: hash the image, check the callback URL,
+//! submit with the idempotency key. Shared by `POST /v1/jobs` and each job of
+//! `POST /v1/batches`.
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use verdict_shared::job::{ImageInfo, Job, JobId};
+use verdict_shared::queue::QueueError;
+use verdict_shared::queue::read::read_job;
+use verdict_shared::queue::submit::{NewJob, SubmitOptions, Submitted, submit_with};
+
+use crate::error::ApiError;
+use crate::idempotency;
+use crate::state::AppState;
+
+/// Images larger than this are hashed on a blocking thread, not on the
+/// runtime's (an 8 MiB image takes tens of milliseconds).
+const HASH_INLINE_MAX: usize = 256 * 1024;
+
+/// What to store.
+#[derive(Debug)]
+pub struct Request {
+    pub image: Bytes,
+    /// The format named by the image's magic bytes.
+    pub format: &'static str,
+    pub texts: Vec<String>,
+    pub callback_url: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+/// The job, and whether it was created now (`false`: an earlier request with
+/// the same `Idempotency-Key` created it).
+#[derive(Debug)]
+pub struct Enqueued {
+    pub job: Job,
+    pub created: bool,
+}
+
+pub async fn enqueue(state: &AppState, request: Request) -> Result<Enqueued, ApiError> {
+    if let Some(url) = &request.callback_url {
+        state.callbacks.allow.check(url)?;
+    }
+    let sha256 = sha256_hex(&request.image).await?;
+    let image_info = ImageInfo {
+        bytes: request.image.len() as u64,
+        sha256,
+        format: request.format.to_owned(),
+    };
+    let idempotency = request.idempotency_key.as_deref().map(|key| {
+        idempotency::for_request(
+            key,
+            &image_info.sha256,
+            &request.texts,
+            request.callback_url.as_deref(),
+        )
+    });
+    let id = JobId::new();
+    let mut conn = state.pool.get().await.map_err(QueueError::from)?;
+    let submitted = submit_with(
+        &mut conn,
+        NewJob {
+            id,
+            texts: &request.texts,
+            image_info: &image_info,
+            image: &request.image,
+            result_ttl: state.result_ttl,
+        },
+        SubmitOptions {
+            callback_url: request.callback_url.as_deref(),
+            idempotency: idempotency.as_ref(),
+        },
+    )
+    .await?;
+    match submitted {
+        Submitted::New(job) => {
+            tracing::debug!(job_id = %id, image_bytes = request.image.len(), format = request.format, sentences = request.texts.len(), "job queued");
+            Ok(Enqueued {
+                job: *job,
+                created: true,
+            })
+        }
+        Submitted::Existing {
+            id: existing,
+            fingerprint,
+        } => {
+            if idempotency.is_some_and(|i| i.fingerprint != fingerprint) {
+                return Err(idempotency::reused());
+            }
+            // The script saw the job; it can only have expired since.
+            let job = read_job(&mut conn, existing).await?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "idempotency_conflict",
+                    "the job this Idempotency-Key named expired just now: retry",
+                )
+            })?;
+            Ok(Enqueued {
+                job,
+                created: false,
+            })
+        }
+    }
+}
+
+async fn sha256_hex(image: &Bytes) -> Result<String, ApiError> {
+    if image.len() <= HASH_INLINE_MAX {
+        return Ok(hex::encode(Sha256::digest(image)));
+    }
+    let image = image.clone();
+    tokio::task::spawn_blocking(move || hex::encode(Sha256::digest(&image)))
+        .await
+        .map_err(|err| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("hashing failed: {err}"),
+            )
+        })
+}

@@ -1,0 +1,70 @@
+//! The OpenAPI 3 description of the api, generated from the handlers'
+//! `#[utoipa::path]` annotations and the types they take and return, and
+//! served at `/openapi.json`. A path is documented where its handler is
+//! written, so the two change together; `tests/openapi.rs` checks that every
+//! documented operation answers and that no undocumented method does.
+
+use utoipa::OpenApi;
+
+use crate::routes::{batches, health, jobs_get, jobs_submit, metrics, openapi, page};
+
+/// The multipart form of `POST /v1/jobs` (documentation only: the handler
+/// reads the parts one by one).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct MultipartSubmission {
+    /// The image file.
+    #[schema(format = Binary, value_type = String)]
+    image: Vec<u8>,
+    /// One part per sentence (1 to 64).
+    text: Vec<String>,
+    /// Where to POST the job's JSON when it ends.
+    callback_url: Option<String>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "verdict",
+        description = "Judges whether an image supports a sentence: yes, no or maybe, with scores and an explanation. \
+                       Errors always have the body {\"error\": {\"code\", \"message\"}}; the codes are stable (docs/api.md).",
+        license(name = "Apache-2.0"),
+    ),
+    paths(
+        jobs_submit::submit,
+        jobs_get::get_job,
+        batches::submit_batch,
+        health::healthz,
+        health::readyz,
+        metrics::metrics,
+        openapi::openapi_json,
+        page::index,
+        page::script,
+        page::style,
+    ),
+    components(schemas(
+        crate::error::ErrorBody,
+        crate::error::ErrorDetail,
+        MultipartSubmission,
+        crate::submission::json::JsonSubmission,
+        batches::BatchRequest,
+        batches::BatchJob,
+        batches::BatchResponse,
+        batches::BatchItem,
+        verdict_shared::job::Job,
+        verdict_shared::job::JobState,
+        verdict_shared::job::JobError,
+        verdict_shared::job::ImageInfo,
+        verdict_shared::verdict::SentenceVerdict,
+        verdict_shared::verdict::Label,
+        verdict_shared::verdict::Scores,
+        verdict_shared::verdict::Explanation,
+        verdict_shared::verdict::LabelScore,
+    )),
+    tags(
+        (name = "jobs", description = "Submit jobs and read their verdicts"),
+        (name = "operations", description = "Health, readiness, metrics, this description"),
+        (name = "page", description = "The web page to try verdict"),
+    )
+)]
+pub struct ApiDoc;

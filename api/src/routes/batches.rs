@@ -1,0 +1,208 @@
+//! `POST /v1/batches`: many jobs in one request, for catalogue runs
+//! (`fleet batch`).
+//!
+//! Each job is checked and stored on its own, exactly as `POST /v1/jobs`
+//! would: one bad image or one Redis hiccup refuses that job, with its own
+//! status and error, not the batch. Jobs carry their own `idempotency_key`,
+//! so a client can resend a batch (or part of it) after an error without
+//! creating a job twice. The request is bounded (`--max-batch-bytes`,
+//! `--max-batch-jobs`) because the api holds it in memory while it works.
+
+use axum::Json;
+use axum::body::to_bytes;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use verdict_shared::job::Job;
+
+use crate::enqueue::{self, enqueue};
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::idempotency;
+use crate::state::AppState;
+use crate::submission::{self, json::JsonSubmission};
+
+/// The body of `POST /v1/batches`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// 1 to `--max-batch-jobs` (default 256) jobs.
+    pub jobs: Vec<BatchJob>,
+    /// The callback URL of every job that names none itself.
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+/// One job of a batch: the JSON submission of `POST /v1/jobs` and its
+/// idempotency key.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchJob {
+    /// The image file, standard base64.
+    pub image_base64: String,
+    /// 1 to 64 sentences.
+    pub texts: Vec<String>,
+    #[serde(default)]
+    pub callback_url: Option<String>,
+    /// As the `Idempotency-Key` header of `POST /v1/jobs`.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+/// The answer: one item per job, in request order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchResponse {
+    /// Jobs created or found by their idempotency key.
+    pub accepted: usize,
+    /// Jobs refused (see their `error`).
+    pub refused: usize,
+    pub jobs: Vec<BatchItem>,
+}
+
+/// What became of one job of the batch.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchItem {
+    /// Its position in the request.
+    pub index: usize,
+    /// The status `POST /v1/jobs` would have answered: 202 created, 200
+    /// found by its idempotency key, 4xx refused, 503 retry later.
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<Job>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+/// Submit many jobs at once.
+#[utoipa::path(
+    post,
+    path = "/v1/batches",
+    tag = "jobs",
+    request_body(content = BatchRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Every job was handled; each item says how", body = BatchResponse),
+        (status = 400, description = "invalid_json, invalid_body, empty_batch, too_many_jobs", body = ErrorBody),
+        (status = 413, description = "body_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_content_type", body = ErrorBody),
+    )
+)]
+pub async fn submit_batch(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let content_type = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.split(';').next().map(str::trim) != Some("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_content_type",
+            "send a batch as application/json: {\"jobs\": [{\"image_base64\": \"...\", \"texts\": [\"...\"]}]}",
+        ));
+    }
+    let max = state.batch.max_bytes;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(ApiError::body_too_large(max));
+    }
+    let body = to_bytes(req.into_body(), max).await.map_err(|err| {
+        if std::error::Error::source(&err)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>())
+        {
+            ApiError::body_too_large(max)
+        } else {
+            ApiError::bad_request("invalid_body", format!("the body could not be read: {err}"))
+        }
+    })?;
+    let batch: BatchRequest = serde_json::from_slice(&body).map_err(|err| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!(
+                "the body is not a batch ({err}); expected {{\"jobs\": [{{\"image_base64\": \"...\", \"texts\": [\"...\"]}}]}}"
+            ),
+        )
+    })?;
+    drop(body);
+    if batch.jobs.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_batch",
+            "the batch has no jobs",
+        ));
+    }
+    if batch.jobs.len() > state.batch.max_jobs {
+        return Err(ApiError::bad_request(
+            "too_many_jobs",
+            format!(
+                "the batch has {} jobs, more than the limit of {}",
+                batch.jobs.len(),
+                state.batch.max_jobs
+            ),
+        ));
+    }
+    let default_callback = batch.callback_url;
+    let mut items = Vec::with_capacity(batch.jobs.len());
+    for (index, job) in batch.jobs.into_iter().enumerate() {
+        let item = match one(&state, job, default_callback.as_deref()).await {
+            Ok(enqueued) => BatchItem {
+                index,
+                status: if enqueued.created { 202 } else { 200 },
+                job: Some(enqueued.job),
+                error: None,
+            },
+            Err(err) => BatchItem {
+                index,
+                status: err.status.as_u16(),
+                job: None,
+                error: Some(ErrorDetail {
+                    code: err.code.to_owned(),
+                    message: err.message,
+                }),
+            },
+        };
+        items.push(item);
+    }
+    let accepted = items.iter().filter(|i| i.job.is_some()).count();
+    let response = BatchResponse {
+        accepted,
+        refused: items.len() - accepted,
+        jobs: items,
+    };
+    Ok((StatusCode::ACCEPTED, Json(response)).into_response())
+}
+
+async fn one(
+    state: &AppState,
+    job: BatchJob,
+    default_callback: Option<&str>,
+) -> Result<enqueue::Enqueued, ApiError> {
+    let idempotency_key = job
+        .idempotency_key
+        .as_deref()
+        .map(|key| idempotency::check(key).map(str::to_owned))
+        .transpose()?;
+    let submission = JsonSubmission {
+        image_base64: job.image_base64,
+        texts: job.texts,
+        callback_url: job.callback_url.or(default_callback.map(str::to_owned)),
+    }
+    .into_submission(&state.limits)?;
+    let checked = submission::check(submission, &state.limits)?;
+    enqueue(
+        state,
+        enqueue::Request {
+            image: checked.submission.image,
+            format: checked.format,
+            texts: checked.submission.texts,
+            callback_url: checked.submission.callback_url,
+            idempotency_key,
+        },
+    )
+    .await
+}

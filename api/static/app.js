@@ -1,0 +1,155 @@
+// The verdict page: submits the image and sentences to POST /v1/jobs, waits
+// for the job with GET /v1/jobs/{id}?wait=30 and shows each verdict. Public
+// API only; no other server is contacted.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const form = $("form"), fileInput = $("image"), drop = $("drop"), preview = $("preview");
+const textsInput = $("texts"), tokenInput = $("token"), button = $("submit");
+const statusLine = $("status"), errorBox = $("error"), results = $("results");
+let picked = null;
+
+tokenInput.value = localStorage.getItem("verdict-token") || "";
+tokenInput.addEventListener("change", () => localStorage.setItem("verdict-token", tokenInput.value.trim()));
+
+function pick(file) {
+  if (!file) return;
+  picked = file;
+  preview.src = URL.createObjectURL(file);
+  preview.hidden = false;
+  $("drop-hint").textContent = `${file.name} (${Math.round(file.size / 1024)} KB): drop or click to change`;
+}
+fileInput.addEventListener("change", () => pick(fileInput.files[0]));
+["dragenter", "dragover"].forEach((type) => drop.addEventListener(type, (event) => {
+  event.preventDefault();
+  drop.classList.add("over");
+}));
+["dragleave", "drop"].forEach((type) => drop.addEventListener(type, (event) => {
+  event.preventDefault();
+  drop.classList.remove("over");
+}));
+drop.addEventListener("drop", (event) => pick(event.dataTransfer.files[0]));
+
+function headers() {
+  const token = tokenInput.value.trim();
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+// An API error as {code, message}, whatever came back.
+async function apiError(response) {
+  try {
+    const body = await response.json();
+    if (body && body.error) return body.error;
+  } catch (_) { /* not JSON */ }
+  return { code: `http_${response.status}`, message: response.statusText || "the server refused the request" };
+}
+
+function showError(error) {
+  errorBox.replaceChildren();
+  const code = document.createElement("code");
+  code.textContent = error.code;
+  errorBox.append(code, document.createTextNode(`: ${error.message}`));
+  errorBox.hidden = false;
+}
+
+function percent(x) {
+  return `${Math.round(x * 100)}%`;
+}
+
+function labelList(items) {
+  return (items || []).slice(0, 3).map((item) => `${item.label} (${percent(item.score)})`).join(", ");
+}
+
+function render(result) {
+  const card = document.createElement("article");
+  card.className = "verdict";
+  card.dataset.label = result.label;
+
+  const head = document.createElement("div");
+  head.className = "verdict-head";
+  const sentence = document.createElement("span");
+  sentence.className = "sentence";
+  sentence.textContent = result.text;
+  const badge = document.createElement("span");
+  badge.className = `badge badge-${result.label}`;
+  badge.textContent = result.label;
+  head.append(sentence, badge);
+
+  const bars = document.createElement("div");
+  bars.className = "bars";
+  for (const label of ["yes", "no", "maybe"]) {
+    const score = result.scores[label];
+    const name = document.createElement("span");
+    name.textContent = label;
+    const bar = document.createElement("div");
+    bar.className = `bar bar-${label}`;
+    bar.setAttribute("role", "meter");
+    bar.setAttribute("aria-label", `${label} score`);
+    bar.setAttribute("aria-valuenow", score.toFixed(3));
+    const fill = document.createElement("span");
+    fill.style.width = percent(score);
+    bar.append(fill);
+    const pct = document.createElement("span");
+    pct.className = "pct";
+    pct.textContent = percent(score);
+    bars.append(name, bar, pct);
+  }
+
+  const why = document.createElement("p");
+  why.className = "why";
+  const explanation = result.explanation || {};
+  const parts = [];
+  if (explanation.image_labels && explanation.image_labels.length) {
+    parts.push(["The image looks like: ", labelList(explanation.image_labels)]);
+  }
+  if (explanation.sentence_labels && explanation.sentence_labels.length) {
+    parts.push(["The sentence is closest to: ", labelList(explanation.sentence_labels)]);
+  }
+  for (const [title, text] of parts) {
+    const b = document.createElement("b");
+    b.textContent = title;
+    why.append(b, document.createTextNode(text), document.createElement("br"));
+  }
+  if (explanation.summary) why.append(document.createTextNode(explanation.summary));
+
+  card.append(head, bars, why);
+  return card;
+}
+
+async function judge(event) {
+  event.preventDefault();
+  errorBox.hidden = true;
+  const texts = textsInput.value.split("\n").map((t) => t.trim()).filter((t) => t.length > 0);
+  if (!picked) return showError({ code: "missing_image", message: "pick or drop an image first" });
+  if (texts.length === 0) return showError({ code: "missing_text", message: "type at least one sentence" });
+
+  const body = new FormData();
+  body.append("image", picked, picked.name);
+  texts.forEach((text) => body.append("text", text));
+  button.disabled = true;
+  results.replaceChildren();
+  statusLine.textContent = "submitting…";
+  try {
+    const submitted = await fetch("/v1/jobs", { method: "POST", body, headers: headers() });
+    if (!submitted.ok) return showError(await apiError(submitted));
+    let job = await submitted.json();
+    const started = Date.now();
+    while (!["done", "failed", "cancelled"].includes(job.state)) {
+      statusLine.textContent = `${job.state}… (${Math.round((Date.now() - started) / 1000)} s)`;
+      const polled = await fetch(`/v1/jobs/${job.id}?wait=30`, { headers: headers() });
+      if (!polled.ok) return showError(await apiError(polled));
+      job = await polled.json();
+    }
+    statusLine.textContent = job.state;
+    if (job.state !== "done") {
+      return showError(job.error || { code: job.state, message: `the job ended ${job.state}` });
+    }
+    results.replaceChildren(...job.results.map(render));
+  } catch (error) {
+    showError({ code: "network", message: `the api could not be reached (${error.message})` });
+  } finally {
+    button.disabled = false;
+    if (statusLine.textContent.endsWith("…")) statusLine.textContent = "";
+  }
+}
+form.addEventListener("submit", judge);

@@ -1,0 +1,194 @@
+//! The result file: one JSON line per sentence of each row, appended as the
+//! verdicts come, and read back to resume a run.
+//!
+//! A line is final when it has a `label` or an `error`; a run started again
+//! with the same `--out` skips the rows whose every sentence has a final line.
+//! Lines are written whole and flushed one by one, so an interrupted run
+//! leaves at most one torn last line, which is ignored when resuming.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::input::Row;
+
+/// One line of the result file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultLine {
+    pub id: String,
+    pub image: String,
+    pub text: String,
+    /// `yes`, `no` or `maybe` once judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// `{yes, no, maybe}` once judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores: Option<Value>,
+    /// The model's one-line explanation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+    /// `{code, message}` when the row could not be judged.
+    #[serde(default)]
+    pub error: Option<Value>,
+    /// The job that judged it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// `queued` for a row submitted without `--wait` (not final).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+impl ResultLine {
+    /// A line for `text` of `row` with nothing filled in yet.
+    pub fn for_row(row: &Row, text: &str) -> ResultLine {
+        ResultLine {
+            id: row.id.clone(),
+            image: row.image.clone(),
+            text: text.to_owned(),
+            label: None,
+            scores: None,
+            explanation: None,
+            error: None,
+            job: None,
+            state: None,
+        }
+    }
+
+    /// The same row and sentence, failed with `code` and `message`.
+    pub fn failed(row: &Row, text: &str, code: &str, message: &str) -> ResultLine {
+        let mut line = ResultLine::for_row(row, text);
+        line.error = Some(serde_json::json!({"code": code, "message": message}));
+        line
+    }
+
+    pub fn is_final(&self) -> bool {
+        self.label.is_some() || self.error.is_some()
+    }
+}
+
+/// The (row id, sentence) pairs already answered in `path` (none if the
+/// file does not exist yet).
+pub fn answered(path: &Path) -> anyhow::Result<HashSet<(String, String)>> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let mut done = HashSet::new();
+    for line in BufReader::new(file).lines() {
+        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
+        if let Ok(result) = serde_json::from_str::<ResultLine>(&line)
+            && result.is_final()
+        {
+            done.insert((result.id, result.text));
+        }
+    }
+    Ok(done)
+}
+
+/// Whether every sentence of `row` is answered.
+pub fn row_answered(done: &HashSet<(String, String)>, row: &Row) -> bool {
+    let texts: Vec<&str> = if row.texts.is_empty() {
+        vec![""]
+    } else {
+        row.texts.iter().map(String::as_str).collect()
+    };
+    texts
+        .iter()
+        .all(|text| done.contains(&(row.id.clone(), (*text).to_owned())))
+}
+
+/// Where result lines go: the `--out` file (appended to) or stdout.
+pub struct Sink {
+    out: Box<dyn Write + Send>,
+}
+
+impl Sink {
+    /// Appends to `path`, first ending a torn last line if there is one.
+    pub fn append(path: &Path) -> anyhow::Result<Sink> {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let len = file.metadata()?.len();
+        if len > 0 {
+            file.seek(SeekFrom::Start(len - 1))?;
+            let mut last = [0u8; 1];
+            file.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n")?;
+            }
+        }
+        Ok(Sink {
+            out: Box::new(file),
+        })
+    }
+
+    pub fn stdout() -> Sink {
+        Sink {
+            out: Box::new(std::io::stdout()),
+        }
+    }
+
+    /// Writes one line and flushes it.
+    pub fn write(&mut self, line: &ResultLine) -> anyhow::Result<()> {
+        let mut text = serde_json::to_string(line)?;
+        text.push('\n');
+        self.out.write_all(text.as_bytes())?;
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn row(id: &str, texts: &[&str]) -> Row {
+        Row {
+            id: id.into(),
+            image: "a.png".into(),
+            image_path: PathBuf::from("a.png"),
+            texts: texts.iter().map(|t| t.to_string()).collect(),
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn final_lines_are_answers_and_torn_lines_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let mut sink = Sink::append(&path).unwrap();
+        let r = row("1", &["A.", "B."]);
+        let mut yes = ResultLine::for_row(&r, "A.");
+        yes.label = Some("yes".into());
+        sink.write(&yes).unwrap();
+        let mut queued = ResultLine::for_row(&r, "B.");
+        queued.state = Some("queued".into());
+        sink.write(&queued).unwrap();
+        drop(sink);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"id\": \"2\", \"tex")
+            .unwrap();
+        let done = answered(&path).unwrap();
+        assert!(done.contains(&("1".into(), "A.".into())));
+        assert!(!row_answered(&done, &r));
+        let mut sink = Sink::append(&path).unwrap();
+        sink.write(&ResultLine::failed(&r, "B.", "image_decode", "bad"))
+            .unwrap();
+        let done = answered(&path).unwrap();
+        assert!(row_answered(&done, &r));
+        assert!(!row_answered(&done, &row("2", &["A."])));
+    }
+}

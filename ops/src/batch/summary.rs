@@ -1,0 +1,70 @@
+//! What a batch run counts, and the summary it ends with.
+
+use std::time::Duration;
+
+/// Running totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Rows in the input.
+    pub rows: u64,
+    /// Rows skipped because the result file already answers them.
+    pub skipped: u64,
+    /// Rows answered (or submitted, without --wait) in this run.
+    pub rows_answered: u64,
+    /// Rows submitted without waiting (no --wait).
+    pub queued: u64,
+    /// Sentence verdicts by label.
+    pub yes: u64,
+    pub no: u64,
+    pub maybe: u64,
+    /// Rows that got an error instead of verdicts.
+    pub failed: u64,
+}
+
+impl Counts {
+    /// `yes 3  no 1  maybe 0  failed 1`.
+    pub fn brief(&self) -> String {
+        let mut text = format!(
+            "yes {}  no {}  maybe {}  failed {}",
+            self.yes, self.no, self.maybe, self.failed
+        );
+        if self.queued > 0 {
+            text.push_str(&format!("  queued {}", self.queued));
+        }
+        text
+    }
+
+    /// The closing lines.
+    pub fn summary(&self, elapsed: Duration, interrupted: bool) -> String {
+        let secs = elapsed.as_secs_f64();
+        let rate = if secs > 0.0 {
+            self.rows_answered as f64 / secs
+        } else {
+            0.0
+        };
+        let mut text = format!(
+            "{}: {} rows ({} answered now, {} already answered)\n  \
+             verdicts: yes {}, no {}, maybe {}; failed rows: {}",
+            if interrupted {
+                "batch interrupted"
+            } else {
+                "batch done"
+            },
+            self.rows,
+            self.rows_answered,
+            self.skipped,
+            self.yes,
+            self.no,
+            self.maybe,
+            self.failed,
+        );
+        if self.queued > 0 {
+            text.push_str(&format!(
+                "; submitted without waiting: {} (run again with --wait for their verdicts)",
+                self.queued
+            ));
+        }
+        text.push_str(&format!("\n  elapsed {secs:.1} s, {rate:.2} jobs/s"));
+        text
+    }
+}

@@ -1,0 +1,314 @@
+//! What only the workers know, kept in Redis for `/metrics`: how long jobs
+//! waited and ran, verdicts by label, failures by code, cache hits.
+//!
+//! Workers report through Redis rather than an endpoint of their own so that
+//! any api process can answer a scrape for the whole fleet, workers on other
+//! hosts included, with no port to open per worker. Each worker adds to the
+//! hash `verdict:metrics` after each job it finished (one pipelined round
+//! trip); counters only grow, so Prometheus's `rate()` works across worker
+//! restarts. Histograms keep one counter per bucket (not cumulative: one
+//! HINCRBY per observation), plus sum and count; the reader makes them
+//! cumulative.
+
+use std::collections::{BTreeMap, HashMap};
+
+use redis::aio::ConnectionLike;
+
+use super::{QueueError, keys};
+use crate::verdict::Label;
+
+/// Upper bounds, in seconds, of the waiting-time buckets (queue wait and end
+/// to end: milliseconds on an idle fleet, hours for an overnight catalogue).
+pub const WAIT_BUCKETS: [f64; 16] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+
+/// Upper bounds, in seconds, of the inference-time buckets (tens of
+/// milliseconds per job on one core for the default model).
+pub const INFERENCE_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// The histograms the workers keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Histogram {
+    /// Submitted to started (the job's last start).
+    QueueWait,
+    /// The judge's run on the worker.
+    Inference,
+    /// Submitted to finished.
+    EndToEnd,
+}
+
+impl Histogram {
+    pub const ALL: [Histogram; 3] = [
+        Histogram::QueueWait,
+        Histogram::Inference,
+        Histogram::EndToEnd,
+    ];
+
+    /// The field prefix in the hash, and the metric's name stem.
+    pub fn name(self) -> &'static str {
+        match self {
+            Histogram::QueueWait => "queue_wait",
+            Histogram::Inference => "inference",
+            Histogram::EndToEnd => "end_to_end",
+        }
+    }
+
+    pub fn buckets(self) -> &'static [f64] {
+        match self {
+            Histogram::QueueWait | Histogram::EndToEnd => &WAIT_BUCKETS,
+            Histogram::Inference => &INFERENCE_BUCKETS,
+        }
+    }
+
+    /// The index of the bucket an observation falls in (`buckets().len()`
+    /// for +Inf).
+    fn bucket_of(self, seconds: f64) -> usize {
+        self.buckets()
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(self.buckets().len())
+    }
+}
+
+/// Cache counters of one engine cache, as totals since the worker started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheCount {
+    /// `image`, `sentence`, `word`, ...
+    pub cache: &'static str,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+/// What a worker reports after a job it finished.
+#[derive(Debug, Clone, Default)]
+pub struct JobReport {
+    /// Seconds from submission to the start, if known.
+    pub queue_wait: Option<f64>,
+    /// Seconds the judge ran.
+    pub inference: f64,
+    /// Seconds from submission to the finish, if known.
+    pub end_to_end: Option<f64>,
+    /// The verdicts' labels (a done job).
+    pub labels: Vec<Label>,
+    /// The error code (a failed job).
+    pub failed_code: Option<String>,
+    /// Cache hits and misses since the last report (not totals).
+    pub cache: Vec<CacheCount>,
+}
+
+/// Adds a job's figures to `verdict:metrics`, in one round trip.
+pub async fn record<C: ConnectionLike>(conn: &mut C, report: &JobReport) -> Result<(), QueueError> {
+    let mut pipe = redis::pipe();
+    let mut observe = |histogram: Histogram, seconds: f64| {
+        if !seconds.is_finite() || seconds < 0.0 {
+            return;
+        }
+        let name = histogram.name();
+        pipe.cmd("HINCRBY")
+            .arg(keys::METRICS)
+            .arg(format!("{name}:bucket:{}", histogram.bucket_of(seconds)))
+            .arg(1)
+            .ignore()
+            .cmd("HINCRBY")
+            .arg(keys::METRICS)
+            .arg(format!("{name}:count"))
+            .arg(1)
+            .ignore()
+            .cmd("HINCRBYFLOAT")
+            .arg(keys::METRICS)
+            .arg(format!("{name}:sum"))
+            .arg(seconds)
+            .ignore();
+    };
+    if let Some(wait) = report.queue_wait {
+        observe(Histogram::QueueWait, wait);
+    }
+    observe(Histogram::Inference, report.inference);
+    if let Some(total) = report.end_to_end {
+        observe(Histogram::EndToEnd, total);
+    }
+    for label in &report.labels {
+        pipe.cmd("HINCRBY")
+            .arg(keys::METRICS)
+            .arg(format!("verdicts:{label}"))
+            .arg(1)
+            .ignore();
+    }
+    if let Some(code) = &report.failed_code {
+        pipe.cmd("HINCRBY")
+            .arg(keys::METRICS)
+            .arg(format!("failed:{}", clean_code(code)))
+            .arg(1)
+            .ignore();
+    }
+    for count in &report.cache {
+        for (what, n) in [("hits", count.hits), ("misses", count.misses)] {
+            if n > 0 {
+                pipe.cmd("HINCRBY")
+                    .arg(keys::METRICS)
+                    .arg(format!("cache:{}:{what}", count.cache))
+                    .arg(n)
+                    .ignore();
+            }
+        }
+    }
+    pipe.query_async::<()>(conn).await?;
+    Ok(())
+}
+
+/// An error code as it may appear in a field name and a metric label:
+/// lowercase letters, digits and `_`, at most 64 characters.
+fn clean_code(code: &str) -> String {
+    code.chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// One histogram as read back: cumulative counts per upper bound (+Inf
+/// last), sum and count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSnapshot {
+    pub buckets: Vec<(f64, u64)>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+/// Everything in `verdict:metrics`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WorkerMetrics {
+    pub histograms: BTreeMap<&'static str, HistogramSnapshot>,
+    /// Verdicts by label (all three labels present).
+    pub verdicts: BTreeMap<&'static str, u64>,
+    /// Failed jobs by error code, as the workers reported them.
+    pub failed_by_code: BTreeMap<String, u64>,
+    /// Cache name → (hits, misses).
+    pub caches: BTreeMap<String, (u64, u64)>,
+}
+
+/// Reads `verdict:metrics` (one HGETALL). Fields that do not parse are
+/// skipped: a bad field must not hide the rest.
+pub async fn read_metrics<C: ConnectionLike>(conn: &mut C) -> Result<WorkerMetrics, QueueError> {
+    let raw: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(keys::METRICS)
+        .query_async(conn)
+        .await?;
+    Ok(WorkerMetrics::from_fields(&raw))
+}
+
+impl WorkerMetrics {
+    pub fn from_fields(raw: &HashMap<String, String>) -> WorkerMetrics {
+        let int = |field: &str| {
+            raw.get(field)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let mut metrics = WorkerMetrics::default();
+        for histogram in Histogram::ALL {
+            let name = histogram.name();
+            let mut cumulative = 0;
+            let mut buckets = Vec::new();
+            for (i, bound) in histogram
+                .buckets()
+                .iter()
+                .copied()
+                .chain([f64::INFINITY])
+                .enumerate()
+            {
+                cumulative += int(&format!("{name}:bucket:{i}"));
+                buckets.push((bound, cumulative));
+            }
+            let sum = raw
+                .get(&format!("{name}:sum"))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            metrics.histograms.insert(
+                name,
+                HistogramSnapshot {
+                    buckets,
+                    sum,
+                    // The +Inf bucket is the count, whatever `count` says.
+                    count: cumulative,
+                },
+            );
+        }
+        for label in Label::ALL {
+            metrics
+                .verdicts
+                .insert(label.as_str(), int(&format!("verdicts:{label}")));
+        }
+        for (field, value) in raw {
+            let Ok(value) = value.parse::<u64>() else {
+                continue;
+            };
+            if let Some(code) = field.strip_prefix("failed:") {
+                metrics.failed_by_code.insert(clean_code(code), value);
+            } else if let Some(rest) = field.strip_prefix("cache:") {
+                let Some((cache, what)) = rest.rsplit_once(':') else {
+                    continue;
+                };
+                let entry = metrics.caches.entry(clean_code(cache)).or_default();
+                match what {
+                    "hits" => entry.0 = value,
+                    "misses" => entry.1 = value,
+                    _ => {}
+                }
+            }
+        }
+        metrics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observations_fall_in_the_first_bucket_that_holds_them() {
+        assert_eq!(Histogram::Inference.bucket_of(0.0), 0);
+        assert_eq!(Histogram::Inference.bucket_of(0.001), 0);
+        assert_eq!(Histogram::Inference.bucket_of(0.03), 5);
+        assert_eq!(
+            Histogram::Inference.bucket_of(99.0),
+            INFERENCE_BUCKETS.len()
+        );
+    }
+
+    #[test]
+    fn fields_read_back_cumulative_and_garbage_is_skipped() {
+        let raw: HashMap<String, String> = [
+            ("inference:bucket:0", "2"),
+            ("inference:bucket:5", "3"),
+            ("inference:bucket:12", "1"),
+            ("inference:sum", "0.5"),
+            ("verdicts:yes", "4"),
+            ("failed:image_decode", "2"),
+            ("cache:image:hits", "6"),
+            ("cache:image:misses", "3"),
+            ("cache:word:hits", "not a number"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let m = WorkerMetrics::from_fields(&raw);
+        let inference = &m.histograms["inference"];
+        assert_eq!(inference.buckets[0], (0.001, 2));
+        assert_eq!(inference.buckets[5], (0.05, 5));
+        assert_eq!(inference.buckets.last(), Some(&(f64::INFINITY, 6)));
+        assert_eq!(inference.count, 6);
+        assert_eq!(m.verdicts["yes"], 4);
+        assert_eq!(m.verdicts["no"], 0);
+        assert_eq!(m.failed_by_code["image_decode"], 2);
+        assert_eq!(m.caches["image"], (6, 3));
+        assert!(!m.caches.contains_key("word"));
+    }
+}

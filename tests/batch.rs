@@ -1,0 +1,289 @@
+//! `fleet batch` end to end: real files, the real model, real processes.
+//!
+//! - a JSONL catalogue whose rows repeat images and sentences, with a missing
+//!   image: right verdicts, the missing image reported in its line, exit code
+//!   2, and the worker's caches prove that nothing repeated was recomputed;
+//! - the same catalogue again with the same `--out`: nothing resubmitted;
+//! - a CSV catalogue;
+//! - a run interrupted by Ctrl-C (SIGINT) and resumed: every row answered
+//!   once, and no job created twice (the idempotency keys find them).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+use verdict_e2e::fixtures::{model_dir, photo};
+use verdict_e2e::fleet::bin_dir;
+use verdict_e2e::{ApiClient, Stack, StackOptions};
+
+fn fleet_batch(args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin_dir().join("fleet"));
+    cmd.arg("batch").args(args);
+    for var in ["VERDICT_HOME", "VERDICT_API_TOKEN"] {
+        cmd.env_remove(var);
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    fleet_batch(args).output().expect("fleet batch runs")
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("every result line is JSON"))
+        .collect()
+}
+
+fn find<'a>(lines: &'a [Value], id: &str, text: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| l["id"] == id && l["text"] == text)
+        .unwrap_or_else(|| panic!("no line for {id} {text:?} in {lines:#?}"))
+}
+
+/// A number from a Prometheus page: the sample `name{labels}` or `name`.
+fn metric(page: &str, sample: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {sample} in\n{page}"))
+}
+
+async fn metrics_page(client: &ApiClient) -> String {
+    client
+        .http()
+        .get(client.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+const CUP: &str = "This is a ceramic coffee cup.";
+const THERMOS: &str = "This is a stainless steel thermos.";
+const EVERYDAY: &str = "This is an everyday item.";
+const CAT: &str = "A cat is looking at the camera.";
+const DOG: &str = "This is a photo of a dog.";
+
+fn catalogue(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir.join("photos")).unwrap();
+    std::fs::write(dir.join("photos/coffee.png"), photo("coffee.png")).unwrap();
+    std::fs::write(dir.join("photos/chelsea.png"), photo("chelsea.png")).unwrap();
+    let rows = [
+        serde_json::json!({"id": "r1", "image": "photos/coffee.png", "text": CUP}),
+        serde_json::json!({"id": "r2", "image": "photos/coffee.png", "text": THERMOS}),
+        serde_json::json!({"id": "r3", "image": "photos/chelsea.png", "text": CAT}),
+        serde_json::json!({"id": "r4", "image": "photos/chelsea.png", "text": CUP}),
+        serde_json::json!({"id": "r5", "image": "photos/missing.png", "text": CUP}),
+        serde_json::json!({"id": 6, "image": "photos/coffee.png", "texts": [EVERYDAY, CUP]}),
+        serde_json::json!({"id": "r7", "image": "photos/chelsea.png", "text": DOG}),
+    ];
+    let path = dir.join("catalogue.jsonl");
+    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_catalogue_is_judged_resumed_and_nothing_repeated_is_recomputed() {
+    let model = model_dir();
+    let mut stack = Stack::start(StackOptions::default()).await;
+    // One worker: its caches see every job, so the counts are exact.
+    stack
+        .start_workers(&["b1"], &["--model", model.to_str().expect("UTF-8 path")])
+        .await;
+    let client = stack.client();
+    let dir = tempfile::tempdir().unwrap();
+    let input = catalogue(dir.path());
+    let out = dir.path().join("out.jsonl");
+    let (input_s, out_s) = (input.to_str().unwrap(), out.to_str().unwrap());
+
+    let started = Instant::now();
+    let first = run(&[input_s, "--out", out_s, "--api", &stack.api_url, "--wait"]);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    println!("first run ({:?}):\n{stderr}", started.elapsed());
+    assert_eq!(
+        first.status.code(),
+        Some(2),
+        "a failed row: exit 2\n{stderr}"
+    );
+    assert!(
+        stderr.contains("batch: 7/7 rows"),
+        "plain progress lines off a terminal:\n{stderr}"
+    );
+    assert!(stderr.contains("verdicts: yes"), "{stderr}");
+
+    let results = lines(&out);
+    assert_eq!(results.len(), 8, "one line per sentence: {results:#?}");
+    for (id, text, label) in [
+        ("r1", CUP, "yes"),
+        ("r2", THERMOS, "no"),
+        ("r3", CAT, "yes"),
+        ("6", EVERYDAY, "maybe"),
+        ("6", CUP, "yes"),
+        ("r7", DOG, "no"),
+    ] {
+        let line = find(&results, id, text);
+        assert_eq!(line["label"], label, "{line}");
+        let scores = &line["scores"];
+        let sum: f64 = ["yes", "no", "maybe"]
+            .iter()
+            .map(|k| scores[k].as_f64().unwrap())
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-3, "{line}");
+        assert!(line["job"].is_string() && line["error"].is_null(), "{line}");
+    }
+    assert_ne!(
+        find(&results, "r4", CUP)["label"],
+        "yes",
+        "a cat is not a coffee cup"
+    );
+    let missing = find(&results, "r5", CUP);
+    assert_eq!(missing["error"]["code"], "image_unreadable", "{missing}");
+    assert!(
+        missing["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing.png")
+    );
+    assert!(missing["label"].is_null());
+
+    // The caches: 6 jobs on 2 distinct images, 7 sentence lookups of 5
+    // distinct sentences. Everything else was a hit.
+    let page = metrics_page(&client).await;
+    assert_eq!(
+        metric(&page, "verdict_cache_misses_total{cache=\"image\"}"),
+        2.0,
+        "{page}"
+    );
+    assert_eq!(
+        metric(&page, "verdict_cache_hits_total{cache=\"image\"}"),
+        4.0
+    );
+    assert_eq!(
+        metric(&page, "verdict_cache_misses_total{cache=\"sentence\"}"),
+        5.0
+    );
+    assert_eq!(
+        metric(&page, "verdict_cache_hits_total{cache=\"sentence\"}"),
+        2.0
+    );
+    assert_eq!(metric(&page, "verdict_jobs_submitted_total"), 6.0);
+    assert_eq!(metric(&page, "verdict_verdicts_total{label=\"yes\"}"), 3.0);
+
+    // Again with the same --out: every row is answered, nothing is sent.
+    let again = run(&[input_s, "--out", out_s, "--api", &stack.api_url, "--wait"]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("0 answered now, 7 already answered"),
+        "{stderr}"
+    );
+    assert_eq!(lines(&out).len(), 8);
+    let page = metrics_page(&client).await;
+    assert_eq!(metric(&page, "verdict_jobs_submitted_total"), 6.0);
+
+    // CSV, to stdout.
+    let csv = dir.path().join("rules.csv");
+    std::fs::write(
+        &csv,
+        format!("id,image,text\nc1,photos/coffee.png,{CUP}\nc2,photos/chelsea.png,\"{DOG}\"\n"),
+    )
+    .unwrap();
+    let from_csv = run(&[csv.to_str().unwrap(), "--api", &stack.api_url, "--wait"]);
+    assert_eq!(
+        from_csv.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&from_csv.stderr)
+    );
+    let csv_lines: Vec<Value> = String::from_utf8_lossy(&from_csv.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(find(&csv_lines, "c1", CUP)["label"], "yes");
+    assert_eq!(find(&csv_lines, "c2", DOG)["label"], "no");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_run_resumes_without_creating_a_job_twice() {
+    let mut stack = Stack::start(StackOptions::default()).await;
+    // Jobs that take 150 ms each, so that Ctrl-C comes in the middle.
+    stack
+        .start_workers(&["slow"], &["--noop", "--noop-delay-ms", "150"])
+        .await;
+    let client = stack.client();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.png"), verdict_e2e::fixtures::png(4, 4)).unwrap();
+    let input = dir.path().join("many.jsonl");
+    let rows: String = (0..40)
+        .map(|i| {
+            format!(
+                "{{\"id\": \"n{i}\", \"image\": \"a.png\", \"text\": \"rule {}\"}}\n",
+                i % 5
+            )
+        })
+        .collect();
+    std::fs::write(&input, rows).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let (input_s, out_s) = (input.to_str().unwrap(), out.to_str().unwrap());
+
+    let child = fleet_batch(&[
+        input_s,
+        "--out",
+        out_s,
+        "--api",
+        &stack.api_url,
+        "--wait",
+        "--concurrency",
+        "4",
+        "--batch-size",
+        "4",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("fleet batch starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lines(&out).len() < 8 {
+        assert!(Instant::now() < deadline, "no progress within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let interrupted = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&interrupted.stderr);
+    assert_eq!(interrupted.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("batch interrupted"), "{stderr}");
+    let written = lines(&out).len();
+    assert!(
+        (8..40).contains(&written),
+        "stopped in the middle: {written} lines"
+    );
+
+    let resumed = run(&[input_s, "--out", out_s, "--api", &stack.api_url, "--wait"]);
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(0), "{stderr}");
+    let results = lines(&out);
+    assert_eq!(results.len(), 40, "each row answered once: {stderr}");
+    let mut ids: Vec<&str> = results.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 40);
+    assert!(results.iter().all(|l| l["label"] == "maybe"));
+    // Rows in flight at Ctrl-C were sent again with the same idempotency
+    // key: the api found their jobs instead of making new ones.
+    let page = metrics_page(&client).await;
+    assert_eq!(
+        metric(&page, "verdict_jobs_submitted_total"),
+        40.0,
+        "{page}"
+    );
+}

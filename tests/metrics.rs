@@ -1,0 +1,156 @@
+//! `GET /metrics` and `fleet status` tell the same story: after a run on a
+//! real fleet, the counters and queue figures of both agree, the page is
+//! well-formed Prometheus text, and the workers' histograms counted every job.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use verdict_e2e::fleet::Fleet;
+
+/// Parses the text format strictly enough to catch a malformed page: every
+/// sample line is `name[{labels}] value`, every sample belongs to a family
+/// announced by `# TYPE`, and no family is announced twice.
+fn parse(page: &str) -> HashMap<String, f64> {
+    let mut types: HashMap<String, String> = HashMap::new();
+    let mut samples = HashMap::new();
+    for line in page.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            assert!(
+                types.insert(name.to_owned(), kind.to_owned()).is_none(),
+                "twice: {name}"
+            );
+            continue;
+        }
+        if line.starts_with("# HELP ") || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("sample: series value");
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "bad name in {line:?}"
+        );
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| {
+                name.strip_suffix(suffix)
+                    .filter(|stem| types.get(*stem).map(String::as_str) == Some("histogram"))
+            })
+            .unwrap_or(name);
+        assert!(
+            types.contains_key(family),
+            "sample before its # TYPE: {line:?}"
+        );
+        assert!(
+            samples.insert(series.to_owned(), value).is_none(),
+            "twice: {series}"
+        );
+    }
+    samples
+}
+
+#[test]
+fn fleet_status_and_metrics_agree_after_a_run() {
+    let fleet = Fleet::new();
+    let up = fleet.up(2, &[]);
+    assert!(up.ok(), "fleet up failed:\n{}", up.output());
+    let ids: Vec<String> = (0..12).map(|_| fleet.submit()).collect();
+    for id in &ids {
+        let job = fleet.wait_job(id, Duration::from_secs(60));
+        assert_eq!(job["state"], "done", "{job}");
+    }
+
+    let (code, status) = fleet.status();
+    assert_eq!(code, Some(0), "{status:#}");
+    let queue = &status["queue"];
+    let url = format!("{}/metrics", fleet.api_url());
+    let page = scrape::get(&url);
+    let metrics = parse(&page);
+    let get = |series: &str| {
+        *metrics
+            .get(series)
+            .unwrap_or_else(|| panic!("no {series} in\n{page}"))
+    };
+    assert_eq!(
+        get("verdict_jobs_submitted_total"),
+        queue["submitted"].as_f64().unwrap()
+    );
+    assert_eq!(
+        get("verdict_jobs_finished_total{outcome=\"done\"}"),
+        queue["done"].as_f64().unwrap()
+    );
+    assert_eq!(
+        get("verdict_jobs_finished_total{outcome=\"failed\"}"),
+        queue["failed"].as_f64().unwrap()
+    );
+    assert_eq!(get("verdict_queue_depth"), queue["depth"].as_f64().unwrap());
+    assert_eq!(
+        get("verdict_jobs_in_flight"),
+        queue["in_flight"].as_f64().unwrap()
+    );
+    assert_eq!(get("verdict_jobs_submitted_total"), 12.0);
+    assert_eq!(get("verdict_jobs_finished_total{outcome=\"done\"}"), 12.0);
+    assert_eq!(get("verdict_workers"), 2.0);
+    assert_eq!(get("verdict_redis_up"), 1.0);
+    // Counters of issue 6 are exported (0 until something counts them).
+    assert_eq!(get("verdict_jobs_reclaimed_total"), 0.0);
+    assert_eq!(get("verdict_jobs_dead_lettered_total"), 0.0);
+    // Every finished job was observed once in each histogram.
+    for histogram in [
+        "verdict_queue_wait_seconds",
+        "verdict_inference_seconds",
+        "verdict_end_to_end_seconds",
+    ] {
+        assert_eq!(get(&format!("{histogram}_count")), 12.0, "{histogram}");
+        assert_eq!(
+            get(&format!("{histogram}_bucket{{le=\"+Inf\"}}")),
+            12.0,
+            "{histogram}"
+        );
+        assert!(get(&format!("{histogram}_sum")) >= 0.0);
+    }
+    // The noop judge answers maybe to every sentence.
+    assert_eq!(get("verdict_verdicts_total{label=\"maybe\"}"), 12.0);
+
+    // The text status says the same numbers.
+    let text = fleet.run(&["status"]);
+    assert!(
+        text.stdout
+            .contains("queue: 0 waiting, 0 in flight, 12 done, 0 failed (12 submitted)"),
+        "{}",
+        text.output()
+    );
+}
+
+mod scrape {
+    /// A GET on a throwaway runtime (the fleet harness is synchronous).
+    pub fn get(url: &str) -> String {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let response = ::reqwest::get(url).await.expect("GET /metrics");
+            assert_eq!(response.status(), 200);
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            assert!(
+                content_type.starts_with("text/plain; version=0.0.4"),
+                "{content_type}"
+            );
+            response.text().await.expect("text")
+        })
+    }
+}

@@ -1,0 +1,128 @@
+//! The served OpenAPI description matches the routes: every documented
+//! operation answers (not the "no route" fallback) with one of its documented
+//! statuses, every other method on a documented path is refused as not
+//! allowed (so no undocumented operation hides there), errors use the one
+//! error schema, and every `$ref` resolves.
+
+use reqwest::Method;
+use serde_json::Value;
+use verdict_e2e::{Stack, StackOptions};
+
+const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
+
+fn refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                if key == "$ref"
+                    && let Some(r) = v.as_str()
+                {
+                    out.push(r.to_owned());
+                }
+                refs(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_served_description_matches_the_routes() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let client = stack.client();
+    let (status, spec) = client.get_path("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(
+        spec["openapi"].as_str().unwrap_or("").starts_with("3."),
+        "{spec}"
+    );
+    let paths = spec["paths"].as_object().expect("paths");
+    for expected in [
+        "/v1/jobs",
+        "/v1/jobs/{id}",
+        "/v1/batches",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+        "/",
+    ] {
+        assert!(paths.contains_key(expected), "{expected} is not documented");
+    }
+
+    let mut all_refs = Vec::new();
+    refs(&spec, &mut all_refs);
+    for r in &all_refs {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .expect("local schema ref");
+        assert!(
+            spec["components"]["schemas"][name].is_object(),
+            "dangling {r}"
+        );
+    }
+
+    let mut checked = 0;
+    for (path, item) in paths {
+        let url_path = path.replace("{id}", "0193a6d2-7c1e-7cc3-9f5e-1a2b3c4d5e6f");
+        for method in METHODS {
+            let request = client.http().request(
+                Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
+                client.url(&url_path),
+            );
+            // Bodies that every POST refuses cheaply: the answer must still be documented.
+            let request = if method == "post" {
+                request
+                    .header("content-type", "application/json")
+                    .body("{}")
+            } else {
+                request
+            };
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            match item.get(method) {
+                Some(operation) => {
+                    let documented = operation["responses"].as_object().expect("responses");
+                    assert!(
+                        documented.contains_key(&status.to_string()),
+                        "{method} {path} answered {status}, not among {:?}: {body}",
+                        documented.keys().collect::<Vec<_>>()
+                    );
+                    assert!(
+                        !body["error"]["message"]
+                            .as_str()
+                            .unwrap_or("")
+                            .starts_with("no route"),
+                        "{method} {path} fell through to the fallback"
+                    );
+                    for (code, response) in documented {
+                        if code.starts_with('4') || code.starts_with('5') {
+                            let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                            if path != "/readyz" || code != "503" {
+                                assert_eq!(
+                                    schema, "#/components/schemas/ErrorBody",
+                                    "{method} {path} {code}"
+                                );
+                            }
+                        }
+                    }
+                    checked += 1;
+                }
+                None => {
+                    assert_eq!(
+                        status, 405,
+                        "{method} {path} answers {status} but is not documented: {body}"
+                    );
+                    assert_eq!(body["error"]["code"], "method_not_allowed");
+                }
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} operations checked");
+    // An undocumented path is the fallback's 404, in the error shape.
+    let (status, body) = client.get_path("/v1/nothing-here").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+}

@@ -1,0 +1,196 @@
+//! The web page at `/`, driven in headless Chromium (Debian's `chromium` and
+//! `chromium-driver`, installed by `scripts/test-setup`) through WebDriver:
+//! upload coffee.png with three sentences, wait for the verdicts, check each
+//! badge, bars and explanation in the page, save a screenshot under
+//! `tests/artifacts/`; then upload a file that is not an image and check that
+//! the API's error is shown. Every resource the page loaded came from the api.
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use fantoccini::{ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+use verdict_e2e::binaries::workspace_root;
+use verdict_e2e::fixtures::model_dir;
+use verdict_e2e::process::ChildGuard;
+use verdict_e2e::{Stack, StackOptions};
+
+const SENTENCES: [(&str, &str); 3] = [
+    ("This is a ceramic coffee cup.", "yes"),
+    ("This is a stainless steel thermos.", "no"),
+    ("This is an everyday item.", "maybe"),
+];
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// chromedriver on a free port, waited for.
+fn chromedriver(dir: &std::path::Path) -> (ChildGuard, String) {
+    let port = free_port();
+    let mut cmd = Command::new("chromedriver");
+    cmd.arg(format!("--port={port}"));
+    let mut driver = ChildGuard::spawn("chromedriver", cmd, &dir.join("chromedriver.log"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            driver.is_running() && Instant::now() < deadline,
+            "chromedriver did not start (install chromium-driver: scripts/test-setup):\n{}",
+            driver.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (driver, format!("http://127.0.0.1:{port}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_judges_coffee_png_in_headless_chromium() {
+    let model = model_dir();
+    let mut stack = Stack::start(StackOptions::default()).await;
+    stack
+        .start_workers(&["page"], &["--model", model.to_str().expect("UTF-8 path")])
+        .await;
+    let browser_dir = tempfile::tempdir().unwrap();
+    let (_driver, driver_url) = chromedriver(browser_dir.path());
+    let profile = browser_dir.path().join("profile");
+    let capabilities: serde_json::Map<String, Value> = serde_json::from_value(json!({
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--window-size=900,1100",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    }))
+    .unwrap();
+    let browser = ClientBuilder::new(HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver_url)
+        .await
+        .expect("a Chromium session");
+
+    let result = drive(&browser, &stack.api_url).await;
+    let _ = browser.close().await;
+    result.unwrap();
+}
+
+async fn drive(
+    browser: &fantoccini::Client,
+    api_url: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    browser.goto(&format!("{api_url}/")).await?;
+    assert_eq!(
+        browser.title().await?,
+        "verdict: does the image support the sentence?"
+    );
+    let coffee = workspace_root().join(".cache/photos/coffee.png");
+    assert!(coffee.is_file(), "run scripts/fetch-test-photos");
+    browser
+        .find(Locator::Css("#image"))
+        .await?
+        .send_keys(coffee.to_str().unwrap())
+        .await?;
+    let texts: Vec<&str> = SENTENCES.iter().map(|(t, _)| *t).collect();
+    browser
+        .find(Locator::Css("#texts"))
+        .await?
+        .send_keys(&texts.join("\n"))
+        .await?;
+    browser.find(Locator::Css("#submit")).await?.click().await?;
+    browser
+        .wait()
+        .at_most(Duration::from_secs(120))
+        .for_element(Locator::Css("#results .verdict:nth-child(3)"))
+        .await?;
+
+    let cards = browser.find_all(Locator::Css("#results .verdict")).await?;
+    assert_eq!(cards.len(), 3);
+    for (card, (sentence, label)) in cards.iter().zip(SENTENCES) {
+        assert_eq!(
+            card.find(Locator::Css(".sentence")).await?.text().await?,
+            sentence
+        );
+        assert_eq!(
+            card.attr("data-label").await?.as_deref(),
+            Some(label),
+            "{sentence}"
+        );
+        let badge = card.find(Locator::Css(".badge")).await?;
+        assert_eq!(badge.text().await?.to_lowercase(), label);
+        assert_eq!(
+            badge.attr("class").await?.unwrap_or_default(),
+            format!("badge badge-{label}")
+        );
+        let bars = card.find_all(Locator::Css(".bar")).await?;
+        assert_eq!(bars.len(), 3, "three score bars");
+        let mut total = 0.0;
+        for bar in &bars {
+            total += bar
+                .attr("aria-valuenow")
+                .await?
+                .unwrap_or_default()
+                .parse::<f64>()
+                .unwrap_or(-1.0);
+        }
+        assert!((total - 1.0).abs() < 0.01, "scores sum to 1: {total}");
+        let why = card.find(Locator::Css(".why")).await?.text().await?;
+        assert!(why.contains("The image looks like:"), "{why}");
+        assert!(why.contains("The sentence is closest to:"), "{why}");
+    }
+    assert_eq!(
+        browser.find(Locator::Css("#status")).await?.text().await?,
+        "done"
+    );
+
+    let artifacts = workspace_root().join("tests/artifacts");
+    std::fs::create_dir_all(&artifacts).expect("tests/artifacts");
+    let shot = artifacts.join("web_page.png");
+    std::fs::write(&shot, browser.screenshot().await?).expect("write the screenshot");
+    println!("screenshot: {}", shot.display());
+
+    // Everything the page loaded came from the api: no CDN, no other host.
+    let resources = browser
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => e.name);",
+            Vec::new(),
+        )
+        .await?;
+    let resources = resources.as_array().cloned().unwrap_or_default();
+    assert!(!resources.is_empty());
+    for resource in &resources {
+        assert!(
+            resource.as_str().unwrap_or("").starts_with(api_url),
+            "loaded from elsewhere: {resource}"
+        );
+    }
+
+    // A file that is not an image: the API's error is shown, with its code.
+    let not_image =
+        std::env::temp_dir().join(format!("verdict-not-an-image-{}.txt", std::process::id()));
+    std::fs::write(&not_image, "plain text").unwrap();
+    browser
+        .find(Locator::Css("#image"))
+        .await?
+        .send_keys(not_image.to_str().unwrap())
+        .await?;
+    browser.find(Locator::Css("#submit")).await?.click().await?;
+    let error = browser
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#error:not([hidden])"))
+        .await?;
+    let message = error.text().await?;
+    let _ = std::fs::remove_file(&not_image);
+    assert!(
+        message.starts_with("unsupported_content_type:") || message.starts_with("image_format:"),
+        "{message}"
+    );
+    Ok(())
+}
