@@ -23,6 +23,10 @@ pub const EVENTS: &str = "verdict:events";
 /// Counters (a hash): jobs submitted, done, failed, late finishes.
 pub const STATS: &str = "verdict:stats";
 
+/// The dead-letter stream: one entry per job given up on after its last
+/// allowed attempt (fields `job`, `attempts`, `error`, `last_error`, `worker`).
+pub const DEAD_LETTER: &str = "verdict:dead";
+
 /// The job record (a hash) of one job.
 pub fn job(id: &JobId) -> String {
     format!("verdict:job:{id}")

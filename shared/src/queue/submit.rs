@@ -22,6 +22,9 @@ pub struct NewJob<'a> {
     pub image: &'a [u8],
     /// How long the record is kept once the job has finished.
     pub result_ttl: Duration,
+    /// Most jobs the queue may hold (queued and running); 0: no limit. A
+    /// submission beyond it fails with [`QueueError::QueueFull`].
+    pub max_queue_depth: u64,
 }
 
 /// Stores the job and appends it to the stream in one atomic script; returns
@@ -41,8 +44,10 @@ pub async fn submit<C: ConnectionLike>(conn: &mut C, new: NewJob<'_>) -> Result<
         .arg(spec_json)
         .arg(new.image)
         .arg(new.result_ttl.as_secs().max(1))
+        .arg(new.max_queue_depth)
         .invoke_async(conn)
-        .await?;
+        .await
+        .map_err(queue_full)?;
     let [_entry, submitted_us]: [redis::Value; 2] = reply
         .try_into()
         .map_err(|_| QueueError::corrupt("submit: expected {entry, submitted_us}"))?;
@@ -53,4 +58,19 @@ pub async fn submit<C: ConnectionLike>(conn: &mut C, new: NewJob<'_>) -> Result<
     job.id = new.id;
     job.submitted_at = submitted_at;
     Ok(job)
+}
+
+/// The script's `FULL depth limit` error reply as [`QueueError::QueueFull`].
+fn queue_full(err: redis::RedisError) -> QueueError {
+    if err.code() == Some("FULL") {
+        let mut numbers = err
+            .detail()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(|n| n.parse::<u64>().unwrap_or(0));
+        let depth = numbers.next().unwrap_or(0);
+        let limit = numbers.next().unwrap_or(0);
+        return QueueError::QueueFull { depth, limit };
+    }
+    err.into()
 }
