@@ -5,8 +5,10 @@
 //! pub/sub. It never decodes an image or runs the model. See `docs/api.md`
 //! for the endpoints and `docs/protocol.md` for what it writes to Redis.
 
+mod auth;
 mod cli;
 mod error;
+mod redis_deadline;
 mod request_log;
 mod routes;
 mod server;

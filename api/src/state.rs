@@ -20,4 +20,8 @@ pub struct AppState {
     pub result_ttl: Duration,
     /// Fires when the process stops: long-polls answer at once.
     pub shutdown: Shutdown,
+    /// Most jobs queued or running (0: no limit): backpressure.
+    pub max_queue_depth: u64,
+    /// How long a request waits for Redis before answering 503.
+    pub redis_timeout: Duration,
 }

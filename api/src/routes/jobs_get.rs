@@ -12,6 +12,7 @@ use verdict_shared::queue::QueueError;
 use verdict_shared::queue::read::read_job;
 
 use crate::error::ApiError;
+use crate::redis_deadline::within;
 use crate::request_log::LoggedJobId;
 use crate::state::AppState;
 
@@ -42,8 +43,13 @@ pub async fn get_job(
 
 /// Reads the job; 404 if there is none.
 async fn load(state: &AppState, id: JobId) -> Result<Job, ApiError> {
-    let mut conn = state.pool.get().await.map_err(QueueError::from)?;
-    read_job(&mut conn, id).await?.ok_or_else(|| {
+    let pool = state.pool.clone();
+    let job = within(state.redis_timeout, async move {
+        let mut conn = pool.get().await.map_err(QueueError::from)?;
+        read_job(&mut conn, id).await
+    })
+    .await?;
+    job.ok_or_else(|| {
         ApiError::not_found(format!(
             "no job {id} (never submitted, or its result expired)"
         ))

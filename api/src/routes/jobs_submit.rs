@@ -9,6 +9,7 @@ use verdict_shared::job::{ImageInfo, JobId};
 use verdict_shared::queue::submit::{NewJob, submit as enqueue};
 
 use crate::error::ApiError;
+use crate::redis_deadline::within;
 use crate::request_log::LoggedJobId;
 use crate::state::AppState;
 use crate::submission;
@@ -41,21 +42,21 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Result<Respo
         format: checked.format.to_owned(),
     };
     let id = JobId::new();
-    let mut conn = state
-        .pool
-        .get()
+    let job = within(state.redis_timeout, async {
+        let mut conn = state.pool.get().await?;
+        enqueue(
+            &mut conn,
+            NewJob {
+                id,
+                texts: &texts,
+                image_info: &image_info,
+                image: &image,
+                result_ttl: state.result_ttl,
+                max_queue_depth: state.max_queue_depth,
+            },
+        )
         .await
-        .map_err(|err| ApiError::from(verdict_shared::queue::QueueError::from(err)))?;
-    let job = enqueue(
-        &mut conn,
-        NewJob {
-            id,
-            texts: &texts,
-            image_info: &image_info,
-            image: &image,
-            result_ttl: state.result_ttl,
-        },
-    )
+    })
     .await?;
     tracing::debug!(job_id = %id, image_bytes = image.len(), format = checked.format, sentences = texts.len(), "job queued");
     let location = format!("/v1/jobs/{id}");

@@ -2,6 +2,7 @@
 
 mod fallback;
 mod health;
+mod jobs_cancel;
 mod jobs_get;
 mod jobs_submit;
 
@@ -14,7 +15,10 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/jobs", post(jobs_submit::submit))
-        .route("/v1/jobs/{id}", get(jobs_get::get_job))
+        .route(
+            "/v1/jobs/{id}",
+            get(jobs_get::get_job).delete(jobs_cancel::cancel_job),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(fallback::not_found)
