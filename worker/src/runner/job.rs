@@ -166,7 +166,13 @@ async fn judge_and_finish(ctx: &Context, started: StartedJob) -> Result<Ended, Q
             let mut conn = ctx.pool.get().await?;
             return match retry(&mut conn, job.id, &ctx.name, &error).await? {
                 Retry::Scheduled { attempts } => {
-                    let delay = retry_delay(attempts);
+                    // After the last allowed attempt there is nothing to
+                    // wait for: the next start dead-letters the job.
+                    let delay = if attempts >= ctx.max_attempts {
+                        Duration::ZERO
+                    } else {
+                        retry_delay(attempts)
+                    };
                     tracing::warn!(
                         job_id = %job.id,
                         attempt = attempts,

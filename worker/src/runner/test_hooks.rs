@@ -5,9 +5,9 @@
 //! - `VERDICT_TEST_ABORT_ON_TEXT=SENTENCE`: a job with a sentence equal to
 //!   SENTENCE makes the worker call `abort()` before judging it (a poison
 //!   job: SIGABRT, no cleanup, the job still pending);
-//! - `VERDICT_TEST_TRANSIENT_ON_TEXT=N:SENTENCE`: a job with that sentence
-//!   fails with a transient error (`test_transient`) on its first N attempts,
-//!   so that the retry path runs with a real worker.
+//! - `VERDICT_TEST_TRANSIENT_ON_TEXT=N:SENTENCE[|N:SENTENCE...]`: a job with
+//!   that sentence fails with a transient error (`test_transient`) on its
+//!   first N attempts, so that the retry path runs with a real worker.
 //!
 //! The worker logs a warning at start when any hook is armed.
 
@@ -15,7 +15,7 @@
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TestHooks {
     abort_on: Option<String>,
-    transient_on: Option<(u32, String)>,
+    transient_on: Vec<(u32, String)>,
 }
 
 /// What a hook decided for one attempt of a job.
@@ -35,8 +35,8 @@ impl TestHooks {
             .ok()
             .filter(|s| !s.is_empty());
         let transient_on = std::env::var(Self::TRANSIENT_ON_TEXT)
-            .ok()
-            .and_then(|spec| parse_transient(&spec));
+            .map(|specs| specs.split('|').filter_map(parse_transient).collect())
+            .unwrap_or_default();
         TestHooks {
             abort_on,
             transient_on,
@@ -45,7 +45,7 @@ impl TestHooks {
 
     /// Whether any hook is armed.
     pub fn armed(&self) -> bool {
-        self.abort_on.is_some() || self.transient_on.is_some()
+        self.abort_on.is_some() || !self.transient_on.is_empty()
     }
 
     /// Called before judging attempt `attempt` (1-based) of a job: aborts the
@@ -57,15 +57,15 @@ impl TestHooks {
             tracing::error!(attempt, "TEST HOOK {}: aborting", Self::ABORT_ON_TEXT);
             std::process::abort();
         }
-        match &self.transient_on {
-            Some((times, trigger)) if attempt <= *times && texts.iter().any(|t| t == trigger) => {
-                Some(Injected::Transient(format!(
+        self.transient_on
+            .iter()
+            .find(|(times, trigger)| attempt <= *times && texts.iter().any(|t| t == trigger))
+            .map(|(times, _)| {
+                Injected::Transient(format!(
                     "test hook {}: attempt {attempt} of the first {times} fails",
                     Self::TRANSIENT_ON_TEXT
-                )))
-            }
-            _ => None,
-        }
+                ))
+            })
     }
 }
 
@@ -83,13 +83,17 @@ mod tests {
     fn transient_failures_stop_after_the_given_attempts() {
         let hooks = TestHooks {
             abort_on: None,
-            transient_on: parse_transient("2:flaky"),
+            transient_on: "2:flaky|9:broken"
+                .split('|')
+                .filter_map(parse_transient)
+                .collect(),
         };
         let texts = vec!["a".to_string(), "flaky".to_string()];
         assert!(hooks.before_judge(&texts, 1).is_some());
         assert!(hooks.before_judge(&texts, 2).is_some());
         assert_eq!(hooks.before_judge(&texts, 3), None);
         assert_eq!(hooks.before_judge(&["a".to_string()], 1), None);
+        assert!(hooks.before_judge(&["broken".to_string()], 9).is_some());
     }
 
     #[test]
