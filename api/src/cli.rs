@@ -66,4 +66,19 @@ pub struct Args {
     /// How many times a callback is tried before it is given up.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub callback_attempts: u32,
+    /// Most jobs queued or running at once; beyond it submissions get 429
+    /// with Retry-After (backpressure). 0: no limit.
+    #[arg(long, env = "VERDICT_MAX_QUEUE_DEPTH", default_value_t = DEFAULT_MAX_QUEUE_DEPTH)]
+    pub max_queue_depth: u64,
+
+    /// How long a request waits for Redis before it answers 503
+    /// redis_unavailable, in milliseconds.
+    #[arg(long, value_name = "MS",
+          default_value_t = crate::redis_deadline::DEFAULT_REDIS_TIMEOUT.as_millis() as u64,
+          value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub redis_timeout_ms: u64,
 }
+
+/// The default queue limit: about 1000 x the average image in Redis's memory
+/// (a few hundred MB for photos), and minutes of work for a small fleet.
+pub const DEFAULT_MAX_QUEUE_DEPTH: u64 = 1000;

@@ -6,12 +6,12 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use verdict_shared::job::{ImageInfo, Job, JobId};
-use verdict_shared::queue::QueueError;
 use verdict_shared::queue::read::read_job;
 use verdict_shared::queue::submit::{NewJob, SubmitOptions, Submitted, submit_with};
 
 use crate::error::ApiError;
 use crate::idempotency;
+use crate::redis_deadline::within;
 use crate::state::AppState;
 
 /// Images larger than this are hashed on a blocking thread, not on the
@@ -56,21 +56,30 @@ pub async fn enqueue(state: &AppState, request: Request) -> Result<Enqueued, Api
         )
     });
     let id = JobId::new();
-    let mut conn = state.pool.get().await.map_err(QueueError::from)?;
-    let submitted = submit_with(
-        &mut conn,
-        NewJob {
-            id,
-            texts: &request.texts,
-            image_info: &image_info,
-            image: &request.image,
-            result_ttl: state.result_ttl,
-        },
-        SubmitOptions {
-            callback_url: request.callback_url.as_deref(),
-            idempotency: idempotency.as_ref(),
-        },
-    )
+    let (submitted, existing_job) = within(state.redis_timeout, async {
+        let mut conn = state.pool.get().await?;
+        let submitted = submit_with(
+            &mut conn,
+            NewJob {
+                id,
+                texts: &request.texts,
+                image_info: &image_info,
+                image: &request.image,
+                result_ttl: state.result_ttl,
+                max_queue_depth: state.max_queue_depth,
+            },
+            SubmitOptions {
+                callback_url: request.callback_url.as_deref(),
+                idempotency: idempotency.as_ref(),
+            },
+        )
+        .await?;
+        let existing_job = match &submitted {
+            Submitted::Existing { id, .. } => read_job(&mut conn, *id).await?,
+            Submitted::New(_) => None,
+        };
+        Ok((submitted, existing_job))
+    })
     .await?;
     match submitted {
         Submitted::New(job) => {
@@ -80,15 +89,12 @@ pub async fn enqueue(state: &AppState, request: Request) -> Result<Enqueued, Api
                 created: true,
             })
         }
-        Submitted::Existing {
-            id: existing,
-            fingerprint,
-        } => {
+        Submitted::Existing { fingerprint, .. } => {
             if idempotency.is_some_and(|i| i.fingerprint != fingerprint) {
                 return Err(idempotency::reused());
             }
             // The script saw the job; it can only have expired since.
-            let job = read_job(&mut conn, existing).await?.ok_or_else(|| {
+            let job = existing_job.ok_or_else(|| {
                 ApiError::new(
                     StatusCode::CONFLICT,
                     "idempotency_conflict",

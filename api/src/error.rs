@@ -6,7 +6,7 @@
 //! read `message`.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use verdict_shared::queue::QueueError;
@@ -57,6 +57,16 @@ impl ApiError {
 
 impl From<QueueError> for ApiError {
     fn from(err: QueueError) -> ApiError {
+        if let QueueError::QueueFull { depth, limit } = err {
+            return ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "queue_full",
+                format!(
+                    "the queue is full ({depth} jobs waiting or running, the limit is {limit}): \
+                     nothing was enqueued; retry after the Retry-After delay"
+                ),
+            );
+        }
         if err.is_unavailable() {
             tracing::warn!(error = %err, "redis unavailable");
             ApiError::unavailable(&err)
@@ -90,6 +100,24 @@ pub struct ErrorDetail {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        // Refusals that pass (a full queue, Redis away) say when to come back.
+        if let Some(seconds) = retry_after(self.status) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+        }
+        response
+    }
+}
+
+/// The `Retry-After` (seconds) of a status, for the statuses that have one:
+/// 429 (the queue drains at the workers' pace) and 503 (Redis is back within
+/// seconds in the common cases: a restart, a failover).
+fn retry_after(status: StatusCode) -> Option<&'static str> {
+    match status {
+        StatusCode::TOO_MANY_REQUESTS => Some("2"),
+        StatusCode::SERVICE_UNAVAILABLE => Some("1"),
+        _ => None,
     }
 }

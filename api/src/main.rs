@@ -5,6 +5,7 @@
 //! pub/sub. It never decodes an image or runs the model. See `docs/api.md`
 //! for the endpoints and `docs/protocol.md` for what it writes to Redis.
 
+mod auth;
 mod callbacks;
 mod cli;
 mod enqueue;
@@ -12,6 +13,7 @@ mod error;
 mod idempotency;
 mod metrics;
 mod openapi;
+mod redis_deadline;
 mod request_log;
 mod routes;
 mod server;

@@ -6,7 +6,9 @@
 
 use utoipa::OpenApi;
 
-use crate::routes::{batches, health, jobs_get, jobs_submit, metrics, openapi, page};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::routes::{batches, health, jobs_cancel, jobs_get, jobs_submit, metrics, openapi, page};
 
 /// The multipart form of `POST /v1/jobs` (documentation only: the handler
 /// reads the parts one by one).
@@ -33,6 +35,7 @@ pub struct MultipartSubmission {
     paths(
         jobs_submit::submit,
         jobs_get::get_job,
+        jobs_cancel::cancel_job,
         batches::submit_batch,
         health::healthz,
         health::readyz,
@@ -61,6 +64,7 @@ pub struct MultipartSubmission {
         verdict_shared::verdict::Explanation,
         verdict_shared::verdict::LabelScore,
     )),
+    modifiers(&BearerToken),
     tags(
         (name = "jobs", description = "Submit jobs and read their verdicts"),
         (name = "operations", description = "Health, readiness, metrics, this description"),
@@ -68,3 +72,18 @@ pub struct MultipartSubmission {
     )
 )]
 pub struct ApiDoc;
+
+/// The `bearer` security scheme: with `VERDICT_API_TOKEN` set, every `/v1`
+/// operation needs `Authorization: Bearer <token>` (each lists it as one
+/// alternative beside none, since the token is optional).
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

@@ -11,6 +11,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use verdict_shared::redis_url;
 use verdict_shared::shutdown::Shutdown;
 
+use crate::auth::{self, ApiToken};
 use crate::callbacks::{self, CallbackConfig};
 use crate::cli::Args;
 use crate::request_log;
@@ -23,10 +24,15 @@ use crate::wait::{Waiters, subscriber};
 /// concurrent requests.
 const POOL_SIZE: usize = 16;
 
-/// The router with its middleware.
-pub fn app(state: AppState) -> Router {
+/// The router with its middleware. With a token, every `/v1` route needs it
+/// (checked before the body is read).
+pub fn app(state: AppState, token: Option<ApiToken>) -> Router {
     let max_body = state.limits.max_body_bytes;
     routes::router()
+        .layer(axum::middleware::from_fn_with_state(
+            token,
+            auth::require_token,
+        ))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -39,6 +45,7 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves until `shutdown` fires, then lets requests in flight finish.
 pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
+    let token = ApiToken::from_env()?;
     let pool = args
         .redis
         .pool(POOL_SIZE)
@@ -78,6 +85,8 @@ pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
             max_bytes: args.max_batch_bytes,
             max_jobs: args.max_batch_jobs,
         },
+        max_queue_depth: args.max_queue_depth,
+        redis_timeout: Duration::from_millis(args.redis_timeout_ms),
     };
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
@@ -90,10 +99,13 @@ pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         max_body_bytes = args.max_body_bytes,
         result_ttl_s = args.result_ttl,
         callbacks = callbacks.enabled(),
+        max_queue_depth = args.max_queue_depth,
+        redis_timeout_ms = args.redis_timeout_ms,
+        api_token = token.is_some(),
         "listening"
     );
     let mut stop = shutdown.clone();
-    axum::serve(listener, app(state))
+    axum::serve(listener, app(state, token))
         .with_graceful_shutdown(async move { stop.recv().await })
         .await
         .context("serving failed")?;

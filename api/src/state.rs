@@ -25,6 +25,10 @@ pub struct AppState {
     pub callbacks: CallbackConfig,
     /// The bounds of `POST /v1/batches`.
     pub batch: BatchLimits,
+    /// Most jobs queued or running (0: no limit): backpressure.
+    pub max_queue_depth: u64,
+    /// How long a request waits for Redis before answering 503.
+    pub redis_timeout: Duration,
 }
 
 /// How large a batch may be.

@@ -14,7 +14,9 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::api_token::ApiToken;
 use crate::embedded_redis::Appendfsync;
+use crate::job_policy::JobPolicy;
 
 /// Where the fleet's Redis is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +55,14 @@ pub struct Policy {
     pub hung_after_ms: u64,
     /// How long a process may take to stop after SIGTERM before SIGKILL.
     pub stop_timeout_ms: u64,
+    /// The longest wait before restarting a crashed process
+    /// (`--max-restart-delay`).
+    #[serde(default = "default_max_restart_delay_ms")]
+    pub max_restart_delay_ms: u64,
+}
+
+fn default_max_restart_delay_ms() -> u64 {
+    crate::watchdog::backoff::MAX_DELAY.as_millis() as u64
 }
 
 impl Policy {
@@ -64,6 +74,9 @@ impl Policy {
     }
     pub fn stop_timeout(&self) -> Duration {
         Duration::from_millis(self.stop_timeout_ms)
+    }
+    pub fn max_restart_delay(&self) -> Duration {
+        Duration::from_millis(self.max_restart_delay_ms)
     }
 }
 
@@ -88,6 +101,14 @@ pub struct FleetConfig {
     /// `worker-0` do not collide).
     pub worker_name_prefix: String,
     pub policy: Policy,
+    /// Attempts, reclaim and queue limits for the workers and the api
+    /// (issue 6); defaults when absent.
+    #[serde(default)]
+    pub jobs: JobPolicy,
+    /// The api token (`VERDICT_API_TOKEN` or `--api-token-file`), passed to
+    /// the api in its environment. This file is 0600 in a 0700 home.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_token: Option<ApiToken>,
 }
 
 impl FleetConfig {
@@ -174,7 +195,10 @@ pub(crate) fn sample(home: &Path) -> FleetConfig {
             crash_window_ms: 60_000,
             hung_after_ms: 30_000,
             stop_timeout_ms: 5_000,
+            max_restart_delay_ms: 30_000,
         },
+        jobs: JobPolicy::default(),
+        api_token: None,
     }
 }
 

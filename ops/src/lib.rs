@@ -1,6 +1,7 @@
 //! `fleet`, verdict's process manager, as a library: the `fleet` binary is a
 //! thin `main` over [`cli`], and the tests reach the pieces directly.
 
+pub mod api_token;
 pub mod batch;
 pub mod binaries;
 pub mod cli;
@@ -8,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod embedded_redis;
 pub mod home;
+pub mod job_policy;
 pub mod log_line;
 pub mod model;
 pub mod names;

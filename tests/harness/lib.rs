@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod fleet;
 pub mod process;
 pub mod redis_server;
+pub mod reliability;
 pub mod stack;
 
 pub use client::ApiClient;

@@ -35,6 +35,7 @@ async fn a_finished_job_is_never_moved_again() {
             image_info: &info,
             image: b"\x89PN",
             result_ttl: Duration::from_secs(60),
+            max_queue_depth: 0,
         },
     )
     .await
@@ -46,7 +47,7 @@ async fn a_finished_job_is_never_moved_again() {
     assert_eq!(entries.len(), 1);
     let entry = &entries[0];
     assert_eq!(entry.job, Some(id));
-    let Start::Run(started) = entry.start(&mut conn, "first").await.unwrap() else {
+    let Start::Run(started) = entry.start(&mut conn, "first", 0).await.unwrap() else {
         panic!("the job should start");
     };
     assert_eq!(started.job.state, JobState::Running);
@@ -74,7 +75,7 @@ async fn a_finished_job_is_never_moved_again() {
     assert_eq!(late_finishes, Some(1));
 
     // Starting it again (a redelivered entry) is refused too.
-    let again = entry.start(&mut conn, "second").await.unwrap();
+    let again = entry.start(&mut conn, "second", 0).await.unwrap();
     assert!(matches!(again, Start::Skip(JobState::Done)), "{again:?}");
     let after_start = read_job(&mut conn, id).await.unwrap().unwrap();
     assert_eq!(after_start, after_first);

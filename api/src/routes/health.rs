@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use verdict_shared::queue::heartbeat;
 
-use crate::error::ApiError;
+use crate::redis_deadline::within;
 use crate::state::AppState;
 
 /// Alive: answers without touching Redis.
@@ -25,13 +25,15 @@ pub async fn healthz() -> Json<serde_json::Value> {
         (status = 503, description = "not_ready (with `workers`), redis_unavailable", body = crate::error::ErrorBody),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let mut conn = match state.pool.get().await {
-        Ok(conn) => conn,
-        Err(err) => return ApiError::unavailable(&err.into()).into_response(),
-    };
-    let workers = match heartbeat::live_workers(&mut conn).await {
+    let pool = state.pool.clone();
+    let read = within(state.redis_timeout, async move {
+        let mut conn = pool.get().await?;
+        heartbeat::live_workers(&mut conn).await
+    })
+    .await;
+    let workers = match read {
         Ok(workers) => workers,
-        Err(err) => return ApiError::unavailable(&err).into_response(),
+        Err(err) => return err.into_response(),
     };
     let names: Vec<&str> = workers.iter().map(|w| w.name.as_str()).collect();
     if !state.subscribed.get() {

@@ -12,6 +12,7 @@ use verdict_shared::queue::QueueError;
 use verdict_shared::queue::read::read_job;
 
 use crate::error::ApiError;
+use crate::redis_deadline::within;
 use crate::request_log::LoggedJobId;
 use crate::state::AppState;
 
@@ -27,9 +28,11 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
         ("id" = String, Path, description = "The job's id (a canonical UUID)"),
         ("wait" = Option<f64>, Query, description = "Seconds (0 to 60, fractions allowed) to wait for the job to end"),
     ),
+    security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The job as it is now", body = verdict_shared::job::Job),
         (status = 400, description = "invalid_job_id, invalid_wait", body = crate::error::ErrorBody),
+        (status = 401, description = "unauthorized: VERDICT_API_TOKEN is set and the request has no valid bearer token", body = crate::error::ErrorBody),
         (status = 404, description = "not_found: never submitted, or its result expired", body = crate::error::ErrorBody),
         (status = 500, description = "internal", body = crate::error::ErrorBody),
         (status = 503, description = "redis_unavailable", body = crate::error::ErrorBody),
@@ -59,8 +62,13 @@ pub async fn get_job(
 
 /// Reads the job; 404 if there is none.
 async fn load(state: &AppState, id: JobId) -> Result<Job, ApiError> {
-    let mut conn = state.pool.get().await.map_err(QueueError::from)?;
-    read_job(&mut conn, id).await?.ok_or_else(|| {
+    let pool = state.pool.clone();
+    let job = within(state.redis_timeout, async move {
+        let mut conn = pool.get().await.map_err(QueueError::from)?;
+        read_job(&mut conn, id).await
+    })
+    .await?;
+    job.ok_or_else(|| {
         ApiError::not_found(format!(
             "no job {id} (never submitted, or its result expired)"
         ))

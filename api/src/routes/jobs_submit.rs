@@ -32,6 +32,7 @@ use crate::submission;
             (crate::submission::json::JsonSubmission = "application/json"),
         )
     ),
+    security((), ("bearer" = [])),
     responses(
         (status = 202, description = "Accepted: the job, queued", body = Job,
          headers(("Location" = String, description = "/v1/jobs/{id}"))),
@@ -41,9 +42,13 @@ use crate::submission;
         (status = 409, description = "idempotency_conflict: the job the key named expired during the request; retry", body = ErrorBody),
         (status = 413, description = "body_too_large, image_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_content_type, image_format", body = ErrorBody),
+        (status = 401, description = "unauthorized: VERDICT_API_TOKEN is set and the request has no valid bearer token", body = ErrorBody),
         (status = 422, description = "idempotency_key_reused: the key was used for a different request", body = ErrorBody),
+        (status = 429, description = "queue_full: the queue holds its maximum depth; retry after Retry-After seconds", body = ErrorBody,
+         headers(("Retry-After" = String, description = "seconds"))),
         (status = 500, description = "internal", body = ErrorBody),
-        (status = 503, description = "redis_unavailable", body = ErrorBody),
+        (status = 503, description = "redis_unavailable: Redis did not answer in time; retry after Retry-After seconds", body = ErrorBody,
+         headers(("Retry-After" = String, description = "seconds"))),
     )
 )]
 pub async fn submit(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {

@@ -9,6 +9,7 @@ pub mod scale;
 pub mod status;
 pub mod unit;
 pub mod up;
+pub mod up_reliability;
 pub mod wait;
 pub mod watchdog;
 

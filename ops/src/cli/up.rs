@@ -17,12 +17,12 @@ use verdict_shared::telemetry::{self, LogFormat};
 
 use crate::binaries;
 use crate::config::{FleetConfig, ModelPlan, Policy, RedisPlan};
-use crate::embedded_redis::Appendfsync;
 use crate::home::Home;
 use crate::recovery;
 use crate::units::{format_size, parse_duration, parse_size};
 use crate::watchdog::{self, WatchdogError};
 
+use super::up_reliability::{Durability, ReliabilityArgs};
 use super::wait;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -87,6 +87,9 @@ pub struct UpArgs {
     /// Format of the watchdog's own log in the foreground (detached, it is always json)
     #[arg(long, default_value = "pretty", value_name = "FORMAT")]
     pub log_format: LogFormat,
+    /// Durability, attempts, reclaim, queue limit, restart delay, api token.
+    #[command(flatten)]
+    pub reliability: ReliabilityArgs,
 }
 
 pub fn main(home_flag: Option<&Path>, args: UpArgs) -> anyhow::Result<ExitCode> {
@@ -181,7 +184,12 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
     if args.crash_limit == 0 {
         bail!("--crash-limit must be at least 1");
     }
+    let jobs = args.reliability.job_policy(args.crash_limit)?;
+    let api_token = args.reliability.api_token()?;
     let (redis, worker_name_prefix) = match &args.redis {
+        Some(_) if args.reliability.durability != Durability::Normal => bail!(
+            "--durability applies to the embedded Redis only: set appendfsync on the Redis at --redis"
+        ),
         Some(url) => {
             validate_redis_url(url)?;
             // Workers of several machines share this Redis: their names must
@@ -196,7 +204,7 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
                 program: binaries::find("redis-server")?,
                 socket: home.redis_socket(),
                 data_dir: home.redis_dir(),
-                appendfsync: Appendfsync::default(),
+                appendfsync: args.reliability.durability.appendfsync(),
             },
             String::new(),
         ),
@@ -218,7 +226,10 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
             crash_window_ms: args.crash_window.as_millis() as u64,
             hung_after_ms: args.hung_after.as_millis() as u64,
             stop_timeout_ms: args.stop_timeout.as_millis() as u64,
+            max_restart_delay_ms: args.reliability.max_restart_delay.as_millis() as u64,
         },
+        jobs,
+        api_token,
     })
 }
 
@@ -271,6 +282,8 @@ fn spawn_detached(home: &Home) -> anyhow::Result<std::process::Child> {
     cmd.arg("--home")
         .arg(home.root())
         .arg("watchdog")
+        // The token travels in fleet.json and reaches the api alone.
+        .env_remove(crate::api_token::ENV)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

@@ -27,6 +27,8 @@ pub struct Backoff {
     crashes: VecDeque<Instant>,
     limit: u32,
     window: Duration,
+    /// The longest delay (`fleet up --max-restart-delay`, [`MAX_DELAY`] by default).
+    max_delay: Duration,
 }
 
 /// What to do after a crash.
@@ -46,7 +48,14 @@ impl Backoff {
             crashes: VecDeque::new(),
             limit,
             window,
+            max_delay: MAX_DELAY,
         }
+    }
+
+    /// Caps every delay at `max_delay` instead of [`MAX_DELAY`].
+    pub fn with_max_delay(mut self, max_delay: Duration) -> Backoff {
+        self.max_delay = max_delay;
+        self
     }
 
     /// Records a crash at `now` of a process that had been up for `uptime`.
@@ -68,7 +77,7 @@ impl Backoff {
                 window: self.window,
             };
         }
-        let delay = delay_for(self.streak);
+        let delay = delay_for(self.streak).min(self.max_delay);
         self.streak = self.streak.saturating_add(1);
         Decision::RestartAfter(delay)
     }
@@ -80,7 +89,7 @@ impl Backoff {
         if uptime >= HEALTHY_AFTER {
             self.streak = 0;
         }
-        let delay = delay_for(self.streak.max(1));
+        let delay = delay_for(self.streak.max(1)).min(self.max_delay);
         self.streak = self.streak.saturating_add(1);
         delay
     }
@@ -167,5 +176,22 @@ mod tests {
             b.crashed(Instant::now(), Duration::ZERO),
             Decision::RestartAfter(MAX_DELAY)
         );
+    }
+
+    #[test]
+    fn a_lower_cap_shortens_every_delay() {
+        let cap = Duration::from_millis(250);
+        let mut b = Backoff::new(1000, Duration::from_secs(60)).with_max_delay(cap);
+        let t = Instant::now();
+        let delays: Vec<Decision> = (0..8).map(|_| b.crashed(t, Duration::ZERO)).collect();
+        assert_eq!(delays[0], Decision::RestartAfter(Duration::ZERO));
+        assert_eq!(delays[2], Decision::RestartAfter(BASE_DELAY * 2));
+        assert!(
+            delays[3..]
+                .iter()
+                .all(|d| *d == Decision::RestartAfter(cap)),
+            "{delays:?}"
+        );
+        assert_eq!(b.excused(Duration::ZERO), cap);
     }
 }

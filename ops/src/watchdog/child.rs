@@ -7,6 +7,8 @@
 //! - stays in the watchdog's process group and session (no `setsid`), so
 //!   `kill -- -PGID` reaches every process of the fleet;
 //! - applies its memory limit (`RLIMIT_AS`);
+//! - sets its umask to 077, so that whatever it creates (Redis's append-only
+//!   files, say) is private to the fleet's user even outside the 0700 home;
 //! - takes its PID file and lock ([`ChildPidFile`]).
 //!
 //! Its stdout and stderr are appended to `logs/NAME.log`; stdin is /dev/null.
@@ -25,6 +27,7 @@ use std::process::{Command, Stdio};
 
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::Signal;
+use nix::sys::stat::{Mode, umask};
 use nix::unistd::{getpid, getppid};
 use verdict_shared::pidfile::ChildPidFile;
 
@@ -65,7 +68,7 @@ pub fn spawn(launch: &Launch) -> io::Result<u32> {
         .stdout(log.try_clone()?)
         .stderr(log);
     // SAFETY: the closure only makes async-signal-safe system calls (prctl,
-    // getppid, setrlimit, and ChildPidFile's open/flock/write/rename) on data
+    // getppid, setrlimit, umask, and ChildPidFile's open/flock/write/rename) on data
     // prepared before the fork; it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
@@ -78,6 +81,7 @@ pub fn spawn(launch: &Launch) -> io::Result<u32> {
             if let Some(bytes) = memory_limit {
                 setrlimit(Resource::RLIMIT_AS, bytes, bytes)?;
             }
+            umask(Mode::from_bits_truncate(0o077));
             pid_file.lock_in_child()
         });
     }

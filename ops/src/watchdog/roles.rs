@@ -42,9 +42,10 @@ pub fn redis(config: &FleetConfig, home: &Home) -> Option<Launch> {
     }
 }
 
-/// `verdict-api --redis URL --bind ADDR:PORT --log-format json`.
+/// `verdict-api --redis URL --bind ADDR:PORT --log-format json
+/// --max-queue-depth N`, with the api token (if any) in its environment.
 pub fn api(config: &FleetConfig, home: &Home) -> Launch {
-    let args = vec![
+    let mut args: Vec<OsString> = vec![
         "--redis".into(),
         config.redis_url().into(),
         "--bind".into(),
@@ -52,7 +53,14 @@ pub fn api(config: &FleetConfig, home: &Home) -> Launch {
         "--log-format".into(),
         "json".into(),
     ];
-    base(home, "api", &config.api_program, args)
+    args.extend(config.jobs.api_args());
+    let mut launch = base(home, "api", &config.api_program, args);
+    if let Some(token) = &config.api_token {
+        launch
+            .env
+            .push((crate::api_token::ENV.into(), token.expose().into()));
+    }
+    launch
 }
 
 /// `verdict-worker run --redis URL --name NAME (--model DIR | --noop) --log-format json`,
@@ -74,6 +82,7 @@ pub fn worker(config: &FleetConfig, home: &Home, name: &str) -> Launch {
         }
         ModelPlan::Noop => args.push("--noop".into()),
     }
+    args.extend(config.jobs.worker_args());
     args.extend(config.worker_args.iter().map(OsString::from));
     let mut launch = base(home, name, &config.worker_program, args);
     launch.memory_limit = config.worker_memory;

@@ -166,7 +166,8 @@ impl Supervisor {
             ever_started: false,
             restarts: 0,
             last_exit: None,
-            backoff: Backoff::new(policy.crash_limit, policy.crash_window()),
+            backoff: Backoff::new(policy.crash_limit, policy.crash_window())
+                .with_max_delay(policy.max_restart_delay()),
             restart_at: None,
             stopping: None,
             waiting_for_redis: false,

@@ -142,19 +142,26 @@ pub(crate) fn parse_read_reply(reply: Value) -> Result<Vec<StreamEntry>, QueueEr
     };
     let mut out = Vec::new();
     for entries in streams {
-        for entry in reply::array(entries, "XREADGROUP entries")? {
-            let mut parts = reply::array(entry, "XREADGROUP entry")?.into_iter();
-            let entry_id =
-                reply::string(parts.next().unwrap_or(Value::Nil), "XREADGROUP entry id")?;
-            let job = match parts.next() {
-                Some(Value::Array(fields)) => job_field(fields),
-                Some(Value::Map(pairs)) => {
-                    job_field(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect())
-                }
-                _ => None,
-            };
-            out.push(StreamEntry { entry_id, job });
-        }
+        out.extend(parse_entries(entries)?);
+    }
+    Ok(out)
+}
+
+/// Parses a list of stream entries `[[id, [field, value, ...] | nil], ...]`,
+/// as XREADGROUP and XAUTOCLAIM return them.
+pub(crate) fn parse_entries(entries: Value) -> Result<Vec<StreamEntry>, QueueError> {
+    let mut out = Vec::new();
+    for entry in reply::array(entries, "stream entries")? {
+        let mut parts = reply::array(entry, "stream entry")?.into_iter();
+        let entry_id = reply::string(parts.next().unwrap_or(Value::Nil), "stream entry id")?;
+        let job = match parts.next() {
+            Some(Value::Array(fields)) => job_field(fields),
+            Some(Value::Map(pairs)) => {
+                job_field(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect())
+            }
+            _ => None,
+        };
+        out.push(StreamEntry { entry_id, job });
     }
     Ok(out)
 }

@@ -13,6 +13,10 @@ pub enum QueueError {
     /// Never caused by user input: the api validates before it writes.
     #[error("corrupt queue data: {0}")]
     Corrupt(String),
+    /// The queue holds `depth` jobs, as many as its limit allows: the job was
+    /// not accepted (backpressure). Try again once workers have caught up.
+    #[error("the queue is full: {depth} jobs waiting or running, the limit is {limit}")]
+    QueueFull { depth: u64, limit: u64 },
 }
 
 impl QueueError {
@@ -32,7 +36,7 @@ impl QueueError {
                     || err.code() == Some("LOADING")
             }
             QueueError::Pool(_) => true,
-            QueueError::Corrupt(_) => false,
+            QueueError::Corrupt(_) | QueueError::QueueFull { .. } => false,
         }
     }
 }

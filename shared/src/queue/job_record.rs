@@ -43,6 +43,9 @@ pub mod field {
     pub const RESULT_TTL: &str = "result_ttl";
     /// The id of the job's entry in the jobs stream.
     pub const ENTRY: &str = "entry";
+    /// JSON `{code, message}`: why the last attempt did not finish (a
+    /// transient failure), kept for the dead-letter stream.
+    pub const LAST_ERROR: &str = "last_error";
 }
 
 /// The fields a reader fetches, in this order (everything but the image).

@@ -26,6 +26,9 @@ pub const STATS: &str = "verdict:stats";
 /// The prefix of [`job`] keys (scripts that find a job from an id they read
 /// build its key with it).
 pub const JOB_PREFIX: &str = "verdict:job:";
+/// The dead-letter stream: one entry per job given up on after its last
+/// allowed attempt (fields `job`, `attempts`, `error`, `last_error`, `worker`).
+pub const DEAD_LETTER: &str = "verdict:dead";
 
 /// The job record (a hash) of one job.
 pub fn job(id: &JobId) -> String {

@@ -14,18 +14,33 @@
 //! - [`metrics`]: what the workers report for `/metrics`;
 //! - [`callbacks`]: the jobs still to be POSTed to their `callback_url`.
 //!
+//! What keeps jobs from being lost or looping (issue 6, `docs/reliability.md`):
+//!
+//! - [`renew`]: a live worker keeps the entries it holds from being reclaimed;
+//! - [`reclaim`]: a worker takes over the entries of one that went silent;
+//! - [`retry`]: a transient failure gives the job back for another attempt;
+//! - [`dead_letter`]: a job out of attempts is failed and set aside;
+//! - [`cancel`]: a queued job is withdrawn;
+//! - [`policy`]: the limits and delays those steps use.
+//!
 //! State changes are Lua scripts (`lua/*.lua`), each atomic in Redis.
 
 pub mod callbacks;
+pub mod cancel;
 pub mod consume;
+pub mod dead_letter;
 mod error;
 pub mod finish;
 pub mod heartbeat;
 pub mod job_record;
 pub mod keys;
 pub mod metrics;
+pub mod policy;
 pub mod read;
+pub mod reclaim;
+pub mod renew;
 mod reply;
+pub mod retry;
 pub mod start;
 pub mod stats;
 pub mod submit;

@@ -22,6 +22,10 @@ pub enum Start {
     Skip(JobState),
     /// The record is gone (expired or deleted); the entry was dropped.
     Missing,
+    /// The job was started as many times as allowed (`attempts`) and never
+    /// finished: nothing was changed; dead-letter it
+    /// ([`super::dead_letter::dead_letter`]).
+    Exhausted { attempts: u32 },
 }
 
 /// A job in a worker's hands.
@@ -36,19 +40,23 @@ pub struct StartedJob {
 }
 
 /// Marks the job of `entry` running for `worker` and fetches what judging it
-/// needs, atomically.
+/// needs, atomically. A job already started `max_attempts` times is not
+/// started again ([`Start::Exhausted`]); 0 means no limit.
 pub async fn start<C: ConnectionLike>(
     conn: &mut C,
     entry_id: &str,
     job_id: JobId,
     worker: &str,
+    max_attempts: u32,
 ) -> Result<Start, QueueError> {
     let reply: Vec<Value> = START
         .key(keys::job(&job_id))
         .key(keys::STREAM)
+        .key(keys::STATS)
         .arg(keys::GROUP)
         .arg(entry_id)
         .arg(worker)
+        .arg(max_attempts)
         .invoke_async(conn)
         .await?;
     let mut parts = reply.into_iter();
@@ -61,6 +69,12 @@ pub async fn start<C: ConnectionLike>(
                 .parse()
                 .map_err(|err: String| QueueError::corrupt(format!("start: {err}")))?;
             Ok(Start::Skip(state))
+        }
+        "exhausted" => {
+            let attempts = reply::integer(parts.next().unwrap_or(Value::Nil), "start: attempts")?;
+            Ok(Start::Exhausted {
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            })
         }
         "run" => {
             let mut next = |what: &str| {
@@ -106,9 +120,10 @@ impl StreamEntry {
         &self,
         conn: &mut C,
         worker: &str,
+        max_attempts: u32,
     ) -> Result<Start, QueueError> {
         match self.job {
-            Some(job_id) => start(conn, &self.entry_id, job_id, worker).await,
+            Some(job_id) => start(conn, &self.entry_id, job_id, worker, max_attempts).await,
             None => {
                 super::consume::discard(conn, &self.entry_id).await?;
                 Ok(Start::Missing)

@@ -22,6 +22,9 @@ pub struct NewJob<'a> {
     pub image: &'a [u8],
     /// How long the record is kept once the job has finished.
     pub result_ttl: Duration,
+    /// Most jobs the queue may hold (queued and running); 0: no limit. A
+    /// submission beyond it fails with [`QueueError::QueueFull`].
+    pub max_queue_depth: u64,
 }
 
 /// What a submission may ask for beyond the job itself (issue 7).
@@ -89,14 +92,15 @@ pub async fn submit_with<C: ConnectionLike>(
         .arg(new.id.to_string())
         .arg(spec_json)
         .arg(new.image)
-        .arg(new.result_ttl.as_secs().max(1));
+        .arg(new.result_ttl.as_secs().max(1))
+        .arg(new.max_queue_depth);
     if let Some(idempotency) = options.idempotency {
         invocation
             .key(keys::idempotency(&idempotency.key_sha256))
             .arg(keys::JOB_PREFIX)
             .arg(&idempotency.fingerprint);
     }
-    let reply: Vec<redis::Value> = invocation.invoke_async(conn).await?;
+    let reply: Vec<redis::Value> = invocation.invoke_async(conn).await.map_err(queue_full)?;
     if reply.len() == 3 {
         let mut parts = reply.into_iter();
         let verb = reply::string(parts.next().unwrap_or(redis::Value::Nil), "submit: verb")?;
@@ -126,4 +130,19 @@ pub async fn submit_with<C: ConnectionLike>(
     job.submitted_at = submitted_at;
     job.callback_url = spec.callback_url;
     Ok(Submitted::New(Box::new(job)))
+}
+
+/// The script's `FULL depth limit` error reply as [`QueueError::QueueFull`].
+fn queue_full(err: redis::RedisError) -> QueueError {
+    if err.code() == Some("FULL") {
+        let mut numbers = err
+            .detail()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(|n| n.parse::<u64>().unwrap_or(0));
+        let depth = numbers.next().unwrap_or(0);
+        let limit = numbers.next().unwrap_or(0);
+        return QueueError::QueueFull { depth, limit };
+    }
+    err.into()
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use verdict_shared::queue::heartbeat::is_valid_worker_name;
+use verdict_shared::queue::policy;
 use verdict_shared::redis_url::RedisUrl;
 use verdict_shared::shutdown;
 use verdict_shared::telemetry::{self, LogFormat};
@@ -47,6 +48,20 @@ pub struct RunArgs {
     /// judged one after another until the engine batches).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub batch_size: u16,
+
+    /// How many times a job may be started; the start after the last one
+    /// moves it to the dead-letter stream and fails it (a job that keeps
+    /// killing workers, or keeps failing transiently, never loops).
+    #[arg(long, default_value_t = policy::DEFAULT_MAX_ATTEMPTS,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+
+    /// Seconds a job may sit idle in the hands of a worker that stopped
+    /// renewing it (dead, hung, cut off from Redis) before this worker takes
+    /// it over. Live workers renew their jobs every heartbeat (2 s).
+    #[arg(long, value_name = "SECONDS", default_value_t = policy::DEFAULT_RECLAIM_AFTER.as_secs(),
+          value_parser = clap::value_parser!(u64).range(policy::MIN_RECLAIM_AFTER.as_secs()..=86_400))]
+    pub reclaim_after: u64,
 
     /// Log format: pretty (for a terminal) or json (one object per line).
     #[arg(long, default_value_t = LogFormat::Pretty)]
@@ -86,6 +101,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             name,
             batch_size: usize::from(args.batch_size),
             block: RunnerConfig::DEFAULT_BLOCK,
+            max_attempts: args.max_attempts,
+            reclaim_after: Duration::from_secs(args.reclaim_after),
         };
         runner::run(args.redis.clone(), config, judge, shutdown).await
     })

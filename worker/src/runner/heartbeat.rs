@@ -1,14 +1,17 @@
-//! The heartbeat task: keeps the worker's record alive in Redis.
+//! The heartbeat task: keeps the worker's record alive in Redis, and the
+//! stream entries of the jobs in hand from being reclaimed.
 //!
 //! It runs on its own task with its own stop signal, so that it keeps beating
 //! while the last job finishes after a SIGTERM; the runner stops it, then
 //! deregisters. A failed beat is logged and retried at the next tick: the
-//! record's TTL ([`HEARTBEAT_TTL`]) outlasts several missed beats.
+//! record's TTL ([`HEARTBEAT_TTL`]) outlasts several missed beats, and the
+//! reclaim time (at least three beats) outlasts a missed renewal.
 
 use std::sync::Arc;
 
 use deadpool_redis::Pool;
 use verdict_shared::queue::heartbeat::{HEARTBEAT_INTERVAL, HEARTBEAT_TTL, beat, now_ms};
+use verdict_shared::queue::renew::renew;
 use verdict_shared::queue::{QueueError, WorkerRecord};
 use verdict_shared::shutdown::Shutdown;
 
@@ -27,7 +30,8 @@ pub async fn run(
         record.heartbeat_ms = now_ms();
         record.jobs_done = status.jobs_done();
         record.current_job = status.current_job().map(|id| id.to_string());
-        match send(&pool, &record).await {
+        let entries = status.entries_in_hand();
+        match send(&pool, &record, &entries).await {
             Ok(()) if failing => {
                 tracing::info!("heartbeat restored");
                 failing = false;
@@ -51,7 +55,9 @@ pub async fn run(
     }
 }
 
-async fn send(pool: &Pool, record: &WorkerRecord) -> Result<(), QueueError> {
+async fn send(pool: &Pool, record: &WorkerRecord, entries: &[String]) -> Result<(), QueueError> {
     let mut conn = pool.get().await?;
-    beat(&mut conn, record).await
+    beat(&mut conn, record).await?;
+    renew(&mut conn, &record.name, entries).await?;
+    Ok(())
 }

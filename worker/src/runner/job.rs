@@ -1,46 +1,122 @@
-//! Running one job: start it, judge it on a blocking thread, finish it, log it.
+//! Running one job: start it, judge it on a blocking thread, finish it, log it;
+//! give it back and try again after a transient failure; dead-letter it when
+//! its attempts have run out.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use verdict_shared::job::JobError;
+use verdict_shared::queue::dead_letter::{DeadLetter, dead_letter};
 use verdict_shared::queue::finish::finish;
+use verdict_shared::queue::policy::retry_delay;
+use verdict_shared::queue::retry::{Retry, retry};
 use verdict_shared::queue::{Finish, Outcome, QueueError, Start, StartedJob, StreamEntry};
 
 use super::backoff::Backoff;
 use super::outcome::{self, Decision};
+use super::test_hooks::Injected;
 use super::{Context, image_probe};
 
 /// How long a worker keeps trying to store a result while Redis is away
 /// before it gives up on it (the job then stays pending and runs again).
 const FINISH_RETRY_FOR: Duration = Duration::from_secs(30);
 
-/// Runs the job of `entry`. An error means Redis failed: the job was not
-/// finished and stays pending, to be run again.
-pub async fn run(ctx: &Context, entry: &StreamEntry) -> Result<(), QueueError> {
-    let start = {
-        let mut conn = ctx.pool.get().await?;
-        entry.start(&mut conn, &ctx.name).await?
-    };
-    let started = match start {
-        Start::Run(started) => started,
-        Start::Skip(state) => {
-            tracing::info!(entry = %entry.entry_id, job_id = ?entry.job.map(|j| j.to_string()), %state, "skipped a job that already ended");
-            return Ok(());
-        }
-        Start::Missing => {
-            tracing::warn!(entry = %entry.entry_id, job_id = ?entry.job.map(|j| j.to_string()), "dropped a stream entry whose job record is gone");
-            return Ok(());
-        }
-    };
-    let id = started.job.id;
-    ctx.status.took(id);
-    let result = judge_and_finish(ctx, *started).await;
-    ctx.status.released(id, matches!(result, Ok(true)));
-    result.map(|_| ())
+/// How one attempt ended, for this worker.
+enum Ended {
+    /// This worker stored the job's ending.
+    Finished,
+    /// The job ended elsewhere, or is no longer in this worker's hands.
+    NotOurs,
+    /// A transient failure: start the job again after this delay.
+    RetryAfter(Duration),
 }
 
-/// Returns whether this worker finished the job.
-async fn judge_and_finish(ctx: &Context, started: StartedJob) -> Result<bool, QueueError> {
+/// Runs the job of `entry`, attempt after attempt while attempts fail
+/// transiently. An error means Redis failed: the job was not finished and
+/// stays pending, to be run again.
+pub async fn run(ctx: &Context, entry: &StreamEntry) -> Result<(), QueueError> {
+    loop {
+        let start = {
+            let mut conn = ctx.pool.get().await?;
+            entry.start(&mut conn, &ctx.name, ctx.max_attempts).await?
+        };
+        let started = match start {
+            Start::Run(started) => started,
+            Start::Skip(state) => {
+                tracing::info!(entry = %entry.entry_id, job_id = ?entry.job.map(|j| j.to_string()), %state, "skipped a job that already ended");
+                return Ok(());
+            }
+            Start::Missing => {
+                tracing::warn!(entry = %entry.entry_id, job_id = ?entry.job.map(|j| j.to_string()), "dropped a stream entry whose job record is gone");
+                return Ok(());
+            }
+            Start::Exhausted { attempts } => return dead_letter_job(ctx, entry, attempts).await,
+        };
+        let id = started.job.id;
+        ctx.status.took(id, &entry.entry_id);
+        let ended = judge_and_finish(ctx, *started).await;
+        let retry_after = match &ended {
+            Ok(Ended::RetryAfter(delay)) => Some(*delay),
+            _ => None,
+        };
+        if let Some(delay) = retry_after {
+            // Still in hand while waiting: the heartbeat keeps renewing the
+            // entry, so no other worker takes it over meanwhile.
+            tokio::time::sleep(delay).await;
+        }
+        ctx.status
+            .released(id, matches!(ended, Ok(Ended::Finished)));
+        match ended {
+            Ok(Ended::RetryAfter(_)) => continue,
+            Ok(_) => return Ok(()),
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Moves a job that has used up its attempts to the dead-letter stream.
+async fn dead_letter_job(
+    ctx: &Context,
+    entry: &StreamEntry,
+    attempts: u32,
+) -> Result<(), QueueError> {
+    let Some(job_id) = entry.job else {
+        return Ok(());
+    };
+    let mut conn = ctx.pool.get().await?;
+    match dead_letter(
+        &mut conn,
+        job_id,
+        &entry.entry_id,
+        &ctx.name,
+        ctx.max_attempts,
+    )
+    .await?
+    {
+        DeadLetter::DeadLettered {
+            error,
+            dead_letter_entry,
+            ..
+        } => tracing::warn!(
+            job_id = %job_id,
+            attempts,
+            max_attempts = ctx.max_attempts,
+            dead_letter_entry = %dead_letter_entry,
+            error = %error.message,
+            "job dead-lettered: it was started as often as allowed and never finished"
+        ),
+        DeadLetter::Stale(state) => {
+            tracing::info!(job_id = %job_id, %state, "job to dead-letter had already ended")
+        }
+        DeadLetter::Missing => {
+            tracing::warn!(job_id = %job_id, "job to dead-letter has no record any more")
+        }
+    }
+    Ok(())
+}
+
+/// Judges one attempt and stores its ending, or gives the job back.
+async fn judge_and_finish(ctx: &Context, started: StartedJob) -> Result<Ended, QueueError> {
     let StartedJob {
         job,
         image,
@@ -48,6 +124,8 @@ async fn judge_and_finish(ctx: &Context, started: StartedJob) -> Result<bool, Qu
     } = started;
     let image = Arc::new(image);
     let texts = Arc::new(job.texts.clone());
+    // Test-only fault injection (off unless a test arms it; see test_hooks).
+    let injected = ctx.hooks.before_judge(&texts, job.attempts);
 
     // One judgement at a time per worker: several jobs read together are
     // started and finished concurrently, but the CPU-bound part is serial.
@@ -64,9 +142,13 @@ async fn judge_and_finish(ctx: &Context, started: StartedJob) -> Result<bool, Qu
     let inference = began.elapsed();
     drop(permit);
 
-    let (dims, decision) = match judged {
-        Ok((dims, result)) => (dims, outcome::decide(result, &texts)),
-        Err(join_error) => {
+    let (dims, decision) = match (judged, injected) {
+        (Ok((dims, _)), Some(Injected::Transient(message))) => (
+            dims,
+            Decision::Retry(JobError::new("test_transient", message)),
+        ),
+        (Ok((dims, result)), None) => (dims, outcome::decide(result, &texts)),
+        (Err(join_error), _) => {
             let message = panic_message(join_error);
             tracing::error!(job_id = %job.id, panic = %message, "the judge panicked");
             (None, Decision::Finish(outcome::panicked(&message)))
@@ -80,14 +162,32 @@ async fn judge_and_finish(ctx: &Context, started: StartedJob) -> Result<bool, Qu
 
     let outcome = match decision {
         Decision::Finish(outcome) => outcome,
-        Decision::Retry(reason) => {
-            tracing::warn!(
-                job_id = %job.id,
-                attempt = job.attempts,
-                reason = %reason,
-                "transient failure: left pending for redelivery"
-            );
-            return Ok(false);
+        Decision::Retry(error) => {
+            let mut conn = ctx.pool.get().await?;
+            return match retry(&mut conn, job.id, &ctx.name, &error).await? {
+                Retry::Scheduled { attempts } => {
+                    // After the last allowed attempt there is nothing to
+                    // wait for: the next start dead-letters the job.
+                    let delay = if attempts >= ctx.max_attempts {
+                        Duration::ZERO
+                    } else {
+                        retry_delay(attempts)
+                    };
+                    tracing::warn!(
+                        job_id = %job.id,
+                        attempt = attempts,
+                        max_attempts = ctx.max_attempts,
+                        error = %error,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "transient failure: the job will be started again"
+                    );
+                    Ok(Ended::RetryAfter(delay))
+                }
+                Retry::Lost => {
+                    tracing::info!(job_id = %job.id, "transient failure of a job no longer in this worker's hands");
+                    Ok(Ended::NotOurs)
+                }
+            };
         }
     };
     let finished = finish_with_retry(ctx, &job.id, &entry_id, &outcome).await?;
@@ -134,7 +234,10 @@ async fn judge_and_finish(ctx: &Context, started: StartedJob) -> Result<bool, Qu
             Finish::Missing => "record gone: result discarded",
         }
     );
-    Ok(matches!(finished, Finish::Finished { .. }))
+    Ok(match finished {
+        Finish::Finished { .. } => Ended::Finished,
+        Finish::Stale(_) | Finish::Missing => Ended::NotOurs,
+    })
 }
 
 /// Stores the outcome, retrying with backoff while Redis is unreachable

@@ -6,9 +6,11 @@
 //! - [`heartbeat`]: the task that keeps the worker's record alive;
 //! - [`status`]: what the heartbeat reports;
 //! - [`backoff`]: reconnecting after Redis is lost;
+//! - [`reclaim`]: taking over the jobs of workers that went silent;
 //! - [`image_probe`]: the image size for the log line;
 //! - [`report`]: what the worker adds to `verdict:metrics` after each job;
-//! - [`simulated_delay`]: a judge that takes a set time (`--noop-delay-ms`).
+//! - [`simulated_delay`]: a judge that takes a set time (`--noop-delay-ms`);
+//! - [`test_hooks`]: TEST-ONLY fault injection, off unless a test arms it.
 //!
 //! The loop reads up to `batch_size` entries at once (COUNT), starts and
 //! finishes them concurrently on pooled connections, and judges them one at a
@@ -23,9 +25,11 @@ mod heartbeat;
 mod image_probe;
 mod job;
 mod outcome;
+mod reclaim;
 mod report;
 pub mod simulated_delay;
 mod status;
+pub mod test_hooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +45,9 @@ use verdict_shared::shutdown::{self, Shutdown};
 
 use crate::engine::Judge;
 use backoff::Backoff;
+use reclaim::Reclaimer;
 use status::WorkerStatus;
+use test_hooks::TestHooks;
 
 /// How the loop runs.
 #[derive(Debug, Clone)]
@@ -53,6 +59,11 @@ pub struct RunnerConfig {
     /// How long one read waits for new entries. A SIGTERM is seen within this
     /// time when idle.
     pub block: Duration,
+    /// How many times a job may be started before it is dead-lettered.
+    pub max_attempts: u32,
+    /// How long an entry may sit idle in a silent worker's hands before this
+    /// worker claims it.
+    pub reclaim_after: Duration,
 }
 
 impl RunnerConfig {
@@ -67,6 +78,8 @@ pub(crate) struct Context {
     pub(crate) judge_permit: Semaphore,
     pub(crate) status: Arc<WorkerStatus>,
     pub(crate) reporter: report::Reporter,
+    pub(crate) max_attempts: u32,
+    pub(crate) hooks: TestHooks,
 }
 
 /// Runs jobs until `shutdown` fires, then finishes the jobs in hand,
@@ -98,8 +111,17 @@ pub async fn run(
         redis = %redis,
         transport = redis_url::transport(&redis),
         batch_size = config.batch_size,
+        max_attempts = config.max_attempts,
+        reclaim_after_s = config.reclaim_after.as_secs_f64(),
         "worker starting"
     );
+    let hooks = TestHooks::from_env();
+    if hooks.armed() {
+        tracing::warn!(
+            ?hooks,
+            "TEST HOOKS ARMED: this worker will misbehave on purpose (never in production)"
+        );
+    }
     let (stop_heartbeat, heartbeat_stop) = shutdown::channel();
     let heartbeat = tokio::spawn(heartbeat::run(
         pool.clone(),
@@ -115,6 +137,8 @@ pub async fn run(
         judge_permit: Semaphore::new(1),
         status: status.clone(),
         reporter: report::Reporter::default(),
+        max_attempts: config.max_attempts,
+        hooks,
     };
     consume_until_shutdown(&redis, &config, &ctx, shutdown).await;
 
@@ -149,6 +173,7 @@ async fn consume_until_shutdown(
 ) {
     let mut backoff = Backoff::new();
     let mut ever_connected = false;
+    let mut reclaimer = Reclaimer::new(config.reclaim_after);
     'connect: while !shutdown.is_shutdown() {
         let connected = async {
             let mut reader = redis.dedicated(config.block).await?;
@@ -174,6 +199,30 @@ async fn consume_until_shutdown(
         // First the entries this name already holds, then new ones.
         let mut pending_after: Option<String> = Some("0".to_owned());
         while !shutdown.is_shutdown() {
+            if pending_after.is_none() && reclaimer.due() {
+                let claimed = reclaimer
+                    .claim(&mut reader, &config.name, config.batch_size)
+                    .await;
+                match claimed {
+                    Ok(entries) if entries.is_empty() => {}
+                    Ok(entries) => {
+                        if let Err(err) = run_batch(ctx, &entries).await {
+                            let delay = backoff.next_delay();
+                            tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "lost Redis while running reclaimed jobs; they will run again");
+                            sleep_or_shutdown(delay, &mut shutdown).await;
+                            continue 'connect;
+                        }
+                        continue;
+                    }
+                    Err(err) if consume::is_missing_group(&err) => {}
+                    Err(err) => {
+                        let delay = backoff.next_delay();
+                        tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "lost Redis while reclaiming jobs");
+                        sleep_or_shutdown(delay, &mut shutdown).await;
+                        continue 'connect;
+                    }
+                }
+            }
             let read = match &pending_after {
                 Some(after) => {
                     consume::read_own_pending(&mut reader, &config.name, config.batch_size, after)

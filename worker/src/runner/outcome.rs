@@ -4,8 +4,9 @@
 //! - a permanent [`JudgeError`] (the image does not decode, a sentence is
 //!   empty, ...): `failed` at once with the error's stable code and message —
 //!   judging the same input again would fail again;
-//! - a transient error: no ending; the job stays pending in the consumer group
-//!   to be delivered again (at-least-once);
+//! - a transient error: no ending; the job is given back (`retry.lua`) and
+//!   started again after a backoff, until its attempts run out and it is
+//!   dead-lettered;
 //! - a panic in the judge, or a wrong number of verdicts: `failed`, so that a
 //!   job that trips a bug cannot loop.
 
@@ -20,8 +21,8 @@ use crate::engine::JudgeError;
 pub enum Decision {
     /// Store this ending.
     Finish(Outcome),
-    /// Leave the job for redelivery, for this reason.
-    Retry(String),
+    /// Give the job back for another attempt after a backoff, for this reason.
+    Retry(JobError),
 }
 
 /// Decides how a job ends from the judge's answer.
@@ -39,7 +40,7 @@ pub fn decide(result: Result<Vec<SentenceVerdict>, JudgeError>, texts: &[String]
         Err(err) if err.is_permanent() => {
             Decision::Finish(Outcome::Failed(JobError::new(err.code(), err.to_string())))
         }
-        Err(err) => Decision::Retry(format!("{}: {err}", err.code())),
+        Err(err) => Decision::Retry(JobError::new(err.code(), err.to_string())),
     }
 }
 

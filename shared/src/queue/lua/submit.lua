@@ -4,21 +4,24 @@
 -- KEYS[1] job record (hash)   KEYS[2] jobs stream   KEYS[3] stats hash
 -- KEYS[4] (optional) the Idempotency-Key's key
 -- ARGV[1] job id   ARGV[2] spec JSON   ARGV[3] image bytes   ARGV[4] result TTL (s)
--- ARGV[5] (with KEYS[4]) job key prefix   ARGV[6] (with KEYS[4]) request fingerprint
+-- ARGV[5] most entries the stream may hold (0: no limit)
+-- ARGV[6] (with KEYS[4]) job key prefix   ARGV[7] (with KEYS[4]) request fingerprint
 --
 -- Returns {stream entry id, submitted_us}; with an Idempotency-Key already
 -- used for a job that still exists, {'existing', job id, fingerprint} and
 -- nothing is written. An error reply if the record already exists (ids are
--- never reused).
+-- never reused), or 'FULL ...' if the queue is full.
 
 -- Idempotency-Key (issue 7): the same key within the result TTL names the
 -- same job. The check and the claim of the key are in this script, so two
--- concurrent requests with one key cannot both create a job.
+-- concurrent requests with one key cannot both create a job. It comes before
+-- the backpressure check: a replay creates nothing, so a full queue must not
+-- refuse it.
 if KEYS[4] then
   local held = redis.call('GET', KEYS[4])
   if held then
     local id, fingerprint = string.match(held, '^(%S+) (%S*)$')
-    if id and redis.call('EXISTS', ARGV[5] .. id) == 1 then
+    if id and redis.call('EXISTS', ARGV[6] .. id) == 1 then
       return {'existing', id, fingerprint}
     end
   end
@@ -26,6 +29,19 @@ end
 
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return redis.error_reply('EXISTS job ' .. ARGV[1] .. ' already exists')
+end
+
+-- Backpressure: a full queue refuses new jobs instead of growing Redis
+-- without bound. XLEN counts queued and in-flight jobs (finished entries are
+-- deleted). Nothing is written but the counter, so a refused job leaves no
+-- trace to clean up.
+local max_depth = tonumber(ARGV[5]) or 0
+if max_depth > 0 then
+  local depth = redis.call('XLEN', KEYS[2])
+  if depth >= max_depth then
+    redis.call('HINCRBY', KEYS[3], 'rejected_full', 1)
+    return redis.error_reply('FULL ' .. depth .. ' ' .. max_depth)
+  end
 end
 
 -- Microseconds since the epoch, built as a string: Lua's numbers would print
@@ -46,6 +62,6 @@ redis.call('HINCRBY', KEYS[3], 'submitted', 1)
 
 -- Idempotency-Key (issue 7): remember the job under the key for the result TTL.
 if KEYS[4] then
-  redis.call('SET', KEYS[4], ARGV[1] .. ' ' .. ARGV[6], 'EX', ARGV[4])
+  redis.call('SET', KEYS[4], ARGV[1] .. ' ' .. ARGV[7], 'EX', ARGV[4])
 end
 return {entry, now}

@@ -1,0 +1,139 @@
+//! Giving up on a job: the dead-letter stream.
+//!
+//! A job that was started as often as the worker's `--max-attempts` allows and
+//! never finished — it kills every worker that runs it (a poison job), or it
+//! keeps failing transiently — is not run again. The worker that finds it so
+//! ([`super::Start::Exhausted`]) moves it to `verdict:dead` with its last
+//! error and marks it `failed` (code `attempts_exhausted`), in one script
+//! (`lua/dead_letter.lua`). So a poison job costs at most `max_attempts`
+//! worker crashes and never loops.
+
+use std::sync::LazyLock;
+
+use redis::aio::ConnectionLike;
+use redis::{Script, Value};
+use time::OffsetDateTime;
+
+use super::finish::DEFAULT_RESULT_TTL;
+use super::policy::DEAD_LETTER_MAXLEN;
+use super::{QueueError, job_record, keys, reply};
+use crate::job::{JobError, JobId, JobState};
+
+static DEAD_LETTER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/dead_letter.lua")));
+
+/// What the dead-letter script did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeadLetter {
+    /// The job is now failed with `error` and has an entry in the
+    /// dead-letter stream.
+    DeadLettered {
+        finished_at: OffsetDateTime,
+        error: JobError,
+        dead_letter_entry: String,
+    },
+    /// The job had already ended (in this state): nothing was changed.
+    Stale(JobState),
+    /// The record is gone.
+    Missing,
+}
+
+/// Dead-letters the job of `entry_id`; `max_attempts` is the limit it
+/// reached (for the error message).
+pub async fn dead_letter<C: ConnectionLike>(
+    conn: &mut C,
+    job_id: JobId,
+    entry_id: &str,
+    worker: &str,
+    max_attempts: u32,
+) -> Result<DeadLetter, QueueError> {
+    let reply: Vec<Value> = DEAD_LETTER
+        .key(keys::job(&job_id))
+        .key(keys::STREAM)
+        .key(keys::STATS)
+        .key(keys::DEAD_LETTER)
+        .key(keys::CALLBACKS)
+        .arg(keys::GROUP)
+        .arg(entry_id)
+        .arg(worker)
+        .arg(max_attempts)
+        .arg(keys::EVENTS)
+        .arg(job_id.to_string())
+        .arg(DEFAULT_RESULT_TTL.as_secs())
+        .arg(DEAD_LETTER_MAXLEN)
+        .invoke_async(conn)
+        .await?;
+    let mut parts = reply.into_iter();
+    let mut next = |what: &str| {
+        parts
+            .next()
+            .ok_or_else(|| QueueError::corrupt(format!("dead_letter: no {what}")))
+    };
+    let verb = reply::string(next("verb")?, "dead_letter: verb")?;
+    match verb.as_str() {
+        "dead_lettered" => {
+            let us = reply::integer(next("finished_us")?, "dead_letter: finished_us")?;
+            let finished_at = job_record::micros_to_datetime(us)
+                .ok_or_else(|| QueueError::corrupt("dead_letter: finished_us out of range"))?;
+            let error = reply::bytes(next("error")?, "dead_letter: error")?;
+            let error: JobError = serde_json::from_slice(&error)
+                .map_err(|err| QueueError::corrupt(format!("dead_letter: error: {err}")))?;
+            let dead_letter_entry = reply::string(next("entry")?, "dead_letter: entry")?;
+            Ok(DeadLetter::DeadLettered {
+                finished_at,
+                error,
+                dead_letter_entry,
+            })
+        }
+        "stale" => {
+            let state = reply::string(next("state")?, "dead_letter: state")?;
+            let state = state
+                .parse()
+                .map_err(|err: String| QueueError::corrupt(format!("dead_letter: {err}")))?;
+            Ok(DeadLetter::Stale(state))
+        }
+        "missing" => Ok(DeadLetter::Missing),
+        other => Err(QueueError::corrupt(format!(
+            "dead_letter: unknown reply {other:?}"
+        ))),
+    }
+}
+
+/// One entry of the dead-letter stream, as an operator (or a test) reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterEntry {
+    /// The entry's id in `verdict:dead`.
+    pub id: String,
+    /// Field name and value pairs: `job`, `attempts`, `error`, `last_error`,
+    /// `worker`, `entry`, `at_us`.
+    pub fields: Vec<(String, String)>,
+}
+
+impl DeadLetterEntry {
+    /// The value of `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(field, _)| field == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// The newest `count` entries of the dead-letter stream, newest first.
+pub async fn newest<C: ConnectionLike>(
+    conn: &mut C,
+    count: usize,
+) -> Result<Vec<DeadLetterEntry>, QueueError> {
+    let raw: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+        .arg(keys::DEAD_LETTER)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(count.max(1))
+        .query_async(conn)
+        .await?;
+    Ok(raw
+        .into_iter()
+        .map(|(id, fields)| DeadLetterEntry { id, fields })
+        .collect())
+}

@@ -1,0 +1,82 @@
+-- Gives up on a job that was started as often as allowed without finishing:
+-- appends it to the dead-letter stream with its last error, marks it failed,
+-- acknowledges and deletes its entry, counts it and announces it, in one step.
+-- A poison job (one that kills every worker that runs it) ends here instead
+-- of being delivered forever.
+--
+-- The image is kept (until the record's result TTL) so that an operator can
+-- look at what killed the workers.
+--
+-- KEYS[1] job record   KEYS[2] jobs stream   KEYS[3] stats hash   KEYS[4] dead-letter stream
+-- KEYS[5] callbacks stream
+-- ARGV[1] consumer group   ARGV[2] stream entry id   ARGV[3] worker name
+-- ARGV[4] most starts allowed   ARGV[5] events channel   ARGV[6] job id
+-- ARGV[7] default result TTL (s)   ARGV[8] dead-letter stream length (approximate)
+--
+-- Returns {'dead_lettered', finished_us, error JSON, dead-letter entry id},
+-- {'stale', state} (it had already ended) or {'missing'}.
+
+local function drop_entry()
+  redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('XDEL', KEYS[2], ARGV[2])
+end
+
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then
+  drop_entry()
+  return {'missing'}
+end
+if state == 'done' or state == 'failed' or state == 'cancelled' then
+  drop_entry()
+  return {'stale', state}
+end
+
+local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts')) or 0
+local previous = redis.call('HGET', KEYS[1], 'worker') or 'a worker'
+
+-- The last error: a transient failure the worker recorded (retry.lua), else
+-- the worker that started it last went away without finishing it.
+local last_code, last_message = 'worker_lost',
+  previous .. ' started it and stopped before finishing it (crashed, was killed, hung or lost Redis)'
+local recorded = redis.call('HGET', KEYS[1], 'last_error')
+if recorded then
+  local ok, decoded = pcall(cjson.decode, recorded)
+  if ok and type(decoded) == 'table' and decoded.code and decoded.message then
+    last_code, last_message = tostring(decoded.code), tostring(decoded.message)
+  end
+end
+local last_error = cjson.encode({code = last_code, message = last_message})
+local final_error = cjson.encode({
+  code = 'attempts_exhausted',
+  message = 'started ' .. attempts .. ' times (the limit is ' .. ARGV[4] ..
+    ') without finishing; moved to the dead-letter stream. Last error: ' ..
+    last_code .. ': ' .. last_message,
+})
+
+local t = redis.call('TIME')
+local now = t[1] .. string.rep('0', 6 - #t[2]) .. t[2]
+
+redis.call('HSET', KEYS[1], 'state', 'failed', 'error', final_error, 'finished_us', now)
+local ttl = tonumber(redis.call('HGET', KEYS[1], 'result_ttl')) or tonumber(ARGV[7])
+redis.call('EXPIRE', KEYS[1], ttl)
+local dead = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*',
+  'job', ARGV[6],
+  'attempts', attempts,
+  'error', final_error,
+  'last_error', last_error,
+  'worker', ARGV[3],
+  'entry', ARGV[2],
+  'at_us', now)
+drop_entry()
+redis.call('HINCRBY', KEYS[3], 'failed', 1)
+redis.call('HINCRBY', KEYS[3], 'dead_lettered', 1)
+
+-- Callbacks (issue 7): a job submitted with a callback_url gets exactly one
+-- entry in the callbacks stream, here where it ends (once: a job that already
+-- ended returned above). The api processes send it (docs/protocol.md).
+local ok, spec = pcall(cjson.decode, redis.call('HGET', KEYS[1], 'spec') or '')
+if ok and type(spec) == 'table' and type(spec.callback_url) == 'string' then
+  redis.call('XADD', KEYS[5], '*', 'job', ARGV[6])
+end
+redis.call('PUBLISH', ARGV[5], ARGV[6])
+return {'dead_lettered', now, final_error, dead}
