@@ -94,11 +94,20 @@ fn labels_of(job: &Value) -> String {
         .unwrap_or_default()
 }
 
-/// Sends `request`; the status and JSON body.
+/// Sends `request`; the status and JSON body. A connection that breaks
+/// instead of answering comes back as status 0 with the transport error, so
+/// the failing case's assertion names it.
 async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
-    let response = request.send().await.expect("the api answers");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            (status, response.json().await.unwrap_or(Value::Null))
+        }
+        Err(err) => (
+            0,
+            serde_json::json!({"transport_error": format!("{err:?}")}),
+        ),
+    }
 }
 
 fn expect_error(what: &str, (status, body): (u16, Value), want: u16, code: &str) {

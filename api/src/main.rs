@@ -6,6 +6,7 @@
 //! for the endpoints and `docs/protocol.md` for what it writes to Redis.
 
 mod auth;
+mod body_drain;
 mod callbacks;
 mod cli;
 mod enqueue;

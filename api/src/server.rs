@@ -12,6 +12,7 @@ use verdict_shared::redis_url;
 use verdict_shared::shutdown::Shutdown;
 
 use crate::auth::{self, ApiToken};
+use crate::body_drain;
 use crate::callbacks::{self, CallbackConfig};
 use crate::cli::Args;
 use crate::request_log;
@@ -39,6 +40,9 @@ pub fn app(state: AppState, token: Option<ApiToken>) -> Router {
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(axum::middleware::from_fn(request_log::log_request)),
         )
+        .layer(axum::middleware::from_fn(move |req, next| {
+            body_drain::drain_unread(max_body, req, next)
+        }))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }

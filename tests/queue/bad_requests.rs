@@ -284,3 +284,42 @@ async fn bad_requests_get_4xx_with_stable_codes_and_enqueue_nothing() {
     assert_eq!(answer.body["image"]["format"], "png");
     assert_eq!(answer.body["image"]["bytes"], image.len());
 }
+
+/// A request refused before its body is read still gets its JSON answer: the
+/// api reads and discards the rest of the body (within the body limit)
+/// instead of closing the connection under a client that is still sending,
+/// which made such clients see a broken pipe instead of the 4xx.
+#[tokio::test(flavor = "multi_thread")]
+async fn early_refusals_of_large_bodies_reach_the_client() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let client = stack.client();
+    let http = client.http();
+    let jobs = client.url("/v1/jobs");
+    // Larger than a socket's buffers, under the 10 MiB body limit.
+    let big = vec![b'x'; 3 << 20];
+    for _ in 0..20 {
+        expect_error(
+            http.post(&jobs)
+                .header("content-type", "text/plain")
+                .body(big.clone()),
+            415,
+            "unsupported_content_type",
+        )
+        .await;
+        let form = Form::new()
+            .part(
+                "image",
+                Part::bytes(big.clone())
+                    .file_name("x")
+                    .mime_str("text/plain")
+                    .unwrap(),
+            )
+            .text("text", "A cup.");
+        expect_error(
+            http.post(&jobs).multipart(form),
+            415,
+            "unsupported_content_type",
+        )
+        .await;
+    }
+}
