@@ -4,7 +4,8 @@
 //! (`docs/protocol.md`): the stream `verdict:jobs` holds queued and in-flight
 //! jobs (finished entries are deleted), the consumer group `workers` holds
 //! the in-flight ones as pending entries, and the hash `verdict:stats` counts
-//! submitted, done and failed jobs (read through the queue code's own
+//! submitted, done, failed, cancelled, dead-lettered, reclaimed and run-twice
+//! jobs and refused submissions (read through the queue code's own
 //! `read_stats`). If the protocol changes, this is the file to fix.
 //! `/metrics` reads the same keys through the same functions, so the two agree.
 
@@ -25,6 +26,16 @@ pub struct QueueStats {
     pub submitted: u64,
     pub done: u64,
     pub failed: u64,
+    /// Withdrawn by their submitters before a worker started them.
+    pub cancelled: u64,
+    /// Failed after their last allowed attempt, into `verdict:dead`.
+    pub dead_lettered: u64,
+    /// Entries taken over from a worker that went silent.
+    pub reclaimed: u64,
+    /// Results refused because the job had already ended (a job run twice).
+    pub late_finishes: u64,
+    /// Submissions refused because the queue was full.
+    pub rejected_full: u64,
 }
 
 /// Reads the figures, and the heartbeat records of the named workers.
@@ -70,6 +81,11 @@ pub async fn read(
             submitted: counters.submitted,
             done: counters.done,
             failed: counters.failed,
+            cancelled: counters.cancelled,
+            dead_lettered: counters.dead_lettered,
+            reclaimed: counters.reclaimed,
+            late_finishes: counters.late_finishes,
+            rejected_full: counters.rejected_full,
         },
         records,
     ))

@@ -270,14 +270,32 @@ pub fn render(report: &StatusReport) -> String {
             stats: Some(s),
             redis,
             ..
-        }) => out.push_str(&format!(
-            "queue: {} waiting, {} in flight, {} done, {} failed ({} submitted)\nredis: ok ({redis})\n",
-            s.depth.saturating_sub(s.in_flight),
-            s.in_flight,
-            s.done,
-            s.failed,
-            s.submitted
-        )),
+        }) => {
+            out.push_str(&format!(
+                "queue: {} waiting, {} in flight, {} done, {} failed ({} submitted)\n",
+                s.depth.saturating_sub(s.in_flight),
+                s.in_flight,
+                s.done,
+                s.failed,
+                s.submitted
+            ));
+            // The rarer events, only when they happened.
+            let extra: Vec<String> = [
+                (s.cancelled, "cancelled"),
+                (s.dead_lettered, "dead-lettered"),
+                (s.reclaimed, "reclaimed from silent workers"),
+                (s.late_finishes, "ran twice (late results refused)"),
+                (s.rejected_full, "refused: queue full"),
+            ]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+            if !extra.is_empty() {
+                out.push_str(&format!("       {}\n", extra.join(", ")));
+            }
+            out.push_str(&format!("redis: ok ({redis})\n"));
+        }
         Some(q) => out.push_str(&format!(
             "queue: unknown\nredis: NOT ANSWERING ({}): {}\n",
             q.redis,
