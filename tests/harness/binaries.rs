@@ -3,8 +3,13 @@
 //! They live next to the test executable's parent directory (`target/debug`
 //! for `target/debug/deps/queue-...`). Cargo does not build another package's
 //! binaries for an integration test, so the first test that needs them runs
-//! `cargo build -p verdict-ops -p verdict-api -p verdict-worker` once (set
-//! `VERDICT_E2E_NO_BUILD=1` to skip that and use what is there).
+//! `cargo build --workspace --all-targets` once (set `VERDICT_E2E_NO_BUILD=1`
+//! to skip that and use what is there). That selection, not `-p` on the three
+//! binary packages, on purpose: it resolves features exactly as
+//! `cargo test --workspace` does, so it reuses every dependency the test run
+//! just compiled and only links the binaries; `-p` would unify features
+//! without the dev-dependencies and rebuild tract, image and half the tree
+//! (minutes on a 2-core CI machine).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -43,7 +48,7 @@ pub fn binary(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
     assert!(
         path.exists(),
-        "{} is missing: build it with `cargo build -p verdict-ops -p verdict-api -p verdict-worker`",
+        "{} is missing: build it with `cargo build --workspace --all-targets`",
         path.display()
     );
     path
@@ -52,16 +57,8 @@ pub fn binary(name: &str) -> PathBuf {
 fn build(dir: &std::path::Path) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root()).args([
-        "build",
-        "--quiet",
-        "-p",
-        "verdict-ops",
-        "-p",
-        "verdict-api",
-        "-p",
-        "verdict-worker",
-    ]);
+    cmd.current_dir(workspace_root())
+        .args(["build", "--quiet", "--workspace", "--all-targets"]);
     if dir.ends_with("release") {
         cmd.arg("--release");
     }
