@@ -184,8 +184,12 @@ fn a_worker_that_hits_its_memory_limit_dies_and_is_restarted() {
             fleet.log("watchdog")
         )
     });
+    // The last exit may already be a later incarnation's: the restarted
+    // worker (first restart at once) takes the same job back as worker-0's
+    // pending entry and dies of it too, sometimes before this poll sees the
+    // first restart. That `first` died is checked in the watchdog's log below.
     let exit = &row["last_exit"];
-    assert_eq!(exit["pid"].as_u64(), Some(u64::from(first)), "{row:#}");
+    assert!(exit["pid"].as_u64().is_some(), "{row:#}");
     assert!(
         exit["code"] != 0 || exit["signal"].is_string(),
         "a clean exit: {row:#}"
