@@ -18,7 +18,7 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use verdict_e2e::ApiClient;
-use verdict_e2e::client::raw_post;
+use verdict_e2e::client::{parse_raw_answer, raw_post};
 use verdict_e2e::fleet::{Fleet, process};
 use verdict_e2e::reliability::{model_args, redis, stats, up};
 
@@ -157,17 +157,7 @@ async fn exchange(
         .await
         .expect("an answer within 30 s")
         .expect("reader task");
-    let text = String::from_utf8_lossy(&answer);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .and_then(|(_, body)| serde_json::from_str(body).ok())
-        .unwrap_or(Value::Null);
-    (status, body)
+    parse_raw_answer(&answer)
 }
 
 /// Streams `total` bytes of `A` as a chunked body: no length announced, so

@@ -177,7 +177,13 @@ pub async fn raw_post(
         read.is_ok(),
         "no answer within 30 s to a request announcing {declared_length} bytes"
     );
-    let text = String::from_utf8_lossy(&response);
+    parse_raw_answer(&response)
+}
+
+/// The status and JSON body of a raw HTTP/1.1 answer (0 and `Null` for what
+/// cannot be read: no answer at all, or a body that is not JSON).
+pub fn parse_raw_answer(answer: &[u8]) -> (u16, Value) {
+    let text = String::from_utf8_lossy(answer);
     let status = text
         .split_whitespace()
         .nth(1)

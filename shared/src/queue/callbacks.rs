@@ -16,7 +16,7 @@ use std::time::Duration;
 use redis::Value;
 use redis::aio::ConnectionLike;
 
-use super::consume::{StreamEntry, job_field, parse_read_reply};
+use super::consume::{StreamEntry, job_field, read_group_new};
 use super::{QueueError, keys, reply};
 
 /// How long an entry may sit unacknowledged and untouched before another
@@ -67,20 +67,15 @@ pub async fn read_new<C: ConnectionLike>(
     count: usize,
     block: Duration,
 ) -> Result<Vec<StreamEntry>, QueueError> {
-    let reply: Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg(keys::CALLBACK_GROUP)
-        .arg(sender)
-        .arg("COUNT")
-        .arg(count.max(1))
-        .arg("BLOCK")
-        .arg(block.as_millis().max(1) as u64)
-        .arg("STREAMS")
-        .arg(keys::CALLBACKS)
-        .arg(">")
-        .query_async(conn)
-        .await?;
-    parse_read_reply(reply)
+    read_group_new(
+        conn,
+        keys::CALLBACKS,
+        keys::CALLBACK_GROUP,
+        sender,
+        count,
+        block,
+    )
+    .await
 }
 
 /// Claims for `sender` up to `count` entries idle for more than

@@ -64,16 +64,30 @@ pub async fn read_new<C: ConnectionLike>(
     count: usize,
     block: Duration,
 ) -> Result<Vec<StreamEntry>, QueueError> {
+    read_group_new(conn, keys::STREAM, keys::GROUP, consumer, count, block).await
+}
+
+/// `XREADGROUP` of up to `count` new entries of `stream` for `consumer` of
+/// `group`, blocking up to `block`: the jobs stream's and the callbacks
+/// stream's readers are the same but for the names.
+pub(crate) async fn read_group_new<C: ConnectionLike>(
+    conn: &mut C,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    count: usize,
+    block: Duration,
+) -> Result<Vec<StreamEntry>, QueueError> {
     let reply: Value = redis::cmd("XREADGROUP")
         .arg("GROUP")
-        .arg(keys::GROUP)
+        .arg(group)
         .arg(consumer)
         .arg("COUNT")
         .arg(count.max(1))
         .arg("BLOCK")
         .arg(block.as_millis().max(1) as u64)
         .arg("STREAMS")
-        .arg(keys::STREAM)
+        .arg(stream)
         .arg(">")
         .query_async(conn)
         .await?;
