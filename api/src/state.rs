@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::Pool;
+use verdict_shared::redis_pool::Pool;
 use verdict_shared::shutdown::Shutdown;
 
 use crate::callbacks::CallbackConfig;

@@ -5,6 +5,7 @@ pub mod job;
 pub mod limits;
 pub mod pidfile;
 pub mod queue;
+pub mod redis_pool;
 pub mod redis_url;
 pub mod shutdown;
 pub mod telemetry;

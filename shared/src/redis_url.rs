@@ -8,8 +8,9 @@
 //! hides the password, so a URL can be logged.
 //!
 //! Connections come in two kinds:
-//! - a pool ([`RedisUrl::pool`]) of multiplexed connections for short commands,
-//!   with short timeouts so that a lost Redis is noticed within seconds;
+//! - a pool ([`RedisUrl::pool`], [`crate::redis_pool`]) of multiplexed
+//!   connections for short commands, with short timeouts so that a lost Redis
+//!   is noticed within seconds;
 //! - dedicated connections ([`RedisUrl::dedicated`]) for the commands that block
 //!   on the server (XREADGROUP with BLOCK, SUBSCRIBE): a blocking command would
 //!   hold up every other command pipelined on the same multiplexed connection.
@@ -18,8 +19,11 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
+use deadpool::Runtime;
+use deadpool::managed::{PoolConfig, Timeouts};
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo};
+
+use crate::redis_pool::{Manager, Pool};
 
 /// How long a pooled command may wait for its reply before it fails.
 ///
@@ -97,7 +101,10 @@ impl RedisUrl {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT));
-        let manager = deadpool_redis::Manager::new_with_config(self.url.as_str(), config)?;
+        let manager = Manager::new(deadpool_redis::Manager::new_with_config(
+            self.url.as_str(),
+            config,
+        )?);
         let mut pool_config = PoolConfig::new(max_size.max(1));
         // Waiting for a free connection, opening one, and checking a returned
         // one all give up quickly: a caller would rather get an error it can

@@ -12,12 +12,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::Pool;
 use tokio::sync::Semaphore;
 use verdict_shared::job::JobId;
 use verdict_shared::queue::callbacks::{self, Delivery};
 use verdict_shared::queue::read::read_job;
 use verdict_shared::queue::{QueueError, StreamEntry};
+use verdict_shared::redis_pool::Pool;
 use verdict_shared::redis_url::RedisUrl;
 use verdict_shared::shutdown::Shutdown;
 

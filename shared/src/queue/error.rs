@@ -8,7 +8,7 @@ pub enum QueueError {
     Redis(#[from] redis::RedisError),
     /// No pooled connection could be had (Redis down, or the pool exhausted).
     #[error("redis pool: {0}")]
-    Pool(#[from] deadpool_redis::PoolError),
+    Pool(#[from] crate::redis_pool::PoolError),
     /// Redis answered, but what it holds is not what the protocol says.
     /// Never caused by user input: the api validates before it writes.
     #[error("corrupt queue data: {0}")]

@@ -9,10 +9,10 @@
 
 use std::sync::Arc;
 
-use deadpool_redis::Pool;
 use verdict_shared::queue::heartbeat::{HEARTBEAT_INTERVAL, HEARTBEAT_TTL, beat, now_ms};
 use verdict_shared::queue::renew::renew;
 use verdict_shared::queue::{QueueError, WorkerRecord};
+use verdict_shared::redis_pool::Pool;
 use verdict_shared::shutdown::Shutdown;
 
 use super::status::WorkerStatus;

@@ -35,11 +35,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use deadpool_redis::Pool;
 use tokio::sync::Semaphore;
 use verdict_shared::queue::consume::{self, StreamEntry};
 use verdict_shared::queue::heartbeat::{self as protocol_heartbeat, now_ms};
 use verdict_shared::queue::{QueueError, WorkerRecord};
+use verdict_shared::redis_pool::Pool;
 use verdict_shared::redis_url::{self, RedisUrl};
 use verdict_shared::shutdown::{self, Shutdown};
 
