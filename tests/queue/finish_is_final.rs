@@ -2,6 +2,7 @@
 //! moved again. A second finish (a late result from a worker presumed dead)
 //! is refused and counted; a redelivered entry of a finished job is skipped.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::AsyncCommands;
@@ -9,6 +10,7 @@ use verdict_e2e::RedisServer;
 use verdict_shared::job::{ImageInfo, JobError, JobId, JobState};
 use verdict_shared::queue::consume::{ensure_group, read_new};
 use verdict_shared::queue::finish::finish;
+use verdict_shared::queue::metrics::{Amount, Increment};
 use verdict_shared::queue::read::read_job;
 use verdict_shared::queue::submit::{NewJob, submit};
 use verdict_shared::queue::{Finish, Outcome, Start};
@@ -54,25 +56,50 @@ async fn a_finished_job_is_never_moved_again() {
     assert_eq!(started.job.attempts, 1);
     assert_eq!(started.image, b"\x89PN");
 
-    // The first finish wins.
+    // The first finish wins, and adds its metrics with it.
     let done = Outcome::Done(Vec::new());
-    let first = finish(&mut conn, id, &entry.entry_id, "first", &done)
+    let metrics = [
+        Increment {
+            field: "verdicts:yes".into(),
+            by: Amount::Count(2),
+        },
+        Increment {
+            field: "inference:sum".into(),
+            by: Amount::Seconds(0.25),
+        },
+    ];
+    let first = finish(&mut conn, id, &entry.entry_id, "first", &done, &metrics)
         .await
         .unwrap();
     assert!(matches!(first, Finish::Finished { .. }), "{first:?}");
     let after_first = read_job(&mut conn, id).await.unwrap().unwrap();
     assert_eq!(after_first.state, JobState::Done);
+    let counted: HashMap<String, String> = conn.hgetall("verdict:metrics").await.unwrap();
+    let expected: HashMap<String, String> = [("verdicts:yes", "2"), ("inference:sum", "0.25")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    assert_eq!(counted, expected);
 
     // A late finish with another outcome is refused and changes nothing.
     let late = Outcome::Failed(JobError::new("model_error", "late"));
-    let second = finish(&mut conn, id, &entry.entry_id, "presumed-dead", &late)
-        .await
-        .unwrap();
+    let second = finish(
+        &mut conn,
+        id,
+        &entry.entry_id,
+        "presumed-dead",
+        &late,
+        &metrics,
+    )
+    .await
+    .unwrap();
     assert_eq!(second, Finish::Stale(JobState::Done));
     let after_second = read_job(&mut conn, id).await.unwrap().unwrap();
     assert_eq!(after_second, after_first, "the job was not touched");
     let late_finishes: Option<u64> = conn.hget("verdict:stats", "late_finishes").await.unwrap();
     assert_eq!(late_finishes, Some(1));
+    let counted_after: HashMap<String, String> = conn.hgetall("verdict:metrics").await.unwrap();
+    assert_eq!(counted_after, expected, "a late finish adds no metrics");
 
     // Starting it again (a redelivered entry) is refused too.
     let again = entry.start(&mut conn, "second", 0).await.unwrap();

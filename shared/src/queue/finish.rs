@@ -7,6 +7,7 @@ use redis::aio::ConnectionLike;
 use redis::{Script, Value};
 use time::OffsetDateTime;
 
+use super::metrics::{Amount, Increment};
 use super::{QueueError, job_record, keys, reply};
 use crate::job::{JobError, JobId, JobState};
 use crate::verdict::SentenceVerdict;
@@ -48,26 +49,30 @@ pub enum Finish {
 }
 
 /// Stores the outcome, sets the state, drops the image, starts the result
-/// TTL, acknowledges and deletes the stream entry, and publishes the job id on
+/// TTL, acknowledges and deletes the stream entry, adds the worker's
+/// `metrics` for the job to `verdict:metrics`, and publishes the job id on
 /// the events channel — in one script. Safe to retry: a retry of a finish that
-/// did happen answers [`Finish::Stale`].
+/// did happen answers [`Finish::Stale`] and adds nothing.
 pub async fn finish<C: ConnectionLike>(
     conn: &mut C,
     job_id: JobId,
     entry_id: &str,
     worker: &str,
     outcome: &Outcome,
+    metrics: &[Increment],
 ) -> Result<Finish, QueueError> {
     let payload = match outcome {
         Outcome::Done(results) => serde_json::to_vec(results),
         Outcome::Failed(error) => serde_json::to_vec(error),
     }
     .map_err(|err| QueueError::corrupt(format!("finish: {err}")))?;
-    let reply: Vec<Value> = FINISH
+    let mut invocation = FINISH.prepare_invoke();
+    invocation
         .key(keys::job(&job_id))
         .key(keys::STREAM)
         .key(keys::STATS)
         .key(keys::CALLBACKS)
+        .key(keys::METRICS)
         .arg(keys::GROUP)
         .arg(entry_id)
         .arg(worker)
@@ -75,9 +80,14 @@ pub async fn finish<C: ConnectionLike>(
         .arg(payload)
         .arg(keys::EVENTS)
         .arg(job_id.to_string())
-        .arg(DEFAULT_RESULT_TTL.as_secs())
-        .invoke_async(conn)
-        .await?;
+        .arg(DEFAULT_RESULT_TTL.as_secs());
+    for increment in metrics {
+        match increment.by {
+            Amount::Count(n) => invocation.arg("count").arg(&increment.field).arg(n),
+            Amount::Seconds(s) => invocation.arg("seconds").arg(&increment.field).arg(s),
+        };
+    }
+    let reply: Vec<Value> = invocation.invoke_async(conn).await?;
     let mut parts = reply.into_iter();
     let verb = reply::string(parts.next().unwrap_or(Value::Nil), "finish: verb")?;
     match verb.as_str() {

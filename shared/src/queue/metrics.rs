@@ -3,9 +3,10 @@
 //!
 //! Workers report through Redis rather than an endpoint of their own so that
 //! any api process can answer a scrape for the whole fleet, workers on other
-//! hosts included, with no port to open per worker. Each worker adds to the
-//! hash `verdict:metrics` after each job it finished (one pipelined round
-//! trip); counters only grow, so Prometheus's `rate()` works across worker
+//! hosts included, with no port to open per worker. A worker's report of a job
+//! travels with the job's finish: the finish script adds it to the hash
+//! `verdict:metrics` in the step that ends the job (no extra round trip, and a
+//! late finish that changes nothing adds nothing); counters only grow, so Prometheus's `rate()` works across worker
 //! restarts. Histograms keep one counter per bucket (not cumulative: one
 //! HINCRBY per observation), plus sum and count; the reader makes them
 //! cumulative.
@@ -99,64 +100,77 @@ pub struct JobReport {
     pub cache: Vec<CacheCount>,
 }
 
-/// Adds a job's figures to `verdict:metrics`, in one round trip.
-pub async fn record<C: ConnectionLike>(conn: &mut C, report: &JobReport) -> Result<(), QueueError> {
-    let mut pipe = redis::pipe();
-    let mut observe = |histogram: Histogram, seconds: f64| {
-        if !seconds.is_finite() || seconds < 0.0 {
-            return;
+/// One addition to a field of `verdict:metrics`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Increment {
+    pub field: String,
+    pub by: Amount,
+}
+
+/// How much to add: counters take whole numbers (HINCRBY), sums of
+/// seconds take fractions (HINCRBYFLOAT).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Amount {
+    Count(u64),
+    Seconds(f64),
+}
+
+impl JobReport {
+    /// The additions to `verdict:metrics` this report makes. The finish
+    /// script applies them when, and only when, it finishes the job
+    /// (`finish.lua`), so a job's metrics land with its ending, in the same
+    /// round trip and atomically.
+    pub fn increments(&self) -> Vec<Increment> {
+        let mut out = Vec::new();
+        if let Some(wait) = self.queue_wait {
+            observe(&mut out, Histogram::QueueWait, wait);
         }
-        let name = histogram.name();
-        pipe.cmd("HINCRBY")
-            .arg(keys::METRICS)
-            .arg(format!("{name}:bucket:{}", histogram.bucket_of(seconds)))
-            .arg(1)
-            .ignore()
-            .cmd("HINCRBY")
-            .arg(keys::METRICS)
-            .arg(format!("{name}:count"))
-            .arg(1)
-            .ignore()
-            .cmd("HINCRBYFLOAT")
-            .arg(keys::METRICS)
-            .arg(format!("{name}:sum"))
-            .arg(seconds)
-            .ignore();
-    };
-    if let Some(wait) = report.queue_wait {
-        observe(Histogram::QueueWait, wait);
-    }
-    observe(Histogram::Inference, report.inference);
-    if let Some(total) = report.end_to_end {
-        observe(Histogram::EndToEnd, total);
-    }
-    for label in &report.labels {
-        pipe.cmd("HINCRBY")
-            .arg(keys::METRICS)
-            .arg(format!("verdicts:{label}"))
-            .arg(1)
-            .ignore();
-    }
-    if let Some(code) = &report.failed_code {
-        pipe.cmd("HINCRBY")
-            .arg(keys::METRICS)
-            .arg(format!("failed:{}", clean_code(code)))
-            .arg(1)
-            .ignore();
-    }
-    for count in &report.cache {
-        for (what, n) in [("hits", count.hits), ("misses", count.misses)] {
-            if n > 0 {
-                pipe.cmd("HINCRBY")
-                    .arg(keys::METRICS)
-                    .arg(format!("cache:{}:{what}", count.cache))
-                    .arg(n)
-                    .ignore();
+        observe(&mut out, Histogram::Inference, self.inference);
+        if let Some(total) = self.end_to_end {
+            observe(&mut out, Histogram::EndToEnd, total);
+        }
+        for label in &self.labels {
+            out.push(Increment::count(format!("verdicts:{label}"), 1));
+        }
+        if let Some(code) = &self.failed_code {
+            out.push(Increment::count(format!("failed:{}", clean_code(code)), 1));
+        }
+        for count in &self.cache {
+            for (what, n) in [("hits", count.hits), ("misses", count.misses)] {
+                if n > 0 {
+                    out.push(Increment::count(format!("cache:{}:{what}", count.cache), n));
+                }
             }
         }
+        out
     }
-    pipe.query_async::<()>(conn).await?;
-    Ok(())
+}
+
+impl Increment {
+    fn count(field: String, n: u64) -> Increment {
+        Increment {
+            field,
+            by: Amount::Count(n),
+        }
+    }
+}
+
+/// One observation: its bucket, the count and the sum (not cumulative: the
+/// reader makes the buckets cumulative).
+fn observe(out: &mut Vec<Increment>, histogram: Histogram, seconds: f64) {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return;
+    }
+    let name = histogram.name();
+    out.push(Increment::count(
+        format!("{name}:bucket:{}", histogram.bucket_of(seconds)),
+        1,
+    ));
+    out.push(Increment::count(format!("{name}:count"), 1));
+    out.push(Increment {
+        field: format!("{name}:sum"),
+        by: Amount::Seconds(seconds),
+    });
 }
 
 /// An error code as it may appear in a field name and a metric label:
@@ -281,6 +295,43 @@ mod tests {
             Histogram::Inference.bucket_of(99.0),
             INFERENCE_BUCKETS.len()
         );
+    }
+
+    #[test]
+    fn a_report_becomes_one_increment_per_field() {
+        let report = JobReport {
+            queue_wait: Some(0.002),
+            inference: f64::NAN,
+            end_to_end: Some(0.03),
+            labels: vec![Label::Yes, Label::Yes],
+            failed_code: None,
+            cache: vec![CacheCount {
+                cache: "image",
+                hits: 0,
+                misses: 1,
+            }],
+        };
+        let fields: Vec<(String, Amount)> = report
+            .increments()
+            .into_iter()
+            .map(|i| (i.field, i.by))
+            .collect();
+        let expected: Vec<(String, Amount)> = [
+            ("queue_wait:bucket:0", Amount::Count(1)),
+            ("queue_wait:count", Amount::Count(1)),
+            ("queue_wait:sum", Amount::Seconds(0.002)),
+            ("end_to_end:bucket:3", Amount::Count(1)),
+            ("end_to_end:count", Amount::Count(1)),
+            ("end_to_end:sum", Amount::Seconds(0.03)),
+            ("verdicts:yes", Amount::Count(1)),
+            ("verdicts:yes", Amount::Count(1)),
+            ("cache:image:misses", Amount::Count(1)),
+        ]
+        .into_iter()
+        .map(|(f, a)| (f.to_owned(), a))
+        .collect();
+        // The NaN inference time is not observed at all.
+        assert_eq!(fields, expected);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use verdict_shared::job::JobError;
 use verdict_shared::queue::dead_letter::{DeadLetter, dead_letter};
 use verdict_shared::queue::finish::finish;
+use verdict_shared::queue::metrics::JobReport;
 use verdict_shared::queue::policy::retry_delay;
 use verdict_shared::queue::retry::{Retry, retry};
 use verdict_shared::queue::{Finish, Outcome, QueueError, Start, StartedJob, StreamEntry};
@@ -52,9 +53,10 @@ pub async fn run(ctx: &Context, entry: &StreamEntry) -> Result<(), QueueError> {
             }
             Start::Exhausted { attempts } => return dead_letter_job(ctx, entry, attempts).await,
         };
+        let started_here = Instant::now();
         let id = started.job.id;
         ctx.status.took(id, &entry.entry_id);
-        let ended = judge_and_finish(ctx, *started).await;
+        let ended = judge_and_finish(ctx, *started, started_here).await;
         let retry_after = match &ended {
             Ok(Ended::RetryAfter(delay)) => Some(*delay),
             _ => None,
@@ -116,7 +118,11 @@ async fn dead_letter_job(
 }
 
 /// Judges one attempt and stores its ending, or gives the job back.
-async fn judge_and_finish(ctx: &Context, started: StartedJob) -> Result<Ended, QueueError> {
+async fn judge_and_finish(
+    ctx: &Context,
+    started: StartedJob,
+    started_here: Instant,
+) -> Result<Ended, QueueError> {
     let StartedJob {
         job,
         image,
@@ -190,12 +196,14 @@ async fn judge_and_finish(ctx: &Context, started: StartedJob) -> Result<Ended, Q
             };
         }
     };
-    let finished = finish_with_retry(ctx, &job.id, &entry_id, &outcome).await?;
-    if let Finish::Finished { finished_at } = &finished {
-        ctx.reporter
-            .job_finished(ctx, &job, *finished_at, inference, &outcome)
-            .await;
+    let report = ctx
+        .reporter
+        .job_report(ctx, &job, inference, started_here.elapsed(), &outcome);
+    let finished = finish_with_retry(ctx, &job.id, &entry_id, &outcome, &report).await;
+    if !matches!(finished, Ok(Finish::Finished { .. })) {
+        ctx.reporter.not_stored(&report);
     }
+    let finished = finished?;
 
     let labels = match &outcome {
         Outcome::Done(verdicts) => verdicts
@@ -240,20 +248,22 @@ async fn judge_and_finish(ctx: &Context, started: StartedJob) -> Result<Ended, Q
     })
 }
 
-/// Stores the outcome, retrying with backoff while Redis is unreachable
+/// Stores the outcome and the job's metrics, retrying with backoff while Redis is unreachable
 /// (finishing twice is harmless: the second answers `Stale`).
 async fn finish_with_retry(
     ctx: &Context,
     job_id: &verdict_shared::job::JobId,
     entry_id: &str,
     outcome: &Outcome,
+    report: &JobReport,
 ) -> Result<Finish, QueueError> {
+    let metrics = report.increments();
     let deadline = Instant::now() + FINISH_RETRY_FOR;
     let mut backoff = Backoff::new();
     loop {
         let attempt = async {
             let mut conn = ctx.pool.get().await?;
-            finish(&mut conn, *job_id, entry_id, &ctx.name, outcome).await
+            finish(&mut conn, *job_id, entry_id, &ctx.name, outcome, &metrics).await
         }
         .await;
         match attempt {

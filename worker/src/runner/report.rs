@@ -2,17 +2,16 @@
 //! queue wait, inference and end-to-end times, verdict labels, failure codes
 //! and the engine's cache hits (see `shared/src/queue/metrics.rs`).
 //!
-//! Reported after each job this worker finished; a report that cannot be
-//! written is logged and dropped (metrics must never hold a job up).
+//! A job's report travels with its finish (the finish script adds it), so it
+//! costs no round trip of its own and is counted exactly when the job ends.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use time::OffsetDateTime;
 use verdict_shared::job::Job;
 use verdict_shared::queue::Outcome;
-use verdict_shared::queue::metrics::{CacheCount, JobReport, record};
+use verdict_shared::queue::metrics::{CacheCount, JobReport};
 
 use super::Context;
 
@@ -23,21 +22,25 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    /// Adds this job's figures to the fleet's metrics.
-    pub async fn job_finished(
+    /// This job's figures. `since_start` is the time since the start script
+    /// answered: the end-to-end time is the queue wait (both ends on Redis's
+    /// clock) plus that (this host's monotonic clock), so hosts whose clocks
+    /// disagree still report true times.
+    pub fn job_report(
         &self,
         ctx: &Context,
         job: &Job,
-        finished_at: OffsetDateTime,
         inference: Duration,
+        since_start: Duration,
         outcome: &Outcome,
-    ) {
-        let report = JobReport {
-            queue_wait: job
-                .started_at
-                .map(|started| (started - job.submitted_at).as_seconds_f64()),
+    ) -> JobReport {
+        let queue_wait = job
+            .started_at
+            .map(|started| (started - job.submitted_at).as_seconds_f64());
+        JobReport {
+            queue_wait,
             inference: inference.as_secs_f64(),
-            end_to_end: Some((finished_at - job.submitted_at).as_seconds_f64()),
+            end_to_end: queue_wait.map(|wait| wait + since_start.as_secs_f64()),
             labels: match outcome {
                 Outcome::Done(verdicts) => verdicts.iter().map(|v| v.label).collect(),
                 Outcome::Failed(_) => Vec::new(),
@@ -47,14 +50,21 @@ impl Reporter {
                 Outcome::Done(_) => None,
             },
             cache: self.new_cache_counts(ctx.judge.cache_counts()),
-        };
-        let written = async {
-            let mut conn = ctx.pool.get().await?;
-            record(&mut conn, &report).await
         }
-        .await;
-        if let Err(err) = written {
-            tracing::warn!(job_id = %job.id, error = %err, "metrics not recorded for this job");
+    }
+
+    /// Takes back the cache counts of a report that was not stored (the
+    /// finish did not happen here), so that the next report carries them.
+    pub fn not_stored(&self, report: &JobReport) {
+        let mut reported = self
+            .reported
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for count in &report.cache {
+            if let Some((hits, misses)) = reported.get_mut(count.cache) {
+                *hits = hits.saturating_sub(count.hits);
+                *misses = misses.saturating_sub(count.misses);
+            }
         }
     }
 
@@ -95,5 +105,13 @@ mod tests {
         };
         assert_eq!(reporter.new_cache_counts(total(2, 3)), total(2, 3));
         assert_eq!(reporter.new_cache_counts(total(5, 3)), total(3, 0));
+        // A report that was not stored gives its counts back.
+        let lost = JobReport {
+            cache: reporter.new_cache_counts(total(6, 4)),
+            ..JobReport::default()
+        };
+        assert_eq!(lost.cache, total(1, 1));
+        reporter.not_stored(&lost);
+        assert_eq!(reporter.new_cache_counts(total(6, 4)), total(1, 1));
     }
 }

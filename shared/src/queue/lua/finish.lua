@@ -8,9 +8,12 @@
 -- refused and counted, and the job keeps its first ending.
 --
 -- KEYS[1] job record   KEYS[2] jobs stream   KEYS[3] stats hash   KEYS[4] callbacks stream
+-- KEYS[5] metrics hash
 -- ARGV[1] consumer group   ARGV[2] stream entry id   ARGV[3] worker name
 -- ARGV[4] 'done' or 'failed'   ARGV[5] results JSON (done) or error JSON (failed)
 -- ARGV[6] events channel   ARGV[7] job id   ARGV[8] default result TTL (s)
+-- ARGV[9..] the worker's metrics for this job, in threes: 'count' or
+--           'seconds', field, amount (added only when this call finishes the job)
 --
 -- Returns {'finished', finished_us}, {'stale', state} or {'missing'}.
 
@@ -51,6 +54,14 @@ local ttl = tonumber(redis.call('HGET', KEYS[1], 'result_ttl')) or tonumber(ARGV
 redis.call('EXPIRE', KEYS[1], ttl)
 drop_entry()
 redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
+
+for i = 9, #ARGV - 2, 3 do
+  if ARGV[i] == 'seconds' then
+    redis.call('HINCRBYFLOAT', KEYS[5], ARGV[i + 1], ARGV[i + 2])
+  else
+    redis.call('HINCRBY', KEYS[5], ARGV[i + 1], ARGV[i + 2])
+  end
+end
 
 -- Callbacks (issue 7): a job submitted with a callback_url gets exactly one
 -- entry in the callbacks stream, here where it ends (once: a job that already
