@@ -1,22 +1,32 @@
 //! Sentence embeddings: tokenizer + transformer + pooling.
 //!
-//! The transformer is planned once per length bucket (8, 16, 32, 64, 128
-//! tokens): a sentence is padded to the smallest bucket that holds it, with
-//! `attention_mask` 0 on the padding, so every run uses an optimised
-//! fixed-shape plan and the padding does not change the outputs on real tokens.
-//! Pooling then averages only the real tokens.
+//! The transformer is planned once per length bucket: a sentence is padded to
+//! the smallest bucket that holds it, with `attention_mask` 0 on the padding,
+//! so every run uses an optimised fixed-shape plan and the padding does not
+//! change the outputs on real tokens. Pooling then averages only the real
+//! tokens.
 //!
-//! Each plan holds its own copy of the weights in tract's packed layout (about
-//! 65 MB of resident memory), and cost grows with the padded length: on one
-//! core of the 2-core dev machine a run takes about 1.8 ms plus 0.37 ms per
-//! padded token (3.3 ms at 4 tokens, 4.9 at 8, 7.6 at 16). A plan of tract's
-//! symbolic length avoids padding but runs slower than the 16-token plan at 9
-//! tokens (its element-wise ops stay unfused), so fixed buckets it is. They
-//! are spaced by doubling; the 8-token one exists for the single words of the
-//! rule's word-level evidence (`[CLS] word [SEP]`, 3 to 5 tokens, embedded
-//! for every new word) and short sentences, the 16-token one for most rule
-//! sentences. Those two are planned at load, the long ones only when a long
-//! sentence first needs them.
+//! The buckets (4, 6, 10, 15, 20, 32, 64, 128 tokens) follow what a run
+//! costs. Over 85 % of a run is tract's matrix products, and their cost does
+//! not grow smoothly with the padded length but in steps, as tract picks a
+//! kernel, and with it how many tokens it computes at once, for each shape.
+//! Fixed-shape plans on one core of the AMD EPYC dev machine (2026-11-25):
+//! 3–4 tokens 2.4 ms, 5: 3.1, 6: 3.5, 7–10: 4.4–4.7, 11–15: 5.5–5.8,
+//! 16–20: 6.7–6.9, 21: 9.4. Each bucket ends a step, so padding up to it is
+//! free; the 4-token bucket holds the single words of the rule's word-level
+//! evidence (`[CLS] word [SEP]`, embedded for every new word), the 10-token
+//! one most short rule sentences. (The former 8/16 buckets made a 9-token
+//! sentence pay 6.7 ms for the 16-token plan.) Another CPU may step
+//! elsewhere: the buckets stay correct, only less snug.
+//!
+//! Each plan holds its own copy of the weights in tract's packed layout
+//! (about 55 MB resident). The 4-, 6-, 10- and 15-token plans (words, and
+//! sentences of up to 15 tokens: nearly every rule) are made when the model
+//! loads, so no job waits for one and a memory limit too tight shows at
+//! start-up; the longer ones the first time a sentence needs them (about
+//! 150 ms, once per worker). A worker that has met every length holds all
+//! eight, about 450 MB. A plan of tract's symbolic length avoids padding but
+//! runs slower than the fixed plans (its element-wise ops stay unfused).
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -54,11 +64,25 @@ pub struct TextInputs {
     pub token_type_ids: String,
 }
 
-/// Length buckets; the pack's `max_tokens` is added as the last one.
-const BUCKETS: [usize; 5] = [8, 16, 32, 64, 128];
+/// Length buckets (see the module doc); the pack's `max_tokens` is added as
+/// the last one.
+const BUCKETS: [usize; 8] = [4, 6, 10, 15, 20, 32, 64, 128];
 
-/// Buckets up to this length are planned when the model loads.
-const EAGER_UP_TO: usize = 16;
+/// The buckets planned when the model loads: words, and sentences of up to
+/// 15 tokens.
+const EAGER: [usize; 4] = [4, 6, 10, 15];
+
+/// The padded lengths a pack with this `max_tokens` is planned for, shortest
+/// first.
+fn bucket_lengths(max_tokens: usize) -> Vec<usize> {
+    let mut lengths: Vec<usize> = BUCKETS
+        .iter()
+        .copied()
+        .filter(|&b| b < max_tokens)
+        .collect();
+    lengths.push(max_tokens);
+    lengths
+}
 
 /// Embeds sentences with a pack's tokenizer and text encoder.
 #[derive(Debug)]
@@ -100,12 +124,7 @@ impl TextEncoder {
             spec.inputs.token_type_ids.as_str(),
         ];
         let graph = Graph::load(&graph_path, &names, &spec.output)?;
-        let mut lengths: Vec<usize> = BUCKETS
-            .iter()
-            .copied()
-            .filter(|&b| b < spec.max_tokens)
-            .collect();
-        lengths.push(spec.max_tokens);
+        let lengths = bucket_lengths(spec.max_tokens);
         let encoder = TextEncoder {
             names: names.map(String::from),
             spec,
@@ -117,7 +136,7 @@ impl TextEncoder {
                 .collect(),
         };
         for (len, slot) in &encoder.plans {
-            if *len <= EAGER_UP_TO {
+            if EAGER.contains(len) {
                 let _ = slot.set(encoder.plan_for(*len)?);
             }
         }
@@ -249,5 +268,21 @@ pub fn normalize(v: &mut [f32]) {
         for x in v {
             *x /= norm;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_end_at_the_packs_limit() {
+        assert_eq!(bucket_lengths(128), vec![4, 6, 10, 15, 20, 32, 64, 128]);
+        assert_eq!(bucket_lengths(12), vec![4, 6, 10, 12]);
+        assert_eq!(
+            bucket_lengths(256),
+            vec![4, 6, 10, 15, 20, 32, 64, 128, 256]
+        );
+        assert_eq!(bucket_lengths(3), vec![3]);
     }
 }
