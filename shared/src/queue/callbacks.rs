@@ -16,7 +16,7 @@ use std::time::Duration;
 use redis::Value;
 use redis::aio::ConnectionLike;
 
-use super::consume::{StreamEntry, job_field, read_group_new};
+use super::consume::{StreamEntry, parse_entries, read_group_new};
 use super::{QueueError, keys, reply};
 
 /// How long an entry may sit unacknowledged and untouched before another
@@ -98,21 +98,7 @@ pub async fn claim_stale<C: ConnectionLike>(
     // [next start, [[id, [field, value, ...] | nil], ...], [deleted ids]]
     let mut parts = reply::array(reply, "XAUTOCLAIM")?.into_iter();
     let _next = parts.next();
-    let entries = parts.next().unwrap_or(Value::Array(Vec::new()));
-    let mut out = Vec::new();
-    for entry in reply::array(entries, "XAUTOCLAIM entries")? {
-        let mut fields = reply::array(entry, "XAUTOCLAIM entry")?.into_iter();
-        let entry_id = reply::string(fields.next().unwrap_or(Value::Nil), "XAUTOCLAIM id")?;
-        let job = match fields.next() {
-            Some(Value::Array(fields)) => job_field(fields),
-            Some(Value::Map(pairs)) => {
-                job_field(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect())
-            }
-            _ => None,
-        };
-        out.push(StreamEntry { entry_id, job });
-    }
-    Ok(out)
+    parse_entries(parts.next().unwrap_or(Value::Array(Vec::new())))
 }
 
 /// Resets an entry's idle time, so that a sender still retrying it keeps it.

@@ -180,7 +180,7 @@ pub(crate) fn parse_entries(entries: Value) -> Result<Vec<StreamEntry>, QueueErr
     Ok(out)
 }
 
-pub(crate) fn job_field(fields: Vec<Value>) -> Option<JobId> {
+fn job_field(fields: Vec<Value>) -> Option<JobId> {
     let mut fields = fields.into_iter();
     while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
         if matches!(&name, Value::BulkString(b) if b == b"job") {

@@ -23,7 +23,8 @@
 //! - [`cancel`]: a queued job is withdrawn;
 //! - [`policy`]: the limits and delays those steps use.
 //!
-//! State changes are Lua scripts (`lua/*.lua`), each atomic in Redis.
+//! State changes are Lua scripts (`lua/*.lua`), each atomic in Redis; the
+//! three a worker runs on a job share their beginning (`job_script.rs`).
 
 pub mod callbacks;
 pub mod cancel;
@@ -33,6 +34,7 @@ mod error;
 pub mod finish;
 pub mod heartbeat;
 pub mod job_record;
+mod job_script;
 pub mod keys;
 pub mod metrics;
 pub mod policy;

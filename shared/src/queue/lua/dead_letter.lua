@@ -16,19 +16,9 @@
 -- Returns {'dead_lettered', finished_us, error JSON, dead-letter entry id},
 -- {'stale', state} (it had already ended) or {'missing'}.
 
-local function drop_entry()
-  redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
-  redis.call('XDEL', KEYS[2], ARGV[2])
-end
-
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then
-  drop_entry()
-  return {'missing'}
-end
-if state == 'done' or state == 'failed' or state == 'cancelled' then
-  drop_entry()
-  return {'stale', state}
+local refused = refuse_gone_or_ended('stale')
+if refused then
+  return refused
 end
 
 local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts')) or 0

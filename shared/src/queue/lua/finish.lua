@@ -17,24 +17,16 @@
 --
 -- Returns {'finished', finished_us}, {'stale', state} or {'missing'}.
 
-local function drop_entry()
-  redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
-  redis.call('XDEL', KEYS[2], ARGV[2])
-end
-
 if ARGV[4] ~= 'done' and ARGV[4] ~= 'failed' then
   return redis.error_reply('ERR finish: outcome must be done or failed, not ' .. ARGV[4])
 end
 
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then
-  drop_entry()
-  return {'missing'}
-end
-if state == 'done' or state == 'failed' or state == 'cancelled' then
-  drop_entry()
-  redis.call('HINCRBY', KEYS[3], 'late_finishes', 1)
-  return {'stale', state}
+local refused = refuse_gone_or_ended('stale')
+if refused then
+  if refused[1] == 'stale' then
+    redis.call('HINCRBY', KEYS[3], 'late_finishes', 1)
+  end
+  return refused
 end
 
 local t = redis.call('TIME')

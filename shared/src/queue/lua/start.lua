@@ -16,19 +16,9 @@
 --                     failing transiently): nothing is changed; the worker
 --                     dead-letters it (dead_letter.lua)
 
-local function drop_entry()
-  redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
-  redis.call('XDEL', KEYS[2], ARGV[2])
-end
-
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then
-  drop_entry()
-  return {'missing'}
-end
-if state == 'done' or state == 'failed' or state == 'cancelled' then
-  drop_entry()
-  return {'skip', state}
+local refused = refuse_gone_or_ended('skip')
+if refused then
+  return refused
 end
 
 local before = tonumber(redis.call('HGET', KEYS[1], 'attempts')) or 0
