@@ -16,8 +16,8 @@ use std::time::Duration;
 use redis::Value;
 use redis::aio::ConnectionLike;
 
-use super::consume::{StreamEntry, parse_entries, read_group_new};
-use super::{QueueError, keys, reply};
+use super::consume::{StreamEntry, autoclaim, read_group_new};
+use super::{QueueError, keys};
 
 /// How long an entry may sit unacknowledged and untouched before another
 /// sender claims it (its sender is presumed dead).
@@ -85,20 +85,15 @@ pub async fn claim_stale<C: ConnectionLike>(
     sender: &str,
     count: usize,
 ) -> Result<Vec<StreamEntry>, QueueError> {
-    let reply: Value = redis::cmd("XAUTOCLAIM")
-        .arg(keys::CALLBACKS)
-        .arg(keys::CALLBACK_GROUP)
-        .arg(sender)
-        .arg(CLAIM_IDLE.as_millis() as u64)
-        .arg("0-0")
-        .arg("COUNT")
-        .arg(count.max(1))
-        .query_async(conn)
-        .await?;
-    // [next start, [[id, [field, value, ...] | nil], ...], [deleted ids]]
-    let mut parts = reply::array(reply, "XAUTOCLAIM")?.into_iter();
-    let _next = parts.next();
-    parse_entries(parts.next().unwrap_or(Value::Array(Vec::new())))
+    autoclaim(
+        conn,
+        keys::CALLBACKS,
+        keys::CALLBACK_GROUP,
+        sender,
+        CLAIM_IDLE,
+        count,
+    )
+    .await
 }
 
 /// Resets an entry's idle time, so that a sender still retrying it keeps it.

@@ -94,6 +94,33 @@ pub(crate) async fn read_group_new<C: ConnectionLike>(
     parse_read_reply(reply)
 }
 
+/// `XAUTOCLAIM` for `consumer` of up to `count` entries of `stream` pending in
+/// `group` for at least `min_idle`: the jobs stream's reclaim and the
+/// callbacks stream's takeover are the same but for the names.
+pub(crate) async fn autoclaim<C: ConnectionLike>(
+    conn: &mut C,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    min_idle: Duration,
+    count: usize,
+) -> Result<Vec<StreamEntry>, QueueError> {
+    let reply: Value = redis::cmd("XAUTOCLAIM")
+        .arg(stream)
+        .arg(group)
+        .arg(consumer)
+        .arg(min_idle.as_millis().max(1) as u64)
+        .arg("0-0")
+        .arg("COUNT")
+        .arg(count.max(1))
+        .query_async(conn)
+        .await?;
+    // [next start, [[id, [field, value, ...] | nil], ...], [deleted ids]]
+    let mut parts = reply::array(reply, "XAUTOCLAIM")?.into_iter();
+    let _cursor = parts.next();
+    parse_entries(parts.next().unwrap_or(Value::Array(Vec::new())))
+}
+
 /// Reads up to `count` entries already delivered to `consumer` and not yet
 /// acknowledged, with ids after `after` (start with `"0"`).
 ///

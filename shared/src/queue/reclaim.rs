@@ -14,11 +14,10 @@
 
 use std::time::Duration;
 
-use redis::Value;
 use redis::aio::ConnectionLike;
 
-use super::consume::{StreamEntry, parse_entries};
-use super::{QueueError, keys, reply};
+use super::consume::{StreamEntry, autoclaim};
+use super::{QueueError, keys};
 
 /// Claims for `consumer` up to `count` entries that have been idle for at
 /// least `min_idle`, and counts them in `verdict:stats` (`reclaimed`).
@@ -30,19 +29,7 @@ pub async fn reclaim<C: ConnectionLike>(
     min_idle: Duration,
     count: usize,
 ) -> Result<Vec<StreamEntry>, QueueError> {
-    let reply: Value = redis::cmd("XAUTOCLAIM")
-        .arg(keys::STREAM)
-        .arg(keys::GROUP)
-        .arg(consumer)
-        .arg(min_idle.as_millis().max(1) as u64)
-        .arg("0-0")
-        .arg("COUNT")
-        .arg(count.max(1))
-        .query_async(conn)
-        .await?;
-    let mut parts = reply::array(reply, "XAUTOCLAIM")?.into_iter();
-    let _cursor = parts.next();
-    let entries = parse_entries(parts.next().unwrap_or(Value::Array(Vec::new())))?;
+    let entries = autoclaim(conn, keys::STREAM, keys::GROUP, consumer, min_idle, count).await?;
     if !entries.is_empty() {
         redis::cmd("HINCRBY")
             .arg(keys::STATS)
