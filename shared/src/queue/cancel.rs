@@ -11,10 +11,12 @@ use redis::aio::ConnectionLike;
 use redis::{Script, Value};
 
 use super::finish::DEFAULT_RESULT_TTL;
+use super::job_script::{JOB_END, job_script};
 use super::{QueueError, keys, reply};
 use crate::job::{JobError, JobId, JobState};
 
-static CANCEL: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/cancel.lua")));
+static CANCEL: LazyLock<Script> =
+    LazyLock::new(|| job_script(&[JOB_END], include_str!("lua/cancel.lua")));
 
 /// What the cancel script did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,13 +15,13 @@ use redis::{Script, Value};
 use time::OffsetDateTime;
 
 use super::finish::DEFAULT_RESULT_TTL;
-use super::job_script::job_script;
+use super::job_script::{JOB_END, JOB_ENTRY, job_script};
 use super::policy::DEAD_LETTER_MAXLEN;
 use super::{QueueError, job_record, keys, reply};
 use crate::job::{JobError, JobId, JobState};
 
 static DEAD_LETTER: LazyLock<Script> =
-    LazyLock::new(|| job_script(include_str!("lua/dead_letter.lua")));
+    LazyLock::new(|| job_script(&[JOB_ENTRY, JOB_END], include_str!("lua/dead_letter.lua")));
 
 /// What the dead-letter script did.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,13 +7,14 @@ use redis::aio::ConnectionLike;
 use redis::{Script, Value};
 use time::OffsetDateTime;
 
-use super::job_script::job_script;
+use super::job_script::{JOB_END, JOB_ENTRY, job_script};
 use super::metrics::{Amount, Increment};
 use super::{QueueError, job_record, keys, reply};
 use crate::job::{JobError, JobId, JobState};
 use crate::verdict::SentenceVerdict;
 
-static FINISH: LazyLock<Script> = LazyLock::new(|| job_script(include_str!("lua/finish.lua")));
+static FINISH: LazyLock<Script> =
+    LazyLock::new(|| job_script(&[JOB_ENTRY, JOB_END], include_str!("lua/finish.lua")));
 
 /// How long a finished job is kept when its record does not say (records
 /// written by this version always say: the api stores `result_ttl`).

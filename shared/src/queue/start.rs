@@ -7,11 +7,12 @@ use redis::{Script, Value};
 
 use super::consume::StreamEntry;
 use super::job_record::{self, JobSpec};
-use super::job_script::job_script;
+use super::job_script::{JOB_ENTRY, job_script};
 use super::{QueueError, keys, reply};
 use crate::job::{Job, JobId, JobState};
 
-static START: LazyLock<Script> = LazyLock::new(|| job_script(include_str!("lua/start.lua")));
+static START: LazyLock<Script> =
+    LazyLock::new(|| job_script(&[JOB_ENTRY], include_str!("lua/start.lua")));
 
 /// What the worker should do with an entry it read.
 #[derive(Debug)]

@@ -21,13 +21,11 @@ if state ~= 'queued' then
   return {'refused', state}
 end
 
-local t = redis.call('TIME')
-local now = t[1] .. string.rep('0', 6 - #t[2]) .. t[2]
+local now = redis_now_us()
 
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'error', ARGV[5], 'finished_us', now)
 redis.call('HDEL', KEYS[1], 'image')
-local ttl = tonumber(redis.call('HGET', KEYS[1], 'result_ttl')) or tonumber(ARGV[4])
-redis.call('EXPIRE', KEYS[1], ttl)
+expire_ended(KEYS[1], ARGV[4])
 local entry = redis.call('HGET', KEYS[1], 'entry')
 if entry then
   redis.call('XACK', KEYS[2], ARGV[1], entry)
@@ -35,12 +33,5 @@ if entry then
 end
 redis.call('HINCRBY', KEYS[3], 'cancelled', 1)
 
--- Callbacks (issue 7): a job submitted with a callback_url gets exactly one
--- entry in the callbacks stream, here where it ends (once: a job that already
--- ended returned above). The api processes send it (docs/protocol.md).
-local ok, spec = pcall(cjson.decode, redis.call('HGET', KEYS[1], 'spec') or '')
-if ok and type(spec) == 'table' and type(spec.callback_url) == 'string' then
-  redis.call('XADD', KEYS[4], '*', 'job', ARGV[3])
-end
-redis.call('PUBLISH', ARGV[2], ARGV[3])
+announce_end(KEYS[1], KEYS[4], ARGV[2], ARGV[3])
 return {'cancelled', now}

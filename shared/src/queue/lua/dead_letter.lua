@@ -43,12 +43,10 @@ local final_error = cjson.encode({
     last_code .. ': ' .. last_message,
 })
 
-local t = redis.call('TIME')
-local now = t[1] .. string.rep('0', 6 - #t[2]) .. t[2]
+local now = redis_now_us()
 
 redis.call('HSET', KEYS[1], 'state', 'failed', 'error', final_error, 'finished_us', now)
-local ttl = tonumber(redis.call('HGET', KEYS[1], 'result_ttl')) or tonumber(ARGV[7])
-redis.call('EXPIRE', KEYS[1], ttl)
+expire_ended(KEYS[1], ARGV[7])
 local dead = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*',
   'job', ARGV[6],
   'attempts', attempts,
@@ -61,12 +59,5 @@ drop_entry()
 redis.call('HINCRBY', KEYS[3], 'failed', 1)
 redis.call('HINCRBY', KEYS[3], 'dead_lettered', 1)
 
--- Callbacks (issue 7): a job submitted with a callback_url gets exactly one
--- entry in the callbacks stream, here where it ends (once: a job that already
--- ended returned above). The api processes send it (docs/protocol.md).
-local ok, spec = pcall(cjson.decode, redis.call('HGET', KEYS[1], 'spec') or '')
-if ok and type(spec) == 'table' and type(spec.callback_url) == 'string' then
-  redis.call('XADD', KEYS[5], '*', 'job', ARGV[6])
-end
-redis.call('PUBLISH', ARGV[5], ARGV[6])
+announce_end(KEYS[1], KEYS[5], ARGV[5], ARGV[6])
 return {'dead_lettered', now, final_error, dead}

@@ -29,8 +29,7 @@ if refused then
   return refused
 end
 
-local t = redis.call('TIME')
-local now = t[1] .. string.rep('0', 6 - #t[2]) .. t[2]
+local now = redis_now_us()
 
 local payload_field = 'results'
 if ARGV[4] == 'failed' then
@@ -42,8 +41,7 @@ redis.call('HSET', KEYS[1],
   'worker', ARGV[3],
   'finished_us', now)
 redis.call('HDEL', KEYS[1], 'image')
-local ttl = tonumber(redis.call('HGET', KEYS[1], 'result_ttl')) or tonumber(ARGV[8])
-redis.call('EXPIRE', KEYS[1], ttl)
+expire_ended(KEYS[1], ARGV[8])
 drop_entry()
 redis.call('HINCRBY', KEYS[3], ARGV[4], 1)
 
@@ -55,13 +53,5 @@ for i = 9, #ARGV - 2, 3 do
   end
 end
 
--- Callbacks (issue 7): a job submitted with a callback_url gets exactly one
--- entry in the callbacks stream, here where it ends (once: a job that already
--- ended returned above). The api processes send it (docs/protocol.md).
-local ok, spec = pcall(cjson.decode, redis.call('HGET', KEYS[1], 'spec') or '')
-if ok and type(spec) == 'table' and type(spec.callback_url) == 'string' then
-  redis.call('XADD', KEYS[4], '*', 'job', ARGV[7])
-end
-
-redis.call('PUBLISH', ARGV[6], ARGV[7])
+announce_end(KEYS[1], KEYS[4], ARGV[6], ARGV[7])
 return {'finished', now}

@@ -1,0 +1,31 @@
+-- Prepended to finish.lua, dead_letter.lua and cancel.lua
+-- (shared/src/queue/job_script.rs): the three ways a job ends. They number
+-- their keys and arguments differently, so each helper takes what it needs.
+
+-- Redis's clock in microseconds since the epoch, the unit of the record's
+-- *_us fields (one clock for every process, whatever its host's).
+local function redis_now_us()
+  local t = redis.call('TIME')
+  return t[1] .. string.rep('0', 6 - #t[2]) .. t[2]
+end
+
+-- Starts an ended job's result TTL: the one it was submitted with, else the
+-- default.
+local function expire_ended(record, default_ttl)
+  local ttl = tonumber(redis.call('HGET', record, 'result_ttl')) or tonumber(default_ttl)
+  redis.call('EXPIRE', record, ttl)
+end
+
+-- Tells the world a job ended. A job submitted with a callback_url gets
+-- exactly one entry in the callbacks stream (issue 7), here where it ends:
+-- once, because each ending script refuses a job that already ended before
+-- it gets here. The api processes send it (docs/protocol.md). Then the job id
+-- goes out on the events channel, which wakes long-polls.
+local function announce_end(record, callbacks, events, job_id)
+  local ok, spec = pcall(cjson.decode, redis.call('HGET', record, 'spec') or '')
+  if ok and type(spec) == 'table' and type(spec.callback_url) == 'string' then
+    redis.call('XADD', callbacks, '*', 'job', job_id)
+  end
+  redis.call('PUBLISH', events, job_id)
+end
+
