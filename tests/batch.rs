@@ -18,6 +18,7 @@ use serde_json::Value;
 use verdict_e2e::fixtures::{model_dir, photo};
 use verdict_e2e::fleet::bin_dir;
 use verdict_e2e::{ApiClient, Stack, StackOptions};
+use verdict_shared::queue::stats::read_stats;
 
 fn fleet_batch(args: &[&str]) -> Command {
     let mut cmd = Command::new(bin_dir().join("fleet"));
@@ -286,4 +287,66 @@ async fn an_interrupted_run_resumes_without_creating_a_job_twice() {
         40.0,
         "{page}"
     );
+}
+
+/// Past the api's queue limit a batch run is told 429 for some of its jobs.
+/// It sends those again later, and every row still gets exactly one verdict
+/// and one job. With a limit of 4 and 30 rows, up to 12 in flight, the limit
+/// is certain to be reached.
+#[tokio::test(flavor = "multi_thread")]
+async fn past_the_queue_limit_a_batch_sends_again_and_loses_nothing() {
+    let mut stack = Stack::start(StackOptions {
+        api_args: vec!["--max-queue-depth".into(), "4".into()],
+        ..Default::default()
+    })
+    .await;
+    stack
+        .start_workers(&["slow"], &["--noop", "--noop-delay-ms", "40"])
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.png"), verdict_e2e::fixtures::png(4, 4)).unwrap();
+    let input = dir.path().join("rows.jsonl");
+    let rows: String = (0..30)
+        .map(|i| format!("{{\"id\": \"q{i}\", \"image\": \"a.png\", \"text\": \"rule {i}\"}}\n"))
+        .collect();
+    std::fs::write(&input, rows).unwrap();
+    let out = dir.path().join("out.jsonl");
+
+    let output = run(&[
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--api",
+        &stack.api_url,
+        "--wait",
+        "--concurrency",
+        "12",
+        "--batch-size",
+        "6",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+
+    let results = lines(&out);
+    let mut ids: Vec<&str> = results.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        (results.len(), ids.len()),
+        (30, 30),
+        "each row answered once: {results:#?}"
+    );
+    for line in &results {
+        assert_eq!(line["label"], "maybe", "{line}");
+        assert!(line["error"].is_null(), "{line}");
+    }
+
+    let mut redis = stack.redis.connection().await;
+    let counters = read_stats(&mut redis).await.unwrap();
+    assert!(
+        counters.rejected_full > 0,
+        "the queue limit was never reached, so nothing was sent again: {counters:?}"
+    );
+    assert_eq!(counters.submitted, 30, "one job per row: {counters:?}");
+    assert_eq!(counters.done, 30, "{counters:?}");
 }
