@@ -3,13 +3,16 @@
 Usage: bench_onnxruntime.py --pack DIR --runs N [--tensor RAW_F32]
 
 Prints one JSON object:
-  {"image_ms_median": .., "sentence_ms_median": .., "runs": N, "onnxruntime": VERSION}
+  {"image_ms_median": .., "sentence_ms_median": .., "sentences": [{"text": .., "tokens": ..,
+   "ms_median": ..}, ..], "runs": N, "onnxruntime": VERSION}
 image_ms_median: median over N runs of the image encoder on one preprocessed
   tensor (--tensor, raw little-endian float32 [1, 3, size, size], else a fixed
   seeded tensor: a CNN's latency does not depend on pixel values).
 sentence_ms_median: median over N runs of each of the SENTENCES below of
   tokenize + text encoder + mean-pool + L2-normalise, i.e. one sentence
   embedding from text, unpadded.
+sentences: the same, per sentence (tokens counts [CLS] and [SEP]), so each can
+  be set beside tract's figure for the same sentence.
 Sessions: CPU, intra_op_num_threads=1, inter_op_num_threads=1; 3 untimed
 warm-up runs each.
 """
@@ -80,14 +83,19 @@ def main(argv):
     tok = Tokenizer.from_file(str(pack_manifest.path_of(args.pack, manifest, "tokenizer")))
     text_sess = ort_session.single_threaded(pack_manifest.path_of(args.pack, manifest, "text_encoder"))
     sentence_ms = []
+    per_sentence = []
     for s in SENTENCES:
-        sentence_ms += timed_ms(lambda: text_embedding.embed_ids(text_sess, text, tok.encode(s).ids), args.runs)
+        ids = tok.encode(s).ids
+        ms = timed_ms(lambda: text_embedding.embed_ids(text_sess, text, tok.encode(s).ids), args.runs)
+        sentence_ms += ms
+        per_sentence.append({"text": s, "tokens": len(ids), "ms_median": round(statistics.median(ms), 3)})
 
     print(
         json.dumps(
             {
                 "image_ms_median": round(statistics.median(image_ms), 3),
                 "sentence_ms_median": round(statistics.median(sentence_ms), 3),
+                "sentences": per_sentence,
                 "runs": args.runs,
                 "onnxruntime": onnxruntime.__version__,
             }
