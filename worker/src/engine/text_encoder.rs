@@ -9,15 +9,19 @@
 //! The buckets (4, 6, 10, 15, 20, 32, 64, 128 tokens) follow what a run
 //! costs. Over 85 % of a run is tract's matrix products, and their cost does
 //! not grow smoothly with the padded length but in steps, as tract picks a
-//! kernel, and with it how many tokens it computes at once, for each shape.
-//! Fixed-shape plans on one core of the AMD EPYC dev machine (2026-11-25):
-//! 3–4 tokens 2.4 ms, 5: 3.1, 6: 3.5, 7–10: 4.4–4.7, 11–15: 5.5–5.8,
-//! 16–20: 6.7–6.9, 21: 9.4. Each bucket ends a step, so padding up to it is
-//! free; the 4-token bucket holds the single words of the rule's word-level
-//! evidence (`[CLS] word [SEP]`, embedded for every new word), the 10-token
-//! one most short rule sentences. (The former 8/16 buckets made a 9-token
-//! sentence pay 6.7 ms for the 16-token plan.) Another CPU may step
-//! elsewhere: the buckets stay correct, only less snug.
+//! kernel, and with it how many tokens it computes at once, for each shape
+//! (on AMD CPUs with AVX-512, tract-linalg 0.23.9 picks with a cost model
+//! fitted on a Zen 5 desktop). Fixed-shape plans on one core of the first
+//! AMD EPYC dev machine (2026-11-25): 3–4 tokens 2.4 ms, 5: 3.1, 6: 3.5,
+//! 7–10: 4.4–4.7, 11–15: 5.5–5.8, 16–20: 6.7–6.9, 21: 9.4. On a later one
+//! (family 26, 2026-12-01) the same steps, lower: 8–10 tokens 3.1–3.3 ms,
+//! 11–15: 3.9–4.2, 16: 4.7; tract's vendor-neutral kernel choice
+//! (`TRACT_X86_KIND=other`) measured the same. Each bucket ends a step, so
+//! padding up to it is free; the 4-token bucket holds the single words of the
+//! rule's word-level evidence (`[CLS] word [SEP]`, embedded for every new
+//! word), the 10-token one most short rule sentences. (The former 8/16
+//! buckets made a 9-token sentence pay 6.7 ms for the 16-token plan.)
+//! Another CPU may step elsewhere: the buckets stay correct, only less snug.
 //!
 //! Each plan holds its own copy of the weights in tract's packed layout
 //! (about 55 MB resident). The 4-, 6-, 10- and 15-token plans (words, and
