@@ -252,6 +252,7 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|l| l.split_whitespace().next().map(str::to_owned))
         .unwrap_or_else(|| "?".to_owned());
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = cpu_model();
     let profile = if verdict_e2e::binaries::bin_dir().ends_with("release") {
         "release"
     } else {
@@ -259,7 +260,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let section = format!(
         "## Queue ({mode})\n\n\
-         Measured by `scripts/bench-queue` ({mode}) on {date}: this machine ({cpus} CPUs, shared), \
+         Measured by `scripts/bench-queue` ({mode}) on {date}: this machine ({cpu}, {cpus} CPUs, shared), \
          build profile {profile}, Redis on a unix socket, one `verdict-api`, {workers} `verdict-worker` \
          processes with `--batch-size {batch}`, {image_desc} and one sentence per job, \
          worker logs at INFO into files, no queue limit (`--max-queue-depth 0`); the bench client runs on the same CPUs; \
@@ -339,4 +340,22 @@ fn replace_section(doc: &str, section: &str) -> String {
         out.push_str(section);
     }
     out
+}
+
+/// The CPU as `/proc/cpuinfo` names it, with family and model: the name alone
+/// ("AMD EPYC") has covered machines of clearly different speeds here, and
+/// figures are only comparable on the same one.
+fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |key: &str| {
+        info.lines().find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            (k.trim() == key).then(|| v.trim().to_owned())
+        })
+    };
+    let name = field("model name").unwrap_or_else(|| "unknown CPU".to_owned());
+    match (field("cpu family"), field("model")) {
+        (Some(family), Some(model)) => format!("{name}, family {family}, model {model}"),
+        _ => name,
+    }
 }
