@@ -2,8 +2,10 @@
 //! `chromium-driver`, installed by `scripts/test-setup`) through WebDriver:
 //! upload coffee.png with three sentences, wait for the verdicts, check each
 //! badge, bars and explanation in the page, save a screenshot under
-//! `tests/artifacts/`; then upload a file that is not an image and check that
-//! the API's error is shown. Every resource the page loaded came from the api.
+//! `tests/artifacts/`; then send it again with a premise (which the default
+//! model refuses: its error is shown), and upload a file that is not an image
+//! and check that the API's error is shown. Every resource the page loaded
+//! came from the api.
 
 use std::net::TcpListener;
 use std::process::Command;
@@ -170,6 +172,27 @@ async fn drive(
             "loaded from elsewhere: {resource}"
         );
     }
+
+    // A premise goes with the job as its `premise` part: the default model
+    // cannot use one, and the page shows the job's error saying so.
+    browser
+        .find(Locator::Css("#premise"))
+        .await?
+        .send_keys("Steam rises from the cup.")
+        .await?;
+    browser.find(Locator::Css("#submit")).await?.click().await?;
+    let error = browser
+        .wait()
+        .at_most(Duration::from_secs(120))
+        .for_element(Locator::Css("#error:not([hidden])"))
+        .await?;
+    let message = error.text().await?;
+    assert!(message.starts_with("premise_unsupported:"), "{message}");
+    browser
+        .find(Locator::Css("#premise"))
+        .await?
+        .clear()
+        .await?;
 
     // A file that is not an image: the API's error is shown, with its code.
     let not_image =

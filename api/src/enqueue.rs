@@ -25,6 +25,7 @@ pub struct Request {
     /// The format named by the image's magic bytes.
     pub format: &'static str,
     pub texts: Vec<String>,
+    pub premise: Option<String>,
     pub callback_url: Option<String>,
     pub idempotency_key: Option<String>,
 }
@@ -52,6 +53,7 @@ pub async fn enqueue(state: &AppState, request: Request) -> Result<Enqueued, Api
             key,
             &image_info.sha256,
             &request.texts,
+            request.premise.as_deref(),
             request.callback_url.as_deref(),
         )
     });
@@ -63,6 +65,7 @@ pub async fn enqueue(state: &AppState, request: Request) -> Result<Enqueued, Api
             NewJob {
                 id,
                 texts: &request.texts,
+                premise: request.premise.as_deref(),
                 image_info: &image_info,
                 image: &request.image,
                 result_ttl: state.result_ttl,
@@ -83,7 +86,7 @@ pub async fn enqueue(state: &AppState, request: Request) -> Result<Enqueued, Api
     .await?;
     match submitted {
         Submitted::New(job) => {
-            tracing::debug!(job_id = %id, image_bytes = request.image.len(), format = request.format, sentences = request.texts.len(), "job queued");
+            tracing::debug!(job_id = %id, image_bytes = request.image.len(), format = request.format, sentences = request.texts.len(), premise = request.premise.is_some(), "job queued");
             Ok(Enqueued {
                 job: *job,
                 created: true,

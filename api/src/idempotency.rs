@@ -4,8 +4,8 @@
 //!
 //! The key is remembered in Redis for the result TTL by the submit script
 //! itself, so two concurrent requests with one key create one job. The
-//! request's fingerprint (image digest, sentences, callback) is stored with
-//! it: the same key sent with a different request is refused
+//! request's fingerprint (image digest, sentences, premise, callback) is
+//! stored with it: the same key sent with a different request is refused
 //! (`idempotency_key_reused`) rather than answered with a job that does not
 //! match it.
 
@@ -44,17 +44,24 @@ pub fn for_request(
     key: &str,
     image_sha256: &str,
     texts: &[String],
+    premise: Option<&str>,
     callback_url: Option<&str>,
 ) -> Idempotency {
     #[derive(Serialize)]
     struct Fingerprint<'a> {
         image: &'a str,
         texts: &'a [String],
+        // Left out when there is none, so that a request without a premise
+        // has the fingerprint it had before premises existed (a key stored
+        // then still matches its retry).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        premise: Option<&'a str>,
         callback_url: Option<&'a str>,
     }
     let fingerprint = serde_json::to_vec(&Fingerprint {
         image: image_sha256,
         texts,
+        premise,
         callback_url,
     })
     .unwrap_or_default();
@@ -69,7 +76,7 @@ pub fn reused() -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         "idempotency_key_reused",
-        "this Idempotency-Key was used for a different request (another image, sentences or callback_url): use a new key",
+        "this Idempotency-Key was used for a different request (another image, sentences, premise or callback_url): use a new key",
     )
 }
 
@@ -98,19 +105,48 @@ mod tests {
     #[test]
     fn the_fingerprint_changes_with_the_request_not_the_key_hash() {
         let texts = vec!["A cup.".to_string()];
-        let a = for_request("k", "ab", &texts, None);
-        assert_eq!(a, for_request("k", "ab", &texts, None));
+        let a = for_request("k", "ab", &texts, None, None);
+        assert_eq!(a, for_request("k", "ab", &texts, None, None));
         assert_ne!(
             a.fingerprint,
-            for_request("k", "cd", &texts, None).fingerprint
+            for_request("k", "cd", &texts, None, None).fingerprint
         );
         assert_ne!(
             a.fingerprint,
-            for_request("k", "ab", &texts, Some("http://h/")).fingerprint
+            for_request("k", "ab", &texts, None, Some("http://h/")).fingerprint
         );
         assert_ne!(
             a.key_sha256,
-            for_request("k2", "ab", &texts, None).key_sha256
+            for_request("k2", "ab", &texts, None, None).key_sha256
         );
+    }
+
+    #[test]
+    fn the_premise_is_part_of_the_fingerprint() {
+        let texts = vec!["The cup is hot.".to_string()];
+        let none = for_request("k", "ab", &texts, None, None);
+        let steam = for_request("k", "ab", &texts, Some("Steam rises."), None);
+        let ice = for_request("k", "ab", &texts, Some("Ice floats in it."), None);
+        assert_ne!(none.fingerprint, steam.fingerprint);
+        assert_ne!(steam.fingerprint, ice.fingerprint);
+        assert_eq!(
+            steam,
+            for_request("k", "ab", &texts, Some("Steam rises."), None)
+        );
+        // Without a premise the fingerprint is the one stored before
+        // premises existed: image, texts and callback only.
+        #[derive(Serialize)]
+        struct Before<'a> {
+            image: &'a str,
+            texts: &'a [String],
+            callback_url: Option<&'a str>,
+        }
+        let before = serde_json::to_vec(&Before {
+            image: "ab",
+            texts: &texts,
+            callback_url: None,
+        })
+        .unwrap();
+        assert_eq!(none.fingerprint, hex::encode(Sha256::digest(&before)));
     }
 }

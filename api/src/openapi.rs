@@ -20,6 +20,11 @@ pub struct MultipartSubmission {
     image: Vec<u8>,
     /// One part per sentence (1 to 64).
     text: Vec<String>,
+    /// Optional, at most one part: a text that holds together with the image
+    /// (1 to 1000 characters, UTF-8); each sentence is judged against the
+    /// image and this premise. The default model fails such a job with
+    /// `premise_unsupported`.
+    premise: Option<String>,
     /// Where to POST the job's JSON when it ends.
     callback_url: Option<String>,
 }

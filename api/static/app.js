@@ -1,11 +1,11 @@
-// The verdict page: submits the image and sentences to POST /v1/jobs, waits
-// for the job with GET /v1/jobs/{id}?wait=30 and shows each verdict. Public
-// API only; no other server is contacted.
+// The verdict page: submits the image, the sentences and the optional premise
+// to POST /v1/jobs, waits for the job with GET /v1/jobs/{id}?wait=30 and shows
+// each verdict. Public API only; no other server is contacted.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const form = $("form"), fileInput = $("image"), drop = $("drop"), preview = $("preview");
-const textsInput = $("texts"), tokenInput = $("token"), button = $("submit");
+const textsInput = $("texts"), premiseInput = $("premise"), tokenInput = $("token"), button = $("submit");
 const statusLine = $("status"), errorBox = $("error"), results = $("results");
 let picked = null;
 
@@ -126,6 +126,8 @@ async function judge(event) {
   const body = new FormData();
   body.append("image", picked, picked.name);
   texts.forEach((text) => body.append("text", text));
+  const premise = premiseInput.value.trim();
+  if (premise) body.append("premise", premise);
   button.disabled = true;
   results.replaceChildren();
   statusLine.textContent = "submitting…";

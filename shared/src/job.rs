@@ -144,7 +144,13 @@ impl FromStr for JobState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobError {
+    /// Stable: from the engine `image_empty`, `image_too_large`,
+    /// `image_format`, `image_decode`, `no_texts`, `too_many_texts`,
+    /// `text_empty`, `text_too_long`, `premise_empty`, `premise_too_long`,
+    /// `premise_unsupported` (the model cannot use a premise), `model_error`;
+    /// from the run loop `judge_panicked`, `attempts_exhausted`; `cancelled`.
     pub code: String,
+    /// For people; may change.
     pub message: String,
 }
 
@@ -182,6 +188,11 @@ pub struct Job {
     pub id: JobId,
     pub state: JobState,
     pub texts: Vec<String>,
+    /// A text that holds together with the image: each sentence is judged
+    /// against the image and this premise. Absent when none was given; a
+    /// model that cannot use one fails the job with `premise_unsupported`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub premise: Option<String>,
     pub image: ImageInfo,
     #[serde(with = "time::serde::rfc3339")]
     pub submitted_at: OffsetDateTime,
@@ -214,6 +225,7 @@ impl Job {
             id: JobId::new(),
             state: JobState::Queued,
             texts,
+            premise: None,
             image,
             submitted_at: OffsetDateTime::now_utc(),
             started_at: None,
@@ -262,5 +274,29 @@ mod tests {
         let back: Job = serde_json::from_str(&json).unwrap();
         assert_eq!(back, job);
         assert!(json.contains("\"state\":\"queued\""));
+        assert!(!json.contains("premise"), "no premise, no field: {json}");
+    }
+
+    #[test]
+    fn a_premise_round_trips_and_old_jobs_without_one_still_read() {
+        let mut job = Job::new(
+            vec!["The cup is hot.".into()],
+            ImageInfo {
+                bytes: 10,
+                sha256: "00".repeat(32),
+                format: "png".into(),
+            },
+        );
+        job.premise = Some("Steam rises from the cup.".into());
+        let json = serde_json::to_value(&job).unwrap();
+        assert_eq!(json["premise"], "Steam rises from the cup.");
+        let back: Job = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, job);
+
+        // A job written before premises existed has no such field.
+        let mut old = json;
+        old.as_object_mut().unwrap().remove("premise");
+        let back: Job = serde_json::from_value(old).unwrap();
+        assert_eq!(back.premise, None);
     }
 }

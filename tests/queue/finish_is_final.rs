@@ -34,6 +34,7 @@ async fn a_finished_job_is_never_moved_again() {
         NewJob {
             id,
             texts: &texts,
+            premise: None,
             image_info: &info,
             image: b"\x89PN",
             result_ttl: Duration::from_secs(60),

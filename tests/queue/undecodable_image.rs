@@ -28,7 +28,12 @@ impl Judge for DecodingJudge {
         "decoding test judge"
     }
 
-    fn judge(&self, image: &[u8], texts: &[String]) -> Result<Vec<SentenceVerdict>, JudgeError> {
+    fn judge(
+        &self,
+        image: &[u8],
+        texts: &[String],
+        _premise: Option<&str>,
+    ) -> Result<Vec<SentenceVerdict>, JudgeError> {
         image::load_from_memory(image).map_err(|err| JudgeError::ImageDecode(err.to_string()))?;
         Ok(texts
             .iter()

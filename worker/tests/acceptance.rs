@@ -21,7 +21,7 @@ fn judge() -> &'static LabelGroundedJudge {
 fn labels(image: &[u8], texts: &[&str]) -> Vec<Label> {
     let texts: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
     judge()
-        .judge(image, &texts)
+        .judge(image, &texts, None)
         .expect("judge")
         .into_iter()
         .map(|v| v.label)
@@ -38,6 +38,7 @@ fn the_original_product_sentences_on_coffee_png() {
                 "This is a stainless steel thermos.".into(),
                 "This is an everyday item.".into(),
             ],
+            None,
         )
         .expect("judge");
     let got: Vec<Label> = verdicts.iter().map(|v| v.label).collect();
@@ -75,6 +76,7 @@ fn the_cat_sentences_on_chelsea_png() {
         .judge(
             &common::photo("chelsea.png"),
             &["A cat is looking at the camera.".into()],
+            None,
         )
         .expect("judge")[0];
     let top = &verdict.explanation.image_labels[0].label;
@@ -145,7 +147,7 @@ fn bad_images_are_refused_with_a_reason() {
     for (name, code) in cases {
         let bytes = std::fs::read(common::fixture(&format!("bad/{name}"))).expect("fixture");
         let err: JudgeError = judge()
-            .judge(&bytes, &["This is a ceramic coffee cup.".into()])
+            .judge(&bytes, &["This is a ceramic coffee cup.".into()], None)
             .expect_err(name);
         assert_eq!(err.code(), code, "{name}: {err}");
         assert!(err.is_permanent());
@@ -162,7 +164,7 @@ fn bad_sentences_are_refused_before_the_model_runs() {
         (vec!["A cup.".into(); 65], "too_many_texts"),
     ];
     for (texts, code) in cases {
-        let err = judge().judge(&image, &texts).expect_err(code);
+        let err = judge().judge(&image, &texts, None).expect_err(code);
         assert_eq!(err.code(), code, "{err}");
     }
 }
@@ -172,7 +174,7 @@ fn repeated_inputs_give_identical_verdicts() {
     // The second call is served from the caches; it must not differ.
     let image = common::photo("rocket.jpg");
     let texts = vec!["A rocket on the launch pad.".to_string()];
-    let first = judge().judge(&image, &texts).expect("judge");
-    let second = judge().judge(&image, &texts).expect("judge");
+    let first = judge().judge(&image, &texts, None).expect("judge");
+    let second = judge().judge(&image, &texts, None).expect("judge");
     assert_eq!(first, second);
 }

@@ -42,6 +42,10 @@ pub struct BatchJob {
     pub image_base64: String,
     /// 1 to 64 sentences.
     pub texts: Vec<String>,
+    /// Optional: a text that holds together with the image, as in `POST
+    /// /v1/jobs` (1 to 1000 characters).
+    #[serde(default)]
+    pub premise: Option<String>,
     #[serde(default)]
     pub callback_url: Option<String>,
     /// As the `Idempotency-Key` header of `POST /v1/jobs`.
@@ -192,6 +196,7 @@ async fn one(
     let submission = JsonSubmission {
         image_base64: job.image_base64,
         texts: job.texts,
+        premise: job.premise,
         callback_url: job.callback_url.or(default_callback.map(str::to_owned)),
     }
     .into_submission(&state.limits)?;
@@ -202,6 +207,7 @@ async fn one(
             image: checked.submission.image,
             format: checked.format,
             texts: checked.submission.texts,
+            premise: checked.submission.premise,
             callback_url: checked.submission.callback_url,
             idempotency_key,
         },

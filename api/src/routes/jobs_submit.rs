@@ -14,11 +14,14 @@ use crate::request_log::LoggedJobId;
 use crate::state::AppState;
 use crate::submission;
 
-/// Submit a job: one image and 1 to 64 sentences.
+/// Submit a job: one image, 1 to 64 sentences and an optional premise.
 ///
-/// Multipart (`image` file part, `text` parts, optional `callback_url` part)
-/// or JSON. With an `Idempotency-Key` header, a repeat of the same request
-/// within the result TTL answers 200 with the job the first one created.
+/// Multipart (`image` file part, `text` parts, optional `premise` and
+/// `callback_url` parts) or JSON. A premise is a text that holds together
+/// with the image; a model that cannot use one (the default) fails the job
+/// with `premise_unsupported`. With an `Idempotency-Key` header, a repeat of
+/// the same request within the result TTL answers 200 with the job the first
+/// one created.
 #[utoipa::path(
     post,
     path = "/v1/jobs",
@@ -26,7 +29,7 @@ use crate::submission;
     params(("Idempotency-Key" = Option<String>, Header,
             description = "1 to 255 visible ASCII characters; the same key returns the same job")),
     request_body(
-        description = "The image and the sentences",
+        description = "The image, the sentences and an optional premise",
         content(
             (crate::openapi::MultipartSubmission = "multipart/form-data"),
             (crate::submission::json::JsonSubmission = "application/json"),
@@ -38,7 +41,7 @@ use crate::submission;
          headers(("Location" = String, description = "/v1/jobs/{id}"))),
         (status = 200, description = "An earlier request with this Idempotency-Key created this job", body = Job,
          headers(("Location" = String, description = "/v1/jobs/{id}"))),
-        (status = 400, description = "missing_image, multiple_images, missing_text, too_many_texts, text_empty, text_too_long, text_not_utf8, image_empty, invalid_json, invalid_base64, invalid_multipart, invalid_body, invalid_idempotency_key, invalid_callback_url, callback_not_allowed", body = ErrorBody),
+        (status = 400, description = "missing_image, multiple_images, missing_text, too_many_texts, text_empty, text_too_long, text_not_utf8, premise_empty, premise_too_long, premise_not_utf8, image_empty, invalid_json, invalid_base64, invalid_multipart, invalid_body, invalid_idempotency_key, invalid_callback_url, callback_not_allowed", body = ErrorBody),
         (status = 409, description = "idempotency_conflict: the job the key named expired during the request; retry", body = ErrorBody),
         (status = 413, description = "body_too_large, image_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_content_type, image_format", body = ErrorBody),
@@ -60,6 +63,7 @@ pub async fn submit(State(state): State<AppState>, req: Request) -> Result<Respo
             image: checked.submission.image,
             format: checked.format,
             texts: checked.submission.texts,
+            premise: checked.submission.premise,
             callback_url: checked.submission.callback_url,
             idempotency_key,
         },

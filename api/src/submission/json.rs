@@ -1,4 +1,5 @@
-//! `application/json` submissions: `{"image_base64": "...", "texts": ["..."]}`.
+//! `application/json` submissions: `{"image_base64": "...", "texts": ["..."]}`,
+//! optionally with `"premise": "..."` and `"callback_url": "..."`.
 
 use base64::Engine;
 use bytes::Bytes;
@@ -15,6 +16,12 @@ pub struct JsonSubmission {
     pub(crate) image_base64: String,
     /// 1 to 64 sentences, each 1 to 1000 characters.
     pub(crate) texts: Vec<String>,
+    /// Optional: a text that holds together with the image (1 to 1000
+    /// characters); each sentence is judged against the image and this
+    /// premise. Only models that take one (`ofa-ve`) can; the default model
+    /// fails such a job with `premise_unsupported`.
+    #[serde(default)]
+    pub(crate) premise: Option<String>,
     /// Where to POST the job's JSON when it ends (a host on the server's
     /// allow-list).
     #[serde(default)]
@@ -59,6 +66,7 @@ impl JsonSubmission {
         Ok(Submission {
             image: Bytes::from(image),
             texts: parsed.texts,
+            premise: parsed.premise,
             callback_url: parsed.callback_url,
         })
     }
@@ -84,6 +92,32 @@ mod tests {
         .unwrap();
         assert_eq!(&sub.image[..], b"hello");
         assert_eq!(sub.texts, vec!["a", "b"]);
+        assert_eq!(sub.premise, None);
+    }
+
+    #[test]
+    fn takes_the_premise_beside_the_texts() {
+        let sub = parse(
+            br#"{"image_base64": "aGVsbG8=", "texts": ["The cup is hot."], "premise": "Steam rises."}"#,
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(sub.premise.as_deref(), Some("Steam rises."));
+        let sub = parse(
+            br#"{"image_base64": "aGVsbG8=", "texts": ["a"], "premise": null}"#,
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(sub.premise, None, "null is no premise");
+        assert_eq!(
+            parse(
+                br#"{"image_base64": "aGVsbG8=", "texts": ["a"], "premise": ["x"]}"#,
+                &limits()
+            )
+            .unwrap_err()
+            .code,
+            "invalid_json"
+        );
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! Two encodings, chosen by `Content-Type`: multipart (the raw image bytes, as
 //! curl and browsers send files) and JSON (the image in base64). Both end in
 //! the same checks: the image's size and magic bytes, the sentences' count,
-//! length and UTF-8. Nothing here decodes the image.
+//! length and UTF-8, the optional premise's length. Nothing here decodes the
+//! image.
 
 mod image_format;
 pub mod json;
 mod multipart;
+mod premise;
 mod texts;
 
 use axum::extract::{FromRequest, Request};
@@ -29,6 +31,8 @@ pub struct Submission {
     /// The encoded image, as uploaded.
     pub image: Bytes,
     pub texts: Vec<String>,
+    /// The optional premise: a text that holds together with the image.
+    pub premise: Option<String>,
     /// The optional `callback_url` (checked against the allow-list later).
     pub callback_url: Option<String>,
 }
@@ -79,7 +83,7 @@ pub async fn from_request(req: Request, limits: &Limits) -> Result<Checked, ApiE
                 "unsupported_content_type",
                 format!(
                     "content type {:?} is not accepted: send multipart/form-data \
-                     (an \"image\" file and \"text\" parts) or application/json",
+                     (an \"image\" file, \"text\" parts and an optional \"premise\") or application/json",
                     content_type.chars().take(64).collect::<String>()
                 ),
             ));
@@ -91,6 +95,7 @@ pub async fn from_request(req: Request, limits: &Limits) -> Result<Checked, ApiE
 /// The checks every submission passes, however it came.
 pub fn check(submission: Submission, limits: &Limits) -> Result<Checked, ApiError> {
     texts::check(&submission.texts)?;
+    premise::check(submission.premise.as_deref())?;
     let format = check_image(&submission.image, limits)?;
     Ok(Checked { submission, format })
 }
@@ -121,4 +126,60 @@ pub(crate) fn image_too_large(bytes: usize, max: usize) -> ApiError {
         "image_too_large",
         format!("the image is {bytes} bytes or more, more than the limit of {max} bytes"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_body_bytes: 1 << 20,
+            max_image_bytes: 1 << 16,
+        }
+    }
+
+    fn submission(premise: Option<&str>) -> Submission {
+        Submission {
+            image: Bytes::from_static(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            texts: vec!["The cup is hot.".into()],
+            premise: premise.map(str::to_owned),
+            callback_url: None,
+        }
+    }
+
+    #[test]
+    fn every_submission_has_its_premise_checked() {
+        let checked = check(submission(Some("Steam rises from the cup.")), &limits()).unwrap();
+        assert_eq!(
+            checked.submission.premise.as_deref(),
+            Some("Steam rises from the cup.")
+        );
+        assert_eq!(checked.format, "png");
+        assert!(check(submission(None), &limits()).is_ok());
+        let code = |premise: &str| {
+            check(submission(Some(premise)), &limits())
+                .unwrap_err()
+                .code
+        };
+        assert_eq!(code(""), "premise_empty");
+        assert_eq!(code("\n \t"), "premise_empty");
+        assert_eq!(
+            code(&"x".repeat(verdict_shared::limits::MAX_SENTENCE_CHARS + 1)),
+            "premise_too_long"
+        );
+    }
+
+    #[test]
+    fn a_json_premise_is_checked_like_a_multipart_one() {
+        let body = format!(
+            r#"{{"image_base64": "iVBORw0KGgoAAAANSUhEUg==", "texts": ["A cup."], "premise": "{}"}}"#,
+            "y".repeat(verdict_shared::limits::MAX_SENTENCE_CHARS + 1)
+        );
+        let parsed = json::parse(body.as_bytes(), &limits()).unwrap();
+        assert_eq!(
+            check(parsed, &limits()).unwrap_err().code,
+            "premise_too_long"
+        );
+    }
 }

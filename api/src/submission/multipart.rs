@@ -1,5 +1,6 @@
-//! `multipart/form-data` submissions: one `image` file part and one or more
-//! `text` parts, as `curl -F image=@cup.png -F text='A cup.'` sends them.
+//! `multipart/form-data` submissions: one `image` file part, one or more
+//! `text` parts and at most one `premise` part, as `curl -F image=@cup.png
+//! -F text='A cup.' -F premise='Steam rises from it.'` sends them.
 
 use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{FromRequest, Multipart, Request};
@@ -7,6 +8,7 @@ use axum::http::StatusCode;
 use bytes::{Bytes, BytesMut};
 use verdict_shared::limits::MAX_SENTENCES;
 
+use super::premise::not_utf8 as premise_not_utf8;
 use super::{Limits, Submission, image_too_large, texts};
 use crate::error::ApiError;
 
@@ -23,6 +25,7 @@ pub async fn parse(req: Request, limits: &Limits) -> Result<Submission, ApiError
         })?;
     let mut image: Option<Bytes> = None;
     let mut texts: Vec<String> = Vec::new();
+    let mut premise: Option<String> = None;
     let mut callback_url: Option<String> = None;
     while let Some(mut field) = multipart
         .next_field()
@@ -57,6 +60,20 @@ pub async fn parse(req: Request, limits: &Limits) -> Result<Submission, ApiError
                 })?;
                 texts.push(text);
             }
+            Some("premise") => {
+                if premise.is_some() {
+                    return Err(ApiError::bad_request(
+                        "invalid_multipart",
+                        "more than one premise part: send at most one premise per job",
+                    ));
+                }
+                let bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|err| multipart_error(err, limits))?;
+                let text = String::from_utf8(bytes.to_vec()).map_err(|_| premise_not_utf8())?;
+                premise = Some(text);
+            }
             Some("callback_url") if callback_url.is_none() => {
                 let bytes = field
                     .bytes()
@@ -71,7 +88,10 @@ pub async fn parse(req: Request, limits: &Limits) -> Result<Submission, ApiError
                 let name = other.unwrap_or("").chars().take(64).collect::<String>();
                 return Err(ApiError::bad_request(
                     "invalid_multipart",
-                    format!("unexpected part {name:?}: send one \"image\" part and \"text\" parts"),
+                    format!(
+                        "unexpected part {name:?}: send one \"image\" part, \"text\" parts and \
+                         at most one \"premise\" part"
+                    ),
                 ));
             }
         }
@@ -82,6 +102,7 @@ pub async fn parse(req: Request, limits: &Limits) -> Result<Submission, ApiError
     Ok(Submission {
         image,
         texts,
+        premise,
         callback_url,
     })
 }
@@ -130,5 +151,122 @@ fn multipart_error(err: MultipartError, limits: &Limits) -> ApiError {
             "invalid_multipart",
             format!("the multipart body is malformed: {}", err.body_text()),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+
+    use super::*;
+
+    const BOUNDARY: &str = "verdict-test-boundary";
+
+    fn limits() -> Limits {
+        Limits {
+            max_body_bytes: 1 << 20,
+            max_image_bytes: 1 << 16,
+        }
+    }
+
+    /// A multipart request with these `(name, bytes)` parts; `image` parts
+    /// are sent as files.
+    fn request(parts: &[(&str, &[u8])]) -> Request {
+        let mut body = Vec::new();
+        for (name, bytes) in parts {
+            body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+            if *name == "image" {
+                body.extend_from_slice(
+                    b"Content-Disposition: form-data; name=\"image\"; filename=\"cup.png\"\r\n\
+                      Content-Type: image/png\r\n\r\n",
+                );
+            } else {
+                body.extend_from_slice(
+                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+                );
+            }
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        Request::builder()
+            .method("POST")
+            .uri("/v1/jobs")
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+
+    #[tokio::test]
+    async fn reads_the_premise_part_beside_the_texts() {
+        let sub = parse(
+            request(&[
+                ("image", PNG),
+                ("text", b"The cup is hot."),
+                ("premise", "Du thé fume dans la tasse.".as_bytes()),
+                ("text", b"The cup is empty."),
+            ]),
+            &limits(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(sub.texts, vec!["The cup is hot.", "The cup is empty."]);
+        assert_eq!(sub.premise.as_deref(), Some("Du thé fume dans la tasse."));
+        assert_eq!(&sub.image[..], PNG);
+
+        let sub = parse(request(&[("image", PNG), ("text", b"A cup.")]), &limits())
+            .await
+            .unwrap();
+        assert_eq!(sub.premise, None, "no part, no premise");
+    }
+
+    #[tokio::test]
+    async fn refuses_a_second_premise_and_one_that_is_not_utf8() {
+        let err = parse(
+            request(&[
+                ("image", PNG),
+                ("text", b"A cup."),
+                ("premise", b"One."),
+                ("premise", b"Two."),
+            ]),
+            &limits(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code, "invalid_multipart");
+        assert!(
+            err.message.contains("more than one premise"),
+            "{}",
+            err.message
+        );
+
+        let err = parse(
+            request(&[("image", PNG), ("text", b"A cup."), ("premise", b"caf\xe9")]),
+            &limits(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code, "premise_not_utf8");
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn an_empty_premise_part_is_kept_for_the_checks_to_refuse() {
+        let sub = parse(
+            request(&[("image", PNG), ("text", b"A cup."), ("premise", b"  ")]),
+            &limits(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(sub.premise.as_deref(), Some("  "));
+        assert_eq!(
+            super::super::check(sub, &limits()).unwrap_err().code,
+            "premise_empty"
+        );
     }
 }

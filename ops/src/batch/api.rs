@@ -20,6 +20,8 @@ const MAX_DELAY: Duration = Duration::from_secs(30);
 pub struct BatchJob {
     pub image_base64: String,
     pub texts: Vec<String>,
+    /// The row's premise, if it has one.
+    pub premise: Option<String>,
     pub idempotency_key: String,
 }
 
@@ -75,11 +77,7 @@ impl Api {
         jobs: &[BatchJob],
     ) -> anyhow::Result<Result<Vec<Item>, Option<Duration>>> {
         let body = json!({
-            "jobs": jobs.iter().map(|job| json!({
-                "image_base64": job.image_base64,
-                "texts": job.texts,
-                "idempotency_key": job.idempotency_key,
-            })).collect::<Vec<_>>(),
+            "jobs": jobs.iter().map(job_body).collect::<Vec<_>>(),
         });
         let response = match self
             .request(reqwest::Method::POST, "/v1/batches")
@@ -177,6 +175,20 @@ impl Api {
     }
 }
 
+/// One job of the request body; `premise` only when the row has one, so a
+/// catalogue without premises reads as it always did.
+fn job_body(job: &BatchJob) -> Value {
+    let mut body = json!({
+        "image_base64": job.image_base64,
+        "texts": job.texts,
+        "idempotency_key": job.idempotency_key,
+    });
+    if let Some(premise) = &job.premise {
+        body["premise"] = json!(premise);
+    }
+    body
+}
+
 /// `Retry-After` in seconds, if the answer has one.
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     response
@@ -204,4 +216,24 @@ fn error_text(answer: &Value) -> String {
 /// one, else twice the last (from 1 s, at most 30 s).
 pub fn next_delay(last: Duration, retry_after: Option<Duration>) -> Duration {
     retry_after.unwrap_or_else(|| (last * 2).clamp(Duration::from_secs(1), MAX_DELAY))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_carries_its_premise_only_when_it_has_one() {
+        let mut job = BatchJob {
+            image_base64: "aGVsbG8=".into(),
+            texts: vec!["It is hot.".into()],
+            premise: None,
+            idempotency_key: "batch-1".into(),
+        };
+        let body = job_body(&job);
+        assert_eq!(body["texts"], json!(["It is hot."]));
+        assert!(body.get("premise").is_none(), "{body}");
+        job.premise = Some("Steam rises.".into());
+        assert_eq!(job_body(&job)["premise"], "Steam rises.");
+    }
 }

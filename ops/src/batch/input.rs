@@ -1,8 +1,9 @@
 //! Reading a batch's input: JSONL or CSV rows, streamed one at a time.
 //!
 //! JSONL: one object per line, `{"id": ..., "image": "path", "text": "..."}`
-//! or `"texts": [...]`. CSV: a header naming `id`, `image` and `text`
-//! (other columns are ignored). Image paths are relative to the input file's
+//! or `"texts": [...]`, optionally with `"premise": "..."`. CSV: a header
+//! naming `id`, `image` and `text`, and optionally `premise` (other columns
+//! are ignored; an empty premise cell is no premise). Image paths are relative to the input file's
 //! directory. The reader yields one [`Row`] at a time and never reads an image:
 //! 100,000 rows cost the memory of one row. A row that cannot be understood is
 //! yielded as a [`Row`] with a `problem`, so that it gets a result line saying
@@ -27,6 +28,8 @@ pub struct Row {
     /// directory).
     pub image_path: PathBuf,
     pub texts: Vec<String>,
+    /// The text that holds with the image, sent as the job's `premise`.
+    pub premise: Option<String>,
     /// Why the row cannot be submitted, if it cannot.
     pub problem: Option<String>,
 }
@@ -85,6 +88,7 @@ pub fn open(path: &Path) -> anyhow::Result<Rows> {
                 id: column("id"),
                 image,
                 text,
+                premise: column("premise"),
             }
         }
     };
@@ -109,6 +113,7 @@ enum Source {
         id: Option<usize>,
         image: usize,
         text: usize,
+        premise: Option<usize>,
     },
 }
 
@@ -137,6 +142,7 @@ impl Iterator for Rows {
                     id,
                     image,
                     text,
+                    premise,
                 } => match records.next()? {
                     Ok(record) => {
                         let field = |i: usize| record.get(i).unwrap_or("").to_owned();
@@ -151,7 +157,8 @@ impl Iterator for Rows {
                             vec![text]
                         };
                         let image = field(*image);
-                        row(&self.base, id, image, texts)
+                        let premise = premise.map(field).filter(|p| !p.trim().is_empty());
+                        row(&self.base, id, image, texts, premise)
                     }
                     Err(err) => self.broken(number, format!("not a CSV record: {err}")),
                 },
@@ -181,7 +188,10 @@ impl Rows {
         if let Some(list) = value["texts"].as_array() {
             texts.extend(list.iter().filter_map(|t| t.as_str().map(str::to_owned)));
         }
-        let mut row = self.row(id, image, texts);
+        // Absent or null: no premise. Anything but a string is a mistake; an
+        // empty string is sent as is, for the api to refuse (`premise_empty`).
+        let premise = value["premise"].as_str().map(str::to_owned);
+        let mut row = row(&self.base, id, image, texts, premise);
         if row.problem.is_none()
             && value["texts"]
                 .as_array()
@@ -189,11 +199,10 @@ impl Rows {
         {
             row.problem = Some("\"texts\" must be a list of strings".into());
         }
+        if row.problem.is_none() && !matches!(value["premise"], Value::Null | Value::String(_)) {
+            row.problem = Some("\"premise\" must be a string".into());
+        }
         row
-    }
-
-    fn row(&self, id: String, image: String, texts: Vec<String>) -> Row {
-        row(&self.base, id, image, texts)
     }
 
     fn broken(&self, number: usize, problem: String) -> Row {
@@ -202,13 +211,14 @@ impl Rows {
             image: String::new(),
             image_path: PathBuf::new(),
             texts: Vec::new(),
+            premise: None,
             problem: Some(format!("row {number}: {problem}")),
         }
     }
 }
 
 /// A row, with the problem that keeps it from being submitted, if any.
-fn row(base: &Path, id: String, image: String, texts: Vec<String>) -> Row {
+fn row(base: &Path, id: String, image: String, texts: Vec<String>, premise: Option<String>) -> Row {
     let problem = if image.trim().is_empty() {
         Some("the row names no image".to_owned())
     } else if texts.is_empty() {
@@ -221,6 +231,7 @@ fn row(base: &Path, id: String, image: String, texts: Vec<String>) -> Row {
         image_path: base.join(&image),
         image,
         texts,
+        premise,
         problem,
     }
 }
@@ -251,6 +262,50 @@ mod tests {
         assert!(rows[2].problem.as_deref().unwrap().contains("not JSON"));
         assert_eq!(rows[3].id, "5");
         assert_eq!(rows[3].problem.as_deref(), Some("the row has no text"));
+        assert!(rows.iter().all(|r| r.premise.is_none()));
+    }
+
+    #[test]
+    fn reads_an_optional_premise_from_jsonl() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.jsonl");
+        std::fs::write(
+            &path,
+            "{\"id\": \"p\", \"image\": \"cup.png\", \"text\": \"It is hot.\", \"premise\": \"Steam rises.\"}\n\
+             {\"id\": \"n\", \"image\": \"cup.png\", \"text\": \"It is hot.\", \"premise\": null}\n\
+             {\"id\": \"e\", \"image\": \"cup.png\", \"text\": \"It is hot.\", \"premise\": \"\"}\n\
+             {\"id\": \"x\", \"image\": \"cup.png\", \"text\": \"It is hot.\", \"premise\": [\"Steam.\"]}\n",
+        )
+        .unwrap();
+        let rows: Vec<Row> = open(&path).unwrap().collect();
+        assert_eq!(rows[0].premise.as_deref(), Some("Steam rises."));
+        assert_eq!(rows[0].problem, None);
+        assert_eq!(rows[1].premise, None);
+        assert_eq!(rows[1].problem, None);
+        assert_eq!(
+            rows[2].premise.as_deref(),
+            Some(""),
+            "left to the api to refuse"
+        );
+        assert_eq!(
+            rows[3].problem.as_deref(),
+            Some("\"premise\" must be a string")
+        );
+    }
+
+    #[test]
+    fn reads_a_premise_column_when_the_csv_header_has_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.csv");
+        std::fs::write(
+            &path,
+            "id,image,text,premise\nr1,cup.png,It is hot.,\"Steam rises, thick.\"\nr2,cup.png,It is hot., \n",
+        )
+        .unwrap();
+        let rows: Vec<Row> = open(&path).unwrap().collect();
+        assert_eq!(rows[0].premise.as_deref(), Some("Steam rises, thick."));
+        assert_eq!(rows[1].premise, None, "an empty cell is no premise");
+        assert_eq!(rows[1].problem, None);
     }
 
     #[test]

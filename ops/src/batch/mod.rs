@@ -6,7 +6,7 @@
 //! once its batch request is sent, so memory stays flat whatever the number of
 //! rows. Rows go to the api in `POST /v1/batches` requests ([`api`]) of up to
 //! `--batch-size` jobs, each with an idempotency key derived from the row (its
-//! id, the image's sha256 and its sentences): resending after an error, or
+//! id, the image's sha256, its sentences and its premise): resending after an error, or
 //! resuming an interrupted run, finds the job already created instead of
 //! making a second one. With `--wait`, each job is long-polled until it ends
 //! and its verdicts are written ([`results`]); without it, the run writes
@@ -201,6 +201,7 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
         let job = BatchJob {
             image_base64: base64::engine::general_purpose::STANDARD.encode(&image),
             texts: row.texts.clone(),
+            premise: row.premise.clone(),
             idempotency_key: key,
         };
         chunk.bytes += job.image_base64.len();
@@ -379,8 +380,9 @@ fn lines_for(row: &Row, id: &str, job: &Value) -> Vec<ResultLine> {
     lines
 }
 
-/// The row's idempotency key: the same row (id, image bytes, sentences)
-/// always gets the same key, so a resubmission finds its job.
+/// The row's idempotency key: the same row (id, image bytes, sentences,
+/// premise) always gets the same key, so a resubmission finds its job, and a
+/// row whose premise was edited is a new job rather than a conflict.
 fn idempotency_key(row: &Row, image: &[u8]) -> String {
     let mut hash = Sha256::new();
     hash.update(row.id.as_bytes());
@@ -390,5 +392,48 @@ fn idempotency_key(row: &Row, image: &[u8]) -> String {
         hash.update([0]);
         hash.update(text.as_bytes());
     }
+    // Only when there is one (so rows without a premise keep the keys they
+    // had before premises existed), after a byte that UTF-8 never contains
+    // (so it cannot be mistaken for the end of a sentence).
+    if let Some(premise) = &row.premise {
+        hash.update([0xff]);
+        hash.update(premise.as_bytes());
+    }
     format!("batch-{}", hex::encode(hash.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(premise: Option<&str>) -> Row {
+        Row {
+            id: "sku-1".into(),
+            image: "cup.png".into(),
+            image_path: PathBuf::from("cup.png"),
+            texts: vec!["It is hot.".into()],
+            premise: premise.map(str::to_owned),
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn the_idempotency_key_follows_the_premise() {
+        let image = b"\x89PNG";
+        let none = idempotency_key(&row(None), image);
+        let steam = idempotency_key(&row(Some("Steam rises.")), image);
+        assert_ne!(none, steam);
+        assert_ne!(steam, idempotency_key(&row(Some("Ice floats.")), image));
+        assert_eq!(steam, idempotency_key(&row(Some("Steam rises.")), image));
+
+        // Without a premise, the key a run made before premises existed: a
+        // run resumed across the upgrade finds its jobs.
+        let mut hash = Sha256::new();
+        hash.update(b"sku-1");
+        hash.update([0]);
+        hash.update(Sha256::digest(image));
+        hash.update([0]);
+        hash.update(b"It is hot.");
+        assert_eq!(none, format!("batch-{}", hex::encode(hash.finalize())));
+    }
 }

@@ -158,6 +158,7 @@ mod tests {
             image: "a.png".into(),
             image_path: PathBuf::from("a.png"),
             texts: texts.iter().map(|t| t.to_string()).collect(),
+            premise: None,
             problem: None,
         }
     }

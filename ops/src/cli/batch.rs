@@ -18,8 +18,9 @@ const DEFAULT_API: &str = "http://127.0.0.1:7860";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BatchArgs {
-    /// The rows: *.jsonl ({"id", "image", "text" or "texts"}) or *.csv (header id,image,text).
-    /// Image paths are relative to this file.
+    /// The rows: *.jsonl ({"id", "image", "text" or "texts", optional "premise"}) or *.csv
+    /// (header id,image,text and an optional premise column). Image paths are relative to this
+    /// file.
     pub input: PathBuf,
 
     /// Where to append one JSON line per sentence (stdout if not given). Run

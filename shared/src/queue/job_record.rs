@@ -21,7 +21,8 @@ use crate::verdict::SentenceVerdict;
 
 /// Field names of the job hash.
 pub mod field {
-    /// JSON [`super::JobSpec`]: the sentences and what the api learned about the image.
+    /// JSON [`super::JobSpec`]: the sentences, the premise if any, and what the
+    /// api learned about the image.
     pub const SPEC: &str = "spec";
     /// The encoded image bytes, exactly as submitted. Deleted when the job finishes.
     pub const IMAGE: &str = "image";
@@ -65,6 +66,10 @@ pub const READ_FIELDS: [&str; 9] = [
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSpec {
     pub texts: Vec<String>,
+    /// The text that holds with the image, if the submission gave one. Specs
+    /// written before premises existed have none and still read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub premise: Option<String>,
     pub image: ImageInfo,
     /// Where to POST the job when it ends; finish.lua reads it to queue the
     /// callback.
@@ -119,6 +124,7 @@ pub fn assemble(id: JobId, values: &[Option<Vec<u8>>]) -> Result<Option<Job>, Qu
         id,
         state,
         texts: spec.texts,
+        premise: spec.premise,
         image: spec.image,
         submitted_at,
         started_at: timestamp(id, "started_us", started.as_deref())?,
@@ -170,6 +176,7 @@ mod tests {
     fn spec_json() -> Vec<u8> {
         serde_json::to_vec(&JobSpec {
             texts: vec!["a cup".into()],
+            premise: None,
             image: ImageInfo {
                 bytes: 3,
                 sha256: "ab".repeat(32),
@@ -203,6 +210,40 @@ mod tests {
             1_732_450_000_123_456_000
         );
         assert_eq!(job.started_at, None);
+    }
+
+    #[test]
+    fn the_premise_travels_from_the_spec_and_old_specs_have_none() {
+        let id = JobId::new();
+        let mut values = vec![None; READ_FIELDS.len()];
+        values[1] = Some(b"queued".to_vec());
+        values[4] = Some(b"1732450000123456".to_vec());
+
+        // As written before premises existed: no field at all.
+        values[0] = Some(
+            br#"{"texts": ["a cup"], "image": {"bytes": 3, "sha256": "ab", "format": "png"}}"#
+                .to_vec(),
+        );
+        assert_eq!(assemble(id, &values).unwrap().unwrap().premise, None);
+
+        let spec = JobSpec {
+            texts: vec!["The cup is hot.".into()],
+            premise: Some("Steam rises from the cup.".into()),
+            image: ImageInfo {
+                bytes: 3,
+                sha256: "ab".repeat(32),
+                format: "png".into(),
+            },
+            callback_url: None,
+        };
+        values[0] = Some(serde_json::to_vec(&spec).unwrap());
+        let job = assemble(id, &values).unwrap().unwrap();
+        assert_eq!(job.premise.as_deref(), Some("Steam rises from the cup."));
+        assert_eq!(job.texts, spec.texts);
+        assert!(
+            !String::from_utf8(spec_json()).unwrap().contains("premise"),
+            "a spec without a premise is written as before"
+        );
     }
 
     #[test]

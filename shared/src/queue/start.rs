@@ -96,6 +96,7 @@ pub async fn start<C: ConnectionLike>(
                     .ok_or_else(|| QueueError::corrupt(format!("start: {what} out of range")))
             };
             let mut job = Job::new(spec.texts, spec.image);
+            job.premise = spec.premise;
             job.callback_url = spec.callback_url;
             job.id = job_id;
             job.state = JobState::Running;

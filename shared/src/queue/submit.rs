@@ -17,6 +17,8 @@ static SUBMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua
 pub struct NewJob<'a> {
     pub id: JobId,
     pub texts: &'a [String],
+    /// The text that holds with the image, if the submission gave one.
+    pub premise: Option<&'a str>,
     pub image_info: &'a ImageInfo,
     /// The encoded image, exactly as submitted.
     pub image: &'a [u8],
@@ -42,8 +44,8 @@ pub struct SubmitOptions<'a> {
 pub struct Idempotency {
     /// Hex sha256 of the client's key: names the Redis key.
     pub key_sha256: String,
-    /// Hex sha256 of what the request asked for (image, sentences, callback),
-    /// so that a key reused for another request can be told apart.
+    /// Hex sha256 of what the request asked for (image, sentences, premise,
+    /// callback), so that a key reused for another request can be told apart.
     pub fingerprint: String,
 }
 
@@ -79,6 +81,7 @@ pub async fn submit_with<C: ConnectionLike>(
 ) -> Result<Submitted, QueueError> {
     let spec = JobSpec {
         texts: new.texts.to_vec(),
+        premise: new.premise.map(str::to_owned),
         image: new.image_info.clone(),
         callback_url: options.callback_url.map(str::to_owned),
     };
@@ -128,6 +131,7 @@ pub async fn submit_with<C: ConnectionLike>(
     let mut job = Job::new(spec.texts, spec.image);
     job.id = new.id;
     job.submitted_at = submitted_at;
+    job.premise = spec.premise;
     job.callback_url = spec.callback_url;
     Ok(Submitted::New(Box::new(job)))
 }

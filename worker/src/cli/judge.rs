@@ -23,6 +23,9 @@ pub struct JudgeArgs {
     /// A sentence to judge; repeat for several.
     #[arg(long = "text", value_name = "SENTENCE", required = true)]
     pub texts: Vec<String>,
+    /// A premise that holds with the image (models that take one: `ofa-ve`).
+    #[arg(long, value_name = "TEXT")]
+    pub premise: Option<String>,
     /// Log format on stderr.
     #[arg(long, default_value = "pretty", value_name = "pretty|json")]
     pub log_format: LogFormat,
@@ -44,7 +47,7 @@ pub fn main(args: JudgeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let verdicts = match judge.judge(&image, &args.texts) {
+    let verdicts = match judge.judge(&image, &args.texts, args.premise.as_deref()) {
         Ok(verdicts) => verdicts,
         Err(err) => {
             eprintln!("error: {} ({}): {err}", args.image.display(), err.code());

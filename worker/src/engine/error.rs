@@ -32,6 +32,14 @@ pub enum JudgeError {
         chars: usize,
         max: usize,
     },
+    #[error("the premise is empty")]
+    PremiseEmpty,
+    #[error("the premise has {chars} characters, more than the limit of {max}")]
+    PremiseTooLong { chars: usize, max: usize },
+    #[error(
+        "this model ({model}) judges sentences against the image alone and cannot use a premise"
+    )]
+    PremiseUnsupported { model: String },
     #[error("the model failed: {0}")]
     Model(String),
 }
@@ -49,6 +57,9 @@ impl JudgeError {
             JudgeError::TooManyTexts { .. } => "too_many_texts",
             JudgeError::TextEmpty { .. } => "text_empty",
             JudgeError::TextTooLong { .. } => "text_too_long",
+            JudgeError::PremiseEmpty => "premise_empty",
+            JudgeError::PremiseTooLong { .. } => "premise_too_long",
+            JudgeError::PremiseUnsupported { .. } => "premise_unsupported",
             JudgeError::Model(_) => "model_error",
         }
     }

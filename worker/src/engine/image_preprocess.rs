@@ -2,12 +2,26 @@
 //!
 //! The steps and their parameters come from the pack's `image` section (see
 //! `docs/model-pack.md`), so the worker preprocesses exactly as the pack's
-//! builder specified: centre crop, resize, per-channel normalisation, layout.
+//! builder specified: centre crop and resize (or a stretch of the whole image),
+//! per-channel normalisation, layout.
 
 use image::RgbImage;
 use image::imageops::{self, FilterType};
 use serde::Deserialize;
 use tract_onnx::prelude::{Tensor, tract_ndarray};
+
+/// How the image becomes a `size x size` square.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resize {
+    /// A centre crop of `crop_fraction` of the short side, resized to the
+    /// square (the aspect ratio is kept, the margins are lost).
+    #[default]
+    Crop,
+    /// The whole image resized to the square (nothing is lost, the aspect
+    /// ratio is not kept): OFA's preprocessing.
+    Stretch,
+}
 
 /// The `image` section of a label-grounded (or any image-encoding) pack.
 #[derive(Debug, Clone, Deserialize)]
@@ -18,8 +32,13 @@ pub struct ImageSpec {
     pub output: String,
     /// Side of the square input, in pixels.
     pub size: u32,
-    /// Side of the centre crop as a fraction of the image's short side.
-    pub crop_fraction: f32,
+    /// `crop` (the default) or `stretch`.
+    #[serde(default)]
+    pub resize: Resize,
+    /// Side of the centre crop as a fraction of the image's short side: required
+    /// with `resize: crop`; with `stretch`, absent or 1 (nothing is cropped).
+    #[serde(default)]
+    pub crop_fraction: Option<f32>,
     /// `bicubic` (Catmull-Rom), `bilinear` or `nearest`.
     pub resize_filter: String,
     /// Per-channel mean and standard deviation, on 0..255 pixel values.
@@ -35,11 +54,19 @@ impl ImageSpec {
         if !(1..=4096).contains(&self.size) {
             return Err(format!("image.size {} is out of range", self.size));
         }
-        if !(self.crop_fraction > 0.0 && self.crop_fraction <= 1.0) {
-            return Err(format!(
-                "image.crop_fraction {} must be in (0, 1]",
-                self.crop_fraction
-            ));
+        match (self.resize, self.crop_fraction) {
+            (Resize::Crop, None) => {
+                return Err("image.crop_fraction is required with image.resize \"crop\"".into());
+            }
+            (Resize::Crop, Some(fraction)) if !(fraction > 0.0 && fraction <= 1.0) => {
+                return Err(format!("image.crop_fraction {fraction} must be in (0, 1]"));
+            }
+            (Resize::Stretch, Some(fraction)) if fraction != 1.0 => {
+                return Err(format!(
+                    "image.crop_fraction {fraction} with image.resize \"stretch\": a stretch keeps the whole image (leave crop_fraction out, or 1)"
+                ));
+            }
+            _ => {}
         }
         self.filter()?;
         if self.std.iter().any(|s| !s.is_finite() || *s == 0.0) {
@@ -72,9 +99,10 @@ impl ImageSpec {
         }
     }
 
-    /// Crops, resizes and normalises `rgb` into the model's input tensor.
+    /// Crops (or not, per `resize`), resizes and normalises `rgb` into the
+    /// model's input tensor.
     pub fn tensor(&self, rgb: &RgbImage) -> Tensor {
-        let square = self.crop_and_resize(rgb);
+        let square = self.square(rgb);
         let s = self.size as usize;
         let nchw = self.layout != "nhwc";
         let shape = self.input_shape();
@@ -87,11 +115,30 @@ impl ImageSpec {
         array.into()
     }
 
-    /// The centre crop of `crop_fraction` of the short side, resized to `size`.
+    /// The `size x size` square the model sees, as `resize` says.
+    pub fn square(&self, rgb: &RgbImage) -> RgbImage {
+        match self.resize {
+            Resize::Crop => self.crop_and_resize(rgb),
+            Resize::Stretch => self.stretch(rgb),
+        }
+    }
+
+    /// The whole image resized to `size x size`, aspect ratio not kept.
+    pub fn stretch(&self, rgb: &RgbImage) -> RgbImage {
+        if rgb.dimensions() == (self.size, self.size) {
+            return rgb.clone();
+        }
+        let filter = self.filter().unwrap_or(FilterType::CatmullRom);
+        imageops::resize(rgb, self.size, self.size, filter)
+    }
+
+    /// The centre crop of `crop_fraction` of the short side, resized to `size`
+    /// (a missing `crop_fraction`, refused by `validate`, crops nothing).
     pub fn crop_and_resize(&self, rgb: &RgbImage) -> RgbImage {
         let (width, height) = rgb.dimensions();
         let short = width.min(height);
-        let side = ((short as f32 * self.crop_fraction).round() as u32).clamp(1, short);
+        let fraction = self.crop_fraction.unwrap_or(1.0);
+        let side = ((short as f32 * fraction).round() as u32).clamp(1, short);
         // The extra pixel of an odd margin goes to the right and the bottom.
         let x0 = (width - side) / 2;
         let y0 = (height - side) / 2;
@@ -115,7 +162,8 @@ mod tests {
             input: "image".into(),
             output: "logits".into(),
             size: 4,
-            crop_fraction: 0.5,
+            resize: Resize::Crop,
+            crop_fraction: Some(0.5),
             resize_filter: "nearest".into(),
             mean: [127.0; 3],
             std: [128.0; 3],
@@ -151,13 +199,71 @@ mod tests {
     }
 
     #[test]
+    fn stretch_keeps_the_whole_image() {
+        // 16x8 image: the left quarter red, the rest blue. Stretched to 4x4,
+        // the first column is red and the others blue; the centre crop (x =
+        // 6..10) sees no red at all.
+        let rgb = RgbImage::from_fn(16, 8, |x, _| {
+            if x < 4 {
+                Rgb([255, 0, 0])
+            } else {
+                Rgb([0, 0, 255])
+            }
+        });
+        let mut s = spec();
+        s.resize = Resize::Stretch;
+        s.crop_fraction = None;
+        let square = s.square(&rgb);
+        assert_eq!(square.dimensions(), (4, 4));
+        for y in 0..4 {
+            assert_eq!(square.get_pixel(0, y), &Rgb([255, 0, 0]));
+            for x in 1..4 {
+                assert_eq!(square.get_pixel(x, y), &Rgb([0, 0, 255]));
+            }
+        }
+        let cropped = spec().square(&rgb);
+        assert!(cropped.pixels().all(|p| *p == Rgb([0, 0, 255])));
+    }
+
+    #[test]
+    fn resize_defaults_to_crop_and_refuses_unknown_values() {
+        let base = serde_json::json!({
+            "input": "image", "output": "logits", "size": 4, "crop_fraction": 0.5,
+            "resize_filter": "nearest", "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0],
+            "layout": "nchw"
+        });
+        let parsed: ImageSpec = serde_json::from_value(base.clone()).unwrap();
+        assert_eq!(parsed.resize, Resize::Crop);
+        let mut stretch = base.clone();
+        stretch["resize"] = "stretch".into();
+        let parsed: ImageSpec = serde_json::from_value(stretch).unwrap();
+        assert_eq!(parsed.resize, Resize::Stretch);
+        let mut nonsense = base;
+        nonsense["resize"] = "squash".into();
+        assert!(serde_json::from_value::<ImageSpec>(nonsense).is_err());
+    }
+
+    #[test]
     fn rejects_nonsense_specs() {
         let mut s = spec();
         s.layout = "hwc".into();
         assert!(s.validate().is_err());
         let mut s = spec();
-        s.crop_fraction = 0.0;
+        s.crop_fraction = Some(0.0);
         assert!(s.validate().is_err());
+        let mut s = spec();
+        s.crop_fraction = None;
+        assert!(s.validate().is_err(), "crop without a fraction");
+        let mut s = spec();
+        s.resize = Resize::Stretch;
+        assert!(
+            s.validate().is_err(),
+            "stretch with a crop fraction below 1"
+        );
+        s.crop_fraction = Some(1.0);
+        assert!(s.validate().is_ok(), "stretch with the whole image");
+        s.crop_fraction = None;
+        assert!(s.validate().is_ok());
         let mut s = spec();
         s.std = [0.0, 1.0, 1.0];
         assert!(s.validate().is_err());

@@ -12,9 +12,12 @@ pub mod image_preprocess;
 pub mod label_grounded;
 mod load_error;
 mod noop;
+pub mod ofa_ve;
 pub mod onnx_graph;
 pub mod pack;
+mod scatter_nd;
 pub mod text_encoder;
+pub mod texts;
 
 pub use error::JudgeError;
 pub use load_error::LoadError;
@@ -36,7 +39,17 @@ pub trait Judge: Send + Sync {
 
     /// Judges every sentence against the image, returning verdicts in the order
     /// of `texts`. `image` is the encoded file (PNG, JPEG, ...) as submitted.
-    fn judge(&self, image: &[u8], texts: &[String]) -> Result<Vec<SentenceVerdict>, JudgeError>;
+    ///
+    /// `premise`, when given, is a text that holds together with the image: the
+    /// question becomes "do the image and the premise imply the sentence?". A
+    /// kind that cannot use one refuses the job with
+    /// [`JudgeError::PremiseUnsupported`] rather than ignore it.
+    fn judge(
+        &self,
+        image: &[u8],
+        texts: &[String],
+        premise: Option<&str>,
+    ) -> Result<Vec<SentenceVerdict>, JudgeError>;
 
     /// Hits and misses of the judge's caches since it was loaded, for
     /// `/metrics`; none for a judge without caches.
@@ -45,16 +58,20 @@ pub trait Judge: Send + Sync {
     }
 }
 
+/// The model kinds this worker implements (a manifest's `kind`).
+pub const KINDS: [&str; 2] = [label_grounded::KIND, ofa_ve::KIND];
+
 /// Loads the model pack in `dir` (verifying every file) and returns the judge
 /// for its kind.
 pub fn load(dir: &Path) -> Result<Arc<dyn Judge>, LoadError> {
     let pack = pack::Pack::open(dir)?;
     match pack.manifest().kind.as_str() {
         label_grounded::KIND => Ok(Arc::new(label_grounded::LabelGroundedJudge::load(&pack)?)),
+        ofa_ve::KIND => Ok(Arc::new(ofa_ve::OfaJudge::load(&pack)?)),
         other => Err(LoadError::UnknownKind {
             path: pack.manifest_path().to_path_buf(),
             kind: other.to_string(),
-            known: label_grounded::KIND.to_string(),
+            known: KINDS.join(", "),
         }),
     }
 }

@@ -17,7 +17,12 @@ impl Judge for NoopJudge {
         "noop (inference skipped)"
     }
 
-    fn judge(&self, image: &[u8], texts: &[String]) -> Result<Vec<SentenceVerdict>, JudgeError> {
+    fn judge(
+        &self,
+        image: &[u8],
+        texts: &[String],
+        _premise: Option<&str>,
+    ) -> Result<Vec<SentenceVerdict>, JudgeError> {
         if image.is_empty() {
             return Err(JudgeError::ImageEmpty);
         }

@@ -1,17 +1,22 @@
-//! Loading an ONNX graph with tract into an optimised fixed-shape plan.
+//! Loading an ONNX graph with tract into an optimised plan.
 //!
-//! tract optimises far better when every input shape is known, so each graph
-//! is planned for the exact shapes the engine will feed it (the image encoder
-//! for one size, the text encoder once per length bucket). Before planning, the
-//! graph's inputs and output are checked against what the manifest promises, so
-//! a pack holding the wrong graph fails at start-up with the file's name.
+//! tract optimises far better when every input shape is known, so most graphs
+//! are planned for the exact shapes the engine will feed it (the image encoder
+//! for one size, the text encoder once per length bucket). Every plan holds its
+//! own packed copy of the weights, so a graph too large to plan many times (an
+//! OFA encoder-decoder) is planned once with a symbolic dimension instead
+//! ([`Graph::into_plan`]), which tract binds to the actual length at
+//! each run. In every plan, tract's slow `ScatterNd` is swapped for an exact,
+//! fast one (see `scatter_nd.rs`). Before planning, the graph's inputs and
+//! output are checked against what the manifest promises, so a pack holding
+//! the wrong graph fails at start-up with the file's name.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 
-use super::LoadError;
+use super::{LoadError, scatter_nd};
 
 /// A runnable, optimised plan.
 pub type Plan = Arc<TypedRunnableModel>;
@@ -22,6 +27,24 @@ pub struct PlannedInput<'a> {
     pub name: &'a str,
     pub datum: DatumType,
     pub shape: Vec<usize>,
+}
+
+/// One dimension of an input planned by [`Graph::into_plan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dim<'a> {
+    /// Always this many.
+    Fixed(usize),
+    /// A tract symbol of this name, bound at each run to the length of the
+    /// tensor given (the same name in two places means the same length).
+    Symbol(&'a str),
+}
+
+/// One input of a graph with the (possibly symbolic) shape it is planned for.
+#[derive(Debug, Clone)]
+pub struct SymbolicInput<'a> {
+    pub name: &'a str,
+    pub datum: DatumType,
+    pub shape: Vec<Dim<'a>>,
 }
 
 /// A parsed ONNX graph whose inputs and output have been checked.
@@ -88,22 +111,71 @@ impl Graph {
     }
 
     /// An optimised plan for these input shapes (given in the order of `load`'s
-    /// `inputs`).
+    /// `inputs`). The graph is kept, to plan other shapes later.
     pub fn plan(&self, inputs: &[PlannedInput<'_>]) -> Result<Plan, LoadError> {
-        let mut model = self.model.clone();
-        for (ix, input) in inputs.iter().enumerate() {
-            model = model
-                .with_input_fact(
-                    ix,
+        let facts: Vec<(&str, InferenceFact)> = inputs
+            .iter()
+            .map(|input| {
+                (
+                    input.name,
                     InferenceFact::dt_shape(input.datum, input.shape.clone()),
                 )
-                .map_err(|e| {
-                    LoadError::invalid(&self.path, format!("input {:?}: {e:#}", input.name))
-                })?;
-        }
-        model
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| LoadError::invalid(&self.path, format!("cannot plan the graph: {e:#}")))
+            })
+            .collect();
+        plan_model(self.model.clone(), &self.path, facts)
     }
+
+    /// One optimised plan for inputs whose shapes may name symbols (given in
+    /// the order of `load`'s `inputs`), under `assertions` on those symbols
+    /// (tract's syntax: `S >= 3`, `S <= 258`) that let it simplify the
+    /// arithmetic of shapes. The graph is consumed: the parsed model and its
+    /// copy of the weights are freed once the plan holds its own.
+    pub fn into_plan(
+        self,
+        inputs: &[SymbolicInput<'_>],
+        assertions: &[String],
+    ) -> Result<Plan, LoadError> {
+        let Graph { model, path } = self;
+        for assertion in assertions {
+            model.symbols.add_assertion(assertion).map_err(|e| {
+                LoadError::invalid(&path, format!("assertion {assertion:?}: {e:#}"))
+            })?;
+        }
+        let facts: Vec<(&str, InferenceFact)> = inputs
+            .iter()
+            .map(|input| {
+                let shape: TVec<TDim> = input
+                    .shape
+                    .iter()
+                    .map(|dim| match dim {
+                        Dim::Fixed(n) => n.to_dim(),
+                        Dim::Symbol(name) => model.symbols.sym(name).to_dim(),
+                    })
+                    .collect();
+                (input.name, InferenceFact::dt_shape(input.datum, shape))
+            })
+            .collect();
+        plan_model(model, &path, facts)
+    }
+}
+
+/// Declares each input's fact, then types, optimises and plans `model`.
+fn plan_model(
+    mut model: InferenceModel,
+    path: &Path,
+    facts: Vec<(&str, InferenceFact)>,
+) -> Result<Plan, LoadError> {
+    for (ix, (name, fact)) in facts.into_iter().enumerate() {
+        model = model
+            .with_input_fact(ix, fact)
+            .map_err(|e| LoadError::invalid(path, format!("input {name:?}: {e:#}")))?;
+    }
+    let mut optimized = model
+        .into_optimized()
+        .map_err(|e| LoadError::invalid(path, format!("cannot plan the graph: {e:#}")))?;
+    scatter_nd::replace(&mut optimized)
+        .map_err(|e| LoadError::invalid(path, format!("cannot plan the graph: {e:#}")))?;
+    optimized
+        .into_runnable()
+        .map_err(|e| LoadError::invalid(path, format!("cannot plan the graph: {e:#}")))
 }

@@ -139,9 +139,12 @@ async fn judge_and_finish(
     let began = Instant::now();
     let judged = {
         let (judge, image, texts) = (ctx.judge.clone(), image.clone(), texts.clone());
+        // The job's premise, if it has one: the judge answers with it or
+        // refuses it (`premise_unsupported`), never ignores it.
+        let premise = job.premise.clone();
         tokio::task::spawn_blocking(move || {
             let dims = image_probe::dimensions(&image);
-            (dims, judge.judge(&image, &texts))
+            (dims, judge.judge(&image, &texts, premise.as_deref()))
         })
         .await
     };
@@ -231,6 +234,7 @@ async fn judge_and_finish(
         width,
         height,
         sentences = texts.len(),
+        premise = job.premise.is_some(),
         labels = %labels,
         error = error_code,
         queue_wait_ms = round(queue_wait),

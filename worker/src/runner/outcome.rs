@@ -67,7 +67,12 @@ mod tests {
         fn model_name(&self) -> &str {
             "undecodable"
         }
-        fn judge(&self, _: &[u8], _: &[String]) -> Result<Vec<SentenceVerdict>, JudgeError> {
+        fn judge(
+            &self,
+            _: &[u8],
+            _: &[String],
+            _: Option<&str>,
+        ) -> Result<Vec<SentenceVerdict>, JudgeError> {
             Err(JudgeError::ImageDecode("unexpected end of file".into()))
         }
     }
@@ -79,7 +84,12 @@ mod tests {
         fn model_name(&self) -> &str {
             "short"
         }
-        fn judge(&self, _: &[u8], texts: &[String]) -> Result<Vec<SentenceVerdict>, JudgeError> {
+        fn judge(
+            &self,
+            _: &[u8],
+            texts: &[String],
+            _: Option<&str>,
+        ) -> Result<Vec<SentenceVerdict>, JudgeError> {
             Ok(texts
                 .iter()
                 .skip(1)
@@ -103,7 +113,7 @@ mod tests {
     #[test]
     fn an_undecodable_image_fails_at_once_with_its_code() {
         let decision = decide(
-            UndecodableJudge.judge(b"\x89PNG\r\n\x1a\n", &texts()),
+            UndecodableJudge.judge(b"\x89PNG\r\n\x1a\n", &texts(), None),
             &texts(),
         );
         let Decision::Finish(Outcome::Failed(error)) = decision else {
@@ -119,7 +129,10 @@ mod tests {
 
     #[test]
     fn verdicts_for_every_sentence_are_done() {
-        let decision = decide(crate::engine::NoopJudge.judge(b"img", &texts()), &texts());
+        let decision = decide(
+            crate::engine::NoopJudge.judge(b"img", &texts(), None),
+            &texts(),
+        );
         let Decision::Finish(Outcome::Done(verdicts)) = decision else {
             panic!("expected done, got {decision:?}");
         };
@@ -129,7 +142,7 @@ mod tests {
 
     #[test]
     fn a_wrong_number_of_verdicts_fails_instead_of_storing_a_misaligned_result() {
-        let decision = decide(ShortJudge.judge(b"img", &texts()), &texts());
+        let decision = decide(ShortJudge.judge(b"img", &texts(), None), &texts());
         let Decision::Finish(Outcome::Failed(error)) = decision else {
             panic!("expected failed, got {decision:?}");
         };

@@ -34,8 +34,13 @@ impl<J: Judge> Judge for DelayedJudge<J> {
         &self.name
     }
 
-    fn judge(&self, image: &[u8], texts: &[String]) -> Result<Vec<SentenceVerdict>, JudgeError> {
+    fn judge(
+        &self,
+        image: &[u8],
+        texts: &[String],
+        premise: Option<&str>,
+    ) -> Result<Vec<SentenceVerdict>, JudgeError> {
         std::thread::sleep(self.delay);
-        self.inner.judge(image, texts)
+        self.inner.judge(image, texts, premise)
     }
 }

@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tract_onnx::prelude::Tensor;
-use verdict_shared::limits::{MAX_SENTENCE_CHARS, MAX_SENTENCES};
 use verdict_shared::queue::metrics::CacheCount;
 use verdict_shared::verdict::SentenceVerdict;
 
@@ -31,6 +30,7 @@ use super::image_encoder::{ImageEncoder, softmax};
 use super::image_preprocess::ImageSpec;
 use super::pack::Pack;
 use super::text_encoder::{TextEncoder, TextSpec};
+use super::texts::validate_texts;
 use super::{Judge, JudgeError, LoadError};
 
 /// The manifest's `kind` for this model.
@@ -261,40 +261,23 @@ impl LabelGroundedJudge {
     }
 }
 
-/// Checks the sentences before any model runs, so a bad job fails fast.
-pub fn validate_texts(texts: &[String]) -> Result<(), JudgeError> {
-    if texts.is_empty() {
-        return Err(JudgeError::NoTexts);
-    }
-    if texts.len() > MAX_SENTENCES {
-        return Err(JudgeError::TooManyTexts {
-            count: texts.len(),
-            max: MAX_SENTENCES,
-        });
-    }
-    for (index, text) in texts.iter().enumerate() {
-        if text.trim().is_empty() {
-            return Err(JudgeError::TextEmpty { index });
-        }
-        let chars = text.chars().count();
-        if chars > MAX_SENTENCE_CHARS {
-            return Err(JudgeError::TextTooLong {
-                index,
-                chars,
-                max: MAX_SENTENCE_CHARS,
-            });
-        }
-    }
-    Ok(())
-}
-
 impl Judge for LabelGroundedJudge {
     fn model_name(&self) -> &str {
         self.model.name()
     }
 
-    fn judge(&self, image: &[u8], texts: &[String]) -> Result<Vec<SentenceVerdict>, JudgeError> {
+    fn judge(
+        &self,
+        image: &[u8],
+        texts: &[String],
+        premise: Option<&str>,
+    ) -> Result<Vec<SentenceVerdict>, JudgeError> {
         validate_texts(texts)?;
+        if premise.is_some() {
+            return Err(JudgeError::PremiseUnsupported {
+                model: self.model.name().to_string(),
+            });
+        }
         let image_evidence = self.model.image_evidence(image)?;
         texts
             .iter()

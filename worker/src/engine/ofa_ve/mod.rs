@@ -1,0 +1,310 @@
+//! The `ofa-ve` model kind: OFA's visual entailment, asked directly.
+//!
+//! The pack (built by `scripts/build-ofa-pack`, to the contract it shares
+//! with this module) holds OFA's ResNet stem as an image graph and its
+//! encoder plus the decoder's first step as an entailment graph that returns
+//! the logits of " yes", " no" and " maybe". A sentence (and a premise, when
+//! the job has one) becomes a prompt, the prompt becomes token ids, and the
+//! three logits' softmax are the verdict's scores: no rule, no calibration.
+//!
+//! Image features are cached by the sha256 of the image bytes, so several
+//! sentences about one image run the ResNet once; the cache is small because
+//! the large model's features are 3.7 MB each.
+
+mod explanation;
+mod graphs;
+pub mod prompt;
+mod sections;
+pub mod tokens;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use image::RgbImage;
+use sha2::{Digest, Sha256};
+use tract_onnx::prelude::Tensor;
+use verdict_shared::queue::metrics::CacheCount;
+use verdict_shared::verdict::{Scores, SentenceVerdict};
+
+pub use prompt::{Prompt, Prompts, Template, caption, pre_caption};
+pub use sections::{ANSWERS, Sections};
+pub use tokens::{PromptTokenizer, PromptTokens};
+
+use super::bounded_cache::BoundedCache;
+use super::image_decode::{DecodeLimits, decode};
+use super::image_encoder::softmax;
+use super::image_preprocess::ImageSpec;
+use super::label_grounded::LARGE_IMAGE_SIDE;
+use super::pack::Pack;
+use super::texts::{validate_premise, validate_texts};
+use super::{Judge, JudgeError, LoadError};
+use explanation::{Answer, explain};
+use graphs::OfaGraphs;
+
+/// The manifest's `kind` for this model.
+pub const KIND: &str = "ofa-ve";
+
+/// Images whose features are kept (32 x 3.7 MB for the large model).
+const IMAGE_CACHE: usize = 32;
+
+/// The sentence the load-time run judges, to prove the shapes.
+const PROBE_SENTENCE: &str = "a blank image.";
+
+/// An `ofa-ve` pack, loaded and planned: what a worker runs.
+#[derive(Debug)]
+pub struct OfaJudge {
+    name: String,
+    image: ImageSpec,
+    prompts: Prompts,
+    tokenizer: PromptTokenizer,
+    graphs: OfaGraphs,
+    decode_limits: DecodeLimits,
+    features: BoundedCache<[u8; 32], Tensor>,
+}
+
+impl OfaJudge {
+    /// Loads a verified pack of this kind, then judges a blank image once to
+    /// prove that the graphs fit together.
+    pub fn load(pack: &Pack) -> Result<OfaJudge, LoadError> {
+        let sections = Sections::load(pack)?;
+        let tokenizer_path = pack.named_file(&sections.text.tokenizer)?;
+        let role_path = pack.file("tokenizer")?;
+        if role_path != tokenizer_path {
+            return Err(LoadError::Manifest {
+                path: pack.manifest_path().to_path_buf(),
+                message: format!(
+                    "text.tokenizer {:?} is not the file with role \"tokenizer\" ({})",
+                    sections.text.tokenizer,
+                    role_path.display()
+                ),
+            });
+        }
+        let text = &sections.text;
+        let tokenizer = PromptTokenizer::load(
+            &tokenizer_path,
+            text.max_source_tokens,
+            text.bos_id,
+            text.eos_id,
+        )?;
+        check_tokenizer(&tokenizer, &sections, &tokenizer_path)?;
+        let graphs = OfaGraphs::load(
+            pack,
+            &sections.image.spec,
+            sections.image.features,
+            &sections.entailment,
+            text.max_source_tokens + 2,
+        )?;
+        if sections.model.random_init {
+            tracing::warn!(
+                pack = %pack.dir().display(),
+                "this ofa-ve pack has random weights (model.random_init): its verdicts mean nothing"
+            );
+        }
+        let judge = OfaJudge {
+            name: pack.display_name(),
+            image: sections.image.spec,
+            prompts: Prompts {
+                hypothesis: sections.prompt,
+                with_premise: sections.premise_prompt,
+                max_words: sections.text.max_source_words,
+            },
+            tokenizer,
+            graphs,
+            decode_limits: DecodeLimits::default(),
+            features: BoundedCache::new(IMAGE_CACHE),
+        };
+        judge.probe().map_err(|e| {
+            LoadError::invalid(
+                pack.dir(),
+                format!("the graphs do not work together on a blank image: {e}"),
+            )
+        })?;
+        Ok(judge)
+    }
+
+    pub fn open(dir: &Path) -> Result<OfaJudge, LoadError> {
+        OfaJudge::load(&Pack::open(dir)?)
+    }
+
+    /// One run of the whole pipeline on a blank image. Both prompts are
+    /// tokenized; the graph runs once, on the premise prompt (one length
+    /// proves the symbolic plan, and a run of the large model costs seconds).
+    fn probe(&self) -> Result<(), JudgeError> {
+        let blank = RgbImage::new(self.image.size, self.image.size);
+        let features = Arc::new(self.image_features(&self.image.tensor(&blank))?);
+        self.token_ids(PROBE_SENTENCE, None)?;
+        let tokens = self.token_ids(PROBE_SENTENCE, Some(PROBE_SENTENCE))?;
+        self.answer_logits(&tokens.ids, &features)?;
+        Ok(())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn image_spec(&self) -> &ImageSpec {
+        &self.image
+    }
+
+    pub fn prompts(&self) -> &Prompts {
+        &self.prompts
+    }
+
+    pub fn tokenizer(&self) -> &PromptTokenizer {
+        &self.tokenizer
+    }
+
+    /// Changes the decode limits (the worker's `--max-image-bytes`, ...).
+    pub fn set_decode_limits(&mut self, limits: DecodeLimits) {
+        self.decode_limits = limits;
+    }
+
+    /// Decodes and preprocesses an encoded image into the image graph's input.
+    pub fn preprocess(&self, bytes: &[u8]) -> Result<Tensor, JudgeError> {
+        let decoded = decode(bytes, &self.decode_limits)?;
+        let (width, height) = decoded.rgb.dimensions();
+        if width.max(height) > LARGE_IMAGE_SIDE {
+            let size = self.image.size;
+            tracing::warn!(
+                width,
+                height,
+                limit = LARGE_IMAGE_SIDE,
+                "image is larger than {LARGE_IMAGE_SIDE} px on a side: downscaled to {size}x{size} for the model (send smaller images to save bandwidth)"
+            );
+        }
+        Ok(self.image.tensor(&decoded.rgb))
+    }
+
+    /// The image graph's features for a tensor made by [`OfaJudge::preprocess`].
+    pub fn image_features(&self, tensor: &Tensor) -> Result<Tensor, JudgeError> {
+        self.graphs.image_features(tensor)
+    }
+
+    /// The features of an encoded image, cached by the sha256 of its bytes.
+    pub fn cached_features(&self, bytes: &[u8]) -> Result<Arc<Tensor>, JudgeError> {
+        let key: [u8; 32] = Sha256::digest(bytes).into();
+        self.features
+            .get_or_try_insert(key, || self.image_features(&self.preprocess(bytes)?))
+    }
+
+    /// The prompt for `sentence` (and `premise`), before tokenizing.
+    pub fn prompt(&self, sentence: &str, premise: Option<&str>) -> Prompt {
+        self.prompts.build(sentence, premise)
+    }
+
+    /// The entailment graph's `input_ids` for `sentence` (and `premise`), and
+    /// how many prompt tokens truncation dropped.
+    pub fn token_ids(
+        &self,
+        sentence: &str,
+        premise: Option<&str>,
+    ) -> Result<PromptTokens, JudgeError> {
+        self.tokenizer.encode(&self.prompt(sentence, premise).text)
+    }
+
+    /// The logits of yes, no and maybe for framed ids (from
+    /// [`OfaJudge::token_ids`]) and an image's features.
+    pub fn answer_logits(
+        &self,
+        ids: &[i64],
+        features: &Arc<Tensor>,
+    ) -> Result<[f32; 3], JudgeError> {
+        self.graphs.answer_logits(ids, features)
+    }
+
+    /// The verdict on `sentence` (with `premise`) for an image's features.
+    pub fn verdict(
+        &self,
+        sentence: &str,
+        premise: Option<&str>,
+        features: &Arc<Tensor>,
+    ) -> Result<SentenceVerdict, JudgeError> {
+        let prompt = self.prompt(sentence, premise);
+        let tokens = self.tokenizer.encode(&prompt.text)?;
+        let logits = self.answer_logits(&tokens.ids, features)?;
+        let probs = softmax(&logits);
+        let scores = Scores::from_weights(probs[0], probs[1], probs[2]);
+        let label = scores.argmax();
+        let explanation = explain(&Answer {
+            prompt: &prompt,
+            tokens: &tokens,
+            max_source_tokens: self.tokenizer.max_source_tokens(),
+            max_source_words: self.prompts.max_words,
+            logits,
+            scores,
+            label,
+        });
+        Ok(SentenceVerdict {
+            text: sentence.to_string(),
+            label,
+            scores,
+            explanation,
+        })
+    }
+}
+
+/// The tokenizer must fit the model's vocabulary and spell the three answers
+/// with the ids the manifest gives.
+fn check_tokenizer(
+    tokenizer: &PromptTokenizer,
+    sections: &Sections,
+    path: &Path,
+) -> Result<(), LoadError> {
+    let vocab = tokenizer.vocab_size();
+    if vocab > sections.model.vocab_size {
+        return Err(LoadError::invalid(
+            path,
+            format!(
+                "the tokenizer has {vocab} ids, more than the model's vocabulary (model.vocab_size {})",
+                sections.model.vocab_size
+            ),
+        ));
+    }
+    for (answer, &expected) in ANSWERS.iter().zip(&sections.entailment.answer_token_ids) {
+        let word = format!(" {answer}");
+        let ids = tokenizer
+            .raw_ids(&word)
+            .map_err(|e| LoadError::invalid(path, e))?;
+        if ids != [expected] {
+            return Err(LoadError::invalid(
+                path,
+                format!(
+                    "the tokenizer spells {word:?} as {ids:?}, the manifest's entailment.answer_token_ids say [{expected}]: the tokenizer is not the model's"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Judge for OfaJudge {
+    fn model_name(&self) -> &str {
+        &self.name
+    }
+
+    fn judge(
+        &self,
+        image: &[u8],
+        texts: &[String],
+        premise: Option<&str>,
+    ) -> Result<Vec<SentenceVerdict>, JudgeError> {
+        validate_texts(texts)?;
+        if let Some(premise) = premise {
+            validate_premise(premise)?;
+        }
+        let features = self.cached_features(image)?;
+        texts
+            .iter()
+            .map(|text| self.verdict(text, premise, &features))
+            .collect()
+    }
+
+    fn cache_counts(&self) -> Vec<CacheCount> {
+        let (hits, misses) = self.features.counts();
+        vec![CacheCount {
+            cache: "image",
+            hits,
+            misses,
+        }]
+    }
+}
