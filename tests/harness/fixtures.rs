@@ -50,3 +50,18 @@ pub fn model_dir() -> PathBuf {
     );
     dir
 }
+
+/// The tiny random-init OFA pack (`VERDICT_OFA_TINY`, else `models/ofa-tiny`),
+/// built by `scripts/test-setup` with `scripts/build-ofa-pack --random-init tiny`.
+pub fn ofa_tiny_dir() -> PathBuf {
+    let dir = std::env::var_os("VERDICT_OFA_TINY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("models/ofa-tiny"));
+    assert!(
+        dir.join("manifest.json").is_file(),
+        "no OFA pack at {} (no manifest.json): run scripts/test-setup, or scripts/build-ofa-pack --random-init tiny --out {}",
+        dir.display(),
+        dir.display()
+    );
+    dir
+}

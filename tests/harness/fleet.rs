@@ -350,7 +350,7 @@ fn free_port() -> u16 {
 }
 
 /// One HTTP exchange on a throwaway runtime; returns the status and JSON body.
-fn http(
+pub fn http(
     build: impl FnOnce(&reqwest::Client) -> reqwest::RequestBuilder + Send + 'static,
 ) -> (u16, Value) {
     let runtime = tokio::runtime::Builder::new_current_thread()

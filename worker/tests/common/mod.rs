@@ -55,3 +55,21 @@ pub fn venv_python() -> PathBuf {
 pub fn fixture(relative: &str) -> PathBuf {
     repo_root().join("tests/fixtures").join(relative)
 }
+
+/// The tiny random-init OFA pack (`VERDICT_OFA_TINY` overrides), built by
+/// `scripts/test-setup` with `scripts/build-ofa-pack --random-init tiny`.
+pub fn ofa_tiny_dir() -> PathBuf {
+    let dir = std::env::var_os("VERDICT_OFA_TINY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("models/ofa-tiny"));
+    required(dir.join("manifest.json"), "the tiny OFA pack");
+    dir
+}
+
+/// The OFA build venv's python (PyTorch, modelscope's OFA code).
+pub fn ofa_venv_python() -> PathBuf {
+    required(
+        repo_root().join(".cache/venv-ofa/bin/python"),
+        "the OFA build venv",
+    )
+}
