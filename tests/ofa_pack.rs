@@ -134,8 +134,9 @@ fn fleet_up_with_the_tiny_ofa_pack_answers_http_jobs_and_batches() {
         "the premise in it: {summary}"
     );
 
-    // A sentence longer than the model's 256 source words: truncated, and said.
-    let long = vec!["word"; 300].join(" ");
+    // A sentence longer than the model reads (256 words, then 256 prompt
+    // tokens) but within the api's 1000 characters: truncated, and said.
+    let long = vec!["a"; 400].join(" ");
     let long = format!("{long}.");
     assert!(long.chars().count() <= verdict_shared::limits::MAX_SENTENCE_CHARS);
     let job = post_json(

@@ -50,16 +50,10 @@ fn chromedriver(dir: &std::path::Path) -> (ChildGuard, String) {
     (driver, format!("http://127.0.0.1:{port}"))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_page_judges_coffee_png_in_headless_chromium() {
-    let model = model_dir();
-    let mut stack = Stack::start(StackOptions::default()).await;
-    stack
-        .start_workers(&["page"], &["--model", model.to_str().expect("UTF-8 path")])
-        .await;
-    let browser_dir = tempfile::tempdir().unwrap();
-    let (_driver, driver_url) = chromedriver(browser_dir.path());
-    let profile = browser_dir.path().join("profile");
+/// chromedriver and a headless Chromium session driven through it.
+async fn browser(dir: &std::path::Path) -> (ChildGuard, fantoccini::Client) {
+    let (driver, driver_url) = chromedriver(dir);
+    let profile = dir.join("profile");
     let capabilities: serde_json::Map<String, Value> = serde_json::from_value(json!({
         "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
@@ -77,6 +71,18 @@ async fn the_page_judges_coffee_png_in_headless_chromium() {
         .connect(&driver_url)
         .await
         .expect("a Chromium session");
+    (driver, browser)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_judges_coffee_png_in_headless_chromium() {
+    let model = model_dir();
+    let mut stack = Stack::start(StackOptions::default()).await;
+    stack
+        .start_workers(&["page"], &["--model", model.to_str().expect("UTF-8 path")])
+        .await;
+    let browser_dir = tempfile::tempdir().unwrap();
+    let (_driver, browser) = browser(browser_dir.path()).await;
 
     let result = drive(&browser, &stack.api_url).await;
     let _ = browser.close().await;
@@ -215,5 +221,90 @@ async fn drive(
         message.starts_with("unsupported_content_type:") || message.starts_with("image_format:"),
         "{message}"
     );
+    Ok(())
+}
+
+/// The same page with an `ofa-ve` pack (the tiny random-init one): the page
+/// knows no model kind, so it shows OFA's verdicts, with a premise, as it
+/// shows the default pack's. Random weights: the labels are not asserted,
+/// only that each card shows a label, three bars summing to 1 and OFA's
+/// explanation of the premise prompt.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_shows_an_ofa_packs_verdicts_with_a_premise() {
+    let model = verdict_e2e::fixtures::ofa_tiny_dir();
+    let mut stack = Stack::start(StackOptions::default()).await;
+    stack
+        .start_workers(
+            &["page-ofa"],
+            &["--model", model.to_str().expect("UTF-8 path")],
+        )
+        .await;
+    let browser_dir = tempfile::tempdir().unwrap();
+    let (_driver, browser) = browser(browser_dir.path()).await;
+    let result = drive_ofa(&browser, &stack.api_url).await;
+    let _ = browser.close().await;
+    result.unwrap();
+}
+
+async fn drive_ofa(
+    browser: &fantoccini::Client,
+    api_url: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    browser.goto(&format!("{api_url}/")).await?;
+    let coffee = workspace_root().join(".cache/photos/coffee.png");
+    browser
+        .find(Locator::Css("#image"))
+        .await?
+        .send_keys(coffee.to_str().unwrap())
+        .await?;
+    let texts = ["The drink is hot.", "The cup is empty."];
+    browser
+        .find(Locator::Css("#texts"))
+        .await?
+        .send_keys(&texts.join("\n"))
+        .await?;
+    browser
+        .find(Locator::Css("#premise"))
+        .await?
+        .send_keys("Steam rises from the cup.")
+        .await?;
+    browser.find(Locator::Css("#submit")).await?.click().await?;
+    browser
+        .wait()
+        .at_most(Duration::from_secs(120))
+        .for_element(Locator::Css("#results .verdict:nth-child(2)"))
+        .await?;
+    let cards = browser.find_all(Locator::Css("#results .verdict")).await?;
+    assert_eq!(cards.len(), 2);
+    for (card, sentence) in cards.iter().zip(texts) {
+        assert_eq!(
+            card.find(Locator::Css(".sentence")).await?.text().await?,
+            sentence
+        );
+        let label = card.attr("data-label").await?.unwrap_or_default();
+        assert!(["yes", "no", "maybe"].contains(&label.as_str()), "{label}");
+        let badge = card.find(Locator::Css(".badge")).await?;
+        assert_eq!(badge.text().await?.to_lowercase(), label);
+        let bars = card.find_all(Locator::Css(".bar")).await?;
+        assert_eq!(bars.len(), 3, "three score bars");
+        let mut total = 0.0;
+        for bar in &bars {
+            total += bar
+                .attr("aria-valuenow")
+                .await?
+                .unwrap_or_default()
+                .parse::<f64>()
+                .unwrap_or(-1.0);
+        }
+        assert!((total - 1.0).abs() < 0.01, "scores sum to 1: {total}");
+        let why = card.find(Locator::Css(".why")).await?.text().await?;
+        assert!(why.contains("OFA answered"), "{why}");
+        assert!(why.contains("steam rises from the cup."), "{why}");
+    }
+    let artifacts = workspace_root().join("tests/artifacts");
+    std::fs::create_dir_all(&artifacts).expect("tests/artifacts");
+    let shot = artifacts.join("web_page_ofa.png");
+    std::fs::write(&shot, browser.screenshot().await?).expect("write the screenshot");
+    println!("screenshot: {}", shot.display());
     Ok(())
 }
