@@ -12,6 +12,9 @@
 //! - the whole pipeline, each from the image file with its own resizer
 //!   (Pillow's bicubic for modelscope, the image crate's for the engine), to
 //!   the same labels, with logits within 2e-2.
+//!
+//! `scripts/parity-ofa-large` runs the same test on the large random-init
+//! pack (`VERDICT_OFA_PACK`), on the first `VERDICT_OFA_PARITY_PHOTOS` photos.
 
 mod common;
 
@@ -56,7 +59,7 @@ fn softmax_label(logits: &[f32]) -> usize {
 
 #[test]
 fn tract_matches_modelscope_pytorch_on_the_tiny_pack() {
-    let pack = common::ofa_tiny_dir();
+    let pack = common::ofa_pack_dir();
     let judge = OfaJudge::open(&pack).expect("load the tiny OFA pack");
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(pack.join("manifest.json")).expect("manifest"))
@@ -67,9 +70,15 @@ fn tract_matches_modelscope_pytorch_on_the_tiny_pack() {
         .to_string();
     let scratch = tempfile::tempdir().expect("tempdir");
 
+    let photos = std::env::var("VERDICT_OFA_PARITY_PHOTOS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(PHOTOS.len())
+        .clamp(1, PHOTOS.len());
     let mut cases = Vec::new();
     let mut ours = Vec::new();
-    for photo in PHOTOS {
+    for photo in &PHOTOS[..photos] {
+        let photo = *photo;
         let bytes = common::photo(photo);
         let tensor = judge.preprocess(&bytes).expect("preprocess");
         let view = tensor.to_plain_array_view::<f32>().expect("f32 tensor");

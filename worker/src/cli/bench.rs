@@ -1,6 +1,7 @@
 //! `verdict-worker bench`: the model's latencies on one core, for
 //! `scripts/bench-model` (which adds onnxruntime's on the same files and writes
-//! `docs/benchmarks.md`). Prints one JSON object.
+//! `docs/benchmarks.md`). Prints one JSON object. An `ofa-ve` pack is timed by
+//! `bench_ofa.rs` instead, for `scripts/bench-ofa`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,7 +39,20 @@ pub fn main(args: BenchArgs) -> ExitCode {
     }
 }
 
+/// The `kind` in a pack's manifest, read without verifying the pack (the
+/// judge's own load verifies it).
+fn pack_kind(args: &BenchArgs) -> Result<String, String> {
+    let path = args.model.join("manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(manifest["kind"].as_str().unwrap_or_default().to_string())
+}
+
 fn run(args: BenchArgs) -> Result<(), String> {
+    if pack_kind(&args)? == crate::engine::ofa_ve::KIND {
+        return super::bench_ofa::run(&args);
+    }
     let texts = if args.texts.is_empty() {
         // The same five sentences as scripts/model/bench_onnxruntime.py.
         [

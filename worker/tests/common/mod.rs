@@ -56,13 +56,15 @@ pub fn fixture(relative: &str) -> PathBuf {
     repo_root().join("tests/fixtures").join(relative)
 }
 
-/// The tiny random-init OFA pack (`VERDICT_OFA_TINY` overrides), built by
-/// `scripts/test-setup` with `scripts/build-ofa-pack --random-init tiny`.
-pub fn ofa_tiny_dir() -> PathBuf {
-    let dir = std::env::var_os("VERDICT_OFA_TINY")
+/// The OFA pack of the parity test: the tiny random-init one, built by
+/// `scripts/test-setup` with `scripts/build-ofa-pack --random-init tiny`
+/// (`VERDICT_OFA_PACK` overrides: `scripts/parity-ofa-large` points it at the
+/// large one).
+pub fn ofa_pack_dir() -> PathBuf {
+    let dir = std::env::var_os("VERDICT_OFA_PACK")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("models/ofa-tiny"));
-    required(dir.join("manifest.json"), "the tiny OFA pack");
+    required(dir.join("manifest.json"), "the OFA pack");
     dir
 }
 
