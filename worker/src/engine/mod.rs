@@ -3,6 +3,18 @@
 //! A [`Judge`] is loaded once per worker process from a model pack (see
 //! `docs/model-pack.md`) and then called for every job. The trait names no model
 //! kind, so the queue code never changes when a pack of another kind arrives.
+//!
+//! - kinds: `label_grounded` (the offline default: an ImageNet classifier and
+//!   a sentence encoder, docs/rule.md), `ofa_ve` (OFA visual entailment: image
+//!   and sentence read together), `noop` (the queue benchmark's stand-in);
+//! - packs: `pack` (manifest, verified files), `load_error`;
+//! - inputs: `image_decode` (limits, EXIF, alpha), `image_preprocess` (crop or
+//!   stretch, resize, normalise), `texts` (sentence and premise checks);
+//! - tract: `onnx_graph` (graphs planned for fixed or symbolic shapes),
+//!   `scatter_nd` (an exact, fast ScatterND swapped into plans),
+//!   `image_encoder` and `text_encoder` (the default kind's graphs);
+//! - `bounded_cache` (LRU caches by image hash or text), `error` (a job's
+//!   failure codes).
 
 mod bounded_cache;
 mod error;
