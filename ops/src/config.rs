@@ -80,6 +80,10 @@ impl Policy {
     }
 }
 
+fn one_thread() -> u16 {
+    1
+}
+
 /// Everything the watchdog needs to run a fleet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetConfig {
@@ -93,6 +97,9 @@ pub struct FleetConfig {
     pub worker_program: PathBuf,
     /// RLIMIT_AS for each worker, in bytes.
     pub worker_memory: Option<u64>,
+    /// Inference threads per worker (`verdict-worker run --threads`).
+    #[serde(default = "one_thread")]
+    pub worker_threads: u16,
     /// Extra arguments for every worker (`--worker-arg`, tests and benchmarks).
     #[serde(default)]
     pub worker_args: Vec<String>,
@@ -188,6 +195,7 @@ pub(crate) fn sample(home: &Path) -> FleetConfig {
         api_program: "/bin/false".into(),
         worker_program: "/bin/false".into(),
         worker_memory: None,
+        worker_threads: 1,
         worker_args: Vec::new(),
         worker_name_prefix: String::new(),
         policy: Policy {

@@ -27,9 +27,17 @@ use super::wait;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpArgs {
-    /// Number of workers [default: the number of CPU cores]
+    /// Number of workers [default: the number of CPU cores divided by
+    /// --worker-threads]
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Threads each worker's inference uses. 1 (one worker per core) suits the
+    /// default pack; a pack whose verdict takes seconds (OFA-large) is better
+    /// served by fewer workers with several threads each: one copy of the
+    /// weights per worker, and each verdict sooner (docs/model-pack.md)
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub worker_threads: u16,
     /// Address and port the api listens on
     #[arg(
         long,
@@ -163,7 +171,10 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
     })?;
     let workers = match args.workers {
         Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        None => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cores / usize::from(args.worker_threads)).max(1)
+        }
     };
     if workers > watchdog::supervisor::MAX_WORKERS {
         bail!(
@@ -219,6 +230,7 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
         api_program: binaries::find("verdict-api")?,
         worker_program: binaries::find("verdict-worker")?,
         worker_memory: args.worker_memory,
+        worker_threads: args.worker_threads,
         worker_args: args.worker_args.clone(),
         worker_name_prefix,
         policy: Policy {
@@ -321,10 +333,14 @@ pub fn summary(home: &Home, config: &FleetConfig, watchdog_pid: u32) -> String {
         ),
         RedisPlan::External { .. } => format!("external, {}", config.redis_url_redacted()),
     };
+    let threads = match config.worker_threads {
+        1 => String::new(),
+        n => format!(", {n} inference threads each"),
+    };
     let memory = config
         .worker_memory
-        .map(|m| format!(", {} address space each", format_size(m)))
-        .unwrap_or_default();
+        .map(|m| format!("{threads}, {} address space each", format_size(m)))
+        .unwrap_or(threads);
     let home_flag = format!("--home {}", home.root().display());
     format!(
         "verdict fleet is up (watchdog PID {watchdog_pid})\n\

@@ -27,6 +27,17 @@ pub struct BenchArgs {
     /// so onnxruntime can be timed on exactly the same input.
     #[arg(long, value_name = "PATH")]
     pub dump_tensor: Option<PathBuf>,
+    /// Also print, on stderr, the time spent in each kind of tract op of one
+    /// entailment run (ofa-ve packs).
+    #[arg(long)]
+    pub profile: bool,
+    /// Threads one inference may use (tract's matrix products are split across
+    /// them). 1 suits one worker per core; more suits a pack whose verdict
+    /// takes seconds (OFA-large), served by fewer workers with one copy of the
+    /// weights each.
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
 }
 
 pub fn main(args: BenchArgs) -> ExitCode {
@@ -50,6 +61,10 @@ fn pack_kind(args: &BenchArgs) -> Result<String, String> {
 }
 
 fn run(args: BenchArgs) -> Result<(), String> {
+    // Logs (RUST_LOG=debug: how long each graph took to parse and plan) go to
+    // stderr; the report is stdout.
+    verdict_shared::telemetry::init(verdict_shared::telemetry::LogFormat::Pretty);
+    crate::engine::threads::use_threads(usize::from(args.threads));
     if pack_kind(&args)? == crate::engine::ofa_ve::KIND {
         return super::bench_ofa::run(&args);
     }
@@ -139,7 +154,7 @@ fn run(args: BenchArgs) -> Result<(), String> {
     let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
     let report = serde_json::json!({
         "engine": "tract",
-        "threads": 1,
+        "threads": args.threads,
         "runs": runs,
         "load_ms": ms(load),
         "image": args.image.file_name().map(|n| n.to_string_lossy().to_string()),

@@ -19,7 +19,8 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     let started = Instant::now();
     let judge = OfaJudge::open(&args.model).map_err(|e| e.to_string())?;
     let load = started.elapsed();
-    let rss_after_load = peak_rss_mb();
+    let peak_at_load = peak_rss_mb();
+    let rss_after_load = crate::engine::onnx_graph::resident_mb();
     let bytes = std::fs::read(&args.image).map_err(|e| format!("{}: {e}", args.image.display()))?;
     let runs = args.runs.max(1);
 
@@ -37,10 +38,18 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         let features = Arc::new(judge.image_features(&tensor)?);
         judge.answer_logits(&tokens.ids, &features).map(drop)
     })?;
+    if args.profile {
+        let image_ops = judge.profile_image(&tensor).map_err(|e| e.to_string())?;
+        print_profile("image graph", &image_ops);
+        let ops = judge
+            .profile_entailment(&tokens.ids, &features)
+            .map_err(|e| e.to_string())?;
+        print_profile("entailment graph", &ops);
+    }
     let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
     let report = serde_json::json!({
         "engine": "tract",
-        "threads": 1,
+        "threads": args.threads,
         "runs": runs,
         "load_s": load.as_secs_f64(),
         "prompt_tokens": tokens.ids.len(),
@@ -48,11 +57,28 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         "image_ms": ms(image),
         "entailment_ms": ms(entailment),
         "verdict_ms": ms(verdict),
+        // Resident now, once loading's freed memory went back (the weights a
+        // worker holds between jobs); the peak while loading; the peak overall.
         "rss_after_load_mb": rss_after_load,
+        "peak_rss_load_mb": peak_at_load,
         "rss_mb": peak_rss_mb(),
+        "rss_end_mb": crate::engine::onnx_graph::resident_mb(),
     });
     println!("{report}");
     Ok(())
+}
+
+/// The slowest kinds of op of one profiled run, on stderr.
+fn print_profile(graph: &str, ops: &[(String, Duration, usize)]) {
+    let total: Duration = ops.iter().map(|(_, t, _)| *t).sum();
+    eprintln!("{graph}, one run: {:.3} s in its ops", total.as_secs_f64());
+    for (op, time, nodes) in ops.iter().take(12) {
+        eprintln!(
+            "{:>9.3} s {:>5.1} % {nodes:>5} x {op}",
+            time.as_secs_f64(),
+            100.0 * time.as_secs_f64() / total.as_secs_f64()
+        );
+    }
 }
 
 fn median<E: std::fmt::Display>(

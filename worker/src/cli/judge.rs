@@ -26,6 +26,13 @@ pub struct JudgeArgs {
     /// A premise that holds with the image (models that take one: `ofa-ve`).
     #[arg(long, value_name = "TEXT")]
     pub premise: Option<String>,
+    /// Threads one inference may use (tract's matrix products are split across
+    /// them). 1 suits one worker per core; more suits a pack whose verdict
+    /// takes seconds (OFA-large), served by fewer workers with one copy of the
+    /// weights each.
+    #[arg(long, env = "VERDICT_WORKER_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
     /// Log format on stderr.
     #[arg(long, default_value = "pretty", value_name = "pretty|json")]
     pub log_format: LogFormat,
@@ -33,6 +40,7 @@ pub struct JudgeArgs {
 
 pub fn main(args: JudgeArgs) -> ExitCode {
     telemetry::init(args.log_format);
+    engine::threads::use_threads(usize::from(args.threads));
     let judge = match engine::load(&args.model) {
         Ok(judge) => judge,
         Err(err) => {

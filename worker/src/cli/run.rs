@@ -63,6 +63,14 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u64).range(policy::MIN_RECLAIM_AFTER.as_secs()..=86_400))]
     pub reclaim_after: u64,
 
+    /// Threads one inference may use (tract's matrix products are split across
+    /// them). 1 suits one worker per core; more suits a pack whose verdict
+    /// takes seconds (OFA-large), served by fewer workers with one copy of the
+    /// weights each.
+    #[arg(long, env = "VERDICT_WORKER_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+
     /// Log format: pretty (for a terminal) or json (one object per line).
     #[arg(long, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -87,6 +95,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         ),
         None => default_name(),
     };
+    crate::engine::threads::use_threads(usize::from(args.threads));
     let judge = load_judge(&args)?;
     // The judge runs on tokio's blocking pool; the loop itself is light, so one
     // runtime thread is enough and leaves the cores to inference.

@@ -11,13 +11,15 @@
 //! - inputs: `image_decode` (limits, EXIF, alpha), `image_preprocess` (crop or
 //!   stretch, resize, normalise), `texts` (sentence and premise checks);
 //! - tract: `onnx_graph` (graphs planned for fixed or symbolic shapes),
-//!   `scatter_nd` (an exact, fast ScatterND swapped into plans),
+//!   `scatter_nd` (an exact, fast ScatterND swapped into plans), `threads`
+//!   (how many cores one inference uses),
 //!   `image_encoder` and `text_encoder` (the default kind's graphs);
 //! - `bounded_cache` (LRU caches by image hash or text), `error` (a job's
-//!   failure codes).
+//!   failure codes), `heap` (memory that loading freed, handed back).
 
 mod bounded_cache;
 mod error;
+pub(crate) mod heap;
 pub mod image_decode;
 pub mod image_encoder;
 pub mod image_preprocess;
@@ -30,6 +32,7 @@ pub mod pack;
 mod scatter_nd;
 pub mod text_encoder;
 pub mod texts;
+pub mod threads;
 
 pub use error::JudgeError;
 pub use load_error::LoadError;
@@ -76,14 +79,20 @@ pub const KINDS: [&str; 2] = [label_grounded::KIND, ofa_ve::KIND];
 /// Loads the model pack in `dir` (verifying every file) and returns the judge
 /// for its kind.
 pub fn load(dir: &Path) -> Result<Arc<dyn Judge>, LoadError> {
-    let pack = pack::Pack::open(dir)?;
-    match pack.manifest().kind.as_str() {
-        label_grounded::KIND => Ok(Arc::new(label_grounded::LabelGroundedJudge::load(&pack)?)),
-        ofa_ve::KIND => Ok(Arc::new(ofa_ve::OfaJudge::load(&pack)?)),
-        other => Err(LoadError::UnknownKind {
-            path: pack.manifest_path().to_path_buf(),
-            kind: other.to_string(),
-            known: KINDS.join(", "),
-        }),
-    }
+    let judge = pack::Pack::load_verified(dir, |pack| {
+        let judge: Arc<dyn Judge> = match pack.manifest().kind.as_str() {
+            label_grounded::KIND => Arc::new(label_grounded::LabelGroundedJudge::load(pack)?),
+            ofa_ve::KIND => Arc::new(ofa_ve::OfaJudge::load(pack)?),
+            other => {
+                return Err(LoadError::UnknownKind {
+                    path: pack.manifest_path().to_path_buf(),
+                    kind: other.to_string(),
+                    known: KINDS.join(", "),
+                });
+            }
+        };
+        Ok(judge)
+    })?;
+    heap::release_freed();
+    Ok(judge)
 }

@@ -13,6 +13,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tract_onnx::prelude::*;
 
@@ -61,6 +62,7 @@ impl Graph {
         // The graph's own shape annotations name symbolic dimensions ("batch",
         // "sequence") that would clash with the fixed shapes we plan for; the
         // shapes are inferred from the inputs instead.
+        let started = Instant::now();
         let model = tract_onnx::onnx()
             .with_ignore_output_shapes(true)
             .with_ignore_value_info(true)
@@ -100,6 +102,12 @@ impl Graph {
                 format!("the graph has no output {output:?} (its outputs are {outputs:?})"),
             ));
         }
+        tracing::debug!(
+            graph = %path.display(),
+            parsed_s = started.elapsed().as_secs_f64(),
+            rss_mb = resident_mb(),
+            "graph parsed"
+        );
         let model = model
             .with_input_names(inputs)
             .and_then(|m| m.with_outputs_by_name([output]))
@@ -170,12 +178,36 @@ fn plan_model(
             .with_input_fact(ix, fact)
             .map_err(|e| LoadError::invalid(path, format!("input {name:?}: {e:#}")))?;
     }
-    let mut optimized = model
-        .into_optimized()
-        .map_err(|e| LoadError::invalid(path, format!("cannot plan the graph: {e:#}")))?;
-    scatter_nd::replace(&mut optimized)
-        .map_err(|e| LoadError::invalid(path, format!("cannot plan the graph: {e:#}")))?;
-    optimized
-        .into_runnable()
-        .map_err(|e| LoadError::invalid(path, format!("cannot plan the graph: {e:#}")))
+    let cannot = |e: TractError| LoadError::invalid(path, format!("cannot plan the graph: {e:#}"));
+    let started = Instant::now();
+    let mut typed = model.into_typed().map_err(cannot)?;
+    let typed_in = started.elapsed();
+    tracing::debug!(graph = %path.display(), rss_mb = resident_mb(), "graph typed");
+    typed.declutter().map_err(cannot)?;
+    let decluttered_in = started.elapsed();
+    typed.optimize().map_err(cannot)?;
+    let optimized_in = started.elapsed();
+    scatter_nd::replace(&mut typed).map_err(cannot)?;
+    let plan = typed.into_runnable().map_err(cannot)?;
+    tracing::debug!(
+        graph = %path.display(),
+        typed_s = typed_in.as_secs_f64(),
+        decluttered_s = (decluttered_in - typed_in).as_secs_f64(),
+        optimized_s = (optimized_in - decluttered_in).as_secs_f64(),
+        planned_s = (started.elapsed() - optimized_in).as_secs_f64(),
+        rss_mb = resident_mb(),
+        "graph planned"
+    );
+    Ok(plan)
+}
+
+/// This process's resident memory now (`VmRSS`), in MB, for the debug logs
+/// of loading (what each step of planning costs); None off Linux.
+pub fn resident_mb() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb / 1024)
 }

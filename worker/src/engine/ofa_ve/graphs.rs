@@ -9,9 +9,12 @@
 //! label-grounded pack has) would multiply that. Each parsed graph is dropped
 //! as soon as it is planned, freeing its copy of the weights.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::DimLike;
 
 use super::super::image_preprocess::ImageSpec;
 use super::super::onnx_graph::{Dim, Graph, Plan, SymbolicInput};
@@ -75,6 +78,8 @@ impl OfaGraphs {
                 // The shortest input is bos + one token + eos.
                 &[format!("{LENGTH} >= 3"), format!("{LENGTH} <= {max_ids}")],
             )?;
+        check_output(&image_plan, &image_path, &features)?;
+        check_output(&entailment_plan, &entailment_path, &[1, 3])?;
         Ok(OfaGraphs {
             image: image_plan,
             entailment: entailment_plan,
@@ -105,6 +110,63 @@ impl OfaGraphs {
         Ok(features)
     }
 
+    /// Runs the entailment graph once with a clock on every node, for
+    /// `verdict-worker bench --profile`: the time spent in each kind of tract
+    /// op, the slowest first.
+    pub fn profile_entailment(
+        &self,
+        ids: &[i64],
+        features: &Arc<Tensor>,
+    ) -> Result<Vec<(String, Duration, usize)>, JudgeError> {
+        let input_ids = Tensor::from_shape(&[1, ids.len()], ids)
+            .map_err(|e| JudgeError::Model(format!("entailment input: {e}")))?;
+        profile(
+            &self.entailment,
+            tvec![
+                input_ids.into_tvalue(),
+                TValue::from_const(Arc::clone(features))
+            ],
+        )
+    }
+
+    /// As [`OfaGraphs::profile_entailment`], for the image graph.
+    pub fn profile_image(
+        &self,
+        image: &Tensor,
+    ) -> Result<Vec<(String, Duration, usize)>, JudgeError> {
+        profile(&self.image, tvec![image.clone().into_tvalue()])
+    }
+}
+
+/// One run of `plan` with a clock on every node: the time per kind of op.
+fn profile(
+    plan: &Plan,
+    inputs: TVec<TValue>,
+) -> Result<Vec<(String, Duration, usize)>, JudgeError> {
+    {
+        let mut state = tract_onnx::tract_core::plan::SimpleState::new(plan)
+            .map_err(|e| JudgeError::Model(format!("profile: {e:#}")))?;
+        let mut totals: HashMap<String, (Duration, usize)> = HashMap::new();
+        state
+            .run_plan_with_eval(inputs, |session, op_state, node, inputs| {
+                let started = Instant::now();
+                let outputs = tract_onnx::tract_core::plan::eval(session, op_state, node, inputs);
+                let entry = totals.entry(node.op().name().to_string()).or_default();
+                entry.0 += started.elapsed();
+                entry.1 += 1;
+                outputs
+            })
+            .map_err(|e| JudgeError::Model(format!("profile: {e:#}")))?;
+        let mut totals: Vec<(String, Duration, usize)> = totals
+            .into_iter()
+            .map(|(op, (time, n))| (op, time, n))
+            .collect();
+        totals.sort_by_key(|t| std::cmp::Reverse(t.1));
+        Ok(totals)
+    }
+}
+
+impl OfaGraphs {
     /// The logits of yes, no and maybe for framed prompt ids and an image's
     /// features (as [`OfaGraphs::image_features`] returns them).
     pub fn answer_logits(
@@ -154,4 +216,25 @@ impl OfaGraphs {
         }
         Ok(logits)
     }
+}
+
+/// Checks that a plan's output is f32 of exactly `shape`, as tract typed it
+/// when planning (for the symbolic entailment plan: for every length allowed).
+fn check_output(plan: &Plan, path: &std::path::Path, shape: &[usize]) -> Result<(), LoadError> {
+    let fact = plan
+        .model()
+        .output_fact(0)
+        .map_err(|e| LoadError::invalid(path, format!("the graph has no output: {e:#}")))?;
+    let dims: Vec<Option<usize>> = fact.shape.iter().map(|d| d.to_usize().ok()).collect();
+    let expected: Vec<Option<usize>> = shape.iter().map(|&n| Some(n)).collect();
+    if fact.datum_type != f32::datum_type() || dims != expected {
+        return Err(LoadError::invalid(
+            path,
+            format!(
+                "the graph's output is {:?} {:?}, the manifest says f32 {shape:?}",
+                fact.datum_type, fact.shape
+            ),
+        ));
+    }
+    Ok(())
 }

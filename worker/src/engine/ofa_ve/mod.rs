@@ -20,7 +20,6 @@ pub mod tokens;
 use std::path::Path;
 use std::sync::Arc;
 
-use image::RgbImage;
 use sha2::{Digest, Sha256};
 use tract_onnx::prelude::Tensor;
 use verdict_shared::queue::metrics::CacheCount;
@@ -63,8 +62,9 @@ pub struct OfaJudge {
 }
 
 impl OfaJudge {
-    /// Loads a verified pack of this kind, then judges a blank image once to
-    /// prove that the graphs fit together.
+    /// Loads a verified pack of this kind. The graphs are proved to fit
+    /// together by their planned shapes ([`OfaGraphs::load`]), not by a run:
+    /// one verdict of OFA-large costs seconds, which every start would pay.
     pub fn load(pack: &Pack) -> Result<OfaJudge, LoadError> {
         let sections = Sections::load(pack)?;
         let tokenizer_path = pack.named_file(&sections.text.tokenizer)?;
@@ -114,27 +114,23 @@ impl OfaJudge {
             features: BoundedCache::new(IMAGE_CACHE),
         };
         judge.probe().map_err(|e| {
-            LoadError::invalid(
-                pack.dir(),
-                format!("the graphs do not work together on a blank image: {e}"),
-            )
+            LoadError::invalid(pack.dir(), format!("the prompts cannot be tokenized: {e}"))
         })?;
         Ok(judge)
     }
 
+    /// Opens (verifies) and loads the pack in `dir`, then hands the memory
+    /// that loading freed back to the system, as [`super::load`] does.
     pub fn open(dir: &Path) -> Result<OfaJudge, LoadError> {
-        OfaJudge::load(&Pack::open(dir)?)
+        let judge = Pack::load_verified(dir, OfaJudge::load)?;
+        super::heap::release_freed();
+        Ok(judge)
     }
 
-    /// One run of the whole pipeline on a blank image. Both prompts are
-    /// tokenized; the graph runs once, on the premise prompt (one length
-    /// proves the symbolic plan, and a run of the large model costs seconds).
+    /// Both prompts frame and tokenize a sentence.
     fn probe(&self) -> Result<(), JudgeError> {
-        let blank = RgbImage::new(self.image.size, self.image.size);
-        let features = Arc::new(self.image_features(&self.image.tensor(&blank))?);
         self.token_ids(PROBE_SENTENCE, None)?;
-        let tokens = self.token_ids(PROBE_SENTENCE, Some(PROBE_SENTENCE))?;
-        self.answer_logits(&tokens.ids, &features)?;
+        self.token_ids(PROBE_SENTENCE, Some(PROBE_SENTENCE))?;
         Ok(())
     }
 
@@ -210,6 +206,24 @@ impl OfaJudge {
         features: &Arc<Tensor>,
     ) -> Result<[f32; 3], JudgeError> {
         self.graphs.answer_logits(ids, features)
+    }
+
+    /// The time per kind of tract op of one entailment run (see
+    /// [`OfaGraphs::profile_entailment`]).
+    pub fn profile_entailment(
+        &self,
+        ids: &[i64],
+        features: &Arc<Tensor>,
+    ) -> Result<Vec<(String, std::time::Duration, usize)>, JudgeError> {
+        self.graphs.profile_entailment(ids, features)
+    }
+
+    /// The same for the image graph on a preprocessed image.
+    pub fn profile_image(
+        &self,
+        tensor: &Tensor,
+    ) -> Result<Vec<(String, std::time::Duration, usize)>, JudgeError> {
+        self.graphs.profile_image(tensor)
     }
 
     /// The verdict on `sentence` (with `premise`) for an image's features.
@@ -293,10 +307,15 @@ impl Judge for OfaJudge {
             validate_premise(premise)?;
         }
         let features = self.cached_features(image)?;
-        texts
+        let verdicts = texts
             .iter()
             .map(|text| self.verdict(text, premise, &features))
-            .collect()
+            .collect();
+        // A run's activations (about 0.9 GB for OFA-large) are freed by now;
+        // without this glibc keeps them resident between jobs. A few ms
+        // against a verdict of seconds.
+        super::heap::release_freed();
+        verdicts
     }
 
     fn cache_counts(&self) -> Vec<CacheCount> {

@@ -2,8 +2,10 @@
 //!
 //! [`Pack::open`] checks the whole pack before anything is loaded: the manifest
 //! parses, its format is one this worker reads, and every file exists with the
-//! size and sha256 the manifest records. A worker that starts therefore never
-//! discovers a truncated graph halfway through a job.
+//! size and sha256 the manifest records. [`Pack::load_verified`] checks the
+//! same, the hashes on a second thread while the model loads, and returns
+//! nothing of the load for a pack that fails. A worker that starts therefore
+//! never discovers a truncated graph halfway through a job.
 
 mod manifest;
 
@@ -29,6 +31,43 @@ pub struct Pack {
 impl Pack {
     /// Opens the pack in `dir` and verifies every file it names.
     pub fn open(dir: &Path) -> Result<Pack, LoadError> {
+        let pack = Pack::open_unhashed(dir)?;
+        pack.verify_hashes()?;
+        Ok(pack)
+    }
+
+    /// Opens the pack in `dir` and runs `load` on it while a second thread
+    /// checks every file's sha256 (hashing OFA-large's 1.9 GB costs about as
+    /// long as parsing its graph). A pack that fails the check is refused with
+    /// that error, whatever `load` made of it: the result of `load` is only
+    /// returned for a verified pack, as with [`Pack::open`].
+    pub fn load_verified<T: Send>(
+        dir: &Path,
+        load: impl FnOnce(&Pack) -> Result<T, LoadError>,
+    ) -> Result<T, LoadError> {
+        let pack = Pack::open_unhashed(dir)?;
+        std::thread::scope(|scope| {
+            let hashing = std::thread::Builder::new()
+                .name("pack-sha256".into())
+                .spawn_scoped(scope, || pack.verify_hashes());
+            // A damaged file may make the parser panic before its hash is
+            // known: the checksum error is the one to report then.
+            let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load(&pack)));
+            let verified = match hashing {
+                Ok(handle) => handle.join().unwrap_or_else(|_| {
+                    Err(LoadError::invalid(&pack.dir, "the sha256 check panicked"))
+                }),
+                // No thread to spare: check after loading.
+                Err(_) => pack.verify_hashes(),
+            };
+            verified?;
+            loaded.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// The manifest parsed and every file's presence and size checked (not
+    /// its sha256).
+    fn open_unhashed(dir: &Path) -> Result<Pack, LoadError> {
         let manifest_path = dir.join("manifest.json");
         if !manifest_path.is_file() {
             return Err(LoadError::NotAPack {
@@ -57,9 +96,16 @@ impl Pack {
             manifest,
         };
         for entry in &pack.manifest.files {
-            pack.verify(entry)?;
+            pack.check_file(entry)?;
         }
         Ok(pack)
+    }
+
+    fn verify_hashes(&self) -> Result<(), LoadError> {
+        for entry in &self.manifest.files {
+            self.verify_hash(entry)?;
+        }
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -120,7 +166,8 @@ impl Pack {
         })
     }
 
-    fn verify(&self, entry: &FileEntry) -> Result<(), LoadError> {
+    /// A plain file name, present, of the recorded size.
+    fn check_file(&self, entry: &FileEntry) -> Result<(), LoadError> {
         let plain = !entry.path.is_empty()
             && !entry.path.contains('/')
             && !entry.path.contains('\\')
@@ -145,6 +192,11 @@ impl Pack {
                 actual: meta.len(),
             });
         }
+        Ok(())
+    }
+
+    fn verify_hash(&self, entry: &FileEntry) -> Result<(), LoadError> {
+        let path = self.dir.join(&entry.path);
         let actual = sha256_file(&path)?;
         if !actual.eq_ignore_ascii_case(&entry.sha256) {
             return Err(LoadError::ChecksumMismatch {
