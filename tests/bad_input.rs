@@ -437,6 +437,38 @@ async fn bad_images_and_api_abuse_get_their_documented_outcomes_and_crash_nothin
         400,
         "too_many_texts",
     );
+    // Sentences with nothing to judge (issue 14: they were answered a
+    // confident `no`): refused, by JSON and by multipart.
+    for (what, contentless) in [
+        ("zero-width spaces", "\u{200b}\u{200b}\u{200b}"),
+        ("control characters and NUL", "\u{1}\u{0}\u{7f}"),
+        ("a full stop", "."),
+        ("a question mark", "?"),
+        ("one letter", "a"),
+        ("emoji", "🐱☕"),
+    ] {
+        expect_error(
+            &format!("a sentence of {what} (JSON)"),
+            send(
+                http.post(&jobs_url)
+                    .json(&json!({"image_base64": b64, "texts": [CUP, contentless]})),
+            )
+            .await,
+            400,
+            "text_empty",
+        );
+        expect_error(
+            &format!("a sentence of {what} (multipart)"),
+            post_multipart(
+                &fleet.api_url(),
+                &png,
+                &[CUP.to_string(), contentless.to_string()],
+            )
+            .await,
+            400,
+            "text_empty",
+        );
+    }
     let megabyte = "a".repeat(1 << 20);
     expect_error(
         "a 1 MB sentence (JSON)",

@@ -1,5 +1,6 @@
 //! What verdict's binaries share: the job model, the Redis queue protocol, limits,
-//! Redis URLs, shutdown and telemetry.
+//! Redis URLs, shutdown, telemetry and what counts as a sentence to judge
+//! (`text_content`).
 
 pub mod job;
 pub mod limits;
@@ -9,4 +10,5 @@ pub mod redis_pool;
 pub mod redis_url;
 pub mod shutdown;
 pub mod telemetry;
+pub mod text_content;
 pub mod verdict;

@@ -4,6 +4,7 @@
 //! `premise_unsupported`).
 
 use verdict_shared::limits::MAX_SENTENCE_CHARS;
+use verdict_shared::text_content::{MIN_WORD_CHARS, has_content};
 
 use crate::error::ApiError;
 
@@ -18,6 +19,14 @@ pub fn check(premise: Option<&str>) -> Result<(), ApiError> {
         return Err(ApiError::bad_request(
             "premise_empty",
             "the premise is empty: leave it out, or give a text",
+        ));
+    }
+    if !has_content(premise) {
+        return Err(ApiError::bad_request(
+            "premise_empty",
+            format!(
+                "the premise has nothing in it: it needs at least {MIN_WORD_CHARS} letters or digits (leave it out, or give a text)"
+            ),
         ));
     }
     let chars = premise.chars().count();

@@ -1,11 +1,13 @@
 //! Checking the sentences of a submission.
 
 use verdict_shared::limits::{MAX_SENTENCE_CHARS, MAX_SENTENCES};
+use verdict_shared::text_content::{MIN_WORD_CHARS, has_content};
 
 use crate::error::ApiError;
 
 /// Refuses a list of sentences that the worker would refuse: none, more than
-/// [`MAX_SENTENCES`], an empty (or all-blank) one, or one longer than
+/// [`MAX_SENTENCES`], an empty (or all-blank) one, one with nothing to judge
+/// (fewer than two letters or digits), or one longer than
 /// [`MAX_SENTENCE_CHARS`] characters. Messages name the sentence by its index.
 pub fn check(texts: &[String]) -> Result<(), ApiError> {
     if texts.is_empty() {
@@ -22,6 +24,14 @@ pub fn check(texts: &[String]) -> Result<(), ApiError> {
             return Err(ApiError::bad_request(
                 "text_empty",
                 format!("sentence {index} is empty"),
+            ));
+        }
+        if !has_content(text) {
+            return Err(ApiError::bad_request(
+                "text_empty",
+                format!(
+                    "sentence {index} has nothing to judge: it needs at least {MIN_WORD_CHARS} letters or digits (it holds only punctuation, symbols, emoji, invisible or control characters, or one letter)"
+                ),
             ));
         }
         let chars = text.chars().count();
@@ -58,7 +68,7 @@ mod tests {
     fn accepts_ordinary_sentences() {
         assert!(check(&texts(&["This is a ceramic coffee cup.", "Это чашка."])).is_ok());
         assert!(check(&["x".repeat(MAX_SENTENCE_CHARS)]).is_ok());
-        assert!(check(&vec!["a".to_string(); MAX_SENTENCES]).is_ok());
+        assert!(check(&vec!["ab".to_string(); MAX_SENTENCES]).is_ok());
     }
 
     #[test]
@@ -68,6 +78,15 @@ mod tests {
             check(&texts(&["ok", "  \n"])).unwrap_err().code,
             "text_empty"
         );
+        for contentless in ["\u{200b}\u{200b}", "\u{0}", ".", "?", "a", "🙂🙂"] {
+            let err = check(&texts(&["A cup.", contentless])).unwrap_err();
+            assert_eq!(err.code, "text_empty", "{contentless:?}");
+            assert!(
+                err.message.contains("sentence 1 has nothing to judge"),
+                "{}",
+                err.message
+            );
+        }
         assert!(
             check(&texts(&["ok", ""]))
                 .unwrap_err()
@@ -81,7 +100,7 @@ mod tests {
             "text_too_long"
         );
         assert_eq!(
-            check(&vec!["a".to_string(); MAX_SENTENCES + 1])
+            check(&vec!["ab".to_string(); MAX_SENTENCES + 1])
                 .unwrap_err()
                 .code,
             "too_many_texts"

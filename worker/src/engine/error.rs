@@ -24,7 +24,7 @@ pub enum JudgeError {
     NoTexts,
     #[error("{count} sentences, more than the limit of {max}")]
     TooManyTexts { count: usize, max: usize },
-    #[error("sentence {index} is empty")]
+    #[error("sentence {index} is empty or has nothing to judge (fewer than two letters or digits)")]
     TextEmpty { index: usize },
     #[error("sentence {index} has {chars} characters, more than the limit of {max}")]
     TextTooLong {
@@ -32,7 +32,7 @@ pub enum JudgeError {
         chars: usize,
         max: usize,
     },
-    #[error("the premise is empty")]
+    #[error("the premise is empty or has nothing in it (fewer than two letters or digits)")]
     PremiseEmpty,
     #[error("the premise has {chars} characters, more than the limit of {max}")]
     PremiseTooLong { chars: usize, max: usize },

@@ -4,11 +4,13 @@
 //! error whichever model the worker runs.
 
 use verdict_shared::limits::{MAX_SENTENCE_CHARS, MAX_SENTENCES};
+use verdict_shared::text_content::has_content;
 
 use super::JudgeError;
 
-/// Checks the sentences: at least one, at most [`MAX_SENTENCES`], none empty
-/// (after trimming) or longer than [`MAX_SENTENCE_CHARS`] characters.
+/// Checks the sentences: at least one, at most [`MAX_SENTENCES`], none without
+/// anything to judge (see `verdict_shared::text_content`) or longer than
+/// [`MAX_SENTENCE_CHARS`] characters.
 pub fn validate_texts(texts: &[String]) -> Result<(), JudgeError> {
     if texts.is_empty() {
         return Err(JudgeError::NoTexts);
@@ -20,7 +22,7 @@ pub fn validate_texts(texts: &[String]) -> Result<(), JudgeError> {
         });
     }
     for (index, text) in texts.iter().enumerate() {
-        if text.trim().is_empty() {
+        if !has_content(text) {
             return Err(JudgeError::TextEmpty { index });
         }
         let chars = text.chars().count();
@@ -38,7 +40,7 @@ pub fn validate_texts(texts: &[String]) -> Result<(), JudgeError> {
 /// Checks a premise by the rules of a sentence: not empty after trimming, at
 /// most [`MAX_SENTENCE_CHARS`] characters.
 pub fn validate_premise(premise: &str) -> Result<(), JudgeError> {
-    if premise.trim().is_empty() {
+    if !has_content(premise) {
         return Err(JudgeError::PremiseEmpty);
     }
     let chars = premise.chars().count();
@@ -68,6 +70,16 @@ mod tests {
             validate_texts(&texts),
             Err(JudgeError::TextEmpty { index: 1 })
         ));
+        for contentless in ["\u{200b}\u{200b}", "\u{0}", "?", "a", "🙂"] {
+            let texts = vec!["a cat".to_string(), contentless.to_string()];
+            assert!(
+                matches!(
+                    validate_texts(&texts),
+                    Err(JudgeError::TextEmpty { index: 1 })
+                ),
+                "{contentless:?}"
+            );
+        }
         // Characters, not bytes: 1000 two-byte characters are allowed.
         let long = "é".repeat(MAX_SENTENCE_CHARS);
         assert!(validate_texts(std::slice::from_ref(&long)).is_ok());
