@@ -9,6 +9,9 @@
 //!   fleet's user (modes checked; when the test runs as root, also tried as
 //!   the `nobody` user, who must be refused).
 //! - The api listens on 127.0.0.1 unless told otherwise.
+//! - A Redis password (in `VERDICT_REDIS_URL`) reaches the api and the
+//!   workers in their environment, on no command line, in no log and not in
+//!   `fleet status --json`; the callback secret reaches the api alone.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -284,4 +287,66 @@ fn without_a_token_v1_is_open_and_the_default_bind_is_loopback() {
             "{program} does not default to loopback:\n{help}"
         );
     }
+}
+
+#[test]
+fn the_redis_password_and_the_callback_secret_reach_only_the_processes_that_need_them() {
+    const PASSWORD: &str = "redis-pw-3a9c1e77";
+    const SECRET: &str = "callback-secret-5d20b4aa";
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let redis = verdict_e2e::RedisServer::start_tcp_with_password(scratch.path(), PASSWORD);
+    let url = redis
+        .tcp_url()
+        .replace("redis://", &format!("redis://:{PASSWORD}@"));
+    let fleet = Fleet::new();
+    up(
+        &fleet,
+        1,
+        &["--noop-workers"],
+        &[
+            ("VERDICT_REDIS_URL", &url),
+            ("VERDICT_CALLBACK_SECRET", SECRET),
+        ],
+    );
+    // The fleet works through the password: a job is answered.
+    let job = fleet.submit();
+    let answer = fleet.wait_job(&job, std::time::Duration::from_secs(60));
+    assert_eq!(answer["state"], "done", "{answer}");
+
+    for name in ["watchdog", "api", "worker-0"] {
+        let pid = fleet.pid_in_file(name).expect("pid");
+        assert!(
+            !cmdline(pid).contains(PASSWORD),
+            "{name}'s command line shows the Redis password: {}",
+            cmdline(pid)
+        );
+    }
+    let has = |pid: u32, needle: &str| environ(pid).iter().any(|v| v.contains(needle));
+    let api = fleet.pid_in_file("api").expect("api.pid");
+    let worker = fleet.pid_in_file("worker-0").expect("worker-0.pid");
+    assert!(
+        has(api, PASSWORD) && has(worker, PASSWORD),
+        "the URL travels in the environment"
+    );
+    assert!(
+        has(api, SECRET),
+        "the api signs callbacks: it needs the secret"
+    );
+    assert!(
+        !has(worker, SECRET),
+        "a worker sends no callbacks: it must not hold the secret"
+    );
+
+    let (_, status) = fleet.status();
+    assert!(
+        !status.to_string().contains(PASSWORD),
+        "fleet status --json: {status}"
+    );
+    for log in ["watchdog", "api", "worker-0"] {
+        assert!(
+            !fleet.log(log).contains(PASSWORD),
+            "{log}.log holds the Redis password"
+        );
+    }
+    assert!(fleet.run(&["down"]).ok());
 }

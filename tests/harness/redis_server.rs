@@ -16,6 +16,7 @@ pub struct RedisServer {
     dir: PathBuf,
     socket: PathBuf,
     port: Option<u16>,
+    password: Option<String>,
     process: Option<ChildGuard>,
 }
 
@@ -26,6 +27,7 @@ impl RedisServer {
             dir: dir.to_owned(),
             socket: dir.join("redis.sock"),
             port: None,
+            password: None,
             process: None,
         };
         server.launch();
@@ -39,6 +41,21 @@ impl RedisServer {
             dir: dir.to_owned(),
             socket: dir.join("redis.sock"),
             port: Some(port),
+            password: None,
+            process: None,
+        };
+        server.launch();
+        server
+    }
+
+    /// As [`RedisServer::start_tcp`], with `requirepass` set (in a 0600
+    /// config file, so the test's own `ps` shows no password either).
+    pub fn start_tcp_with_password(dir: &Path, password: &str) -> RedisServer {
+        let mut server = RedisServer {
+            dir: dir.to_owned(),
+            socket: dir.join("redis.sock"),
+            port: Some(free_port()),
+            password: Some(password.to_string()),
             process: None,
         };
         server.launch();
@@ -60,7 +77,11 @@ impl RedisServer {
 
     /// A client for inspecting what the processes wrote.
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.unix_url().as_str())
+        let url = match &self.password {
+            Some(password) => format!("unix://{}?pass={password}", self.socket.display()),
+            None => self.unix_url(),
+        };
+        redis::Client::open(url.as_str())
             .expect("redis url")
             .get_multiplexed_async_connection()
             .await
@@ -87,6 +108,20 @@ impl RedisServer {
     fn launch(&mut self) {
         let _ = std::fs::remove_file(&self.socket);
         let mut cmd = Command::new("redis-server");
+        if let Some(password) = &self.password {
+            use std::os::unix::fs::OpenOptionsExt;
+            let conf = self.dir.join("redis.conf");
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&conf)
+                .expect("write redis.conf");
+            std::io::Write::write_all(&mut file, format!("requirepass {password}\n").as_bytes())
+                .expect("write redis.conf");
+            cmd.arg(&conf);
+        }
         cmd.args(["--port", &self.port.unwrap_or(0).to_string()])
             .args(["--bind", "127.0.0.1"])
             .arg("--unixsocket")

@@ -61,6 +61,9 @@ pub fn spawn(launch: &Launch) -> io::Result<u32> {
     let memory_limit = launch.memory_limit;
 
     let mut cmd = Command::new(&launch.program);
+    for secret in super::roles::SECRET_ENV {
+        cmd.env_remove(secret);
+    }
     cmd.args(&launch.args)
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&launch.cwd)

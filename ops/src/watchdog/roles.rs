@@ -12,6 +12,17 @@ use crate::home::Home;
 
 use super::child::Launch;
 
+/// Where the api and the workers read the Redis URL (their `--redis` flag's
+/// environment variable): it may hold a password.
+pub const REDIS_URL_ENV: &str = "VERDICT_REDIS_URL";
+
+/// The api's callback signing secret.
+pub const CALLBACK_SECRET_ENV: &str = "VERDICT_CALLBACK_SECRET";
+
+/// Variables that hold secrets: no child inherits them from the watchdog;
+/// each gets only those its role sets ([`api`], [`worker`]).
+pub const SECRET_ENV: [&str; 3] = [REDIS_URL_ENV, CALLBACK_SECRET_ENV, crate::api_token::ENV];
+
 fn base(home: &Home, name: &str, program: &std::path::Path, args: Vec<OsString>) -> Launch {
     Launch {
         program: program.to_path_buf(),
@@ -42,12 +53,12 @@ pub fn redis(config: &FleetConfig, home: &Home) -> Option<Launch> {
     }
 }
 
-/// `verdict-api --redis URL --bind ADDR:PORT --log-format json
-/// --max-queue-depth N`, with the api token (if any) in its environment.
+/// `verdict-api --bind ADDR:PORT --log-format json --max-queue-depth N`,
+/// with the Redis URL, the api token and the callback secret (those it has)
+/// in its environment: never on a command line, which every local user can
+/// read.
 pub fn api(config: &FleetConfig, home: &Home) -> Launch {
     let mut args: Vec<OsString> = vec![
-        "--redis".into(),
-        config.redis_url().into(),
         "--bind".into(),
         config.bind.clone().into(),
         "--log-format".into(),
@@ -55,6 +66,13 @@ pub fn api(config: &FleetConfig, home: &Home) -> Launch {
     ];
     args.extend(config.jobs.api_args());
     let mut launch = base(home, "api", &config.api_program, args);
+    launch.env.push((REDIS_URL_ENV.into(), config.redis_url()));
+    // Only the api sends callbacks: the secret the watchdog was started
+    // with goes to it and to no other child (child.rs removes it from what
+    // children inherit).
+    if let Ok(secret) = std::env::var(CALLBACK_SECRET_ENV) {
+        launch.env.push((CALLBACK_SECRET_ENV.into(), secret));
+    }
     if let Some(token) = &config.api_token {
         launch
             .env
@@ -63,13 +81,11 @@ pub fn api(config: &FleetConfig, home: &Home) -> Launch {
     launch
 }
 
-/// `verdict-worker run --redis URL --name NAME (--model DIR | --noop) --log-format json`,
-/// with the per-worker memory limit.
+/// `verdict-worker run --name NAME (--model DIR | --noop) --log-format json`,
+/// with the Redis URL in its environment and the per-worker memory limit.
 pub fn worker(config: &FleetConfig, home: &Home, name: &str) -> Launch {
     let mut args: Vec<OsString> = vec![
         "run".into(),
-        "--redis".into(),
-        config.redis_url().into(),
         "--name".into(),
         config.registered_name(name).into(),
         "--log-format".into(),
@@ -83,8 +99,13 @@ pub fn worker(config: &FleetConfig, home: &Home, name: &str) -> Launch {
         ModelPlan::Noop => args.push("--noop".into()),
     }
     args.extend(config.jobs.worker_args());
+    if config.worker_threads > 1 {
+        args.push("--threads".into());
+        args.push(config.worker_threads.to_string().into());
+    }
     args.extend(config.worker_args.iter().map(OsString::from));
     let mut launch = base(home, name, &config.worker_program, args);
+    launch.env.push((REDIS_URL_ENV.into(), config.redis_url()));
     launch.memory_limit = config.worker_memory;
     launch
 }
@@ -108,10 +129,32 @@ mod tests {
             .collect();
         assert_eq!(args[0], "run");
         assert!(args.windows(2).any(|w| w == ["--name", "hostA-worker-3"]));
+        assert!(
+            !args.iter().any(|a| a == "--threads"),
+            "one thread is the worker's default"
+        );
+        assert!(
+            !args.iter().any(|a| a.contains("redis")),
+            "the Redis URL stays off the command line: {args:?}"
+        );
+        assert!(
+            launch
+                .env
+                .iter()
+                .any(|(k, v)| k == REDIS_URL_ENV && *v == config.redis_url())
+        );
         assert!(args.contains(&"--noop".to_string()));
         assert_eq!(launch.memory_limit, Some(1 << 30));
         assert_eq!(launch.pid_file, Path::new("/h/run/worker-3.pid"));
         assert_eq!(launch.log_file, Path::new("/h/logs/worker-3.log"));
         assert!(redis(&config, &home).is_none());
+
+        config.worker_threads = 2;
+        let args: Vec<String> = worker(&config, &home, "worker-3")
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy().into())
+            .collect();
+        assert!(args.windows(2).any(|w| w == ["--threads", "2"]));
     }
 }
