@@ -459,10 +459,13 @@ async fn bad_images_and_api_abuse_get_their_documented_outcomes_and_crash_nothin
         );
         expect_error(
             &format!("a sentence of {what} (multipart)"),
-            post_multipart(
-                &fleet.api_url(),
-                &png,
-                &[CUP.to_string(), contentless.to_string()],
+            send(
+                http.post(&jobs_url).multipart(
+                    Form::new()
+                        .part("image", image_part())
+                        .text("text", CUP)
+                        .text("text", contentless),
+                ),
             )
             .await,
             400,

@@ -103,7 +103,7 @@ async fn bad_requests_get_4xx_with_stable_codes_and_enqueue_nothing() {
     .await;
     expect_error(
         http.post(&jobs).multipart(
-            form(Some((&image, "image/png")), &["a"]).part("image", Part::bytes(image.clone())),
+            form(Some((&image, "image/png")), &["a cup"]).part("image", Part::bytes(image.clone())),
         ),
         400,
         "multiple_images",
@@ -111,7 +111,7 @@ async fn bad_requests_get_4xx_with_stable_codes_and_enqueue_nothing() {
     .await;
     expect_error(
         http.post(&jobs)
-            .multipart(form(Some((&image, "image/png")), &["a"]).text("colour", "red")),
+            .multipart(form(Some((&image, "image/png")), &["a cup"]).text("colour", "red")),
         400,
         "invalid_multipart",
     )
@@ -171,14 +171,16 @@ async fn bad_requests_get_4xx_with_stable_codes_and_enqueue_nothing() {
     // Images.
     expect_error(
         http.post(&jobs)
-            .multipart(form(Some((b"", "image/png")), &["a"])),
+            .multipart(form(Some((b"", "image/png")), &["a cup"])),
         400,
         "image_empty",
     )
     .await;
     expect_error(
-        http.post(&jobs)
-            .multipart(form(Some((b"%PDF-1.7 not an image", "image/png")), &["a"])),
+        http.post(&jobs).multipart(form(
+            Some((b"%PDF-1.7 not an image", "image/png")),
+            &["a cup"],
+        )),
         415,
         "image_format",
     )
@@ -186,7 +188,7 @@ async fn bad_requests_get_4xx_with_stable_codes_and_enqueue_nothing() {
     let big = vec![0x89u8; 150_000];
     expect_error(
         http.post(&jobs)
-            .multipart(form(Some((&big, "image/png")), &["a"])),
+            .multipart(form(Some((&big, "image/png")), &["a cup"])),
         413,
         "image_too_large",
     )
@@ -212,14 +214,14 @@ async fn bad_requests_get_4xx_with_stable_codes_and_enqueue_nothing() {
     .await;
     expect_error(
         http.post(&jobs)
-            .json(&json!({"image_base64": b64(&image), "texts": ["a"], "callback": "x"})),
+            .json(&json!({"image_base64": b64(&image), "texts": ["a cup"], "callback": "x"})),
         400,
         "invalid_json",
     )
     .await;
     expect_error(
         http.post(&jobs)
-            .json(&json!({"image_base64": "***", "texts": ["a"]})),
+            .json(&json!({"image_base64": "***", "texts": ["a cup"]})),
         400,
         "invalid_base64",
     )
