@@ -77,6 +77,31 @@ pub struct Args {
           default_value_t = crate::redis_deadline::DEFAULT_REDIS_TIMEOUT.as_millis() as u64,
           value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub redis_timeout_ms: u64,
+
+    /// Seconds a client has to send a request's headers, counted from the
+    /// connection's opening or its previous response (so it also closes
+    /// idle keep-alive connections).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
+
+    /// The slowest a request body may arrive, in bytes a second, once
+    /// --body-grace has passed; slower bodies get 408 body_too_slow.
+    #[arg(long, value_name = "BYTES_PER_S", default_value_t = 4096,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_min_rate: u64,
+
+    /// Seconds a request body may take before --body-min-rate applies.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_grace: u64,
+
+    /// Connections served at once; past this a new connection gets 503
+    /// too_many_connections. Lowered to the open-file limit (raised to its
+    /// hard limit at start) less 256 when that is smaller.
+    #[arg(long, value_name = "N", default_value_t = 4096,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
 }
 
 /// The default queue limit: about 1000 x the average image in Redis's memory

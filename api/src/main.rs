@@ -7,10 +7,13 @@
 
 mod auth;
 mod body_drain;
+mod body_rate;
 mod callbacks;
 mod cli;
+mod connections;
 mod enqueue;
 mod error;
+mod fd_limit;
 mod idempotency;
 mod metrics;
 mod openapi;

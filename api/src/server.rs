@@ -13,8 +13,11 @@ use verdict_shared::shutdown::Shutdown;
 
 use crate::auth::{self, ApiToken};
 use crate::body_drain;
+use crate::body_rate::{self, BodyRate};
 use crate::callbacks::{self, CallbackConfig};
 use crate::cli::Args;
+use crate::connections::{self, ConnectionLimits};
+use crate::fd_limit;
 use crate::request_log;
 use crate::routes;
 use crate::state::{AppState, BatchLimits};
@@ -27,7 +30,7 @@ const POOL_SIZE: usize = 16;
 
 /// The router with its middleware. With a token, every `/v1` route needs it
 /// (checked before the body is read).
-pub fn app(state: AppState, token: Option<ApiToken>) -> Router {
+pub fn app(state: AppState, token: Option<ApiToken>, rate: BodyRate) -> Router {
     let max_body = state.limits.max_body_bytes;
     routes::router()
         .layer(axum::middleware::from_fn_with_state(
@@ -44,6 +47,9 @@ pub fn app(state: AppState, token: Option<ApiToken>) -> Router {
             body_drain::drain_unread(max_body, req, next)
         }))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            body_rate::enforce(rate, req, next)
+        }))
         .with_state(state)
 }
 
@@ -92,6 +98,28 @@ pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         max_queue_depth: args.max_queue_depth,
         redis_timeout: Duration::from_millis(args.redis_timeout_ms),
     };
+    let open_files = fd_limit::raise();
+    let mut max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
+    if let Some(limit) = open_files {
+        let room = usize::try_from(limit.saturating_sub(fd_limit::RESERVED)).unwrap_or(usize::MAX);
+        if room.max(1) < max_connections {
+            tracing::warn!(
+                max_connections,
+                open_file_limit = limit,
+                lowered_to = room.max(1),
+                "--max-connections is more than the open-file limit allows"
+            );
+            max_connections = room.max(1);
+        }
+    }
+    let limits = ConnectionLimits {
+        header_timeout: Duration::from_secs(args.header_timeout),
+        max_connections,
+    };
+    let rate = BodyRate {
+        min_bytes_per_s: args.body_min_rate,
+        grace: Duration::from_secs(args.body_grace),
+    };
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
@@ -106,13 +134,17 @@ pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         max_queue_depth = args.max_queue_depth,
         redis_timeout_ms = args.redis_timeout_ms,
         api_token = token.is_some(),
+        header_timeout_s = args.header_timeout,
+        body_min_rate = args.body_min_rate,
+        max_connections,
+        open_file_limit = open_files,
         "listening"
     );
     let mut stop = shutdown.clone();
-    axum::serve(listener, app(state, token))
-        .with_graceful_shutdown(async move { stop.recv().await })
-        .await
-        .context("serving failed")?;
+    connections::serve(listener, app(state, token, rate), limits, async move {
+        stop.recv().await;
+    })
+    .await;
     events.abort();
     if let Some(sender) = sender {
         sender.abort();
