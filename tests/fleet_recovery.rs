@@ -129,6 +129,41 @@ fn a_killed_watchdog_takes_its_fleet_down_and_up_recovers() {
 }
 
 #[test]
+fn a_worker_in_the_middle_of_a_job_exits_within_seconds_when_its_watchdog_is_killed() {
+    // Issue 14, item 10: such a worker stayed behind, retrying its result
+    // against the embedded Redis that died with the watchdog.
+    let fleet = Fleet::new();
+    let up = fleet.up(1, &["--worker-arg=--noop-delay-ms=4000"]);
+    assert!(up.ok(), "fleet up failed:\n{}", up.output());
+    let worker = fleet.pid_in_file("worker-0").expect("worker pid");
+    let watchdog = fleet.pid_in_file("watchdog").expect("watchdog pid");
+    let job = fleet.submit();
+    let running = wait_for(Duration::from_secs(20), || {
+        (fleet.job(&job)["state"] == "running").then_some(())
+    });
+    assert!(
+        running.is_some(),
+        "the job never started: {}",
+        fleet.job(&job)
+    );
+
+    kill(Pid::from_raw(watchdog as i32), Signal::SIGKILL).unwrap();
+    let killed = std::time::Instant::now();
+    // The job in hand takes up to 4 s more; storing its result then fails
+    // (Redis went with the watchdog) and gets a short grace, not 30 s.
+    let gone = wait_for(Duration::from_secs(15), || (!alive(worker)).then_some(()));
+    assert!(
+        gone.is_some(),
+        "the worker is still alive 15 s after its watchdog was killed:\n{}",
+        fleet.log("worker-0")
+    );
+    println!(
+        "worker gone {:.1} s after the watchdog",
+        killed.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
 fn root_is_refused_without_allow_root() {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("not root: the refusal cannot be observed here");

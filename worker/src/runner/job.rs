@@ -22,6 +22,11 @@ use super::{Context, image_probe};
 /// before it gives up on it (the job then stays pending and runs again).
 const FINISH_RETRY_FOR: Duration = Duration::from_secs(30);
 
+/// The same once the worker has been told to stop: a worker whose watchdog
+/// died (and with it, often, the embedded Redis) exits within seconds
+/// instead of lingering; the job is reclaimed by the next fleet.
+const FINISH_RETRY_WHEN_STOPPING: Duration = Duration::from_secs(3);
+
 /// How one attempt ended, for this worker.
 enum Ended {
     /// This worker stored the job's ending.
@@ -262,9 +267,14 @@ async fn finish_with_retry(
     report: &JobReport,
 ) -> Result<Finish, QueueError> {
     let metrics = report.increments();
-    let deadline = Instant::now() + FINISH_RETRY_FOR;
+    let mut deadline = Instant::now() + FINISH_RETRY_FOR;
+    let mut stop_seen = false;
     let mut backoff = Backoff::new();
     loop {
+        if !stop_seen && ctx.stopping.is_shutdown() {
+            stop_seen = true;
+            deadline = deadline.min(Instant::now() + FINISH_RETRY_WHEN_STOPPING);
+        }
         let attempt = async {
             let mut conn = ctx.pool.get().await?;
             finish(&mut conn, *job_id, entry_id, &ctx.name, outcome, &metrics).await
@@ -273,9 +283,18 @@ async fn finish_with_retry(
         match attempt {
             Ok(finished) => return Ok(finished),
             Err(err) if err.is_unavailable() && Instant::now() < deadline => {
-                let delay = backoff.next_delay();
+                let delay = backoff.next_delay().min(deadline - Instant::now());
                 tracing::warn!(job_id = %job_id, error = %err, retry_in_ms = delay.as_millis() as u64, "cannot store the result yet");
-                tokio::time::sleep(delay).await;
+                if stop_seen {
+                    tokio::time::sleep(delay).await;
+                } else {
+                    // A stop during the wait shortens what is left of it.
+                    let mut stopping = ctx.stopping.clone();
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = stopping.recv() => {}
+                    }
+                }
             }
             Err(err) => {
                 tracing::error!(job_id = %job_id, error = %err, "result not stored: the job stays pending and will run again");

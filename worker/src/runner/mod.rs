@@ -80,6 +80,10 @@ pub(crate) struct Context {
     pub(crate) reporter: report::Reporter,
     pub(crate) max_attempts: u32,
     pub(crate) hooks: TestHooks,
+    /// Fires when the worker is told to stop (SIGTERM, or the watchdog's
+    /// death through the parent-death signal): results still to be stored
+    /// get a short grace, not the full retry time.
+    pub(crate) stopping: Shutdown,
 }
 
 /// Runs jobs until `shutdown` fires, then finishes the jobs in hand,
@@ -139,6 +143,7 @@ pub async fn run(
         reporter: report::Reporter::default(),
         max_attempts: config.max_attempts,
         hooks,
+        stopping: shutdown.clone(),
     };
     consume_until_shutdown(&redis, &config, &ctx, shutdown).await;
 
