@@ -164,6 +164,77 @@ fn a_worker_in_the_middle_of_a_job_exits_within_seconds_when_its_watchdog_is_kil
 }
 
 #[test]
+fn a_failed_worker_is_tried_again_after_its_cooldown() {
+    // Issue 14, item 4: the crash limit never reset, and a fleet whose
+    // workers were killed a few times judged nothing until a person came.
+    let fleet = Fleet::new();
+    let up = fleet.up(
+        1,
+        &[
+            "--crash-limit",
+            "1",
+            "--max-attempts",
+            "1",
+            "--failed-cooldown",
+            "6s",
+        ],
+    );
+    assert!(up.ok(), "fleet up failed:\n{}", up.output());
+    let worker_pid = |fleet: &Fleet| {
+        let (_, status) = fleet.status();
+        let worker = verdict_e2e::fleet::process(&status, "worker-0");
+        (worker["state"].as_str() == Some("running"))
+            .then(|| worker["pid"].as_u64())
+            .flatten()
+            .map(|p| p as u32)
+    };
+    // Two crashes within the window: more than the limit of one.
+    let first = wait_for(Duration::from_secs(20), || worker_pid(&fleet)).expect("worker up");
+    kill(Pid::from_raw(first as i32), Signal::SIGKILL).unwrap();
+    let second = wait_for(Duration::from_secs(10), || {
+        worker_pid(&fleet).filter(|p| *p != first)
+    })
+    .expect("restarted after the first crash");
+    kill(Pid::from_raw(second as i32), Signal::SIGKILL).unwrap();
+    let failed = wait_for(Duration::from_secs(10), || {
+        let (_, status) = fleet.status();
+        let worker = verdict_e2e::fleet::process(&status, "worker-0").clone();
+        (worker["state"] == "failed").then_some(worker)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the worker was not marked failed:\n{}",
+            fleet.log("watchdog")
+        )
+    });
+    assert!(
+        failed["retry_at_ms"].as_u64().is_some(),
+        "status says when: {failed}"
+    );
+    let text = fleet.run(&["status"]);
+    assert!(
+        text.stdout.contains("failed (retry in"),
+        "{}",
+        text.output()
+    );
+
+    // After the cool-down it runs again, with a WARN line and a count.
+    let again = wait_for(Duration::from_secs(20), || worker_pid(&fleet));
+    assert!(
+        again.is_some(),
+        "not tried again after the cool-down:\n{}",
+        fleet.log("watchdog")
+    );
+    let (_, status) = fleet.status();
+    assert_eq!(status["cooldown_retries"], 1, "{status:#}");
+    let log = fleet.log("watchdog");
+    assert!(
+        log.contains("its cool-down is over, trying it again"),
+        "{log}"
+    );
+}
+
+#[test]
 fn root_is_refused_without_allow_root() {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("not root: the refusal cannot be observed here");

@@ -59,6 +59,15 @@ pub struct Policy {
     /// (`--max-restart-delay`).
     #[serde(default = "default_max_restart_delay_ms")]
     pub max_restart_delay_ms: u64,
+    /// How long a process marked failed rests before it is tried again
+    /// (`--failed-cooldown`; doubles each time it fails again, up to a day;
+    /// 0: never, a person runs `fleet restart`).
+    #[serde(default = "default_failed_cooldown_ms")]
+    pub failed_cooldown_ms: u64,
+}
+
+fn default_failed_cooldown_ms() -> u64 {
+    crate::watchdog::backoff::FAILED_COOLDOWN.as_millis() as u64
 }
 
 fn default_max_restart_delay_ms() -> u64 {
@@ -66,6 +75,11 @@ fn default_max_restart_delay_ms() -> u64 {
 }
 
 impl Policy {
+    /// The first cool-down of a failed process; None: never retried.
+    pub fn failed_cooldown(&self) -> Option<Duration> {
+        (self.failed_cooldown_ms > 0).then(|| Duration::from_millis(self.failed_cooldown_ms))
+    }
+
     pub fn crash_window(&self) -> Duration {
         Duration::from_millis(self.crash_window_ms)
     }
@@ -204,6 +218,7 @@ pub(crate) fn sample(home: &Path) -> FleetConfig {
             hung_after_ms: 30_000,
             stop_timeout_ms: 5_000,
             max_restart_delay_ms: 30_000,
+            failed_cooldown_ms: 300_000,
         },
         jobs: JobPolicy::default(),
         api_token: None,

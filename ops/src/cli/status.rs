@@ -53,6 +53,8 @@ pub struct StatusReport {
     pub running: bool,
     pub processes: Vec<ProcessStatus>,
     pub queue: Option<QueueSection>,
+    /// Failed processes the watchdog tried again after their cool-down.
+    pub cooldown_retries: u64,
     /// Problems found while cross-checking (PID file disagreements).
     pub warnings: Vec<String>,
 }
@@ -89,6 +91,7 @@ pub fn collect(home: &Home) -> anyhow::Result<StatusReport> {
         running: false,
         processes: Vec::new(),
         queue: None,
+        cooldown_retries: 0,
         warnings: Vec::new(),
     };
     let watchdog_running = matches!(
@@ -109,6 +112,7 @@ pub fn collect(home: &Home) -> anyhow::Result<StatusReport> {
     }
     let status = fetch_status(home)?;
     report.running = true;
+    report.cooldown_retries = status.cooldown_retries;
     let now_ms = wall_ms();
     let mut processes = status.processes;
     for p in &mut processes {
@@ -234,7 +238,14 @@ pub fn render(report: &StatusReport) -> String {
             p.role.to_string(),
             p.name.clone(),
             p.pid.map_or_else(dash, |pid| pid.to_string()),
-            p.state.as_str().to_string(),
+            match p.retry_at_ms {
+                Some(at) => format!(
+                    "{} (retry in {})",
+                    p.state.as_str(),
+                    format_duration(Duration::from_millis(at.saturating_sub(now)))
+                ),
+                None => p.state.as_str().to_string(),
+            },
             p.uptime_ms
                 .map_or_else(dash, |ms| format_duration(Duration::from_millis(ms))),
             p.rss_bytes.map_or_else(dash, format_size),

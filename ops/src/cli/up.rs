@@ -239,6 +239,7 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
             hung_after_ms: args.hung_after.as_millis() as u64,
             stop_timeout_ms: args.stop_timeout.as_millis() as u64,
             max_restart_delay_ms: args.reliability.max_restart_delay.as_millis() as u64,
+            failed_cooldown_ms: args.reliability.failed_cooldown.as_millis() as u64,
         },
         jobs,
         api_token,

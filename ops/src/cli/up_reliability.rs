@@ -57,6 +57,12 @@ pub struct ReliabilityArgs {
     /// doubles from 100 ms with each crash in a row)
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     pub max_restart_delay: Duration,
+    /// How long a process marked failed (more than --crash-limit crashes
+    /// within --crash-window) rests before the watchdog tries it again; the
+    /// rest doubles while it keeps failing, up to a day. 0s: never (only
+    /// `fleet restart` brings it back)
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_duration)]
+    pub failed_cooldown: Duration,
     /// Require this token (first line of FILE) as `Authorization: Bearer` on
     /// every /v1 request [default: $VERDICT_API_TOKEN if set, else no token]
     #[arg(long, value_name = "FILE")]

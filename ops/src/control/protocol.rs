@@ -96,6 +96,13 @@ pub struct ProcessStatus {
     /// For workers: the name it registers under in Redis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_as: Option<String>,
+    /// For a failed process: when it is tried again (ms since the epoch);
+    /// none when no cool-down is set (`--failed-cooldown 0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at_ms: Option<u64>,
+    /// Times in a row it was marked failed (its cool-down doubles each time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_times: Option<u32>,
     // The fields below are filled in by `fleet status` itself, from /proc and
     // Redis, at the moment it asks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +122,10 @@ pub struct ProcessStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FleetStatus {
     pub processes: Vec<ProcessStatus>,
+    /// Failed processes the watchdog tried again after their cool-down,
+    /// since it started: a counter for monitoring.
+    #[serde(default)]
+    pub cooldown_retries: u64,
     /// Whether the watchdog's last probe reached Redis.
     pub redis_healthy: bool,
     pub redis_error: Option<String>,

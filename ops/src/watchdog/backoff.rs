@@ -6,7 +6,9 @@
 //! configuration does not spin the machine. A minute of health forgets the
 //! streak. Independently, too many crashes within a window mark the process
 //! failed: the watchdog stops restarting it and `fleet status` says so, because
-//! restarting a process that cannot run only fills its log.
+//! restarting a process that cannot run only fills its log. An unattended
+//! fleet still heals: after a cool-down (5 minutes, doubling while it keeps
+//! failing, at most a day) a failed process is tried again.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -17,6 +19,18 @@ pub const BASE_DELAY: Duration = Duration::from_millis(100);
 pub const MAX_DELAY: Duration = Duration::from_secs(30);
 /// A process that ran this long was healthy: its crash streak is forgotten.
 pub const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+/// How long a process marked failed rests before it is tried again, the
+/// first time (`fleet up --failed-cooldown`).
+pub const FAILED_COOLDOWN: Duration = Duration::from_secs(300);
+/// The longest cool-down, however often a process failed again.
+pub const MAX_FAILED_COOLDOWN: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The cool-down after a process was marked failed for the `times`-th time
+/// in a row (1: `first`): doubling, capped at [`MAX_FAILED_COOLDOWN`].
+pub fn failed_cooldown(first: Duration, times: u32) -> Duration {
+    let factor = 1u32 << times.saturating_sub(1).min(16);
+    first.saturating_mul(factor).min(MAX_FAILED_COOLDOWN)
+}
 
 /// One process's restart bookkeeping.
 #[derive(Debug, Clone)]
@@ -113,6 +127,15 @@ pub fn delay_for(streak: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_failed_cooldown_doubles_up_to_a_day() {
+        let first = Duration::from_secs(300);
+        assert_eq!(failed_cooldown(first, 1), first);
+        assert_eq!(failed_cooldown(first, 2), first * 2);
+        assert_eq!(failed_cooldown(first, 3), first * 4);
+        assert_eq!(failed_cooldown(first, 40), MAX_FAILED_COOLDOWN);
+    }
 
     #[test]
     fn first_restart_at_once_then_doubling_to_the_cap() {

@@ -33,7 +33,7 @@ use crate::home::Home;
 use crate::names::{self, Role};
 use crate::units::format_duration;
 
-use super::backoff::{Backoff, Decision};
+use super::backoff::{self, Backoff, Decision};
 use super::child::{self, Launch};
 use super::health::{HealthReport, Targets};
 use super::reaper::Exit;
@@ -82,7 +82,11 @@ struct Slot {
     restarts: u32,
     last_exit: Option<LastExit>,
     backoff: Backoff,
+    /// When a delayed restart is due (`Restarting`), or when a failed
+    /// process is tried again after its cool-down (`Failed`).
     restart_at: Option<Instant>,
+    /// Times in a row this process was marked failed (its cool-down doubles).
+    failed_times: u32,
     stopping: Option<Stopping>,
     /// Waiting for the embedded Redis before its first start.
     waiting_for_redis: bool,
@@ -126,6 +130,8 @@ pub struct Supervisor {
     redis: RedisHealth,
     shutdown: Option<Shutdown>,
     started_ms: u64,
+    /// Failed processes tried again after their cool-down, since the start.
+    cooldown_retries: u64,
 }
 
 impl Supervisor {
@@ -140,6 +146,7 @@ impl Supervisor {
             },
             shutdown: None,
             started_ms: wall_ms(),
+            cooldown_retries: 0,
             config,
             home,
         };
@@ -169,6 +176,7 @@ impl Supervisor {
             backoff: Backoff::new(policy.crash_limit, policy.crash_window())
                 .with_max_delay(policy.max_restart_delay()),
             restart_at: None,
+            failed_times: 0,
             stopping: None,
             waiting_for_redis: false,
             heartbeat_ms: None,
@@ -276,13 +284,28 @@ impl Supervisor {
                     "restarting {} in {}", slot.name, format_duration(delay));
             }
             Decision::GiveUp { crashes, window } => {
+                let cooldown = self.config.policy.failed_cooldown();
                 let slot = &mut self.slots[index];
                 slot.state = State::Failed;
-                slot.restart_at = None;
-                error!(name = %slot.name, crashes,
-                    "{} crashed {crashes} times within {}: marked failed, no more restarts \
-                     (fix the cause, then `fleet restart {}`)",
-                    slot.name, format_duration(window), slot.name);
+                slot.failed_times = slot.failed_times.saturating_add(1);
+                match cooldown {
+                    Some(first) => {
+                        let rest = backoff::failed_cooldown(first, slot.failed_times);
+                        slot.restart_at = Some(now + rest);
+                        error!(name = %slot.name, crashes, cooldown_ms = rest.as_millis() as u64,
+                            failed_times = slot.failed_times,
+                            "{} crashed {crashes} times within {}: marked failed; tried again in {} \
+                             (fix the cause, then `fleet restart {}`)",
+                            slot.name, format_duration(window), format_duration(rest), slot.name);
+                    }
+                    None => {
+                        slot.restart_at = None;
+                        error!(name = %slot.name, crashes,
+                            "{} crashed {crashes} times within {}: marked failed, no more restarts \
+                             (fix the cause, then `fleet restart {}`)",
+                            slot.name, format_duration(window), slot.name);
+                    }
+                }
             }
         }
     }
@@ -403,11 +426,19 @@ impl Supervisor {
         if self.shutdown.is_none() {
             let due: Vec<usize> = (0..self.slots.len())
                 .filter(|&i| {
-                    self.slots[i].state == State::Restarting
+                    matches!(self.slots[i].state, State::Restarting | State::Failed)
+                        && self.slots[i].pid.is_none()
                         && self.slots[i].restart_at.is_some_and(|at| at <= now)
                 })
                 .collect();
             for index in due {
+                let slot = &mut self.slots[index];
+                if slot.state == State::Failed {
+                    warn!(name = %slot.name, failed_times = slot.failed_times,
+                        "{} was marked failed: its cool-down is over, trying it again", slot.name);
+                    slot.backoff.reset();
+                    self.cooldown_retries += 1;
+                }
                 self.spawn(index, now);
             }
         }
@@ -431,7 +462,9 @@ impl Supervisor {
         self.slots
             .iter()
             .flat_map(|s| {
-                let restart = if self.shutdown.is_none() && s.state == State::Restarting {
+                let restart = if self.shutdown.is_none()
+                    && matches!(s.state, State::Restarting | State::Failed)
+                {
                     s.restart_at
                 } else {
                     None
@@ -815,30 +848,42 @@ impl Supervisor {
             restarts: 0,
             last_exit: None,
             registered_as: None,
+            retry_at_ms: None,
+            failed_times: None,
             uptime_ms: None,
             rss_bytes: None,
             cpu_ms: None,
             jobs_done: None,
             pid_file: None,
         }];
-        processes.extend(self.slots.iter().map(|slot| ProcessStatus {
-            role: slot.role,
-            name: slot.name.clone(),
-            pid: slot.pid,
-            state: slot.state,
-            started_ms: slot.started.map(|s| s.wall_ms),
-            restarts: slot.restarts,
-            last_exit: slot.last_exit.clone(),
-            registered_as:
-                (slot.role == Role::Worker).then(|| self.config.registered_name(&slot.name)),
-            uptime_ms: None,
-            rss_bytes: None,
-            cpu_ms: None,
-            jobs_done: None,
-            pid_file: None,
+        processes.extend(self.slots.iter().map(|slot| {
+            ProcessStatus {
+                role: slot.role,
+                name: slot.name.clone(),
+                pid: slot.pid,
+                state: slot.state,
+                started_ms: slot.started.map(|s| s.wall_ms),
+                restarts: slot.restarts,
+                last_exit: slot.last_exit.clone(),
+                registered_as: (slot.role == Role::Worker)
+                    .then(|| self.config.registered_name(&slot.name)),
+                retry_at_ms: (slot.state == State::Failed)
+                    .then_some(slot.restart_at)
+                    .flatten()
+                    .map(|at| {
+                        wall_ms() + at.saturating_duration_since(Instant::now()).as_millis() as u64
+                    }),
+                failed_times: (slot.failed_times > 0).then_some(slot.failed_times),
+                uptime_ms: None,
+                rss_bytes: None,
+                cpu_ms: None,
+                jobs_done: None,
+                pid_file: None,
+            }
         }));
         FleetStatus {
             processes,
+            cooldown_retries: self.cooldown_retries,
             redis_healthy: self.redis.healthy,
             redis_error: self.redis.error.clone(),
             shutting_down: self.shutdown.is_some(),
