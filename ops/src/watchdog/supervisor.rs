@@ -627,6 +627,11 @@ impl Supervisor {
                 continue;
             }
             slot.backoff.reset();
+            // A person stepped in: the failed streak and any cool-down end.
+            slot.failed_times = 0;
+            if slot.pid.is_none() {
+                slot.restart_at = None;
+            }
             names.push(slot.name.clone());
             if slot.pid.is_some() {
                 self.stop(index, StopWhy::Restart, timeout, now);

@@ -186,7 +186,16 @@ fn a_crash_restarts_at_once_then_after_growing_delays_then_gives_up() {
         r.last_exit.unwrap().status.signal.as_deref(),
         Some("SIGABRT")
     );
-    assert_eq!(s.next_deadline(), None);
+    // It rests for the cool-down (the sample's 5 minutes), then is tried again.
+    assert_eq!(s.next_deadline(), Some(t + Duration::from_secs(300)));
+    assert!(row(s, "worker-0").retry_at_ms.is_some());
+    assert_eq!(row(s, "worker-0").failed_times, Some(1));
+    s.on_timer(t + Duration::from_secs(299));
+    assert_eq!(
+        row(s, "worker-0").pid,
+        None,
+        "tried again before its cool-down"
+    );
     // The api was never touched.
     assert_eq!(row(s, "api").restarts, 0);
 
@@ -194,6 +203,11 @@ fn a_crash_restarts_at_once_then_after_growing_delays_then_gives_up() {
     assert_eq!(s.restart(Some("worker-0"), t).unwrap(), ["worker-0"]);
     assert_eq!(row(s, "worker-0").state, State::Starting);
     assert!(row(s, "worker-0").pid.is_some());
+    assert_eq!(
+        row(s, "worker-0").failed_times,
+        None,
+        "the failed streak ends"
+    );
     assert!(s.restart(Some("nginx"), t).is_err());
 }
 
