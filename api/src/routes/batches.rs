@@ -88,6 +88,7 @@ pub struct BatchItem {
         (status = 202, description = "Every job was handled; each item says how", body = BatchResponse),
         (status = 400, description = "invalid_json, invalid_body, empty_batch, too_many_jobs", body = ErrorBody),
         (status = 401, description = "unauthorized: VERDICT_API_TOKEN is set and the request has no valid bearer token", body = crate::error::ErrorBody),
+        (status = 408, description = "body_too_slow: the body arrived slower than --body-min-rate after --body-grace", body = ErrorBody),
         (status = 413, description = "body_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_content_type", body = ErrorBody),
     )

@@ -43,6 +43,7 @@ use crate::submission;
          headers(("Location" = String, description = "/v1/jobs/{id}"))),
         (status = 400, description = "missing_image, multiple_images, missing_text, too_many_texts, text_empty, text_too_long, text_not_utf8, premise_empty, premise_too_long, premise_not_utf8, image_empty, invalid_json, invalid_base64, invalid_multipart, invalid_body, invalid_idempotency_key, invalid_callback_url, callback_not_allowed", body = ErrorBody),
         (status = 409, description = "idempotency_conflict: the job the key named expired during the request; retry", body = ErrorBody),
+        (status = 408, description = "body_too_slow: the body arrived slower than --body-min-rate after --body-grace", body = ErrorBody),
         (status = 413, description = "body_too_large, image_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_content_type, image_format", body = ErrorBody),
         (status = 401, description = "unauthorized: VERDICT_API_TOKEN is set and the request has no valid bearer token", body = ErrorBody),
