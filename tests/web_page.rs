@@ -87,6 +87,17 @@ async fn the_page_judges_coffee_png_in_headless_chromium() {
     let result = drive(&browser, &stack.api_url).await;
     let _ = browser.close().await;
     result.unwrap();
+
+    // Every submission the page made carried an Idempotency-Key (issue 14,
+    // item 7): the api stored one record per accepted job (the coffee job and
+    // the one with a premise; the text file was refused before that).
+    let mut conn = stack.redis.connection().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("verdict:idempotency:*")
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    assert!(keys.len() >= 2, "idempotency records: {keys:?}");
 }
 
 async fn drive(

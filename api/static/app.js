@@ -35,6 +35,33 @@ function headers() {
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
+// A fresh Idempotency-Key for one submission: if the answer is lost (the api
+// restarted, the network dropped), the page sends the same request again with
+// the same key, and the api answers with the job the first try created
+// instead of making a second one (docs/reliability.md).
+function newIdempotencyKey() {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes); // available without a secure context, unlike randomUUID
+  return "page-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// POST /v1/jobs, tried up to three times while the api cannot be reached.
+async function submitJob(body) {
+  const key = newIdempotencyKey();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetch("/v1/jobs", {
+        method: "POST",
+        body,
+        headers: { ...headers(), "Idempotency-Key": key },
+      });
+    } catch (error) {
+      if (attempt >= 3) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
+    }
+  }
+}
+
 // An API error as {code, message}, whatever came back.
 async function apiError(response) {
   try {
@@ -132,7 +159,7 @@ async function judge(event) {
   results.replaceChildren();
   statusLine.textContent = "submitting…";
   try {
-    const submitted = await fetch("/v1/jobs", { method: "POST", body, headers: headers() });
+    const submitted = await submitJob(body);
     if (!submitted.ok) return showError(await apiError(submitted));
     let job = await submitted.json();
     const started = Date.now();
