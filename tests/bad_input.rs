@@ -163,8 +163,9 @@ async fn exchange(
 /// Streams `total` bytes of `A` as a chunked body: no length announced, so
 /// the api can only stop reading at its limit.
 async fn stream_body(api_url: &str, content_type: &str, total: usize) -> (u16, Value) {
+    let host = api_url.trim_start_matches("http://");
     let head = format!(
-        "POST /v1/jobs HTTP/1.1\r\nHost: verdict\r\nContent-Type: {content_type}\r\n\
+        "POST /v1/jobs HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n\
          Transfer-Encoding: chunked\r\n\r\n"
     );
     const CHUNK: usize = 1 << 20;
@@ -194,8 +195,9 @@ async fn post_multipart(api_url: &str, image: &[u8], texts: &[String]) -> (u16, 
         body.extend_from_slice(text.as_bytes());
     }
     body.extend_from_slice(b"\r\n--XYZ--\r\n");
+    let host = api_url.trim_start_matches("http://");
     let head = format!(
-        "POST /v1/jobs HTTP/1.1\r\nHost: verdict\r\n\
+        "POST /v1/jobs HTTP/1.1\r\nHost: {host}\r\n\
          Content-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );

@@ -9,6 +9,10 @@
 //!   fleet's user (modes checked; when the test runs as root, also tried as
 //!   the `nobody` user, who must be refused).
 //! - The api listens on 127.0.0.1 unless told otherwise.
+//! - Cross-site requests: a page from another origin cannot submit jobs
+//!   (`403 cross_origin`), a request naming another host (DNS rebinding)
+//!   gets `421 misdirected_host`; the api's own page and non-browser
+//!   clients are unaffected, and `--cors-origin` admits a named origin.
 //! - A Redis password (in `VERDICT_REDIS_URL`) reaches the api and the
 //!   workers in their environment, on no command line, in no log and not in
 //!   `fleet status --json`; the callback secret reaches the api alone.
@@ -349,4 +353,57 @@ fn the_redis_password_and_the_callback_secret_reach_only_the_processes_that_need
         );
     }
     assert!(fleet.run(&["down"]).ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cross_site_requests_and_other_hosts_are_refused() {
+    let stack = verdict_e2e::Stack::start(verdict_e2e::StackOptions {
+        api_args: vec!["--cors-origin".into(), "https://tools.example".into()],
+        ..Default::default()
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let jobs = format!("{}/v1/jobs", stack.api_url);
+    let own_origin = stack.api_url.clone();
+    let form = || {
+        reqwest::multipart::Form::new()
+            .part(
+                "image",
+                reqwest::multipart::Part::bytes(png(8, 8))
+                    .file_name("x.png")
+                    .mime_str("image/png")
+                    .unwrap(),
+            )
+            .text("text", "a small test image")
+    };
+    // A page on another site posting a form: refused, nothing enqueued.
+    let (status, body, _) = send(
+        http.post(&jobs)
+            .header("Origin", "http://evil.example")
+            .multipart(form()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "cross_origin", "{body}");
+    // A rebound name: refused whatever the method.
+    let (status, body, _) = send(
+        http.get(format!("{}/healthz", stack.api_url))
+            .header("Host", "evil.example:7860"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "misdirected_host", "{body}");
+    // The api's own page, an allowed origin and a client without Origin.
+    for origin in [
+        Some(own_origin.as_str()),
+        Some("https://tools.example"),
+        None,
+    ] {
+        let mut request = http.post(&jobs).multipart(form());
+        if let Some(origin) = origin {
+            request = request.header("Origin", origin);
+        }
+        let (status, body, _) = send(request).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{origin:?}: {body}");
+    }
 }

@@ -102,6 +102,27 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 4096,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
+
+    /// A host name (or address) this api answers to in `Host`, besides
+    /// loopback names and the bind address; repeat for several. Needed to
+    /// refuse DNS-rebinding requests on an api bound to 0.0.0.0.
+    #[arg(
+        long = "allowed-host",
+        value_name = "HOST",
+        env = "VERDICT_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// An origin (`https://tools.example`) whose pages may submit and cancel
+    /// jobs, besides the api's own page; repeat for several.
+    #[arg(
+        long = "cors-origin",
+        value_name = "ORIGIN",
+        env = "VERDICT_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
 }
 
 /// The default queue limit: about 1000 x the average image in Redis's memory

@@ -17,6 +17,7 @@ mod fd_limit;
 mod idempotency;
 mod metrics;
 mod openapi;
+mod origin;
 mod redis_deadline;
 mod request_log;
 mod routes;

@@ -18,6 +18,7 @@ use crate::callbacks::{self, CallbackConfig};
 use crate::cli::Args;
 use crate::connections::{self, ConnectionLimits};
 use crate::fd_limit;
+use crate::origin::{self, OriginPolicy};
 use crate::request_log;
 use crate::routes;
 use crate::state::{AppState, BatchLimits};
@@ -30,13 +31,19 @@ const POOL_SIZE: usize = 16;
 
 /// The router with its middleware. With a token, every `/v1` route needs it
 /// (checked before the body is read).
-pub fn app(state: AppState, token: Option<ApiToken>, rate: BodyRate) -> Router {
+pub fn app(
+    state: AppState,
+    token: Option<ApiToken>,
+    rate: BodyRate,
+    origins: OriginPolicy,
+) -> Router {
     let max_body = state.limits.max_body_bytes;
     routes::router()
         .layer(axum::middleware::from_fn_with_state(
             token,
             auth::require_token,
         ))
+        .layer(axum::middleware::from_fn_with_state(origins, origin::check))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -120,6 +127,13 @@ pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         min_bytes_per_s: args.body_min_rate,
         grace: Duration::from_secs(args.body_grace),
     };
+    let origins = OriginPolicy::new(args.bind, &args.allowed_hosts, &args.cors_origins);
+    if origins.any_host() {
+        tracing::warn!(
+            bind = %args.bind,
+            "bound to every address without --allowed-host: any Host header is accepted (give --allowed-host NAME to refuse DNS-rebinding requests)"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
@@ -141,9 +155,14 @@ pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         "listening"
     );
     let mut stop = shutdown.clone();
-    connections::serve(listener, app(state, token, rate), limits, async move {
-        stop.recv().await;
-    })
+    connections::serve(
+        listener,
+        app(state, token, rate, origins),
+        limits,
+        async move {
+            stop.recv().await;
+        },
+    )
     .await;
     events.abort();
     if let Some(sender) = sender {
