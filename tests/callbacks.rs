@@ -58,10 +58,56 @@ async fn receive(State(log): State<Log>, headers: HeaderMap, body: Bytes) -> Sta
     }
 }
 
-fn expected_signature(body: &[u8]) -> String {
+/// Why a receiver refuses a callback.
+#[derive(Debug, PartialEq, Eq)]
+enum Refused {
+    Malformed,
+    BadSignature,
+    TooOld,
+    Replayed,
+}
+
+/// What docs/api.md tells a receiver to do: parse `t=..,v1=..`, recompute the
+/// HMAC of `"<t>.<X-Verdict-Job>.<body>"`, refuse a `t` more than five minutes
+/// from `now`, and refuse a signature it has accepted before.
+fn verify(
+    signature: &str,
+    job: &str,
+    body: &[u8],
+    now: u64,
+    seen: &mut Vec<String>,
+) -> Result<(), Refused> {
+    let mut t = None;
+    let mut v1 = None;
+    for part in signature.split(',') {
+        match part.split_once('=') {
+            Some(("t", value)) => t = value.parse::<u64>().ok(),
+            Some(("v1", value)) => v1 = hex::decode(value).ok(),
+            _ => {}
+        }
+    }
+    let (Some(t), Some(v1)) = (t, v1) else {
+        return Err(Refused::Malformed);
+    };
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("{t}.{job}.").as_bytes());
     mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    mac.verify_slice(&v1).map_err(|_| Refused::BadSignature)?;
+    if now.abs_diff(t) > 300 {
+        return Err(Refused::TooOld);
+    }
+    if seen.iter().any(|s| s == signature) {
+        return Err(Refused::Replayed);
+    }
+    seen.push(signature.to_string());
+    Ok(())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// A second api process on the same Redis, with the same settings.
@@ -186,11 +232,44 @@ async fn callbacks_are_signed_retried_and_sent_once_by_two_apis() {
         let tries = &per_job[id.as_str()];
         let attempts: Vec<&str> = tries.iter().map(|r| r.attempt.as_str()).collect();
         assert_eq!(attempts, ["1", "2"], "job {id}");
+        assert_ne!(
+            tries[0].signature, tries[1].signature,
+            "job {id}: a retry is signed anew"
+        );
         for r in tries {
+            let mut seen = Vec::new();
             assert_eq!(
-                r.signature,
-                expected_signature(&r.body),
-                "job {id}: bad signature"
+                verify(&r.signature, &r.job, &r.body, unix_now(), &mut seen),
+                Ok(()),
+                "job {id}: {}",
+                r.signature
+            );
+            // The same request again: a replay.
+            assert_eq!(
+                verify(&r.signature, &r.job, &r.body, unix_now(), &mut seen),
+                Err(Refused::Replayed)
+            );
+            // Captured and sent again ten minutes later: too old.
+            assert_eq!(
+                verify(
+                    &r.signature,
+                    &r.job,
+                    &r.body,
+                    unix_now() + 600,
+                    &mut Vec::new()
+                ),
+                Err(Refused::TooOld)
+            );
+            // Pointed at another job: the job id is signed.
+            assert_eq!(
+                verify(
+                    &r.signature,
+                    "another-job",
+                    &r.body,
+                    unix_now(),
+                    &mut Vec::new()
+                ),
+                Err(Refused::BadSignature)
             );
             let job: Value = serde_json::from_slice(&r.body).unwrap();
             assert_eq!(job["id"], id.as_str());

@@ -182,17 +182,23 @@ impl Sender {
                 return Some(Delivery::GaveUp);
             }
         };
-        let signature = signature::sign(&self.config.secret, &body);
+        let job_id = id.to_string();
         let mut delay = Duration::from_secs(1);
         let mut shutdown = self.shutdown.clone();
         for attempt in 1..=self.config.attempts {
             self.touch(entry_id).await;
+            // Signed at each attempt: its own time, so a receiver can refuse
+            // a replay (see signature.rs).
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let signature = signature::sign(&self.config.secret, now, &job_id, &body);
             let sent = self
                 .http
                 .post(url.clone())
                 .header("content-type", "application/json")
                 .header(signature::HEADER, &signature)
-                .header("x-verdict-job", id.to_string())
+                .header("x-verdict-job", &job_id)
                 .header("x-verdict-attempt", attempt.to_string())
                 .body(body.clone())
                 .send()
