@@ -4,6 +4,14 @@
 //! them in Redis for the workers, and serves jobs back, long-polling on Redis
 //! pub/sub. It never decodes an image or runs the model. See `docs/api.md`
 //! for the endpoints and `docs/protocol.md` for what it writes to Redis.
+//!
+//! - serving: `server` (routes and middleware put together), `connections`
+//!   (the accept loop: header timeout, connection cap), `fd_limit`;
+//! - guarding a request: `origin` (Host and Origin checks), `auth` (the
+//!   token), `body_rate` (a minimum body rate), `body_drain`, `request_log`;
+//! - the endpoints: `routes`, `submission` (parsing and checking jobs),
+//!   `enqueue`, `idempotency`, `wait` (long-polls), `callbacks`, `metrics`,
+//!   `openapi`; `state`, `error`, `redis_deadline`, `cli`.
 
 mod auth;
 mod body_drain;
