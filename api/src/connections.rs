@@ -16,7 +16,9 @@
 //!   at once, so the ones being served keep their file handles;
 //!
 //! and, at shutdown, stops accepting and lets every connection finish the
-//! request in hand ([`serve`]).
+//! request in hand ([`serve`]). When the last open connection closes, the
+//! memory the connections freed is handed back (`verdict_shared::heap`), so
+//! the api's resident memory falls back after a flood.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -26,7 +28,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
@@ -71,9 +73,16 @@ pub async fn serve(
             Ok(permit) => {
                 let app = app.clone();
                 let mut closing = closing_rx.clone();
+                let permits = Arc::clone(&permits);
                 tokio::spawn(async move {
                     serve_one(stream, app, limits.header_timeout, &mut closing).await;
                     drop(permit);
+                    // The last connection of a crowd has gone: hand the
+                    // buffers they freed back (rare under a steady load,
+                    // where the count seldom reaches zero).
+                    if permits.available_permits() == limits.max_connections {
+                        verdict_shared::heap::release_freed();
+                    }
                 });
             }
             Err(_) => {
@@ -141,6 +150,17 @@ async fn refuse(mut stream: TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let _ = stream.write_all(response.as_bytes()).await;
         let _ = stream.shutdown().await;
+    })
+    .await;
+    // Read what the client sent meanwhile, briefly: closing a socket with
+    // unread data sends a reset, which can reach the client before the 503.
+    let _ = tokio::time::timeout(Duration::from_millis(200), async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
     })
     .await;
 }

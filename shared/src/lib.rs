@@ -1,7 +1,8 @@
 //! What verdict's binaries share: the job model, the Redis queue protocol, limits,
-//! Redis URLs, shutdown, telemetry and what counts as a sentence to judge
-//! (`text_content`).
+//! Redis URLs, shutdown, telemetry, what counts as a sentence to judge
+//! (`text_content`) and handing freed memory back (`heap`).
 
+pub mod heap;
 pub mod job;
 pub mod limits;
 pub mod pidfile;

@@ -15,11 +15,10 @@
 //!   (how many cores one inference uses),
 //!   `image_encoder` and `text_encoder` (the default kind's graphs);
 //! - `bounded_cache` (LRU caches by image hash or text), `error` (a job's
-//!   failure codes), `heap` (memory that loading freed, handed back).
+//!   failure codes).
 
 mod bounded_cache;
 mod error;
-pub(crate) mod heap;
 pub mod image_decode;
 pub mod image_encoder;
 pub mod image_preprocess;
@@ -93,6 +92,6 @@ pub fn load(dir: &Path) -> Result<Arc<dyn Judge>, LoadError> {
         };
         Ok(judge)
     })?;
-    heap::release_freed();
+    verdict_shared::heap::release_freed();
     Ok(judge)
 }

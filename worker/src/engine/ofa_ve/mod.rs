@@ -123,7 +123,7 @@ impl OfaJudge {
     /// that loading freed back to the system, as [`super::load`] does.
     pub fn open(dir: &Path) -> Result<OfaJudge, LoadError> {
         let judge = Pack::load_verified(dir, OfaJudge::load)?;
-        super::heap::release_freed();
+        verdict_shared::heap::release_freed();
         Ok(judge)
     }
 
@@ -314,7 +314,7 @@ impl Judge for OfaJudge {
         // A run's activations (about 0.9 GB for OFA-large) are freed by now;
         // without this glibc keeps them resident between jobs. A few ms
         // against a verdict of seconds.
-        super::heap::release_freed();
+        verdict_shared::heap::release_freed();
         verdicts
     }
 

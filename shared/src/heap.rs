@@ -1,4 +1,9 @@
-//! Handing the memory that loading a model freed back to the system.
+//! Handing freed memory back to the system.
+//!
+//! Used by the worker after loading a model (below) and by the api once a
+//! flood of connections has gone (their buffers were freed into glibc's
+//! per-thread arenas, where they stayed resident: tens of MB after 2,000 idle
+//! connections).
 //!
 //! Parsing an ONNX graph holds the weights several times over for a moment
 //! (the file's bytes, the protobuf's tensors, tract's tensors, then the plan's
