@@ -37,7 +37,7 @@ enum Expect {
     CupNotDog,
 }
 
-const CORPUS: [(&str, &str, Expect); 13] = [
+const CORPUS: [(&str, &str, Expect); 15] = [
     (
         "empty.png",
         "image/png",
@@ -48,12 +48,22 @@ const CORPUS: [(&str, &str, Expect); 13] = [
         "image/png",
         Expect::Refused(415, "image_format"),
     ),
-    ("truncated.png", "image/png", Expect::Failed("image_decode")),
+    (
+        "truncated.png",
+        "image/png",
+        Expect::Failed("image_truncated"),
+    ),
     (
         "truncated.jpg",
         "image/jpeg",
-        Expect::Failed("image_decode"),
+        Expect::Failed("image_truncated"),
     ),
+    (
+        "lying-header.jpg",
+        "image/jpeg",
+        Expect::Failed("image_truncated"),
+    ),
+    ("iccp-bomb.png", "image/png", Expect::CupNotDog),
     (
         "huge-header.png",
         "image/png",
@@ -537,8 +547,8 @@ async fn bad_images_and_api_abuse_get_their_documented_outcomes_and_crash_nothin
             "invalid_job_id",
         );
         expect_error(
-            &format!("DELETE {path:.60}"),
-            send(http.delete(client.url(&path))).await,
+            &format!("POST {path:.60}/cancel"),
+            send(http.post(client.url(&format!("{path}/cancel")))).await,
             400,
             "invalid_job_id",
         );

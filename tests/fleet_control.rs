@@ -1,12 +1,14 @@
 //! Operating a running fleet: `scale` adds and removes workers without
 //! touching the others, `restart` replaces processes gracefully, the worker
-//! memory limit is applied, and a process that keeps crashing ends `failed`
+//! memory limit is applied (an image too large for it fails with
+//! `image_too_large`, a limit too small to judge anything stops the worker
+//! before it takes a job), and a process that keeps crashing ends `failed`
 //! in `status` (with `up --foreground`, which does not give up on failure).
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use verdict_e2e::fleet::{Fleet, alive, process, wait_for};
+use verdict_e2e::fleet::{Fleet, alive, http, process, wait_for};
 
 #[test]
 fn scale_restart_and_memory_limit() {
@@ -149,59 +151,144 @@ fn a_crash_looping_worker_ends_failed_in_status() {
     assert!(exit.success(), "fleet up --foreground exited with {exit}");
 }
 
-#[test]
-fn a_worker_that_hits_its_memory_limit_dies_and_is_restarted() {
-    // Measure what an idle worker maps, then give the next fleet's workers
-    // just 1 MiB more: enough to start and register, not enough for the
-    // thread a job is judged on.
+/// `fleet up` of one real-model worker (the default pack), with `extra`.
+fn up_with_model(fleet: &Fleet, extra: &[&str]) -> verdict_e2e::fleet::Run {
+    let bind = format!("127.0.0.1:{}", fleet.port);
+    let model = verdict_e2e::fixtures::model_dir();
+    let mut args = vec![
+        "up",
+        "--allow-root",
+        "--workers",
+        "1",
+        "--bind",
+        &bind,
+        "--timeout",
+        "120s",
+        "--model",
+        model.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    fleet.run_with_limit(&args, Duration::from_secs(180))
+}
+
+/// What an idle worker of the default pack maps (`VmSize`), in KiB: the base
+/// the memory-limit tests add to.
+fn idle_worker_vm_kib() -> u64 {
     let probe = Fleet::new();
-    let up = probe.up(1, &[]);
+    let up = up_with_model(&probe, &[]);
     assert!(up.ok(), "fleet up failed:\n{}", up.output());
     let worker = probe.pid_in_file("worker-0").unwrap();
     let status = std::fs::read_to_string(format!("/proc/{worker}/status")).unwrap();
-    let vm_kib: u64 = status
+    status
         .lines()
         .find_map(|l| l.strip_prefix("VmSize:"))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .expect("VmSize");
-    drop(probe);
+        .expect("VmSize")
+}
 
-    let fleet = Fleet::new();
-    let limit = format!("{}K", vm_kib + 1024);
-    let up = fleet.up(1, &["--worker-memory", &limit]);
-    assert!(up.ok(), "fleet up with {limit} failed:\n{}", up.output());
-    let first = fleet.pid_in_file("worker-0").unwrap();
-    fleet.submit();
-    let row = wait_for(Duration::from_secs(20), || {
-        let (_, status) = fleet.status();
-        let row = process(&status, "worker-0").clone();
-        (row["restarts"].as_u64().unwrap_or(0) >= 1).then_some(row)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "the worker never died at its limit; watchdog log:\n{}",
-            fleet.log("watchdog")
-        )
+/// A PNG of 7000 x 7000 black RGB pixels: 143 KB on disk, 147 MB decoded.
+fn black_7000_png() -> Vec<u8> {
+    use image::ImageEncoder;
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    let side = 7000u32;
+    let pixels = vec![0u8; (side * side * 3) as usize];
+    let mut out = Vec::new();
+    PngEncoder::new_with_quality(&mut out, CompressionType::Best, FilterType::NoFilter)
+        .write_image(&pixels, side, side, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    out
+}
+
+fn submit_png(fleet: &Fleet, png: &[u8], text: &str) -> String {
+    use base64::Engine;
+    let body = serde_json::json!({
+        "image_base64": base64::engine::general_purpose::STANDARD.encode(png),
+        "texts": [text],
     });
-    // The last exit may already be a later incarnation's: the restarted
-    // worker (first restart at once) takes the same job back as worker-0's
-    // pending entry and dies of it too, sometimes before this poll sees the
-    // first restart. That `first` died is checked in the watchdog's log below.
-    let exit = &row["last_exit"];
-    assert!(exit["pid"].as_u64().is_some(), "{row:#}");
-    assert!(
-        exit["code"] != 0 || exit["signal"].is_string(),
-        "a clean exit: {row:#}"
+    let url = format!("{}/v1/jobs", fleet.api_url());
+    let (status, job) = http(move |client| client.post(url).json(&body));
+    assert_eq!(status, 202, "submission refused: {job}");
+    job["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn an_image_too_large_for_the_memory_limit_fails_and_the_worker_lives() {
+    // The issue's case: with a memory limit, a 143 KB PNG of 7000 x 7000
+    // zeros aborted the worker ("memory allocation of 147000000 bytes
+    // failed") three times, failed its job as worker_lost, and a second such
+    // image tripped the crash limit. Now the decoder knows what the limit
+    // leaves: the job fails at once with image_too_large, and the same
+    // worker judges the next job.
+    let idle_kib = idle_worker_vm_kib();
+    let fleet = Fleet::new();
+    let limit = format!("{}K", idle_kib + 320 * 1024);
+    let up = up_with_model(&fleet, &["--worker-memory", &limit]);
+    assert!(up.ok(), "fleet up with {limit} failed:\n{}", up.output());
+    let worker = fleet.pid_in_file("worker-0").unwrap();
+
+    let bomb = black_7000_png();
+    assert!(bomb.len() < 200_000, "{} bytes", bomb.len());
+    for round in 0..2 {
+        let id = submit_png(&fleet, &bomb, "This is a black square.");
+        let job = fleet.wait_job(&id, Duration::from_secs(60));
+        assert_eq!(job["state"], "failed", "round {round}: {job:#}");
+        assert_eq!(job["error"]["code"], "image_too_large", "{job:#}");
+        let message = job["error"]["message"].as_str().unwrap();
+        assert!(message.contains("memory limit"), "{message}");
+        assert!(message.contains("7000x7000"), "{message}");
+        assert_eq!(job["attempts"], 1, "{job:#}");
+    }
+    let coffee = verdict_e2e::fixtures::photo("coffee.png");
+    let id = submit_png(&fleet, &coffee, "This is a ceramic coffee cup.");
+    let job = fleet.wait_job(&id, Duration::from_secs(60));
+    assert_eq!(job["state"], "done", "{job:#}");
+    assert_eq!(job["results"][0]["label"], "yes", "{job:#}");
+
+    assert_eq!(
+        fleet.pid_in_file("worker-0"),
+        Some(worker),
+        "the worker was replaced"
     );
-    assert_eq!(exit["reason"], "crashed", "{row:#}");
+    let (_, status) = fleet.status();
+    let row = process(&status, "worker-0");
+    assert_eq!(row["restarts"], 0, "{row:#}");
+    assert_eq!(row["state"], "running", "{row:#}");
+    assert!(
+        !fleet.log("worker-0").contains("memory allocation"),
+        "an allocation failed:\n{}",
+        fleet.log("worker-0")
+    );
+}
+
+#[test]
+fn a_memory_limit_too_small_to_judge_stops_the_worker_before_it_takes_a_job() {
+    // Just 1 MiB above what an idle worker maps (less than loading needs at
+    // its peak): before, the worker started and aborted on its first job
+    // ("memory allocation failed", the job `worker_lost`). Now it refuses to
+    // start, saying to raise the limit (the load fails, or the check after it
+    // finds too little left to judge), `fleet up` fails, and no job is taken.
+    let idle_kib = idle_worker_vm_kib();
+    let fleet = Fleet::new();
+    let limit = format!("{}K", idle_kib + 1024);
+    let up = up_with_model(&fleet, &["--worker-memory", &limit]);
+    assert!(
+        !up.ok(),
+        "fleet up succeeded with {limit}:\n{}",
+        up.output()
+    );
+    let log = fleet.log("worker-0");
+    assert!(
+        log.contains("raise --worker-memory"),
+        "worker log:\n{log}\nup:\n{}",
+        up.output()
+    );
+    assert!(
+        !log.contains("memory allocation"),
+        "an allocation failed:\n{log}"
+    );
     println!(
-        "worker with RLIMIT_AS {limit} (idle VmSize {vm_kib} KiB): {} after {} restart(s)",
-        exit, row["restarts"]
-    );
-    assert!(
-        fleet
-            .log("watchdog")
-            .contains(&format!("worker-0 (PID {first}) crashed"))
+        "worker with RLIMIT_AS {limit} (idle VmSize {idle_kib} KiB):\n{}",
+        up.output()
     );
 }

@@ -98,14 +98,7 @@ fn median<E: std::fmt::Display>(
 
 /// The process's peak resident memory so far (`VmHWM`), in MB.
 fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map(|kb| (kb / 1024.0 * 10.0).round() / 10.0)
+    crate::engine::memory_budget::self_status_kib("VmHWM:")
+        .map(|kib| (kib as f64 / 1024.0 * 10.0).round() / 10.0)
         .unwrap_or(f64::NAN)
 }

@@ -48,6 +48,11 @@ pub fn main(args: JudgeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    tracing::debug!(
+        vm_size_mb = engine::memory_budget::mapped_bytes().map(|b| b >> 20),
+        working_mb = judge.working_bytes() >> 20,
+        "model loaded"
+    );
     let image = match std::fs::read(&args.image) {
         Ok(bytes) => bytes,
         Err(err) => {

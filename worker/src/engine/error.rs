@@ -20,6 +20,20 @@ pub enum JudgeError {
         height: u32,
         max_pixels: u64,
     },
+    #[error(
+        "the image is {width}x{height} pixels: decoding it would need about {needed_mb} MB, and this \
+         worker can spare {spare_mb} MB under its memory limit (fleet up --worker-memory)"
+    )]
+    ImageTooLargeForMemory {
+        width: u32,
+        height: u32,
+        needed_mb: u64,
+        spare_mb: u64,
+    },
+    #[error("decoding the image would need more memory than this worker may use: {0}")]
+    ImageOverDecoderLimit(String),
+    #[error("the image is truncated: {0}")]
+    ImageTruncated(String),
     #[error("no sentence to judge")]
     NoTexts,
     #[error("{count} sentences, more than the limit of {max}")]
@@ -53,6 +67,9 @@ impl JudgeError {
             JudgeError::ImageFormat(_) => "image_format",
             JudgeError::ImageDecode(_) => "image_decode",
             JudgeError::ImageTooLarge { .. } => "image_too_large",
+            JudgeError::ImageTooLargeForMemory { .. } => "image_too_large",
+            JudgeError::ImageOverDecoderLimit(_) => "image_too_large",
+            JudgeError::ImageTruncated(_) => "image_truncated",
             JudgeError::NoTexts => "no_texts",
             JudgeError::TooManyTexts { .. } => "too_many_texts",
             JudgeError::TextEmpty { .. } => "text_empty",

@@ -2,9 +2,17 @@
 //!
 //! Images come from strangers. The header is read first and the pixel count
 //! checked before any pixel buffer exists, so a 100-byte PNG that claims to be
-//! 30000x30000 is refused without allocating 3.6 GB; the decoder also gets an
-//! allocation cap as a second guard. Whatever the file holds (grayscale, alpha,
-//! 16-bit, CMYK, EXIF rotation, an animation) comes out as upright 8-bit RGB.
+//! 30000x30000 is refused without allocating 3.6 GB. Then what decoding would
+//! cost is checked against what the worker can spare under its memory limit
+//! (`memory_budget`), so an image that would abort the worker fails instead
+//! with `image_too_large`; the decoder gets the same figure as its allocation
+//! cap. What a verdict never reads is never decoded: a PNG's colour profile
+//! and text chunks are dropped unread (`png_chunks`), and a JPEG's markers are
+//! read first (`jpeg_scan`), so a file whose data is far smaller than its
+//! header claims, or that was cut off before its end marker, is refused as
+//! `image_truncated` instead of judged as a grey canvas. Whatever the file holds
+//! (grayscale, alpha, 16-bit, CMYK, EXIF rotation, an animation) comes out as
+//! upright 8-bit RGB.
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -15,6 +23,14 @@ use image::{
 use verdict_shared::limits::{DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS};
 
 use super::JudgeError;
+use super::jpeg_scan;
+use super::memory_budget;
+use super::png_chunks::{self, ChunkError};
+
+/// The most scans a JPEG may have. Encoders write 1 (baseline) to about 12
+/// (progressive, mozjpeg's most); each scan is a pass over the picture's
+/// coefficients, so thousands of them make a small file decode for minutes.
+pub const MAX_JPEG_SCANS: usize = 64;
 
 /// How much an image may cost to decode.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +39,10 @@ pub struct DecodeLimits {
     pub max_bytes: usize,
     /// Width x height.
     pub max_pixels: u64,
+    /// Bytes the model needs beside the decoded image to judge it (its
+    /// activations and scratch): under a memory limit, decoding leaves them
+    /// free.
+    pub model_working_bytes: u64,
 }
 
 impl Default for DecodeLimits {
@@ -30,6 +50,7 @@ impl Default for DecodeLimits {
         DecodeLimits {
             max_bytes: DEFAULT_MAX_IMAGE_BYTES,
             max_pixels: DEFAULT_MAX_IMAGE_PIXELS,
+            model_working_bytes: 0,
         }
     }
 }
@@ -77,13 +98,23 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, Judge
             format_name(format)
         )));
     }
-    if format == ImageFormat::Jpeg && !jpeg_has_end(bytes) {
-        // The JPEG decoder fills in what is missing of a truncated file with
-        // grey and reports success; judging half a photo would be a lie.
-        return Err(JudgeError::ImageDecode(
-            "the JPEG file is truncated (it has no end-of-image marker)".into(),
-        ));
-    }
+    let stripped;
+    let bytes = match format {
+        ImageFormat::Png => {
+            stripped = png_chunks::essential_chunks(bytes).map_err(|err| match err {
+                ChunkError::Truncated(message) => JudgeError::ImageTruncated(message),
+                ChunkError::Invalid(message) => {
+                    JudgeError::ImageDecode(format!("invalid PNG data: {message}"))
+                }
+            })?;
+            &*stripped.0
+        }
+        ImageFormat::Jpeg => {
+            check_jpeg_layout(bytes)?;
+            bytes
+        }
+        _ => bytes,
+    };
     // Decoders are meant never to panic, but this is the one place where bytes
     // from strangers meet third-party parsers: a panic becomes a decode error.
     match catch_unwind(AssertUnwindSafe(|| decode_checked(bytes, format, limits))) {
@@ -95,14 +126,35 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, Judge
     }
 }
 
-/// Whether a JPEG stream has an end-of-image marker (FF D9) after its first
-/// start-of-scan (FF DA). Bytes after the marker (some cameras append data)
-/// are allowed.
-fn jpeg_has_end(bytes: &[u8]) -> bool {
-    let Some(sos) = bytes.windows(2).position(|w| w == [0xFF, 0xDA]) else {
-        return false;
-    };
-    bytes[sos..].windows(2).any(|w| w == [0xFF, 0xD9])
+/// Refuses a JPEG whose markers show it cannot hold its picture, before
+/// anything is allocated for it.
+fn check_jpeg_layout(bytes: &[u8]) -> Result<(), JudgeError> {
+    let layout = jpeg_scan::layout(bytes)
+        .map_err(|message| JudgeError::ImageDecode(format!("invalid JPEG data: {message}")))?;
+    if layout.scans == 0 || !layout.has_end {
+        // Bytes after the end marker (some cameras append data) are allowed;
+        // a file with no end marker after its data was cut off.
+        return Err(JudgeError::ImageTruncated(
+            "the JPEG file ends before its end-of-image marker".into(),
+        ));
+    }
+    if layout.too_little_data() {
+        return Err(JudgeError::ImageTruncated(format!(
+            "the JPEG header says {}x{} ({} blocks of 8x8), but the file holds only {} bytes of \
+             picture data: less than one bit a block, so most of the picture is missing",
+            layout.width,
+            layout.height,
+            layout.blocks(),
+            layout.data_bytes
+        )));
+    }
+    if layout.scans > MAX_JPEG_SCANS {
+        return Err(JudgeError::ImageDecode(format!(
+            "the JPEG file has {} scans, more than the {MAX_JPEG_SCANS} this worker decodes",
+            layout.scans
+        )));
+    }
+    Ok(())
 }
 
 fn decode_checked(
@@ -110,11 +162,14 @@ fn decode_checked(
     format: ImageFormat,
     limits: &DecodeLimits,
 ) -> Result<DecodedImage, JudgeError> {
+    let spare = memory_budget::spare_address_space()
+        .map(|spare| spare.saturating_sub(limits.model_working_bytes));
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut decoder_limits = Limits::default();
     // 16-bit RGBA is the widest layout a decoder produces: 8 bytes a pixel, plus
-    // slack for the decoder's own buffers.
-    decoder_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8).saturating_add(64 << 20));
+    // slack for the decoder's own buffers; never more than the worker can spare.
+    let widest = limits.max_pixels.saturating_mul(8).saturating_add(64 << 20);
+    decoder_limits.max_alloc = Some(spare.map_or(widest, |spare| spare.min(widest)));
     reader.limits(decoder_limits);
     let mut decoder = reader.into_decoder().map_err(|e| map_error(e, format))?;
     let (width, height) = decoder.dimensions();
@@ -124,12 +179,24 @@ fn decode_checked(
             format_name(format)
         )));
     }
-    if u64::from(width) * u64::from(height) > limits.max_pixels {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
         return Err(JudgeError::ImageTooLarge {
             width,
             height,
             max_pixels: limits.max_pixels,
         });
+    }
+    if let Some(spare) = spare {
+        let needed = memory_budget::decode_cost(decoder.total_bytes(), pixels);
+        if needed > spare {
+            return Err(JudgeError::ImageTooLargeForMemory {
+                width,
+                height,
+                needed_mb: needed.div_ceil(1 << 20),
+                spare_mb: spare >> 20,
+            });
+        }
     }
     let orientation = decoder
         .orientation()
@@ -149,9 +216,9 @@ fn decode_checked(
 /// product shot is meant to be seen on a white page, not on black).
 fn to_rgb8(image: DynamicImage) -> RgbImage {
     if !image.color().has_alpha() {
-        return image.to_rgb8();
+        return image.into_rgb8();
     }
-    let rgba = image.to_rgba8();
+    let rgba = image.into_rgba8();
     let (width, height) = rgba.dimensions();
     RgbImage::from_fn(width, height, |x, y| {
         let Rgba([r, g, b, a]) = *rgba.get_pixel(x, y);
@@ -164,14 +231,14 @@ fn to_rgb8(image: DynamicImage) -> RgbImage {
 fn map_error(err: ImageError, format: ImageFormat) -> JudgeError {
     let name = format_name(format);
     match err {
-        ImageError::Limits(e) => JudgeError::ImageDecode(format!(
-            "decoding this {name} would need more memory than allowed ({e})"
-        )),
+        ImageError::Limits(e) => {
+            JudgeError::ImageOverDecoderLimit(format!("the {name} decoder refused: {e}"))
+        }
         ImageError::Unsupported(e) => {
             JudgeError::ImageFormat(format!("this {name} file uses an unsupported feature: {e}"))
         }
         ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            JudgeError::ImageDecode(format!("the {name} file is truncated"))
+            JudgeError::ImageTruncated(format!("the {name} file ends before its picture does"))
         }
         other => JudgeError::ImageDecode(format!("invalid {name} data: {other}")),
     }
@@ -278,24 +345,24 @@ mod tests {
     }
 
     #[test]
-    fn truncated_png_is_a_decode_error() {
+    fn truncated_png_is_truncated() {
         let image = DynamicImage::ImageRgb8(RgbImage::from_fn(64, 64, |x, y| {
             Rgb([x as u8 * 4, y as u8 * 4, 7])
         }));
         let png = encode(image, ImageFormat::Png);
         let err = decode(&png[..png.len() / 2], &DecodeLimits::default()).unwrap_err();
-        assert_eq!(err.code(), "image_decode", "{err}");
+        assert_eq!(err.code(), "image_truncated", "{err}");
     }
 
     #[test]
-    fn truncated_jpeg_is_a_decode_error() {
+    fn truncated_jpeg_is_truncated() {
         let image = DynamicImage::ImageRgb8(RgbImage::from_fn(64, 64, |x, y| {
             Rgb([x as u8 * 4, y as u8 * 4, 7])
         }));
         let jpeg = encode(image, ImageFormat::Jpeg);
         assert!(decode(&jpeg, &DecodeLimits::default()).is_ok());
         let err = decode(&jpeg[..jpeg.len() * 2 / 3], &DecodeLimits::default()).unwrap_err();
-        assert_eq!(err.code(), "image_decode", "{err}");
+        assert_eq!(err.code(), "image_truncated", "{err}");
         assert!(err.to_string().contains("truncated"), "{err}");
     }
 

@@ -8,8 +8,12 @@
 //!   a sentence encoder, docs/rule.md), `ofa_ve` (OFA visual entailment: image
 //!   and sentence read together), `noop` (the queue benchmark's stand-in);
 //! - packs: `pack` (manifest, verified files), `load_error`;
-//! - inputs: `image_decode` (limits, EXIF, alpha), `image_preprocess` (crop or
-//!   stretch, resize, normalise), `texts` (sentence and premise checks);
+//! - inputs: `image_decode` (limits, EXIF, alpha), with `memory_budget` (what
+//!   an image may cost under the worker's memory limit), `png_chunks` (a PNG's
+//!   profile and text dropped unread) and `jpeg_scan` (a JPEG's markers: cut
+//!   off, too little data for its size, too many scans); `image_preprocess`
+//!   (crop or stretch, resize, normalise), `texts` (sentence and premise
+//!   checks);
 //! - tract: `onnx_graph` (graphs planned for fixed or symbolic shapes),
 //!   `scatter_nd` (an exact, fast ScatterND swapped into plans), `threads`
 //!   (how many cores one inference uses),
@@ -22,12 +26,15 @@ mod error;
 pub mod image_decode;
 pub mod image_encoder;
 pub mod image_preprocess;
+mod jpeg_scan;
 pub mod label_grounded;
 mod load_error;
+pub mod memory_budget;
 mod noop;
 pub mod ofa_ve;
 pub mod onnx_graph;
 pub mod pack;
+mod png_chunks;
 mod scatter_nd;
 pub mod text_encoder;
 pub mod texts;
@@ -64,6 +71,14 @@ pub trait Judge: Send + Sync {
         texts: &[String],
         premise: Option<&str>,
     ) -> Result<Vec<SentenceVerdict>, JudgeError>;
+
+    /// Bytes of address space a judgement needs beside the model and the
+    /// decoded image (activations, scratch, the thread it runs on). Under a
+    /// memory limit the decoder leaves them free, and a worker whose limit
+    /// leaves less refuses to start (`memory_budget`).
+    fn working_bytes(&self) -> u64 {
+        0
+    }
 
     /// Hits and misses of the judge's caches since it was loaded, for
     /// `/metrics`; none for a judge without caches.

@@ -204,10 +204,5 @@ fn plan_model(
 /// This process's resident memory now (`VmRSS`), in MB, for the debug logs
 /// of loading (what each step of planning costs); None off Linux.
 pub fn resident_mb() -> Option<u64> {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb / 1024)
+    super::memory_budget::self_status_kib("VmRSS:").map(|kib| kib / 1024)
 }

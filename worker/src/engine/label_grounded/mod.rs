@@ -43,6 +43,14 @@ pub const LARGE_IMAGE_SIDE: u32 = 2048;
 /// Cache sizes: a few thousand sentences and words are a catalogue's rules;
 /// images are cached for repeats within a batch (each entry is ~8 KB).
 const IMAGE_CACHE: usize = 1024;
+
+/// Address space a judgement needs beside the model and the decoded image:
+/// the thread it runs on and the encoders' scratch. Measured (2026-12-02,
+/// `prlimit --as` bisection of `verdict-worker judge` on a 64x64 image): the
+/// judgement fits in the 353 MB the load needs anyway, so what is left to
+/// reserve is the blocking thread a worker judges on (its 2 MiB stack; a
+/// malloc arena it cannot map is not fatal), with room to spare.
+const WORKING_BYTES: u64 = 32 << 20;
 const SENTENCE_CACHE: usize = 4096;
 const WORD_CACHE: usize = 16384;
 
@@ -87,7 +95,10 @@ impl LabelGroundedModel {
             text,
             labels,
             evidence,
-            decode_limits: DecodeLimits::default(),
+            decode_limits: DecodeLimits {
+                model_working_bytes: WORKING_BYTES,
+                ..DecodeLimits::default()
+            },
             images: BoundedCache::new(IMAGE_CACHE),
             sentences: BoundedCache::new(SENTENCE_CACHE),
             words: BoundedCache::new(WORD_CACHE),
@@ -117,6 +128,11 @@ impl LabelGroundedModel {
     /// Changes the decode limits (the worker's `--max-image-bytes`, ...).
     pub fn set_decode_limits(&mut self, limits: DecodeLimits) {
         self.decode_limits = limits;
+    }
+
+    /// What a judgement needs beside the model and the image.
+    pub fn working_bytes(&self) -> u64 {
+        self.decode_limits.model_working_bytes
     }
 
     /// Hits and misses of the image, sentence and word caches.
@@ -286,6 +302,10 @@ impl Judge for LabelGroundedJudge {
                 Ok(self.verdict(text, &image_evidence, &sentence))
             })
             .collect()
+    }
+
+    fn working_bytes(&self) -> u64 {
+        self.model.working_bytes()
     }
 
     fn cache_counts(&self) -> Vec<CacheCount> {

@@ -49,6 +49,17 @@ const IMAGE_CACHE: usize = 32;
 /// The sentence the load-time run judges, to prove the shapes.
 const PROBE_SENTENCE: &str = "a blank image.";
 
+/// `working_bytes`' factors, fitted (2026-12-02) to what a judgement of a
+/// 64x64 image needed beyond the loaded model's address space, found by
+/// `prlimit --as` bisection of `verdict-worker judge`: 125 MB for the tiny
+/// pack (4 heads), 316 MB for the large one (16 heads), both 480 x 480 with a
+/// 1158-token sequence. About 270 bytes an image pixel (the ResNet's
+/// activations) and three f32 values an attention score.
+const IMAGE_BYTES_PER_PIXEL: u64 = 272;
+const ATTENTION_BYTES_PER_SCORE: u64 = 12;
+/// The blocking thread a worker judges on (and, with `--threads`, tract's).
+const THREAD_BYTES: u64 = 32 << 20;
+
 /// An `ofa-ve` pack, loaded and planned: what a worker runs.
 #[derive(Debug)]
 pub struct OfaJudge {
@@ -100,6 +111,7 @@ impl OfaJudge {
                 "this ofa-ve pack has random weights (model.random_init): its verdicts mean nothing"
             );
         }
+        let working_bytes = working_bytes(&sections);
         let judge = OfaJudge {
             name: pack.display_name(),
             image: sections.image.spec,
@@ -110,7 +122,10 @@ impl OfaJudge {
             },
             tokenizer,
             graphs,
-            decode_limits: DecodeLimits::default(),
+            decode_limits: DecodeLimits {
+                model_working_bytes: working_bytes,
+                ..DecodeLimits::default()
+            },
             features: BoundedCache::new(IMAGE_CACHE),
         };
         judge.probe().map_err(|e| {
@@ -291,6 +306,21 @@ fn check_tokenizer(
     Ok(())
 }
 
+/// Address space one verdict needs beside the weights and the decoded image,
+/// from the pack's dimensions: the image graph's activations grow with the
+/// image's area, the encoder's attention scores and position biases with
+/// heads x sequence². The factors are fitted to the tiny and the large packs
+/// (see them), with a quarter more for safety.
+fn working_bytes(sections: &Sections) -> u64 {
+    let side = u64::from(sections.image.spec.size);
+    let [_, _, rows, cols] = sections.image.features;
+    let seq = (rows * cols + sections.text.max_source_tokens + 2) as u64;
+    let heads = sections.model.heads as u64;
+    let image = side * side * IMAGE_BYTES_PER_PIXEL;
+    let attention = heads * seq * seq * ATTENTION_BYTES_PER_SCORE;
+    THREAD_BYTES + (image + attention) * 5 / 4
+}
+
 impl Judge for OfaJudge {
     fn model_name(&self) -> &str {
         &self.name
@@ -316,6 +346,10 @@ impl Judge for OfaJudge {
         // against a verdict of seconds.
         verdict_shared::heap::release_freed();
         verdicts
+    }
+
+    fn working_bytes(&self) -> u64 {
+        self.decode_limits.model_working_bytes
     }
 
     fn cache_counts(&self) -> Vec<CacheCount> {
