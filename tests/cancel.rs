@@ -1,4 +1,4 @@
-//! `DELETE /v1/jobs/{id}`: a queued job is cancelled (and never runs), a
+//! `POST /v1/jobs/{id}/cancel`: a queued job is cancelled (and never runs), a
 //! waiting long-poll answers at once, cancelling twice is harmless; a running
 //! job gets 409 `job_running` and still finishes, a finished one 409
 //! `job_finished`; unknown and malformed ids get 404 and 400.
@@ -13,13 +13,13 @@ use verdict_shared::queue::stats::read_stats;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-async fn delete(client: &ApiClient, id: &str) -> (StatusCode, Value) {
+async fn cancel(client: &ApiClient, id: &str) -> (StatusCode, Value) {
     let response = client
         .http()
-        .delete(client.url(&format!("/v1/jobs/{id}")))
+        .post(client.url(&format!("/v1/jobs/{id}/cancel")))
         .send()
         .await
-        .expect("DELETE");
+        .expect("POST cancel");
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -43,7 +43,7 @@ async fn queued_jobs_cancel_running_and_finished_ones_refuse() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (status, job) = delete(&client, &queued).await;
+    let (status, job) = cancel(&client, &queued).await;
     assert_eq!(status, StatusCode::OK, "{job}");
     assert_eq!(job["state"], "cancelled", "{job}");
     assert_eq!(job["error"]["code"], "cancelled", "{job}");
@@ -54,7 +54,7 @@ async fn queued_jobs_cancel_running_and_finished_ones_refuse() {
         waited < Duration::from_secs(10),
         "the long-poll waited {waited:?}"
     );
-    let (status, again) = delete(&client, &queued).await;
+    let (status, again) = cancel(&client, &queued).await;
     assert_eq!(status, StatusCode::OK, "cancelling twice: {again}");
     assert_eq!(again["state"], "cancelled");
     let counters = read_stats(&mut redis).await.unwrap();
@@ -77,10 +77,10 @@ async fn queued_jobs_cancel_running_and_finished_ones_refuse() {
     let behind = client
         .submit(&png(8, 8), &["cancelled while waiting"])
         .await;
-    let (status, body) = delete(&client, &running).await;
+    let (status, body) = cancel(&client, &running).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "job_running", "{body}");
-    let (status, body) = delete(&client, &behind).await;
+    let (status, body) = cancel(&client, &behind).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     let job = client.wait_end(&running, PATIENCE).await;
@@ -88,7 +88,7 @@ async fn queued_jobs_cancel_running_and_finished_ones_refuse() {
         job["state"], "done",
         "a refused cancel changes nothing: {job}"
     );
-    let (status, body) = delete(&client, &running).await;
+    let (status, body) = cancel(&client, &running).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "job_finished", "{body}");
     assert_eq!(client.get_job(&running, None).await.body["state"], "done");
@@ -103,14 +103,22 @@ async fn queued_jobs_cancel_running_and_finished_ones_refuse() {
     }
 
     // Unknown and malformed ids.
-    let (status, body) = delete(&client, &verdict_shared::job::JobId::new().to_string()).await;
+    let (status, body) = cancel(&client, &verdict_shared::job::JobId::new().to_string()).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"]["code"], "not_found");
     for bad in ["not-a-job", "..%2F..%2Fetc%2Fpasswd", &"7".repeat(5000)] {
-        let (status, body) = delete(&client, bad).await;
+        let (status, body) = cancel(&client, bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
         assert_eq!(body["error"]["code"], "invalid_job_id", "{body}");
     }
+    // DELETE is not how: the job stays readable after a cancel.
+    let response = client
+        .http()
+        .delete(client.url(&format!("/v1/jobs/{}", verdict_shared::job::JobId::new())))
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     let counters = read_stats(&mut redis).await.unwrap();
     assert_eq!(counters.cancelled, 2, "{counters:?}");
     assert_eq!(counters.done, 1, "{counters:?}");

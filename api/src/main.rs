@@ -11,7 +11,8 @@
 //!   token), `body_rate` (a minimum body rate), `body_drain`, `request_log`;
 //! - the endpoints: `routes`, `submission` (parsing and checking jobs),
 //!   `enqueue`, `idempotency`, `wait` (long-polls), `callbacks`, `metrics`,
-//!   `openapi`; `state`, `error`, `redis_deadline`, `cli`.
+//!   `openapi` (with `openapi_limits`: the refusals written into the spec);
+//!   `state`, `error`, `redis_deadline`, `cli`.
 
 mod auth;
 mod body_drain;
@@ -25,6 +26,7 @@ mod fd_limit;
 mod idempotency;
 mod metrics;
 mod openapi;
+mod openapi_limits;
 mod origin;
 mod redis_deadline;
 mod request_log;

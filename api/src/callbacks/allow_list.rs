@@ -51,6 +51,17 @@ impl AllowList {
         Ok(AllowList { entries })
     }
 
+    /// The entries as `host` or `host:port`, for the OpenAPI description.
+    pub fn hosts(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .map(|entry| match entry.port {
+                Some(port) => format!("{}:{port}", entry.host),
+                None => entry.host.clone(),
+            })
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

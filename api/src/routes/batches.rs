@@ -86,7 +86,7 @@ pub struct BatchItem {
     security((), ("bearer" = [])),
     responses(
         (status = 202, description = "Every job was handled; each item says how", body = BatchResponse),
-        (status = 400, description = "invalid_json, invalid_body, empty_batch, too_many_jobs", body = ErrorBody),
+        (status = 400, description = "invalid_json, invalid_body, empty_batch, too_many_jobs, invalid_callback_url and callback_not_allowed (the batch's own callback_url)", body = ErrorBody),
         (status = 401, description = "unauthorized: VERDICT_API_TOKEN is set and the request has no valid bearer token", body = crate::error::ErrorBody),
         (status = 408, description = "body_too_slow: the body arrived slower than --body-min-rate after --body-grace", body = ErrorBody),
         (status = 413, description = "body_too_large", body = ErrorBody),
@@ -152,6 +152,11 @@ pub async fn submit_batch(
                 state.batch.max_jobs
             ),
         ));
+    }
+    // The batch's own callback_url is checked once, up front: one that no job
+    // could use is the request's mistake, not each job's.
+    if let Some(url) = &batch.callback_url {
+        state.callbacks.allow.check(url)?;
     }
     let default_callback = batch.callback_url;
     let mut items = Vec::with_capacity(batch.jobs.len());

@@ -1,4 +1,7 @@
-//! `DELETE /v1/jobs/{id}`: cancel a job that no worker has started.
+//! `POST /v1/jobs/{id}/cancel`: cancel a job that no worker has started.
+//!
+//! A `POST` to a verb, not a `DELETE` of the job: the job stays readable
+//! after it (`cancelled`, with its error), which a `DELETE` would deny.
 //!
 //! - queued: it becomes `cancelled`, its entry leaves the queue, waiting
 //!   long-polls answer; 200 with the job;
@@ -24,8 +27,8 @@ use crate::state::AppState;
 
 /// Cancel a job that no worker has started.
 #[utoipa::path(
-    delete,
-    path = "/v1/jobs/{id}",
+    post,
+    path = "/v1/jobs/{id}/cancel",
     tag = "jobs",
     params(("id" = String, Path, description = "The job's id (a canonical UUID)")),
     security((), ("bearer" = [])),

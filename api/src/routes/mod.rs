@@ -19,10 +19,8 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/jobs", post(jobs_submit::submit))
-        .route(
-            "/v1/jobs/{id}",
-            get(jobs_get::get_job).delete(jobs_cancel::cancel_job),
-        )
+        .route("/v1/jobs/{id}", get(jobs_get::get_job))
+        .route("/v1/jobs/{id}/cancel", post(jobs_cancel::cancel_job))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         // Issue 7: batches, metrics, the OpenAPI description, the web page.
