@@ -83,6 +83,6 @@ async fn an_undecodable_image_fails_with_the_engines_reason() {
         .await;
     let job = client.wait_end(&id, PATIENCE).await;
     assert_eq!(job["state"], "failed", "{job}");
-    assert_eq!(job["error"]["code"], "image_decode", "{job}");
+    assert_eq!(job["error"]["code"], "image_truncated", "{job}");
     assert_eq!(job["attempts"], 1, "failed at once, not retried");
 }

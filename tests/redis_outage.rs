@@ -40,8 +40,8 @@ async fn every_request_gets_a_quick_503(client: &ApiClient, known_job: &str) -> 
             http.get(client.url(&format!("/v1/jobs/{known_job}?wait=5"))),
         ),
         (
-            "DELETE /v1/jobs/{id}",
-            http.delete(client.url(&format!("/v1/jobs/{known_job}"))),
+            "POST /v1/jobs/{id}/cancel",
+            http.post(client.url(&format!("/v1/jobs/{known_job}/cancel"))),
         ),
         ("GET /readyz", http.get(client.url("/readyz"))),
     ];
