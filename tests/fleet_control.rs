@@ -153,22 +153,8 @@ fn a_crash_looping_worker_ends_failed_in_status() {
 
 /// `fleet up` of one real-model worker (the default pack), with `extra`.
 fn up_with_model(fleet: &Fleet, extra: &[&str]) -> verdict_e2e::fleet::Run {
-    let bind = format!("127.0.0.1:{}", fleet.port);
     let model = verdict_e2e::fixtures::model_dir();
-    let mut args = vec![
-        "up",
-        "--allow-root",
-        "--workers",
-        "1",
-        "--bind",
-        &bind,
-        "--timeout",
-        "120s",
-        "--model",
-        model.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    fleet.run_with_limit(&args, Duration::from_secs(180))
+    fleet.up_with_model(&model, 1, Duration::from_secs(120), extra)
 }
 
 /// What an idle worker of the default pack maps (`VmSize`), in KiB: the base

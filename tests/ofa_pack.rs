@@ -60,22 +60,7 @@ fn post_json(fleet: &Fleet, body: Value) -> Value {
 fn fleet_up_with_the_tiny_ofa_pack_answers_http_jobs_and_batches() {
     let pack = ofa_tiny_dir();
     let fleet = Fleet::new();
-    let bind = format!("127.0.0.1:{}", fleet.port);
-    let up = fleet.run_with_limit(
-        &[
-            "up",
-            "--allow-root",
-            "--workers",
-            "1",
-            "--bind",
-            &bind,
-            "--model",
-            pack.to_str().expect("UTF-8 path"),
-            "--timeout",
-            "180s",
-        ],
-        Duration::from_secs(240),
-    );
+    let up = fleet.up_with_model(&pack, 1, Duration::from_secs(180), &[]);
     assert!(
         up.ok(),
         "fleet up --model {}:\n{}",

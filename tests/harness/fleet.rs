@@ -144,6 +144,34 @@ impl Fleet {
         self.run_with_limit(args, Duration::from_secs(120))
     }
 
+    /// `fleet up --allow-root --workers N --bind 127.0.0.1:PORT --model MODEL
+    /// --timeout T EXTRA...`: real-model workers; waits T and a minute more.
+    pub fn up_with_model(
+        &self,
+        model: &Path,
+        workers: usize,
+        timeout: Duration,
+        extra: &[&str],
+    ) -> Run {
+        let workers = workers.to_string();
+        let bind = format!("127.0.0.1:{}", self.port);
+        let timeout_arg = format!("{}s", timeout.as_secs());
+        let mut args = vec![
+            "up",
+            "--allow-root",
+            "--workers",
+            &workers,
+            "--bind",
+            &bind,
+            "--model",
+            model.to_str().expect("UTF-8 model path"),
+            "--timeout",
+            &timeout_arg,
+        ];
+        args.extend_from_slice(extra);
+        self.run_with_limit(&args, timeout + Duration::from_secs(60))
+    }
+
     /// `fleet up --allow-root --noop-workers --workers N --bind 127.0.0.1:PORT EXTRA...`.
     pub fn up(&self, workers: usize, extra: &[&str]) -> Run {
         let workers = workers.to_string();

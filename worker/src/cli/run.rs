@@ -98,13 +98,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     crate::engine::threads::use_threads(usize::from(args.threads));
     let judge = load_judge(&args).map_err(|err| {
         // Under a memory limit a load that cannot allocate says what to do.
-        match nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_AS) {
-            Ok((soft, _)) if soft != nix::sys::resource::RLIM_INFINITY
-                && format!("{err:#}").contains("Cannot allocate memory") =>
-            {
+        match crate::engine::memory_budget::address_space_limit() {
+            Some(limit) if format!("{err:#}").contains("Cannot allocate memory") => {
                 err.context(format!(
                     "the model does not load under the memory limit of {} MB: raise --worker-memory",
-                    soft >> 20
+                    limit >> 20
                 ))
             }
             _ => err,

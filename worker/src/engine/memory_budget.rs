@@ -24,12 +24,16 @@ pub const MIN_IMAGE_BYTES: u64 = 20 << 20;
 /// Bytes of address space this process may still map before `RLIMIT_AS`
 /// refuses, or `None` when it has no such limit (or it cannot be read).
 pub fn spare_address_space() -> Option<u64> {
-    let (soft, _hard) = getrlimit(Resource::RLIMIT_AS).ok()?;
-    if soft == nix::sys::resource::RLIM_INFINITY {
-        return None;
-    }
+    let limit = address_space_limit()?;
     let mapped = mapped_bytes()?;
-    Some(soft.saturating_sub(mapped))
+    Some(limit.saturating_sub(mapped))
+}
+
+/// This process's `RLIMIT_AS` (soft) in bytes, or `None` when unlimited (or
+/// it cannot be read).
+pub fn address_space_limit() -> Option<u64> {
+    let (soft, _hard) = getrlimit(Resource::RLIMIT_AS).ok()?;
+    (soft != nix::sys::resource::RLIM_INFINITY).then_some(soft)
 }
 
 /// The process's mapped address space (`VmSize`), in bytes.
