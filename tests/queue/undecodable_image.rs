@@ -34,7 +34,9 @@ impl Judge for DecodingJudge {
         texts: &[String],
         _premise: Option<&str>,
     ) -> Result<Vec<SentenceVerdict>, JudgeError> {
-        image::load_from_memory(image).map_err(|err| JudgeError::ImageDecode(err.to_string()))?;
+        image::load_from_memory(image).map_err(|err| {
+            JudgeError::Image(verdict_decode::DecodeError::Invalid(err.to_string()))
+        })?;
         Ok(texts
             .iter()
             .map(|text| SentenceVerdict {

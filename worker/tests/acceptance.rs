@@ -5,8 +5,8 @@ mod common;
 
 use std::sync::OnceLock;
 
+use verdict_decode::{DecodeLimits, decode};
 use verdict_shared::verdict::Label;
-use verdict_worker::engine::image_decode::{DecodeLimits, decode};
 use verdict_worker::engine::label_grounded::LabelGroundedJudge;
 use verdict_worker::engine::label_grounded::calibration;
 use verdict_worker::engine::{Judge, JudgeError};

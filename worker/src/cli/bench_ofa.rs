@@ -98,7 +98,7 @@ fn median<E: std::fmt::Display>(
 
 /// The process's peak resident memory so far (`VmHWM`), in MB.
 fn peak_rss_mb() -> f64 {
-    crate::engine::memory_budget::self_status_kib("VmHWM:")
+    verdict_decode::memory_budget::self_status_kib("VmHWM:")
         .map(|kib| (kib as f64 / 1024.0 * 10.0).round() / 10.0)
         .unwrap_or(f64::NAN)
 }

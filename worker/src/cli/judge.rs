@@ -49,7 +49,7 @@ pub fn main(args: JudgeArgs) -> ExitCode {
         }
     };
     tracing::debug!(
-        vm_size_mb = engine::memory_budget::mapped_bytes().map(|b| b >> 20),
+        vm_size_mb = verdict_decode::memory_budget::mapped_bytes().map(|b| b >> 20),
         working_mb = judge.working_bytes() >> 20,
         "model loaded"
     );

@@ -98,7 +98,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     crate::engine::threads::use_threads(usize::from(args.threads));
     let judge = load_judge(&args).map_err(|err| {
         // Under a memory limit a load that cannot allocate says what to do.
-        match crate::engine::memory_budget::address_space_limit() {
+        match verdict_decode::memory_budget::address_space_limit() {
             Some(limit) if format!("{err:#}").contains("Cannot allocate memory") => {
                 err.context(format!(
                     "the model does not load under the memory limit of {} MB: raise --worker-memory",
@@ -157,7 +157,7 @@ fn load_judge(args: &RunArgs) -> anyhow::Result<Arc<dyn Judge>> {
 /// failed`), losing them one after another. Better it never takes one, and
 /// says why.
 fn check_memory_limit(judge: &dyn Judge) -> anyhow::Result<()> {
-    use crate::engine::memory_budget::{MIN_IMAGE_BYTES, spare_address_space};
+    use verdict_decode::memory_budget::{MIN_IMAGE_BYTES, spare_address_space};
     let Some(spare) = spare_address_space() else {
         return Ok(());
     };

@@ -1,39 +1,15 @@
 //! Why a judgement failed, with a stable code for the job's error.
 
+use verdict_decode::DecodeError;
+
 /// A judgement that could not be made.
 ///
 /// Every variant caused by the input is *permanent*: judging the same input again
 /// would fail again, so the job is marked failed at once instead of retried.
 #[derive(Debug, thiserror::Error)]
 pub enum JudgeError {
-    #[error("the image is empty (0 bytes)")]
-    ImageEmpty,
-    #[error("the image is {bytes} bytes, more than the limit of {max} bytes")]
-    ImageTooManyBytes { bytes: usize, max: usize },
-    #[error("the image format is not supported: {0}")]
-    ImageFormat(String),
-    #[error("the image could not be decoded: {0}")]
-    ImageDecode(String),
-    #[error("the image is {width}x{height} pixels, more than the limit of {max_pixels} pixels")]
-    ImageTooLarge {
-        width: u32,
-        height: u32,
-        max_pixels: u64,
-    },
-    #[error(
-        "the image is {width}x{height} pixels: decoding it would need about {needed_mb} MB, and this \
-         worker can spare {spare_mb} MB under its memory limit (fleet up --worker-memory)"
-    )]
-    ImageTooLargeForMemory {
-        width: u32,
-        height: u32,
-        needed_mb: u64,
-        spare_mb: u64,
-    },
-    #[error("decoding the image would need more memory than this worker may use: {0}")]
-    ImageOverDecoderLimit(String),
-    #[error("the image is truncated: {0}")]
-    ImageTruncated(String),
+    #[error(transparent)]
+    Image(#[from] DecodeError),
     #[error("no sentence to judge")]
     NoTexts,
     #[error("{count} sentences, more than the limit of {max}")]
@@ -62,14 +38,7 @@ impl JudgeError {
     /// The stable code stored in a failed job's `error.code`.
     pub fn code(&self) -> &'static str {
         match self {
-            JudgeError::ImageEmpty => "image_empty",
-            JudgeError::ImageTooManyBytes { .. } => "image_too_large",
-            JudgeError::ImageFormat(_) => "image_format",
-            JudgeError::ImageDecode(_) => "image_decode",
-            JudgeError::ImageTooLarge { .. } => "image_too_large",
-            JudgeError::ImageTooLargeForMemory { .. } => "image_too_large",
-            JudgeError::ImageOverDecoderLimit(_) => "image_too_large",
-            JudgeError::ImageTruncated(_) => "image_truncated",
+            JudgeError::Image(err) => err.code(),
             JudgeError::NoTexts => "no_texts",
             JudgeError::TooManyTexts { .. } => "too_many_texts",
             JudgeError::TextEmpty { .. } => "text_empty",

@@ -8,12 +8,9 @@
 //!   a sentence encoder, docs/rule.md), `ofa_ve` (OFA visual entailment: image
 //!   and sentence read together), `noop` (the queue benchmark's stand-in);
 //! - packs: `pack` (manifest, verified files), `load_error`;
-//! - inputs: `image_decode` (limits, EXIF, alpha), with `memory_budget` (what
-//!   an image may cost under the worker's memory limit), `png_chunks` (a PNG's
-//!   profile and text dropped unread) and `jpeg_scan` (a JPEG's markers: cut
-//!   off, too little data for its size, too many scans); `image_preprocess`
-//!   (crop or stretch, resize, normalise), `texts` (sentence and premise
-//!   checks);
+//! - inputs: images are decoded by the `verdict-decode` crate (limits, EXIF,
+//!   alpha, the memory budget); `image_preprocess` (crop or stretch, resize,
+//!   normalise), `texts` (sentence and premise checks);
 //! - tract: `onnx_graph` (graphs planned for fixed or symbolic shapes),
 //!   `scatter_nd` (an exact, fast ScatterND swapped into plans), `threads`
 //!   (how many cores one inference uses),
@@ -23,18 +20,14 @@
 
 mod bounded_cache;
 mod error;
-pub mod image_decode;
 pub mod image_encoder;
 pub mod image_preprocess;
-mod jpeg_scan;
 pub mod label_grounded;
 mod load_error;
-pub mod memory_budget;
 mod noop;
 pub mod ofa_ve;
 pub mod onnx_graph;
 pub mod pack;
-mod png_chunks;
 mod scatter_nd;
 pub mod text_encoder;
 pub mod texts;

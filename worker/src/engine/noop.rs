@@ -24,7 +24,7 @@ impl Judge for NoopJudge {
         _premise: Option<&str>,
     ) -> Result<Vec<SentenceVerdict>, JudgeError> {
         if image.is_empty() {
-            return Err(JudgeError::ImageEmpty);
+            return Err(JudgeError::Image(verdict_decode::DecodeError::Empty));
         }
         if texts.is_empty() {
             return Err(JudgeError::NoTexts);

@@ -204,5 +204,5 @@ fn plan_model(
 /// This process's resident memory now (`VmRSS`), in MB, for the debug logs
 /// of loading (what each step of planning costs); None off Linux.
 pub fn resident_mb() -> Option<u64> {
-    super::memory_budget::self_status_kib("VmRSS:").map(|kib| kib / 1024)
+    verdict_decode::memory_budget::self_status_kib("VmRSS:").map(|kib| kib / 1024)
 }

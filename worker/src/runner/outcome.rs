@@ -73,7 +73,9 @@ mod tests {
             _: &[String],
             _: Option<&str>,
         ) -> Result<Vec<SentenceVerdict>, JudgeError> {
-            Err(JudgeError::ImageDecode("unexpected end of file".into()))
+            Err(JudgeError::Image(verdict_decode::DecodeError::Invalid(
+                "unexpected end of file".into(),
+            )))
         }
     }
 

@@ -25,13 +25,13 @@ pub use labels::{Labels, LabelsSpec};
 pub use rule::{Decision, RuleParams};
 
 use super::bounded_cache::BoundedCache;
-use super::image_decode::{DecodeLimits, decode};
 use super::image_encoder::{ImageEncoder, softmax};
 use super::image_preprocess::ImageSpec;
 use super::pack::Pack;
 use super::text_encoder::{TextEncoder, TextSpec};
 use super::texts::validate_texts;
 use super::{Judge, JudgeError, LoadError};
+use verdict_decode::{DecodeLimits, decode};
 
 /// The manifest's `kind` for this model.
 pub const KIND: &str = "label-grounded";

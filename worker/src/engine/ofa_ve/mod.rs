@@ -30,7 +30,6 @@ pub use sections::{ANSWERS, Sections};
 pub use tokens::{PromptTokenizer, PromptTokens};
 
 use super::bounded_cache::BoundedCache;
-use super::image_decode::{DecodeLimits, decode};
 use super::image_encoder::softmax;
 use super::image_preprocess::ImageSpec;
 use super::label_grounded::LARGE_IMAGE_SIDE;
@@ -39,6 +38,7 @@ use super::texts::{validate_premise, validate_texts};
 use super::{Judge, JudgeError, LoadError};
 use explanation::{Answer, explain};
 use graphs::OfaGraphs;
+use verdict_decode::{DecodeLimits, decode};
 
 /// The manifest's `kind` for this model.
 pub const KIND: &str = "ofa-ve";

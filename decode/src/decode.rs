@@ -8,9 +8,11 @@
 //! with `image_too_large`; the decoder gets the same figure as its allocation
 //! cap. What a verdict never reads is never decoded: a PNG's colour profile
 //! and text chunks are dropped unread (`png_chunks`), and a JPEG's markers are
-//! read first (`jpeg_scan`), so a file whose data is far smaller than its
-//! header claims, or that was cut off before its end marker, is refused as
-//! `image_truncated` instead of judged as a grey canvas. Whatever the file holds
+//! read first (`jpeg_scan`) and its first scan walked code by code
+//! (`jpeg_entropy`), so a file whose data is far smaller than its header
+//! claims, that was cut off before its end marker, or whose data ends before
+//! its last block (cut and given an end marker again) is refused as
+//! `image_truncated` instead of judged as a partly grey canvas. Whatever the file holds
 //! (grayscale, alpha, 16-bit, CMYK, EXIF rotation, an animation) comes out as
 //! upright 8-bit RGB.
 
@@ -22,10 +24,11 @@ use image::{
 };
 use verdict_shared::limits::{DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS};
 
-use super::JudgeError;
-use super::jpeg_scan;
-use super::memory_budget;
-use super::png_chunks::{self, ChunkError};
+use crate::DecodeError;
+use crate::jpeg_entropy;
+use crate::jpeg_scan;
+use crate::memory_budget;
+use crate::png_chunks::{self, ChunkError};
 
 /// The most scans a JPEG may have. Encoders write 1 (baseline) to about 12
 /// (progressive, mozjpeg's most); each scan is a pass over the picture's
@@ -77,23 +80,23 @@ const SUPPORTED: &[ImageFormat] = &[
 ];
 
 /// Decodes `bytes` into upright 8-bit RGB, within `limits`.
-pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, JudgeError> {
+pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, DecodeError> {
     if bytes.is_empty() {
-        return Err(JudgeError::ImageEmpty);
+        return Err(DecodeError::Empty);
     }
     if bytes.len() > limits.max_bytes {
-        return Err(JudgeError::ImageTooManyBytes {
+        return Err(DecodeError::TooManyBytes {
             bytes: bytes.len(),
             max: limits.max_bytes,
         });
     }
     let format = image::guess_format(bytes).map_err(|_| {
-        JudgeError::ImageFormat(
+        DecodeError::Format(
             "unrecognised file signature (expected PNG, JPEG, GIF, WebP, BMP or TIFF)".into(),
         )
     })?;
     if !SUPPORTED.contains(&format) {
-        return Err(JudgeError::ImageFormat(format!(
+        return Err(DecodeError::Format(format!(
             "{} images are not supported (expected PNG, JPEG, GIF, WebP, BMP or TIFF)",
             format_name(format)
         )));
@@ -102,9 +105,9 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, Judge
     let bytes = match format {
         ImageFormat::Png => {
             stripped = png_chunks::essential_chunks(bytes).map_err(|err| match err {
-                ChunkError::Truncated(message) => JudgeError::ImageTruncated(message),
+                ChunkError::Truncated(message) => DecodeError::Truncated(message),
                 ChunkError::Invalid(message) => {
-                    JudgeError::ImageDecode(format!("invalid PNG data: {message}"))
+                    DecodeError::Invalid(format!("invalid PNG data: {message}"))
                 }
             })?;
             &*stripped.0
@@ -119,7 +122,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, Judge
     // from strangers meet third-party parsers: a panic becomes a decode error.
     match catch_unwind(AssertUnwindSafe(|| decode_checked(bytes, format, limits))) {
         Ok(result) => result,
-        Err(_) => Err(JudgeError::ImageDecode(format!(
+        Err(_) => Err(DecodeError::Invalid(format!(
             "the {} decoder failed on this file",
             format_name(format)
         ))),
@@ -128,18 +131,18 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, Judge
 
 /// Refuses a JPEG whose markers show it cannot hold its picture, before
 /// anything is allocated for it.
-fn check_jpeg_layout(bytes: &[u8]) -> Result<(), JudgeError> {
+fn check_jpeg_layout(bytes: &[u8]) -> Result<(), DecodeError> {
     let layout = jpeg_scan::layout(bytes)
-        .map_err(|message| JudgeError::ImageDecode(format!("invalid JPEG data: {message}")))?;
+        .map_err(|message| DecodeError::Invalid(format!("invalid JPEG data: {message}")))?;
     if layout.scans == 0 || !layout.has_end {
         // Bytes after the end marker (some cameras append data) are allowed;
         // a file with no end marker after its data was cut off.
-        return Err(JudgeError::ImageTruncated(
+        return Err(DecodeError::Truncated(
             "the JPEG file ends before its end-of-image marker".into(),
         ));
     }
     if layout.too_little_data() {
-        return Err(JudgeError::ImageTruncated(format!(
+        return Err(DecodeError::Truncated(format!(
             "the JPEG header says {}x{} ({} blocks of 8x8), but the file holds only {} bytes of \
              picture data: less than one bit a block, so most of the picture is missing",
             layout.width,
@@ -149,9 +152,23 @@ fn check_jpeg_layout(bytes: &[u8]) -> Result<(), JudgeError> {
         )));
     }
     if layout.scans > MAX_JPEG_SCANS {
-        return Err(JudgeError::ImageDecode(format!(
+        return Err(DecodeError::Invalid(format!(
             "the JPEG file has {} scans, more than the {MAX_JPEG_SCANS} this worker decodes",
             layout.scans
+        )));
+    }
+    let coverage = layout.first_scan.as_ref().and_then(|scan| {
+        jpeg_entropy::first_scan_coverage(bytes, scan, layout.width, layout.height)
+    });
+    if let Some(coverage) = coverage.filter(|c| !c.is_complete()) {
+        return Err(DecodeError::Truncated(format!(
+            "the JPEG's data ends after {} of the {} coded units its {}x{} header calls for: \
+             about {}% of the picture is missing",
+            coverage.coded,
+            coverage.expected,
+            layout.width,
+            layout.height,
+            100 - coverage.coded * 100 / coverage.expected.max(1)
         )));
     }
     Ok(())
@@ -161,7 +178,7 @@ fn decode_checked(
     bytes: &[u8],
     format: ImageFormat,
     limits: &DecodeLimits,
-) -> Result<DecodedImage, JudgeError> {
+) -> Result<DecodedImage, DecodeError> {
     let spare = memory_budget::spare_address_space()
         .map(|spare| spare.saturating_sub(limits.model_working_bytes));
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
@@ -174,14 +191,14 @@ fn decode_checked(
     let mut decoder = reader.into_decoder().map_err(|e| map_error(e, format))?;
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
-        return Err(JudgeError::ImageDecode(format!(
+        return Err(DecodeError::Invalid(format!(
             "the {} header says the image is {width}x{height}",
             format_name(format)
         )));
     }
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels {
-        return Err(JudgeError::ImageTooLarge {
+        return Err(DecodeError::TooLarge {
             width,
             height,
             max_pixels: limits.max_pixels,
@@ -190,7 +207,7 @@ fn decode_checked(
     if let Some(spare) = spare {
         let needed = memory_budget::decode_cost(decoder.total_bytes(), pixels);
         if needed > spare {
-            return Err(JudgeError::ImageTooLargeForMemory {
+            return Err(DecodeError::TooLargeForMemory {
                 width,
                 height,
                 needed_mb: needed.div_ceil(1 << 20),
@@ -228,19 +245,19 @@ fn to_rgb8(image: DynamicImage) -> RgbImage {
     })
 }
 
-fn map_error(err: ImageError, format: ImageFormat) -> JudgeError {
+fn map_error(err: ImageError, format: ImageFormat) -> DecodeError {
     let name = format_name(format);
     match err {
         ImageError::Limits(e) => {
-            JudgeError::ImageOverDecoderLimit(format!("the {name} decoder refused: {e}"))
+            DecodeError::OverDecoderLimit(format!("the {name} decoder refused: {e}"))
         }
         ImageError::Unsupported(e) => {
-            JudgeError::ImageFormat(format!("this {name} file uses an unsupported feature: {e}"))
+            DecodeError::Format(format!("this {name} file uses an unsupported feature: {e}"))
         }
         ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            JudgeError::ImageTruncated(format!("the {name} file ends before its picture does"))
+            DecodeError::Truncated(format!("the {name} file ends before its picture does"))
         }
-        other => JudgeError::ImageDecode(format!("invalid {name} data: {other}")),
+        other => DecodeError::Invalid(format!("invalid {name} data: {other}")),
     }
 }
 
@@ -320,10 +337,10 @@ mod tests {
     #[test]
     fn empty_and_unknown_bytes_are_refused() {
         let limits = DecodeLimits::default();
-        assert!(matches!(decode(&[], &limits), Err(JudgeError::ImageEmpty)));
+        assert!(matches!(decode(&[], &limits), Err(DecodeError::Empty)));
         assert!(matches!(
             decode(b"hello, this is not an image", &limits),
-            Err(JudgeError::ImageFormat(_))
+            Err(DecodeError::Format(_))
         ));
     }
 
@@ -334,7 +351,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                JudgeError::ImageTooLarge {
+                DecodeError::TooLarge {
                     width: 30_000,
                     height: 30_000,
                     ..
@@ -375,7 +392,7 @@ mod tests {
         let err = decode(&[0u8; 11], &limits).unwrap_err();
         assert!(matches!(
             err,
-            JudgeError::ImageTooManyBytes { bytes: 11, max: 10 }
+            DecodeError::TooManyBytes { bytes: 11, max: 10 }
         ));
     }
 

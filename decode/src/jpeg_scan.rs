@@ -28,6 +28,27 @@ pub struct JpegLayout {
     pub data_bytes: usize,
     /// Whether an end-of-image marker follows the last scan.
     pub has_end: bool,
+    /// What decoding the first scan needs (`jpeg_entropy` walks it).
+    pub first_scan: Option<FirstScan>,
+}
+
+/// The first scan of a frame and what it is coded with, as byte ranges of
+/// the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FirstScan {
+    /// The start-of-frame marker (C0 baseline, C1 extended, C2 progressive,
+    /// ...).
+    pub frame_marker: u8,
+    /// The frame's components: (id, horizontal, vertical sampling).
+    pub components: Vec<(u8, u8, u8)>,
+    /// The Huffman-table segments defined before the scan (DHT payloads).
+    pub tables: Vec<std::ops::Range<usize>>,
+    /// MCUs between restart markers (DRI); 0 for none.
+    pub restart_interval: u16,
+    /// The scan header (SOS payload).
+    pub header: std::ops::Range<usize>,
+    /// The entropy-coded data, to the next marker that is not a restart.
+    pub data: std::ops::Range<usize>,
 }
 
 impl JpegLayout {
@@ -68,7 +89,9 @@ pub fn layout(bytes: &[u8]) -> Result<JpegLayout, String> {
         scans: 0,
         data_bytes: 0,
         has_end: false,
+        first_scan: None,
     };
+    let mut pending = FirstScan::default();
     let mut at = 2;
     loop {
         // Fill bytes (FF FF ...) may precede a marker.
@@ -117,9 +140,20 @@ pub fn layout(bytes: &[u8]) -> Result<JpegLayout, String> {
                     .take(count)
                     .map(|c| (c[1] >> 4, c[1] & 0x0F))
                     .collect();
+                pending.frame_marker = marker;
+                pending.components = segment[6..]
+                    .chunks_exact(3)
+                    .take(count)
+                    .map(|c| (c[0], c[1] >> 4, c[1] & 0x0F))
+                    .collect();
+            }
+            0xC4 if out.scans == 0 => pending.tables.push(at + 2..at + length),
+            0xDD if out.scans == 0 && segment.len() >= 2 => {
+                pending.restart_interval = u16::from_be_bytes([segment[0], segment[1]]);
             }
             0xDA => {
                 out.scans += 1;
+                let header = at + 2..at + length;
                 at += length;
                 // Entropy-coded data runs to the next marker that is neither
                 // a stuffed zero (FF 00) nor a restart (FF D0..D7).
@@ -136,6 +170,11 @@ pub fn layout(bytes: &[u8]) -> Result<JpegLayout, String> {
                     }
                 }
                 out.data_bytes += at.min(bytes.len()) - start;
+                if out.scans == 1 {
+                    pending.header = header;
+                    pending.data = start..at.min(bytes.len());
+                    out.first_scan = Some(std::mem::take(&mut pending));
+                }
                 continue;
             }
             _ => {}
