@@ -53,6 +53,12 @@ pub async fn cancel<C: ConnectionLike>(conn: &mut C, job_id: JobId) -> Result<Ca
         .arg(error)
         .invoke_async(conn)
         .await?;
+    parse_reply(reply)
+}
+
+/// What `cancel.lua` answered, typed: `["cancelled"]`, `["refused", state]`
+/// or `["missing"]`. Anything else is a [`QueueError::Corrupt`].
+pub fn parse_reply(reply: Vec<Value>) -> Result<Cancel, QueueError> {
     let mut parts = reply.into_iter();
     let verb = reply::string(parts.next().unwrap_or(Value::Nil), "cancel: verb")?;
     match verb.as_str() {

@@ -167,7 +167,7 @@ pub async fn discard<C: ConnectionLike>(conn: &mut C, entry_id: &str) -> Result<
 
 /// Parses `nil` or `[[stream, [[id, [field, value, ...] | nil], ...]]]` (or
 /// the RESP3 map form).
-pub(crate) fn parse_read_reply(reply: Value) -> Result<Vec<StreamEntry>, QueueError> {
+pub fn parse_read_reply(reply: Value) -> Result<Vec<StreamEntry>, QueueError> {
     let streams = match reply {
         Value::Nil => return Ok(Vec::new()),
         Value::Map(pairs) => pairs.into_iter().map(|(_, entries)| entries).collect(),
@@ -190,7 +190,7 @@ pub(crate) fn parse_read_reply(reply: Value) -> Result<Vec<StreamEntry>, QueueEr
 
 /// Parses a list of stream entries `[[id, [field, value, ...] | nil], ...]`,
 /// as XREADGROUP and XAUTOCLAIM return them.
-pub(crate) fn parse_entries(entries: Value) -> Result<Vec<StreamEntry>, QueueError> {
+pub fn parse_entries(entries: Value) -> Result<Vec<StreamEntry>, QueueError> {
     let mut out = Vec::new();
     for entry in reply::array(entries, "stream entries")? {
         let mut parts = reply::array(entry, "stream entry")?.into_iter();

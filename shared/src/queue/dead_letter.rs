@@ -64,6 +64,12 @@ pub async fn dead_letter<C: ConnectionLike>(
         .arg(DEAD_LETTER_MAXLEN)
         .invoke_async(conn)
         .await?;
+    parse_reply(reply)
+}
+
+/// What `dead_letter.lua` answered, typed: `["dead_lettered", finished_us,
+/// error, entry]`, `["stale", state]` or `["missing"]`.
+pub fn parse_reply(reply: Vec<Value>) -> Result<DeadLetter, QueueError> {
     let mut parts = reply.into_iter();
     let mut next = |what: &str| {
         parts

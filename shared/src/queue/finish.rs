@@ -90,6 +90,12 @@ pub async fn finish<C: ConnectionLike>(
         };
     }
     let reply: Vec<Value> = invocation.invoke_async(conn).await?;
+    parse_reply(reply)
+}
+
+/// What `finish.lua` answered, typed: `["finished", finished_us]`,
+/// `["stale", state]` or `["missing"]`.
+pub fn parse_reply(reply: Vec<Value>) -> Result<Finish, QueueError> {
     let mut parts = reply.into_iter();
     let verb = reply::string(parts.next().unwrap_or(Value::Nil), "finish: verb")?;
     match verb.as_str() {

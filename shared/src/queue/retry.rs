@@ -45,6 +45,11 @@ pub async fn retry<C: ConnectionLike>(
         .arg(error)
         .invoke_async(conn)
         .await?;
+    parse_reply(reply)
+}
+
+/// What `retry.lua` answered, typed: `["retry", attempts]` or `["lost"]`.
+pub fn parse_reply(reply: Vec<Value>) -> Result<Retry, QueueError> {
     let mut parts = reply.into_iter();
     let verb = reply::string(parts.next().unwrap_or(Value::Nil), "retry: verb")?;
     match verb.as_str() {

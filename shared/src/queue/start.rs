@@ -61,6 +61,18 @@ pub async fn start<C: ConnectionLike>(
         .arg(max_attempts)
         .invoke_async(conn)
         .await?;
+    parse_reply(reply, job_id, entry_id, worker)
+}
+
+/// What `start.lua` answered for the job `job_id` of `entry_id`, taken by
+/// `worker`, typed: `["run", spec, image, submitted_us, started_us,
+/// attempts]`, `["skip", state]`, `["exhausted", attempts]` or `["missing"]`.
+pub fn parse_reply(
+    reply: Vec<Value>,
+    job_id: JobId,
+    entry_id: &str,
+    worker: &str,
+) -> Result<Start, QueueError> {
     let mut parts = reply.into_iter();
     let verb = reply::string(parts.next().unwrap_or(Value::Nil), "start: verb")?;
     match verb.as_str() {

@@ -104,6 +104,17 @@ pub async fn submit_with<C: ConnectionLike>(
             .arg(&idempotency.fingerprint);
     }
     let reply: Vec<redis::Value> = invocation.invoke_async(conn).await.map_err(queue_full)?;
+    parse_reply(reply, new.id, spec)
+}
+
+/// What `submit.lua` answered for the new job `id` of `spec`, typed:
+/// `[entry, submitted_us]` for a new job, `["existing", id, fingerprint]`
+/// when the `Idempotency-Key` already names one.
+pub fn parse_reply(
+    reply: Vec<redis::Value>,
+    id: JobId,
+    spec: JobSpec,
+) -> Result<Submitted, QueueError> {
     if reply.len() == 3 {
         let mut parts = reply.into_iter();
         let verb = reply::string(parts.next().unwrap_or(redis::Value::Nil), "submit: verb")?;
@@ -129,7 +140,7 @@ pub async fn submit_with<C: ConnectionLike>(
     let submitted_at = job_record::micros_to_datetime(submitted_us)
         .ok_or_else(|| QueueError::corrupt("submit: submitted_us out of range"))?;
     let mut job = Job::new(spec.texts, spec.image);
-    job.id = new.id;
+    job.id = id;
     job.submitted_at = submitted_at;
     job.premise = spec.premise;
     job.callback_url = spec.callback_url;

@@ -1,0 +1,42 @@
+//! `verdict-api`: the HTTP front of verdict (the binary is `src/main.rs`,
+//! a few lines over [`server::serve`]).
+//!
+//! It validates submissions cheaply (sizes, magic bytes, sentences), stores
+//! them in Redis for the workers, and serves jobs back, long-polling on Redis
+//! pub/sub. It never decodes an image or runs the model. See `docs/api.md`
+//! for the endpoints and `docs/protocol.md` for what it writes to Redis.
+//!
+//! - serving: `server` (routes and middleware put together), `connections`
+//!   (the accept loop: header timeout, connection cap), `fd_limit`;
+//! - guarding a request: `origin` (Host and Origin checks), `auth` (the
+//!   token), `body_rate` (a minimum body rate), `body_drain`, `request_log`;
+//! - the endpoints: `routes`, `submission` (parsing and checking jobs),
+//!   `enqueue`, `idempotency`, `wait` (long-polls), `callbacks`, `metrics`,
+//!   `openapi` (with `openapi_limits`: the refusals written into the spec);
+//!   `state`, `error`, `redis_deadline`, `cli`.
+//!
+//! The library exists so that the submission parsers can be fuzzed as the
+//! server runs them (`fuzz/fuzz_targets/submission.rs`): [`submission`] is
+//! public with [`server`] and [`cli`]; everything else is private.
+
+mod auth;
+mod body_drain;
+mod body_rate;
+mod callbacks;
+pub mod cli;
+mod connections;
+mod enqueue;
+pub mod error;
+mod fd_limit;
+mod idempotency;
+mod metrics;
+mod openapi;
+mod openapi_limits;
+mod origin;
+mod redis_deadline;
+mod request_log;
+mod routes;
+pub mod server;
+mod state;
+pub mod submission;
+mod wait;
