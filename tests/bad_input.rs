@@ -63,6 +63,11 @@ const CORPUS: [(&str, &str, Expect); 15] = [
         "image/jpeg",
         Expect::Failed("image_truncated"),
     ),
+    (
+        "cut-reended.jpg",
+        "image/jpeg",
+        Expect::Failed("image_truncated"),
+    ),
     ("iccp-bomb.png", "image/png", Expect::CupNotDog),
     (
         "huge-header.png",

@@ -100,7 +100,7 @@ pub fn first_scan_coverage(
     let interval = u64::from(scan.restart_interval);
     let mut coded = 0u64;
     'mcus: while coded < expected {
-        if interval > 0 && coded > 0 && coded % interval == 0 {
+        if interval > 0 && coded > 0 && coded.is_multiple_of(interval) {
             match bits.restart() {
                 Restart::Found => {}
                 Restart::End => break 'mcus,

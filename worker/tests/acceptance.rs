@@ -142,6 +142,7 @@ fn bad_images_are_refused_with_a_reason() {
         ("truncated.png", "image_truncated"),
         ("truncated.jpg", "image_truncated"),
         ("lying-header.jpg", "image_truncated"),
+        ("cut-reended.jpg", "image_truncated"),
         ("wrong-magic.png", "image_format"),
         ("huge-header.png", "image_too_large"),
         ("gigabyte.bmp", "image_too_large"),
