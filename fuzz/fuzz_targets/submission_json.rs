@@ -8,5 +8,5 @@ use libfuzzer_sys::fuzz_target;
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    common::submit(common::JSON, data);
+    common::submit("application/json", data);
 });

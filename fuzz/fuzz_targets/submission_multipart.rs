@@ -10,6 +10,10 @@ use libfuzzer_sys::fuzz_target;
 
 mod common;
 
+/// The boundary of the multipart seeds (`scripts/lib/fuzz_seeds.py` writes
+/// them); the fuzzer mutates bodies, not the header.
+const MULTIPART: &str = "multipart/form-data; boundary=verdict-fuzz-boundary";
+
 fuzz_target!(|data: &[u8]| {
-    common::submit(common::MULTIPART, data);
+    common::submit(MULTIPART, data);
 });

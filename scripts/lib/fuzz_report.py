@@ -10,7 +10,6 @@ import argparse
 import pathlib
 import platform
 import re
-import subprocess
 import sys
 
 BEGIN, END = "<!-- fuzz:begin -->", "<!-- fuzz:end -->"
@@ -57,12 +56,12 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, required=True)
     ap.add_argument("--jobs", type=int, required=True)
     ap.add_argument("--started", required=True)
+    ap.add_argument("--commit", required=True, help="the commit the targets were built from")
     ap.add_argument("--write", type=pathlib.Path)
     ap.add_argument("targets", nargs="+")
     args = ap.parse_args()
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip() or "?"
+    commit = args.commit
     rows, findings, failed = [], [], False
     for target in args.targets:
         log = (args.work / "logs" / f"{target}.log").read_text(errors="replace")
@@ -89,14 +88,14 @@ def main() -> int:
         )
     lines = [
         BEGIN,
-        f"Last run: {args.started}, commit {commit}, {cpu()}, {platform.machine()}; "
+        f"Last run: {args.started}, built from commit {commit}, {cpu()}, {platform.machine()}; "
         f"{args.seconds} s a target, {args.jobs} at a time, libFuzzer through cargo-fuzz "
         "(`scripts/fuzz`), release build with debug assertions and overflow checks, no "
         "sanitizer. Coverage: edges libFuzzer saw covered (`cov`) of the instrumented edges "
         "in the whole binary (the target's dependencies included: tokio, axum, the image "
         "decoders, redis-rs), and features (`ft`: edges with hit counts, comparisons).",
         "",
-        "| target | executions | per second | edges covered | features | corpus (seeds → kept) "
+        "| target | executions | per second | edges covered | features | corpus (at start → at end) "
         "| peak RSS MB | found |",
         "|---|---|---|---|---|---|---|---|",
         *rows,

@@ -19,7 +19,7 @@ import sys
 
 from PIL import Image
 
-BOUNDARY = "verdict-fuzz-boundary"  # fuzz/fuzz_targets/common/mod.rs
+BOUNDARY = "verdict-fuzz-boundary"  # fuzz/fuzz_targets/submission_multipart.rs
 
 
 def images(photos: pathlib.Path) -> dict[str, bytes]:

@@ -7,11 +7,6 @@ use verdict_api::submission::{self, Limits};
 use verdict_shared::limits::{MAX_SENTENCE_CHARS, MAX_SENTENCES};
 use verdict_shared::text_content::has_content;
 
-/// The boundary of the multipart seeds (`scripts/fuzz` writes them); the
-/// fuzzer mutates bodies, not the header.
-pub const MULTIPART: &str = "multipart/form-data; boundary=verdict-fuzz-boundary";
-pub const JSON: &str = "application/json";
-
 /// Small limits, so that the fuzzer reaches them with small inputs.
 const LIMITS: Limits = Limits {
     max_body_bytes: 64 * 1024,
@@ -33,14 +28,26 @@ pub fn submit(content_type: &str, body: &[u8]) {
             let s = &checked.submission;
             assert!(!s.image.is_empty() && s.image.len() <= LIMITS.max_image_bytes);
             assert!(!checked.format.is_empty());
-            assert!((1..=MAX_SENTENCES).contains(&s.texts.len()), "{}", s.texts.len());
+            assert!(
+                (1..=MAX_SENTENCES).contains(&s.texts.len()),
+                "{}",
+                s.texts.len()
+            );
             for text in s.texts.iter().chain(s.premise.iter()) {
                 assert!(text.chars().count() <= MAX_SENTENCE_CHARS);
-                assert!(has_content(text), "a text with nothing to judge was accepted: {text:?}");
+                assert!(
+                    has_content(text),
+                    "a text with nothing to judge was accepted: {text:?}"
+                );
             }
         }
         Err(err) => {
-            assert!(err.status.is_client_error(), "{} for {}", err.status, err.code);
+            assert!(
+                err.status.is_client_error(),
+                "{} for {}",
+                err.status,
+                err.code
+            );
             assert!(!err.code.is_empty() && !err.message.is_empty());
         }
     }
