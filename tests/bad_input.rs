@@ -37,7 +37,7 @@ enum Expect {
     CupNotDog,
 }
 
-const CORPUS: [(&str, &str, Expect); 15] = [
+const CORPUS: [(&str, &str, Expect); 16] = [
     (
         "empty.png",
         "image/png",
