@@ -16,7 +16,7 @@
 //!   `state`, `error`, `redis_deadline`, `cli`.
 //!
 //! The library exists so that the submission parsers can be fuzzed as the
-//! server runs them (`fuzz/fuzz_targets/submission.rs`): [`submission`] is
+//! server runs them (`fuzz/fuzz_targets/submission_multipart.rs` and `submission_json.rs`): [`submission`] is
 //! public with [`server`] and [`cli`]; everything else is private.
 
 mod auth;

@@ -157,9 +157,7 @@ fn check_jpeg_layout(bytes: &[u8]) -> Result<(), DecodeError> {
             layout.scans
         )));
     }
-    let coverage = layout.first_scan.as_ref().and_then(|scan| {
-        jpeg_entropy::first_scan_coverage(bytes, scan, layout.width, layout.height)
-    });
+    let coverage = jpeg_entropy::first_scan_coverage(bytes, &layout);
     if let Some(coverage) = coverage.filter(|c| !c.is_complete()) {
         return Err(DecodeError::Truncated(format!(
             "the JPEG's data ends after {} of the {} coded units its {}x{} header calls for: \

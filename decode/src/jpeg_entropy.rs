@@ -20,7 +20,7 @@
 
 use std::ops::Range;
 
-use crate::jpeg_scan::FirstScan;
+use crate::jpeg_scan::JpegLayout;
 
 /// How far the first scan's data reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,15 +37,14 @@ impl Coverage {
     }
 }
 
-/// The coverage of `scan` in `file`, or `None` when the walk cannot conclude.
-pub fn first_scan_coverage(
-    file: &[u8],
-    scan: &FirstScan,
-    width: u32,
-    height: u32,
-) -> Option<Coverage> {
+/// The coverage of the first scan of `file` (whose markers `layout` read), or
+/// `None` when the walk cannot conclude.
+pub fn first_scan_coverage(file: &[u8], layout: &JpegLayout) -> Option<Coverage> {
     // Huffman-coded DCT frames only: baseline, extended, progressive.
-    if !matches!(scan.frame_marker, 0xC0..=0xC2) || width == 0 || height == 0 {
+    let (width, height) = (layout.width, layout.height);
+    let scan = layout.first_scan.as_ref()?;
+    let frame_marker = layout.frame_marker?;
+    if !matches!(frame_marker, 0xC0..=0xC2) || width == 0 || height == 0 {
         return None;
     }
     let tables = Tables::parse(file, &scan.tables)?;
@@ -59,18 +58,18 @@ pub fn first_scan_coverage(
         header[2 + 2 * count],
         header[3 + 2 * count],
     );
-    let progressive = scan.frame_marker == 0xC2;
+    let progressive = frame_marker == 0xC2;
     let dc_only = match (progressive, ss, se, a >> 4) {
         (false, 0, 63, _) => false,
         // A first DC scan (not a refinement).
         (true, 0, 0, 0) => true,
         _ => return None,
     };
-    let h_max = scan.components.iter().map(|c| c.1).max()?.max(1);
-    let v_max = scan.components.iter().map(|c| c.2).max()?.max(1);
+    let h_max = layout.components.iter().map(|c| c.1).max()?.max(1);
+    let v_max = layout.components.iter().map(|c| c.2).max()?.max(1);
     let mut members = Vec::with_capacity(count);
     for pair in header[1..1 + 2 * count].chunks_exact(2) {
-        let &(_, h, v) = scan.components.iter().find(|c| c.0 == pair[0])?;
+        let &(_, h, v) = layout.components.iter().find(|c| c.0 == pair[0])?;
         let dc = tables.dc.get(usize::from(pair[1] >> 4))?.as_ref()?;
         let ac = if dc_only {
             None
@@ -361,7 +360,7 @@ impl<'a> Bits<'a> {
                 return false;
             }
         }
-        self.buffer = if n == 64 { 0 } else { self.buffer << n };
+        self.buffer <<= n;
         self.count -= n;
         true
     }
@@ -427,8 +426,7 @@ mod tests {
     }
 
     fn coverage(file: &[u8]) -> Option<Coverage> {
-        let l = layout(file).unwrap();
-        first_scan_coverage(file, l.first_scan.as_ref()?, l.width, l.height)
+        first_scan_coverage(file, &layout(file).unwrap())
     }
 
     /// The file cut at `fraction` of its scan data, with its end marker
@@ -471,13 +469,12 @@ mod tests {
         // interval longer than the file's MCUs needs none.
         let file = jpeg(&photo(64, 64));
         let mut l = layout(&file).unwrap();
-        let mut scan = l.first_scan.take().unwrap();
-        scan.restart_interval = 10_000;
-        let c = first_scan_coverage(&file, &scan, l.width, l.height).unwrap();
+        l.first_scan.as_mut().unwrap().restart_interval = 10_000;
+        let c = first_scan_coverage(&file, &l).unwrap();
         assert!(c.is_complete());
         // An interval of 1 expects a marker after the first MCU: there is
         // none, so the walk does not conclude.
-        scan.restart_interval = 1;
-        assert_eq!(first_scan_coverage(&file, &scan, l.width, l.height), None);
+        l.first_scan.as_mut().unwrap().restart_interval = 1;
+        assert_eq!(first_scan_coverage(&file, &l), None);
     }
 }

@@ -16,11 +16,11 @@
 pub struct JpegLayout {
     pub width: u32,
     pub height: u32,
-    /// Each component's horizontal and vertical sampling factors.
-    pub sampling: Vec<(u8, u8)>,
-    /// Whether the frame is Huffman coded (arithmetic coding can be denser
-    /// than a bit a block).
-    pub huffman: bool,
+    /// The start-of-frame marker (C0 baseline, C1 extended, C2
+    /// progressive, ...), `None` before a frame header.
+    pub frame_marker: Option<u8>,
+    /// The frame's components: (id, horizontal, vertical sampling factor).
+    pub components: Vec<(u8, u8, u8)>,
     /// Start-of-scan markers.
     pub scans: usize,
     /// Bytes of entropy-coded data (between a scan's header and the next
@@ -36,11 +36,6 @@ pub struct JpegLayout {
 /// the file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FirstScan {
-    /// The start-of-frame marker (C0 baseline, C1 extended, C2 progressive,
-    /// ...).
-    pub frame_marker: u8,
-    /// The frame's components: (id, horizontal, vertical sampling).
-    pub components: Vec<(u8, u8, u8)>,
     /// The Huffman-table segments defined before the scan (DHT payloads).
     pub tables: Vec<std::ops::Range<usize>>,
     /// MCUs between restart markers (DRI); 0 for none.
@@ -52,15 +47,33 @@ pub struct FirstScan {
 }
 
 impl JpegLayout {
+    /// Whether the frame is Huffman coded (arithmetic coding can be denser
+    /// than a bit a block).
+    pub fn huffman(&self) -> bool {
+        self.frame_marker.is_none_or(|marker| marker < 0xC8)
+    }
+
     /// The fewest 8 x 8 blocks the frame holds (each component's, at its own
     /// sampling).
     pub fn blocks(&self) -> u64 {
-        let h_max = self.sampling.iter().map(|s| s.0).max().unwrap_or(1).max(1);
-        let v_max = self.sampling.iter().map(|s| s.1).max().unwrap_or(1).max(1);
-        let (w, h) = (u64::from(self.width), u64::from(self.height));
-        self.sampling
+        let h_max = self
+            .components
             .iter()
-            .map(|&(hs, vs)| {
+            .map(|c| c.1)
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let v_max = self
+            .components
+            .iter()
+            .map(|c| c.2)
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let (w, h) = (u64::from(self.width), u64::from(self.height));
+        self.components
+            .iter()
+            .map(|&(_, hs, vs)| {
                 let cw = (w * u64::from(hs)).div_ceil(u64::from(h_max));
                 let ch = (h * u64::from(vs)).div_ceil(u64::from(v_max));
                 cw.div_ceil(8) * ch.div_ceil(8)
@@ -70,7 +83,7 @@ impl JpegLayout {
 
     /// Whether the coded data is too short to hold one bit a block.
     pub fn too_little_data(&self) -> bool {
-        self.huffman && (self.data_bytes as u64).saturating_mul(8) < self.blocks()
+        self.huffman() && (self.data_bytes as u64).saturating_mul(8) < self.blocks()
     }
 }
 
@@ -84,8 +97,8 @@ pub fn layout(bytes: &[u8]) -> Result<JpegLayout, String> {
     let mut out = JpegLayout {
         width: 0,
         height: 0,
-        sampling: Vec::new(),
-        huffman: true,
+        frame_marker: None,
+        components: Vec::new(),
         scans: 0,
         data_bytes: 0,
         has_end: false,
@@ -134,14 +147,8 @@ pub fn layout(bytes: &[u8]) -> Result<JpegLayout, String> {
                 out.height = u32::from(u16::from_be_bytes([segment[1], segment[2]]));
                 out.width = u32::from(u16::from_be_bytes([segment[3], segment[4]]));
                 let count = usize::from(segment[5]);
-                out.huffman = marker < 0xC8;
-                out.sampling = segment[6..]
-                    .chunks_exact(3)
-                    .take(count)
-                    .map(|c| (c[1] >> 4, c[1] & 0x0F))
-                    .collect();
-                pending.frame_marker = marker;
-                pending.components = segment[6..]
+                out.frame_marker = Some(marker);
+                out.components = segment[6..]
                     .chunks_exact(3)
                     .take(count)
                     .map(|c| (c[0], c[1] >> 4, c[1] & 0x0F))
