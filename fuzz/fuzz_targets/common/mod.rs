@@ -1,6 +1,8 @@
 //! What the two submission targets share: the request, the api's limits, and
 //! the checks on what comes out.
 
+use std::sync::OnceLock;
+
 use axum::body::Body;
 use axum::extract::Request;
 use verdict_api::submission::{self, Limits};
@@ -14,9 +16,13 @@ const LIMITS: Limits = Limits {
 };
 
 pub fn submit(content_type: &str, body: &[u8]) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("a current-thread runtime");
+    // One runtime for the whole run, not one an input.
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a current-thread runtime")
+    });
     let request = Request::builder()
         .method("POST")
         .uri("/v1/jobs")
