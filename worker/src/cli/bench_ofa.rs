@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::bench::BenchArgs;
-use crate::engine::ofa_ve::OfaJudge;
+use crate::engine::ofa_ve::{OfaJudge, Profile};
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
     let text = args
@@ -68,18 +68,31 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The slowest kinds of op of one profiled run, on stderr.
-fn print_profile(graph: &str, ops: &[(String, Duration, usize)]) {
-    let total: Duration = ops.iter().map(|(_, t, _)| *t).sum();
+/// The slowest kinds of op and the slowest nodes of one profiled run, on
+/// stderr.
+fn print_profile(graph: &str, profile: &Profile) {
+    let total: Duration = profile.by_op.iter().map(|(_, t, _)| *t).sum();
+    let share = |t: &Duration| 100.0 * t.as_secs_f64() / total.as_secs_f64();
     eprintln!("{graph}, one run: {:.3} s in its ops", total.as_secs_f64());
-    for (op, time, nodes) in ops.iter().take(12) {
+    for (op, time, nodes) in profile.by_op.iter().take(12) {
         eprintln!(
             "{:>9.3} s {:>5.1} % {nodes:>5} x {op}",
             time.as_secs_f64(),
-            100.0 * time.as_secs_f64() / total.as_secs_f64()
+            share(time)
+        );
+    }
+    eprintln!("{graph}, the slowest nodes:");
+    for (node, op, time) in profile.by_node.iter().take(PROFILE_NODES) {
+        eprintln!(
+            "{:>9.3} s {:>5.1} % {op} {node}",
+            time.as_secs_f64(),
+            share(time)
         );
     }
 }
+
+/// How many of the slowest nodes `--profile` lists per graph.
+const PROFILE_NODES: usize = 400;
 
 fn median<E: std::fmt::Display>(
     runs: usize,

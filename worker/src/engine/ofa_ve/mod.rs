@@ -25,6 +25,7 @@ use tract_onnx::prelude::Tensor;
 use verdict_shared::queue::metrics::CacheCount;
 use verdict_shared::verdict::{Scores, SentenceVerdict};
 
+pub use graphs::Profile;
 pub use prompt::{Prompt, Prompts, Template, caption, pre_caption};
 pub use sections::{ANSWERS, Sections};
 pub use tokens::{PromptTokenizer, PromptTokens};
@@ -223,21 +224,18 @@ impl OfaJudge {
         self.graphs.answer_logits(ids, features)
     }
 
-    /// The time per kind of tract op of one entailment run (see
+    /// Where one entailment run spends its time (see
     /// [`OfaGraphs::profile_entailment`]).
     pub fn profile_entailment(
         &self,
         ids: &[i64],
         features: &Arc<Tensor>,
-    ) -> Result<Vec<(String, std::time::Duration, usize)>, JudgeError> {
+    ) -> Result<Profile, JudgeError> {
         self.graphs.profile_entailment(ids, features)
     }
 
     /// The same for the image graph on a preprocessed image.
-    pub fn profile_image(
-        &self,
-        tensor: &Tensor,
-    ) -> Result<Vec<(String, std::time::Duration, usize)>, JudgeError> {
+    pub fn profile_image(&self, tensor: &Tensor) -> Result<Profile, JudgeError> {
         self.graphs.profile_image(tensor)
     }
 
