@@ -59,6 +59,8 @@ class EntailmentGraph(nn.Module):
 
     def forward(self, input_ids, image_features):
         patch_masks = torch.ones(input_ids.size(0), dtype=torch.bool)
+        if isinstance(self.encoder.get_image_rel_pos_bias, _ImageRelPosBias):
+            self.encoder.get_image_rel_pos_bias.length = input_ids.size(1)
         encoder_out = self.encoder(input_ids=input_ids, patch_images=image_features, patch_masks=patch_masks)
         prev = torch.full((input_ids.size(0), 1), self.bos_id, dtype=torch.long)
         attention_mask = self.expand_mask(
@@ -73,20 +75,76 @@ class EntailmentGraph(nn.Module):
         return decoder_out[0][:, 0, :]
 
 
-class swapped:
-    """Context manager: `embed_images` -> identity and the output projection -> the answers' rows."""
+class _ImageRelPosBias:
+    """Stands in for the encoder's `get_image_rel_pos_bias` while tracing: the same values, read
+    with one constant index from the layer's bias table laid out heads first.
 
-    def __init__(self, model, answers: nn.Linear):
-        self.model, self.answers = model, answers
+    modelscope builds each layer's `[1, heads, n, n]` image bias at run time: the bucket table
+    broadcast and gathered twice by the patches' position ids (`GatherElements`), an embedding
+    lookup to `[1, n, n, heads]`, then a transpose that moves the whole result. The position ids
+    depend only on the patch grid, which the export fixes, so the buckets are a constant: here
+    they are computed once, eagerly, by modelscope's own code, and each layer's bias is a single
+    `Gather` along the table's bucket axis, already heads first. Exactly the same numbers (every
+    step is a lookup); the build's self-check against PyTorch covers it.
+    """
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self.buckets = {}
+        self.traced = {}
+        self.length = None
+
+    def __call__(self, image_position_ids, idx):
+        shape = tuple(int(d) for d in image_position_ids.shape)
+        if shape not in self.buckets:
+            with torch.no_grad():
+                ids = image_position_ids.detach().clone()
+                size = self.encoder.image_rp_bucket.size(1)
+                buckets = (
+                    self.encoder.image_rp_bucket.unsqueeze(0)
+                    .expand(shape[0], size, size)
+                    .gather(1, ids[:, :, None].expand(shape[0], shape[1], size))
+                    .gather(2, ids[:, None, :].expand(shape[0], shape[1], shape[1]))
+                )
+            if not bool((buckets == buckets[:1]).all()):
+                raise ValueError("image position ids differ across the batch: cannot export one bucket table")
+            self.buckets[shape] = buckets[0].reshape(-1).numpy().copy()
+        if shape not in self.traced:
+            # One index for every layer. Adding `0 * length` ties it to the prompt's symbolic
+            # length, so the exporter's constant folding cannot turn each layer's lookup into a
+            # `[heads, n * n]` constant of its own (52 MB a layer for OFA-large, over protobuf's
+            # 2 GB); tract does not fold a lookup that grows its input either.
+            if self.length is None:
+                raise ValueError("_ImageRelPosBias.length: set it to input_ids.size(1) before tracing")
+            self.traced[shape] = torch.from_numpy(self.buckets[shape]) + 0 * self.length
+        table = self.encoder.image_rel_pos_table_list[idx].weight
+        values = table.t().index_select(1, self.traced[shape])
+        values = values.reshape(1, table.shape[1], shape[1], shape[1])
+        return values if shape[0] == 1 else values.expand(shape[0], -1, -1, -1)
+
+
+class swapped:
+    """Context manager: `embed_images` -> identity and the output projection -> the answers' rows;
+    with `tracing`, also the image attention bias -> one constant-index lookup (the PyTorch
+    reference runs modelscope's own)."""
+
+    def __init__(self, model, answers: nn.Linear, tracing: bool = False):
+        self.model, self.answers, self.tracing = model, answers, tracing
 
     def __enter__(self):
-        self.saved = (self.model.encoder.embed_images, self.model.decoder.output_projection)
-        self.model.encoder.embed_images = _Features()
+        encoder = self.model.encoder
+        self.saved = (encoder.embed_images, self.model.decoder.output_projection)
+        encoder.embed_images = _Features()
         self.model.decoder.output_projection = self.answers
+        if self.tracing:
+            encoder.get_image_rel_pos_bias = _ImageRelPosBias(encoder)
         return self
 
     def __exit__(self, *exc):
-        self.model.encoder.embed_images, self.model.decoder.output_projection = self.saved
+        encoder = self.model.encoder
+        encoder.embed_images, self.model.decoder.output_projection = self.saved
+        if self.tracing:
+            del encoder.get_image_rel_pos_bias  # the instance attribute: the class's method again
         return False
 
 
@@ -350,7 +408,7 @@ def export(model, size: int, answer_ids, bos_id, expand_mask, out: Path, sample_
         )
         graph = EntailmentGraph(model, answer_ids, bos_id, expand_mask).eval()
         ids = torch.tensor([sample_ids], dtype=torch.long)
-        with swapped(model, graph.answers):
+        with swapped(model, graph.answers, tracing=True):
             torch.onnx.export(
                 graph, (ids, features), str(out / "entailment.onnx"),
                 input_names=["input_ids", "image_features"], output_names=["answer_logits"],
