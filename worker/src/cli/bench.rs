@@ -27,8 +27,9 @@ pub struct BenchArgs {
     /// so onnxruntime can be timed on exactly the same input.
     #[arg(long, value_name = "PATH")]
     pub dump_tensor: Option<PathBuf>,
-    /// Also print, on stderr, the time spent in each kind of tract op of one
-    /// entailment run (ofa-ve packs).
+    /// Also print, on stderr, where one run of each graph spends its time:
+    /// per kind of tract op and the slowest nodes (the image encoder of a
+    /// label-grounded pack; both graphs of an ofa-ve pack).
     #[arg(long)]
     pub profile: bool,
     /// Threads one inference may use (tract's matrix products are split across
@@ -39,6 +40,9 @@ pub struct BenchArgs {
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
 }
+
+/// How many of the slowest nodes `--profile` lists per graph.
+pub const PROFILE_NODES: usize = 40;
 
 pub fn main(args: BenchArgs) -> ExitCode {
     match run(args) {
@@ -110,6 +114,13 @@ fn run(args: BenchArgs) -> Result<(), String> {
             .map(drop)
             .map_err(|e| e.to_string())
     })?;
+    if args.profile {
+        let profile = model
+            .image_encoder()
+            .profile(&input)
+            .map_err(|e| e.to_string())?;
+        profile.print("image encoder", PROFILE_NODES);
+    }
     let mut sentence_runs = Vec::new();
     for text in &texts {
         let ids = model

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::bench::BenchArgs;
-use crate::engine::ofa_ve::{OfaJudge, Profile};
+use super::bench::PROFILE_NODES;
+use crate::engine::ofa_ve::OfaJudge;
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
     let text = args
@@ -40,11 +41,11 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     })?;
     if args.profile {
         let image_ops = judge.profile_image(&tensor).map_err(|e| e.to_string())?;
-        print_profile("image graph", &image_ops);
+        image_ops.print("image graph", PROFILE_NODES);
         let ops = judge
             .profile_entailment(&tokens.ids, &features)
             .map_err(|e| e.to_string())?;
-        print_profile("entailment graph", &ops);
+        ops.print("entailment graph", PROFILE_NODES);
     }
     let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
     let report = serde_json::json!({
@@ -67,32 +68,6 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     println!("{report}");
     Ok(())
 }
-
-/// The slowest kinds of op and the slowest nodes of one profiled run, on
-/// stderr.
-fn print_profile(graph: &str, profile: &Profile) {
-    let total: Duration = profile.by_op.iter().map(|(_, t, _)| *t).sum();
-    let share = |t: &Duration| 100.0 * t.as_secs_f64() / total.as_secs_f64();
-    eprintln!("{graph}, one run: {:.3} s in its ops", total.as_secs_f64());
-    for (op, time, nodes) in profile.by_op.iter().take(12) {
-        eprintln!(
-            "{:>9.3} s {:>5.1} % {nodes:>5} x {op}",
-            time.as_secs_f64(),
-            share(time)
-        );
-    }
-    eprintln!("{graph}, the slowest nodes:");
-    for (node, op, time) in profile.by_node.iter().take(PROFILE_NODES) {
-        eprintln!(
-            "{:>9.3} s {:>5.1} % {op} {node}",
-            time.as_secs_f64(),
-            share(time)
-        );
-    }
-}
-
-/// How many of the slowest nodes `--profile` lists per graph.
-const PROFILE_NODES: usize = 400;
 
 fn median<E: std::fmt::Display>(
     runs: usize,

@@ -6,6 +6,7 @@ use tract_onnx::prelude::*;
 use super::image_preprocess::ImageSpec;
 use super::onnx_graph::{Graph, Plan, PlannedInput};
 use super::pack::Pack;
+use super::profile::Profile;
 use super::{JudgeError, LoadError};
 
 /// Runs a pack's image encoder.
@@ -64,6 +65,11 @@ impl ImageEncoder {
             )));
         }
         Ok(view.iter().copied().collect())
+    }
+
+    /// One run on `input` with a clock on every node (`bench --profile`).
+    pub fn profile(&self, input: &Tensor) -> Result<Profile, JudgeError> {
+        Profile::of(&self.plan, tvec![input.clone().into_tvalue()])
     }
 }
 

@@ -13,7 +13,8 @@
 //!   normalise), `texts` (sentence and premise checks);
 //! - tract: `onnx_graph` (graphs planned for fixed or symbolic shapes),
 //!   `scatter_nd` (an exact, fast ScatterND swapped into plans), `threads`
-//!   (how many cores one inference uses),
+//!   (how many cores one inference uses), `profile` (where one run of a plan
+//!   spends its time, node by node: `verdict-worker bench --profile`),
 //!   `image_encoder` and `text_encoder` (the default kind's graphs);
 //! - `bounded_cache` (LRU caches by image hash or text), `error` (a job's
 //!   failure codes).
@@ -28,6 +29,7 @@ mod noop;
 pub mod ofa_ve;
 pub mod onnx_graph;
 pub mod pack;
+pub mod profile;
 mod scatter_nd;
 pub mod text_encoder;
 pub mod texts;

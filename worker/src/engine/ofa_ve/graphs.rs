@@ -9,9 +9,7 @@
 //! label-grounded pack has) would multiply that. Each parsed graph is dropped
 //! as soon as it is planned, freeing its copy of the weights.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::DimLike;
@@ -19,6 +17,7 @@ use tract_onnx::tract_core::internal::DimLike;
 use super::super::image_preprocess::ImageSpec;
 use super::super::onnx_graph::{Dim, Graph, Plan, SymbolicInput};
 use super::super::pack::Pack;
+use super::super::profile::Profile;
 use super::super::{JudgeError, LoadError};
 use super::sections::EntailmentSection;
 
@@ -119,7 +118,7 @@ impl OfaGraphs {
     ) -> Result<Profile, JudgeError> {
         let input_ids = Tensor::from_shape(&[1, ids.len()], ids)
             .map_err(|e| JudgeError::Model(format!("entailment input: {e}")))?;
-        profile(
+        Profile::of(
             &self.entailment,
             tvec![
                 input_ids.into_tvalue(),
@@ -130,50 +129,8 @@ impl OfaGraphs {
 
     /// As [`OfaGraphs::profile_entailment`], for the image graph.
     pub fn profile_image(&self, image: &Tensor) -> Result<Profile, JudgeError> {
-        profile(&self.image, tvec![image.clone().into_tvalue()])
+        Profile::of(&self.image, tvec![image.clone().into_tvalue()])
     }
-}
-
-/// Where one run of a plan spent its time.
-#[derive(Debug)]
-pub struct Profile {
-    /// Per kind of tract op: its name, the time in all its nodes, how many
-    /// nodes; the slowest kind first.
-    pub by_op: Vec<(String, Duration, usize)>,
-    /// Per node: its name, its op's name and its time; the slowest first.
-    pub by_node: Vec<(String, String, Duration)>,
-}
-
-/// One run of `plan` with a clock on every node.
-fn profile(plan: &Plan, inputs: TVec<TValue>) -> Result<Profile, JudgeError> {
-    let mut state = tract_onnx::tract_core::plan::SimpleState::new(plan)
-        .map_err(|e| JudgeError::Model(format!("profile: {e:#}")))?;
-    let mut by_node: Vec<(String, String, Duration)> = Vec::new();
-    state
-        .run_plan_with_eval(inputs, |session, op_state, node, inputs| {
-            let started = Instant::now();
-            let outputs = tract_onnx::tract_core::plan::eval(session, op_state, node, inputs);
-            by_node.push((
-                node.name.clone(),
-                node.op().name().to_string(),
-                started.elapsed(),
-            ));
-            outputs
-        })
-        .map_err(|e| JudgeError::Model(format!("profile: {e:#}")))?;
-    let mut totals: HashMap<&str, (Duration, usize)> = HashMap::new();
-    for (_, op, time) in &by_node {
-        let entry = totals.entry(op.as_str()).or_default();
-        entry.0 += *time;
-        entry.1 += 1;
-    }
-    let mut by_op: Vec<(String, Duration, usize)> = totals
-        .into_iter()
-        .map(|(op, (time, n))| (op.to_string(), time, n))
-        .collect();
-    by_op.sort_by_key(|t| std::cmp::Reverse(t.1));
-    by_node.sort_by_key(|t| std::cmp::Reverse(t.2));
-    Ok(Profile { by_op, by_node })
 }
 
 impl OfaGraphs {

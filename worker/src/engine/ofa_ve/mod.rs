@@ -25,7 +25,8 @@ use tract_onnx::prelude::Tensor;
 use verdict_shared::queue::metrics::CacheCount;
 use verdict_shared::verdict::{Scores, SentenceVerdict};
 
-pub use graphs::Profile;
+use super::profile::Profile;
+
 pub use prompt::{Prompt, Prompts, Template, caption, pre_caption};
 pub use sections::{ANSWERS, Sections};
 pub use tokens::{PromptTokenizer, PromptTokens};
