@@ -7,8 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::bench::BenchArgs;
-use super::bench::PROFILE_NODES;
+use super::bench::{BenchArgs, PROFILE_NODES};
 use crate::engine::ofa_ve::OfaJudge;
 
 pub fn run(args: &BenchArgs) -> Result<(), String> {
