@@ -83,44 +83,47 @@ class _ImageRelPosBias:
     broadcast and gathered twice by the patches' position ids (`GatherElements`), an embedding
     lookup to `[1, n, n, heads]`, then a transpose that moves the whole result. The position ids
     depend only on the patch grid, which the export fixes, so the buckets are a constant: here
-    they are computed once, eagerly, by modelscope's own code, and each layer's bias is a single
-    `Gather` along the table's bucket axis, already heads first. Exactly the same numbers (every
-    step is a lookup); the build's self-check against PyTorch covers it.
+    the same two gathers run once, eagerly, and each layer's bias is a single `Gather` along the
+    table's bucket axis, already heads first. Exactly the same numbers (every step is a lookup);
+    the build's self-check compares the graph with modelscope's own method.
     """
 
     def __init__(self, encoder):
         self.encoder = encoder
-        self.buckets = {}
-        self.traced = {}
+        self.index = {}  # patch grid shape -> the traced bucket index, one for every layer
         self.length = None
 
-    def __call__(self, image_position_ids, idx):
+    def bucket_index(self, image_position_ids):
+        """The flat `[n * n]` bucket index for these position ids, built once per shape."""
         shape = tuple(int(d) for d in image_position_ids.shape)
-        if shape not in self.buckets:
-            with torch.no_grad():
-                ids = image_position_ids.detach().clone()
-                size = self.encoder.image_rp_bucket.size(1)
-                buckets = (
-                    self.encoder.image_rp_bucket.unsqueeze(0)
-                    .expand(shape[0], size, size)
-                    .gather(1, ids[:, :, None].expand(shape[0], shape[1], size))
-                    .gather(2, ids[:, None, :].expand(shape[0], shape[1], shape[1]))
-                )
-            if not bool((buckets == buckets[:1]).all()):
-                raise ValueError("image position ids differ across the batch: cannot export one bucket table")
-            self.buckets[shape] = buckets[0].reshape(-1).numpy().copy()
-        if shape not in self.traced:
-            # One index for every layer. Adding `0 * length` ties it to the prompt's symbolic
-            # length, so the exporter's constant folding cannot turn each layer's lookup into a
-            # `[heads, n * n]` constant of its own (52 MB a layer for OFA-large, over protobuf's
-            # 2 GB); tract does not fold a lookup that grows its input either.
-            if self.length is None:
-                raise ValueError("_ImageRelPosBias.length: set it to input_ids.size(1) before tracing")
-            self.traced[shape] = torch.from_numpy(self.buckets[shape]) + 0 * self.length
+        if shape in self.index:
+            return self.index[shape]
+        if self.length is None:
+            raise ValueError("_ImageRelPosBias.length: set it to input_ids.size(1) before tracing")
+        with torch.no_grad():
+            ids = image_position_ids.detach().clone()
+            size = self.encoder.image_rp_bucket.size(1)
+            buckets = (
+                self.encoder.image_rp_bucket.unsqueeze(0)
+                .expand(shape[0], size, size)
+                .gather(1, ids[:, :, None].expand(shape[0], shape[1], size))
+                .gather(2, ids[:, None, :].expand(shape[0], shape[1], shape[1]))
+            )
+        if not bool((buckets == buckets[:1]).all()):
+            raise ValueError("image position ids differ across the batch: cannot export one bucket table")
+        # Adding `0 * length` ties the index to the prompt's symbolic length, so the exporter's
+        # constant folding cannot turn each layer's lookup into a `[heads, n * n]` constant of its
+        # own (52 MB a layer for OFA-large, over protobuf's 2 GB); tract does not fold a lookup
+        # that grows its input either.
+        self.index[shape] = torch.from_numpy(buckets[0].reshape(-1).numpy().copy()) + 0 * self.length
+        return self.index[shape]
+
+    def __call__(self, image_position_ids, idx):
+        bsz, n = image_position_ids.shape
         table = self.encoder.image_rel_pos_table_list[idx].weight
-        values = table.t().index_select(1, self.traced[shape])
-        values = values.reshape(1, table.shape[1], shape[1], shape[1])
-        return values if shape[0] == 1 else values.expand(shape[0], -1, -1, -1)
+        values = table.t().index_select(1, self.bucket_index(image_position_ids))
+        values = values.reshape(1, table.shape[1], n, n)
+        return values if bsz == 1 else values.expand(bsz, -1, -1, -1)
 
 
 class swapped:
