@@ -9,22 +9,26 @@
   decoder's output projection is replaced by the three rows of the shared
   embedding that belong to ` yes`, ` no` and ` maybe`.
 
-Both graphs are traced from modelscope's own modules, unchanged: the encoder
-is given the patch features as its `patch_images` with `embed_images` swapped
-for an identity, and the decoder is called exactly as modelscope's
-`_traverse_inference` calls it for one answer token. OFA's encoder branches on
+Both graphs are traced from modelscope's own modules: the encoder is given
+the patch features as its `patch_images` with `embed_images` swapped for an
+identity, and the decoder is called exactly as modelscope's
+`_traverse_inference` calls it for one answer token. While tracing, three
+stand-ins compute the same numbers with less work (`swapped`): each encoder
+layer's attention bias as the absolute bias plus one lookup (`_LookupBias`),
+the image's relative bias from a constant bucket index (`_ImageRelPosBias`),
+and the decoder's cross-attention with its key and value projections moved
+to the one query (`_FactoredCrossAttention`). The build's self-check compares
+the graphs with modelscope's unchanged modules. OFA's encoder branches on
 whether the batch has padding; the export traces the branch without padding,
 so `input_ids` must hold no padding (a worker runs one prompt at a time, at its
 own length: the sequence axis is symbolic).
 """
 
-import hashlib
 from pathlib import Path
 
-import numpy as np
 import onnx
 import torch
-from onnx import TensorProto, helper, numpy_helper, shape_inference
+from onnx import TensorProto, helper, shape_inference
 from torch import nn
 
 OPSET = 17
@@ -92,6 +96,7 @@ class _ImageRelPosBias:
         self.encoder = encoder
         self.index = {}  # patch grid shape -> the traced bucket index, one for every layer
         self.length = None
+        self.last = None  # (patches, index) of the latest lookup: read by _LookupBias
 
     def bucket_index(self, image_position_ids):
         """The flat `[n * n]` bucket index for these position ids, built once per shape."""
@@ -121,15 +126,154 @@ class _ImageRelPosBias:
     def __call__(self, image_position_ids, idx):
         bsz, n = image_position_ids.shape
         table = self.encoder.image_rel_pos_table_list[idx].weight
-        values = table.t().index_select(1, self.bucket_index(image_position_ids))
+        self.last = (n, self.bucket_index(image_position_ids))
+        values = table.t().index_select(1, self.last[1])
         values = values.reshape(1, table.shape[1], n, n)
         return values if bsz == 1 else values.expand(bsz, -1, -1, -1)
 
 
+class _LookupBias:
+    """Each encoder layer's attention bias as the absolute position bias plus one lookup.
+
+    modelscope starts each layer's bias from a copy of the absolute position bias
+    `[1, heads, L, L]` (image patches first, then the prompt's `T` tokens) and adds the image's
+    relative bias into its top-left `n x n` block and the text's into its bottom-right `T x T`
+    block, in place: traced, a chain of slices and concatenations that copies the 54 MB bias
+    about five times a layer for OFA-large. Both relative biases are lookups into a per-layer
+    table by a bucket index, and the two blocks do not overlap, so the same sum is
+    `abs + table_l[:, index]`: `table_l` holds the layer's image table, its text table and a row
+    of zeros, and `index` (`[L, L]`, the same for every layer, built once a run) holds the bucket
+    of each pair: the image's in the image block, the text's (after the image table's rows) in the
+    text block, the zero row elsewhere. Every element is the same single addition as modelscope's.
+
+    The absolute bias is rebuilt from the outputs of the encoder's `pos_q_linear` and
+    `pos_k_linear`, kept by forward hooks, exactly as modelscope's `build_abs_pos_bias` computes it;
+    the bias modelscope assembled is then unused and the exporter drops it.
+    """
+
+    def __init__(self, encoder, image_bias: _ImageRelPosBias):
+        if encoder.use_ofasys and encoder.entangle_position_embedding:
+            raise ValueError("_LookupBias: an encoder without an absolute position bias is not supported")
+        self.encoder, self.image_bias = encoder, image_bias
+        self.pos = {}
+        self.hooks = [
+            encoder.pos_q_linear.register_forward_hook(self._keep("q")),
+            encoder.pos_k_linear.register_forward_hook(self._keep("k")),
+        ]
+
+    def _keep(self, which):
+        def hook(_module, _inputs, output):
+            self.pos[which] = output
+            self.abs, self.index = None, None  # a new run: rebuild both from this run's tensors
+        return hook
+
+    def remove(self):
+        for hook in self.hooks:
+            hook.remove()
+
+    def _abs(self):
+        if self.abs is None:
+            enc, (q, k) = self.encoder, (self.pos["q"], self.pos["k"])
+            bsz, length = q.size(0), q.size(1)
+            pos_q = q.view(bsz, length, enc.num_attention_heads, -1).transpose(1, 2) * enc.pos_scaling
+            pos_k = k.view(bsz, length, enc.num_attention_heads, -1).transpose(1, 2)
+            self.abs = torch.matmul(pos_q, pos_k.transpose(2, 3))
+        return self.abs
+
+    def _index(self):
+        if self.index is None:
+            enc = self.encoder
+            n, image = self.image_bias.last
+            text_len = self.image_bias.length
+            image_buckets = enc.image_rel_pos_table_list[0].weight.size(0)
+            zero_row = image_buckets + enc.token_rel_pos_table_list[0].weight.size(0)
+            text = enc.token_rp_bucket[:text_len, :text_len] + image_buckets
+            image = image.view(n, n)
+            top = torch.cat([image, image.new_full((n, 1), zero_row).expand(n, text_len)], 1)
+            bottom = torch.cat([text.new_full((1, 1), zero_row).expand(text_len, n), text], 1)
+            self.index = torch.cat([top, bottom], 0).reshape(-1)
+        return self.index
+
+    def layer_bias(self, idx, like):
+        """Layer `idx`'s bias, shaped as `like` (the bias modelscope assembled)."""
+        enc = self.encoder
+        real = 0 if enc.share_attn_bias else idx
+        image_table = enc.image_rel_pos_table_list[real].weight
+        text_table = enc.token_rel_pos_table_list[real].weight
+        table = torch.cat([image_table, text_table, image_table.new_zeros(1, image_table.size(1))], 0).t()
+        abs_bias = self._abs()
+        values = table.index_select(1, self._index()).reshape(1, *abs_bias.shape[1:])
+        bias = (abs_bias + values).reshape(like.shape)
+        if bias.shape != like.shape:
+            raise ValueError(f"_LookupBias: layer {idx}'s bias is {tuple(bias.shape)}, not {tuple(like.shape)}")
+        return bias
+
+
+class _LayerWithLookupBias(nn.Module):
+    """Stands in for an encoder layer while tracing: the layer, given `_LookupBias`'s bias."""
+
+    def __init__(self, layer, bias: _LookupBias, idx: int):
+        super().__init__()
+        self.layer, self.bias, self.idx = layer, bias, idx
+
+    def forward(self, hidden_states, attention_mask, output_attentions=False, attn_bias=None):
+        if attention_mask is not None or attn_bias is None:
+            raise ValueError("_LayerWithLookupBias: traced for a prompt without padding, with a bias")
+        return self.layer(hidden_states, attention_mask, output_attentions=output_attentions,
+                          attn_bias=self.bias.layer_bias(self.idx, attn_bias))
+
+
+class _FactoredCrossAttention(nn.Module):
+    """Stands in for a decoder layer's `cross_attn` while tracing: the same attention, with the
+    key and value projections moved from the encoder's positions to the few decoder queries.
+
+    modelscope projects every encoder position through `k_proj` and `v_proj`
+    (`[n, d_model] x [d_model, d_model]` twice a layer: 46 GFLOP a verdict for OFA-large over
+    916 positions) to be read by one query, the decoder's first step. Per head `h`, with `X` the
+    encoder's output, `W` a projection's `[head_dim, d_model]` rows for `h` and `b` their bias:
+    `q_h (X W_k^T + b_k)^T` is `(q_h W_k) X^T + q_h . b_k`, and because each row of the softmax
+    `P_h` sums to 1, `P_h (X W_v^T + b_v)` is `(P_h X) W_v^T + b_v`. So the graph computes
+    `u_h = q_h W_k` (`[t, d_model]`), the scores `u_h X^T`, and the weighted sum `P_h X` before
+    `W_v`: a few matrix-vector products instead of two full projections. The same maths to
+    rounding; the build's self-check compares the graph with modelscope's own module.
+    """
+
+    def __init__(self, attn):
+        super().__init__()
+        self.attn = attn
+
+    def forward(self, hidden_states, key_value_states=None, past_key_value=None, attention_mask=None,
+                output_attentions=False, attn_bias=None):
+        a = self.attn
+        if key_value_states is None or past_key_value is not None or output_attentions:
+            raise ValueError("_FactoredCrossAttention: only the first decoder step's cross-attention is factored")
+        bsz, tgt_len, embed_dim = hidden_states.size()
+        heads, head_dim = a.num_heads, a.head_dim
+        query = (a.q_proj(hidden_states) * a.scaling).view(bsz, tgt_len, heads, head_dim).transpose(1, 2)
+        keys = key_value_states.unsqueeze(1)  # [bsz, 1, n, d_model], shared by the heads
+        w_k = a.k_proj.weight.view(heads, head_dim, embed_dim)
+        scores = torch.matmul(torch.matmul(query, w_k), keys.transpose(-1, -2))  # [bsz, heads, t, n]
+        if a.k_proj.bias is not None:
+            scores = scores + torch.matmul(query, a.k_proj.bias.view(heads, head_dim, 1))
+        if attn_bias is not None:
+            scores = scores + attn_bias.view(bsz, heads, tgt_len, -1)
+        if attention_mask is not None:
+            scores = scores + attention_mask
+        probs = torch.softmax(scores, dim=-1)
+        w_v = a.v_proj.weight.view(heads, head_dim, embed_dim)
+        out = torch.matmul(torch.matmul(probs, keys), w_v.transpose(1, 2))  # [bsz, heads, t, head_dim]
+        if a.v_proj.bias is not None:
+            out = out + a.v_proj.bias.view(heads, 1, head_dim)
+        out = out.transpose(1, 2)  # [bsz, t, heads, head_dim]
+        if a.c_attn is not None:
+            out = out * a.c_attn.view(heads, 1)
+        return a.out_proj(out.reshape(bsz, tgt_len, embed_dim)), None, ()
+
+
 class swapped:
     """Context manager: `embed_images` -> identity and the output projection -> the answers' rows;
-    with `tracing`, also the image attention bias -> one constant-index lookup (the PyTorch
-    reference runs modelscope's own)."""
+    with `tracing`, also the image attention bias -> one constant-index lookup and the decoder's
+    cross-attention -> its factored form (the PyTorch reference runs modelscope's own)."""
 
     def __init__(self, model, answers: nn.Linear, tracing: bool = False):
         self.model, self.answers, self.tracing = model, answers, tracing
@@ -141,6 +285,11 @@ class swapped:
         self.model.decoder.output_projection = self.answers
         if self.tracing:
             encoder.get_image_rel_pos_bias = _ImageRelPosBias(encoder)
+            self.lookup = _LookupBias(encoder, encoder.get_image_rel_pos_bias)
+            for idx, layer in enumerate(encoder.layers):
+                encoder.layers[idx] = _LayerWithLookupBias(layer, self.lookup, idx)
+            for layer in self.model.decoder.layers:
+                layer.cross_attn = _FactoredCrossAttention(layer.cross_attn)
         return self
 
     def __exit__(self, *exc):
@@ -148,6 +297,11 @@ class swapped:
         encoder.embed_images, self.model.decoder.output_projection = self.saved
         if self.tracing:
             del encoder.get_image_rel_pos_bias  # the instance attribute: the class's method again
+            self.lookup.remove()
+            for idx, layer in enumerate(encoder.layers):
+                encoder.layers[idx] = layer.layer
+            for layer in self.model.decoder.layers:
+                layer.cross_attn = layer.cross_attn.attn
         return False
 
 
@@ -188,199 +342,15 @@ def bool_where_to_logic(path: Path):
     onnx.save(model, str(path))
 
 
-INT64_MAX = 2**63 - 1
-
-
-def _const_values(graph):
-    values = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    return values
-
-
-def _block_axes(indices: str, producer, values):
-    """The selection per axis of a `ScatterND` whose indices enumerate a block.
-
-    PyTorch traces an in-place update of a slice (`bias[:, :, -n:, -n:] += x`)
-    to `ScatterND(bias, indices, updates)` with indices built as the Cartesian
-    product of one index range per axis:
-    `Concat(Unsqueeze(Expand(Reshape(r_k, [-1, 1, ...])), -1) for each k)`,
-    where `r_k` is `Range(0, dim_k, 1)` (the whole axis) or
-    `Slice(Range(0, dim_k, 1), start, end, [0], [1])` (a contiguous part).
-    Returns `[None | (start, end)]` per axis (names of 1-D int64 tensors), or
-    None when the indices are anything else.
-    """
-    concat = producer.get(indices)
-    if concat is None or concat.op_type != "Concat":
-        return None
-    rank = len(concat.input)
-    axes = []
-    for k, part in enumerate(concat.input):
-        unsqueeze = producer.get(part)
-        if unsqueeze is None or unsqueeze.op_type != "Unsqueeze" or len(unsqueeze.input) != 2:
-            return None
-        if list(values.get(unsqueeze.input[1], [])) != [-1]:
-            return None
-        expand = producer.get(unsqueeze.input[0])
-        if expand is None or expand.op_type != "Expand":
-            return None
-        source = producer.get(expand.input[0])
-        if k < rank - 1:
-            if source is None or source.op_type != "Reshape":
-                return None
-            if list(values.get(source.input[1], [])) != [-1] + [1] * (rank - 1 - k):
-                return None
-            source = producer.get(source.input[0])
-        if source is None:
-            return None
-        selection = None
-        if source.op_type == "Slice":
-            if len(source.input) != 5 or list(values.get(source.input[3], [])) != [0] \
-                    or list(values.get(source.input[4], [])) != [1]:
-                return None
-            selection = (source.input[1], source.input[2])
-            source = producer.get(source.input[0])
-        if source is None or source.op_type != "Range":
-            return None
-        start, delta = values.get(source.input[0]), values.get(source.input[2])
-        if start is None or delta is None or int(start) != 0 or int(delta) != 1:
-            return None
-        axes.append(selection)
-    return axes
-
-
-def _signature(name, producer, values, memo):
-    """A digest of how a tensor is computed (ops, attributes, constants, inputs)."""
-    if name not in memo:
-        if name in values:
-            v = values[name]
-            parts = ("const", str(v.dtype), v.shape, hashlib.sha256(v.tobytes()).hexdigest())
-        elif name not in producer:
-            parts = ("input", name)
-        else:
-            node = producer[name]
-            attrs = sorted((a.name, repr(helper.get_attribute_value(a))) for a in node.attribute)
-            parts = (node.op_type, attrs, list(node.output).index(name),
-                     [_signature(i, producer, values, memo) for i in node.input])
-        memo[name] = hashlib.sha256(repr(parts).encode()).hexdigest()
-    return memo[name]
-
-
-def _reshaped_source(name, producer):
-    """The tensor under a chain of `Reshape`s and `Expand`s."""
-    while name in producer and producer[name].op_type in ("Reshape", "Expand"):
-        name = producer[name].input[0]
-    return name
-
-
-def drop_repeated_scatters(graph, producer, values):
-    """Drops the second of two `ScatterND`s that write the same block with the same values.
-
-    `bias[:, :, a:b, c:d] += x` traces to two writes: the in-place add into
-    the view (ScatterND A), then the assignment of that view back into the
-    same block (ScatterND B on A's output), with updates reshaped from the
-    same sum. B changes nothing; it is replaced by A's output. Only where B's
-    block is proved the same (the same computation of every bound) and both
-    updates are reshapes of the same tensor.
-    """
-    scatters = {node.output[0]: node for node in graph.node if node.op_type == "ScatterND"}
-    memo, dropped, nodes = {}, 0, []
-    for node in graph.node:
-        first = scatters.get(node.input[0]) if node.op_type == "ScatterND" else None
-        if first is not None:
-            blocks = [_block_axes(n.input[1], producer, values) for n in (first, node)]
-
-            def bounds(block):
-                return [sel and tuple(_signature(t, producer, values, memo) for t in sel) for sel in block]
-
-            same = None not in blocks and bounds(blocks[0]) == bounds(blocks[1])
-            if same and _reshaped_source(first.input[2], producer) == _reshaped_source(node.input[2], producer):
-                nodes.append(helper.make_node("Identity", [first.output[0]], list(node.output),
-                                              name=node.name or node.output[0]))
-                dropped += 1
-                continue
-        nodes.append(node)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    return dropped
-
-
-def scatter_blocks_to_slices(path: Path):
-    """Rewrites each `ScatterND` that writes a contiguous block as slices and a concat.
-
-    OFA's encoder adds its relative position biases into the attention bias in
-    place, a text block and an image block per layer, which the tracer turns
-    into 48 `ScatterND`s whose index tensors hold one 4-tuple per element: for
-    the 16 x 900 x 900 image block, 414 MB of int64 built and read per op and
-    run. The same result is the block of `updates` with the untouched parts
-    of `data` around it: along each sliced axis k (from the first),
-    `Concat(data[.., :start], inner, data[.., end:], axis=k)`. Exact for every
-    input: only where the indices are proven to be such a block (see
-    `_block_axes`); the build's self-check then compares the graph with
-    PyTorch.
-    """
+def drop_unused(path: Path):
+    """Removes what no output reads: modelscope's own assembly of the encoder's attention bias,
+    traced beside `_LookupBias`'s (see there), and everything only it used."""
     model = onnx.load(str(path))
-    graph = model.graph
-    producer = {out: node for node in graph.node for out in node.output}
-    values = _const_values(graph)
-    dropped = drop_repeated_scatters(graph, producer, values)
-    producer = {out: node for node in graph.node for out in node.output}
-    zero = "scatter_blocks/zero"
-    extra = [helper.make_node("Constant", [], [zero], name=zero,
-                              value=numpy_helper.from_array(np.array([0], dtype=np.int64)))]
-    axis_consts = {}
-
-    def axis_const(k):
-        if k not in axis_consts:
-            name = f"scatter_blocks/axis_{k}"
-            extra.append(helper.make_node("Constant", [], [name], name=name,
-                                          value=numpy_helper.from_array(np.array([k], dtype=np.int64))))
-            axis_consts[k] = name
-        return axis_consts[k]
-
-    nodes, rewritten = [], 0
-    for node in graph.node:
-        axes = _block_axes(node.input[1], producer, values) if node.op_type == "ScatterND" else None
-        reduction = [a for a in node.attribute if a.name == "reduction"]
-        if axes is None or (reduction and helper.get_attribute_value(reduction[0]) not in (b"none", "none")):
-            nodes.append(node)
-            continue
-        base = node.name or node.output[0]
-        data, updates = node.input[0], node.input[2]
-        sliced = [(k, sel) for k, sel in enumerate(axes) if sel is not None]
-
-        def place(region, depth):
-            if depth == len(sliced):
-                return updates
-            k, (start, stop) = sliced[depth]
-            ax = axis_const(k)
-            names = [f"{base}/blk{depth}_{part}" for part in ("before", "mid", "after", "out", "shape", "dim")]
-            # The axis' length, as a 1-D tensor: the end of `after`, and of the
-            # block where the trace wrote INT64_MAX ("to the end").
-            nodes.append(helper.make_node("Shape", [region], [names[4]], name=names[4]))
-            nodes.append(helper.make_node("Slice", [names[4], ax, axis_const(k + 1)], [names[5]], name=names[5]))
-            if int(np.asarray(values.get(stop, [0])).reshape(-1)[0]) == INT64_MAX:
-                stop = names[5]
-            nodes.append(helper.make_node("Slice", [region, zero, start, ax], [names[0]], name=names[0]))
-            nodes.append(helper.make_node("Slice", [region, start, stop, ax], [names[1]], name=names[1]))
-            nodes.append(helper.make_node("Slice", [region, stop, names[5], ax], [names[2]], name=names[2]))
-            inner = place(names[1], depth + 1)
-            out = node.output[0] if depth == 0 else names[3]
-            nodes.append(helper.make_node("Concat", [names[0], inner, names[2]], [out], name=names[3], axis=k))
-            return out
-
-        if sliced:
-            place(data, 0)
-        else:
-            nodes.append(helper.make_node("Identity", [updates], list(node.output), name=base))
-        rewritten += 1
-    del graph.node[:]
-    graph.node.extend(extra + nodes)
-    _drop_unused(graph)
+    before = len(model.graph.node)
+    _drop_unused(model.graph)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
-    return rewritten, dropped
+    return before - len(model.graph.node)
 
 
 def _drop_unused(graph):
@@ -419,7 +389,7 @@ def export(model, size: int, answer_ids, bos_id, expand_mask, out: Path, sample_
                 opset_version=OPSET, dynamo=False, do_constant_folding=True,
             )
     bool_where_to_logic(out / "entailment.onnx")
-    scatter_blocks_to_slices(out / "entailment.onnx")
+    drop_unused(out / "entailment.onnx")
     return list(features.shape)
 
 
