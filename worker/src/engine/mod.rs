@@ -12,8 +12,7 @@
 //!   alpha, the memory budget); `image_preprocess` (crop or stretch, resize,
 //!   normalise), `texts` (sentence and premise checks);
 //! - tract: `onnx_graph` (graphs planned for fixed or symbolic shapes),
-//!   `scatter_nd` (an exact, fast ScatterND swapped into plans), `threads`
-//!   (how many cores one inference uses), `profile` (where one run of a plan
+//!   `threads` (how many cores one inference uses), `profile` (where one run of a plan
 //!   spends its time, node by node: `verdict-worker bench --profile`),
 //!   `image_encoder` and `text_encoder` (the default kind's graphs);
 //! - `bounded_cache` (LRU caches by image hash or text), `error` (a job's
@@ -30,7 +29,6 @@ pub mod ofa_ve;
 pub mod onnx_graph;
 pub mod pack;
 pub mod profile;
-mod scatter_nd;
 pub mod text_encoder;
 pub mod texts;
 pub mod threads;

@@ -6,10 +6,9 @@
 //! own packed copy of the weights, so a graph too large to plan many times (an
 //! OFA encoder-decoder) is planned once with a symbolic dimension instead
 //! ([`Graph::into_plan`]), which tract binds to the actual length at
-//! each run. In every plan, tract's slow `ScatterNd` is swapped for an exact,
-//! fast one (see `scatter_nd.rs`). Before planning, the graph's inputs and
-//! output are checked against what the manifest promises, so a pack holding
-//! the wrong graph fails at start-up with the file's name.
+//! each run. Before planning, the graph's inputs and output are checked
+//! against what the manifest promises, so a pack holding the wrong graph fails
+//! at start-up with the file's name.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +16,7 @@ use std::time::Instant;
 
 use tract_onnx::prelude::*;
 
-use super::{LoadError, scatter_nd};
+use super::LoadError;
 
 /// A runnable, optimised plan.
 pub type Plan = Arc<TypedRunnableModel>;
@@ -187,7 +186,6 @@ fn plan_model(
     let decluttered_in = started.elapsed();
     typed.optimize().map_err(cannot)?;
     let optimized_in = started.elapsed();
-    scatter_nd::replace(&mut typed).map_err(cannot)?;
     let plan = typed.into_runnable().map_err(cannot)?;
     tracing::debug!(
         graph = %path.display(),
