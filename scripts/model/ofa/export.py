@@ -156,6 +156,7 @@ class _LookupBias:
             raise ValueError("_LookupBias: an encoder without an absolute position bias is not supported")
         self.encoder, self.image_bias = encoder, image_bias
         self.pos = {}
+        self.abs, self.index = None, None  # built at the first layer of each run
         self.hooks = [
             encoder.pos_q_linear.register_forward_hook(self._keep("q")),
             encoder.pos_k_linear.register_forward_hook(self._keep("k")),
@@ -203,10 +204,10 @@ class _LookupBias:
         table = torch.cat([image_table, text_table, image_table.new_zeros(1, image_table.size(1))], 0).t()
         abs_bias = self._abs()
         values = table.index_select(1, self._index()).reshape(1, *abs_bias.shape[1:])
-        bias = (abs_bias + values).reshape(like.shape)
-        if bias.shape != like.shape:
-            raise ValueError(f"_LookupBias: layer {idx}'s bias is {tuple(bias.shape)}, not {tuple(like.shape)}")
-        return bias
+        bias = abs_bias + values
+        if bias.shape[-2:] != like.shape[-2:] or bias.numel() != like.numel():
+            raise ValueError(f"_LookupBias: layer {idx}'s bias is {tuple(bias.shape)}, modelscope's {tuple(like.shape)}")
+        return bias.reshape(like.shape)
 
 
 class _LayerWithLookupBias(nn.Module):
