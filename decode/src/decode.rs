@@ -19,12 +19,14 @@
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use image::metadata::Orientation;
 use image::{
     DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, Rgb, RgbImage, Rgba,
 };
 use verdict_shared::limits::{DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS};
 
 use crate::DecodeError;
+use crate::jpeg_dc;
 use crate::jpeg_entropy;
 use crate::jpeg_scan;
 use crate::memory_budget;
@@ -67,6 +69,10 @@ pub struct DecodedImage {
     pub format: ImageFormat,
     /// Whether an EXIF orientation other than "upright" was applied.
     pub reoriented: bool,
+    /// The file's picture was reduced by this factor while decoding (1: full
+    /// size; 8: a JPEG read from its DC coefficients, see
+    /// [`decode_scaled`]).
+    pub reduced_by: u32,
 }
 
 /// The formats this worker decodes (the `image` features it is built with).
@@ -79,8 +85,32 @@ const SUPPORTED: &[ImageFormat] = &[
     ImageFormat::Tiff,
 ];
 
-/// Decodes `bytes` into upright 8-bit RGB, within `limits`.
+/// Decodes `bytes` into upright 8-bit RGB, within `limits`, at full size.
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, DecodeError> {
+    decode_inner(bytes, limits, None)
+}
+
+/// Decodes `bytes` as [`decode`] does, except that a JPEG whose picture at
+/// 1/8 scale still has a short side of at least `min_short_side` comes back
+/// at that scale, read from its DC coefficients without decoding its pixels
+/// (`jpeg_dc`; `reduced_by` is 8): for a model that sees a few hundred
+/// pixels of a 12-megapixel photo, that is the same picture at a small part
+/// of the cost. Every check of [`decode`] applies (the pixel cap is on the
+/// file's own size); other formats, and JPEGs that are small or unusual, are
+/// decoded in full.
+pub fn decode_scaled(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    min_short_side: u32,
+) -> Result<DecodedImage, DecodeError> {
+    decode_inner(bytes, limits, Some(min_short_side))
+}
+
+fn decode_inner(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    min_short_side: Option<u32>,
+) -> Result<DecodedImage, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -113,7 +143,24 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, Decod
             &*stripped.0
         }
         ImageFormat::Jpeg => {
-            check_jpeg_layout(bytes)?;
+            let layout = check_jpeg_layout(bytes)?;
+            if let Some(min) = min_short_side
+                && layout.width.min(layout.height) / 8 >= min.max(1)
+            {
+                check_pixels(layout.width, layout.height, limits)?;
+                // The same guard as the decoders' below: a panic is a decode
+                // error, never a lost worker.
+                let eighth =
+                    catch_unwind(AssertUnwindSafe(|| jpeg_dc::eighth_scale(bytes, &layout)))
+                        .map_err(|_| {
+                            DecodeError::Invalid("the JPEG's data could not be read".into())
+                        })?;
+                if let Some((coverage, rgb)) = eighth {
+                    check_coverage(coverage, &layout)?;
+                    return Ok(upright_eighth(bytes, &layout, rgb));
+                }
+            }
+            check_coverage_of_first_scan(bytes, &layout)?;
             bytes
         }
         _ => bytes,
@@ -131,7 +178,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedImage, Decod
 
 /// Refuses a JPEG whose markers show it cannot hold its picture, before
 /// anything is allocated for it.
-fn check_jpeg_layout(bytes: &[u8]) -> Result<(), DecodeError> {
+fn check_jpeg_layout(bytes: &[u8]) -> Result<jpeg_scan::JpegLayout, DecodeError> {
     let layout = jpeg_scan::layout(bytes)
         .map_err(|message| DecodeError::Invalid(format!("invalid JPEG data: {message}")))?;
     if layout.scans == 0 || !layout.has_end {
@@ -157,8 +204,26 @@ fn check_jpeg_layout(bytes: &[u8]) -> Result<(), DecodeError> {
             layout.scans
         )));
     }
-    let coverage = jpeg_entropy::first_scan_coverage(bytes, &layout);
-    if let Some(coverage) = coverage.filter(|c| !c.is_complete()) {
+    Ok(layout)
+}
+
+/// Refuses a JPEG whose first scan ends before its last block (when the walk
+/// concludes).
+fn check_coverage_of_first_scan(
+    bytes: &[u8],
+    layout: &jpeg_scan::JpegLayout,
+) -> Result<(), DecodeError> {
+    match jpeg_entropy::first_scan_coverage(bytes, layout) {
+        Some(coverage) => check_coverage(coverage, layout),
+        None => Ok(()),
+    }
+}
+
+fn check_coverage(
+    coverage: jpeg_entropy::Coverage,
+    layout: &jpeg_scan::JpegLayout,
+) -> Result<(), DecodeError> {
+    if !coverage.is_complete() {
         return Err(DecodeError::Truncated(format!(
             "the JPEG's data ends after {} of the {} coded units its {}x{} header calls for: \
              about {}% of the picture is missing",
@@ -168,6 +233,36 @@ fn check_jpeg_layout(bytes: &[u8]) -> Result<(), DecodeError> {
             layout.height,
             100 - coverage.coded * 100 / coverage.expected.max(1)
         )));
+    }
+    Ok(())
+}
+
+/// The 1/8 picture of a JPEG, turned upright by its Exif orientation.
+fn upright_eighth(bytes: &[u8], layout: &jpeg_scan::JpegLayout, rgb: RgbImage) -> DecodedImage {
+    let orientation = layout
+        .exif
+        .clone()
+        .and_then(|range| bytes.get(range))
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms);
+    let mut image = DynamicImage::ImageRgb8(rgb);
+    image.apply_orientation(orientation);
+    DecodedImage {
+        rgb: image.into_rgb8(),
+        format: ImageFormat::Jpeg,
+        reoriented: orientation != Orientation::NoTransforms,
+        reduced_by: 8,
+    }
+}
+
+/// Refuses an image of more pixels than `limits` allow.
+fn check_pixels(width: u32, height: u32, limits: &DecodeLimits) -> Result<(), DecodeError> {
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(DecodeError::TooLarge {
+            width,
+            height,
+            max_pixels: limits.max_pixels,
+        });
     }
     Ok(())
 }
@@ -195,13 +290,7 @@ fn decode_checked(
         )));
     }
     let pixels = u64::from(width) * u64::from(height);
-    if pixels > limits.max_pixels {
-        return Err(DecodeError::TooLarge {
-            width,
-            height,
-            max_pixels: limits.max_pixels,
-        });
-    }
+    check_pixels(width, height, limits)?;
     if let Some(spare) = spare {
         let needed = memory_budget::decode_cost(decoder.total_bytes(), pixels);
         if needed > spare {
@@ -213,16 +302,15 @@ fn decode_checked(
             });
         }
     }
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| map_error(e, format))?;
-    let reoriented = orientation != image::metadata::Orientation::NoTransforms;
+    let reoriented = orientation != Orientation::NoTransforms;
     image.apply_orientation(orientation);
     Ok(DecodedImage {
         rgb: to_rgb8(image),
         format,
         reoriented,
+        reduced_by: 1,
     })
 }
 
@@ -417,5 +505,71 @@ mod tests {
             &Rgb([255, 255, 255]),
             "transparent is white"
         );
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures/bad")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn a_large_enough_jpeg_is_read_at_an_eighth_and_turned_upright() {
+        let limits = DecodeLimits::default();
+        let bytes = fixture("exif-rotated.jpg");
+        let full = decode(&bytes, &limits).unwrap();
+        assert_eq!((full.rgb.dimensions(), full.reduced_by), ((300, 200), 1));
+        // 200 x 300 stored: an eighth is 25 x 38, a quarter turn makes it
+        // 38 x 25.
+        let eighth = decode_scaled(&bytes, &limits, 25).unwrap();
+        assert_eq!((eighth.rgb.dimensions(), eighth.reduced_by), ((38, 25), 8));
+        assert!(eighth.reoriented);
+        // Each pixel is about its block's mean in the upright full decode.
+        // The stored picture's last block row (4 pixels high: 300 = 37 x 8
+        // + 4) turned into the first column, so upright column x covers
+        // pixels 8x - 4 to 8x + 4.
+        let mut total = 0u64;
+        for (x, y, p) in eighth.rgb.enumerate_pixels().filter(|(x, _, _)| *x >= 1) {
+            for c in 0..3 {
+                let mut sum = 0u32;
+                for dy in 0..8 {
+                    for dx in 0..8 {
+                        sum += u32::from(full.rgb.get_pixel(x * 8 - 4 + dx, y * 8 + dy)[c]);
+                    }
+                }
+                total += u64::from((sum / 64).abs_diff(u32::from(p[c])));
+            }
+        }
+        // A few grey levels: the file is 4:2:0, and its chroma at 1/8 is one
+        // value per 16 x 16 pixels where the decoder blends it smoothly.
+        let mean = total as f64 / (37.0 * 25.0 * 3.0);
+        assert!(mean < 6.0, "{mean}");
+        // Not when the eighth would be smaller than asked for.
+        assert_eq!(decode_scaled(&bytes, &limits, 26).unwrap().reduced_by, 1);
+    }
+
+    #[test]
+    fn the_eighth_keeps_every_check_of_the_full_decode() {
+        let limits = DecodeLimits::default();
+        for name in ["cut-reended.jpg", "lying-header.jpg", "truncated.jpg"] {
+            let err = decode_scaled(&fixture(name), &limits, 1).unwrap_err();
+            assert_eq!(err.code(), "image_truncated", "{name}: {err}");
+        }
+        let small = DecodeLimits {
+            max_pixels: 10_000,
+            ..limits
+        };
+        let err = decode_scaled(&fixture("exif-rotated.jpg"), &small, 1).unwrap_err();
+        assert!(matches!(err, DecodeError::TooLarge { .. }), "{err}");
+        // CMYK is not read from its DCs: decoded in full, as before.
+        let cmyk = decode_scaled(&fixture("cmyk.jpg"), &limits, 1).unwrap();
+        assert_eq!(cmyk.reduced_by, 1);
+        // Nor is any other format.
+        let png = encode(
+            DynamicImage::ImageRgb8(RgbImage::new(64, 64)),
+            ImageFormat::Png,
+        );
+        assert_eq!(decode_scaled(&png, &limits, 1).unwrap().reduced_by, 1);
     }
 }

@@ -20,7 +20,7 @@
 
 use std::ops::Range;
 
-use crate::jpeg_scan::JpegLayout;
+use crate::jpeg_scan::{Component, JpegLayout};
 
 /// How far the first scan's data reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,94 +40,198 @@ impl Coverage {
 /// The coverage of the first scan of `file` (whose markers `layout` read), or
 /// `None` when the walk cannot conclude.
 pub fn first_scan_coverage(file: &[u8], layout: &JpegLayout) -> Option<Coverage> {
-    // Huffman-coded DCT frames only: baseline, extended, progressive.
-    let (width, height) = (layout.width, layout.height);
-    let scan = layout.first_scan.as_ref()?;
-    let frame_marker = layout.frame_marker?;
-    if !matches!(frame_marker, 0xC0..=0xC2) || width == 0 || height == 0 {
-        return None;
-    }
-    let tables = Tables::parse(file, &scan.tables)?;
-    let header = file.get(scan.header.clone())?;
-    let count = usize::from(*header.first()?);
-    if count == 0 || header.len() < 1 + 2 * count + 3 {
-        return None;
-    }
-    let (ss, se, a) = (
-        header[1 + 2 * count],
-        header[2 + 2 * count],
-        header[3 + 2 * count],
-    );
-    let progressive = frame_marker == 0xC2;
-    let dc_only = match (progressive, ss, se, a >> 4) {
-        (false, 0, 63, _) => false,
-        // A first DC scan (not a refinement).
-        (true, 0, 0, 0) => true,
-        _ => return None,
-    };
-    let h_max = layout.components.iter().map(|c| c.1).max()?.max(1);
-    let v_max = layout.components.iter().map(|c| c.2).max()?.max(1);
-    let mut members = Vec::with_capacity(count);
-    for pair in header[1..1 + 2 * count].chunks_exact(2) {
-        let &(_, h, v) = layout.components.iter().find(|c| c.0 == pair[0])?;
-        let dc = tables.dc.get(usize::from(pair[1] >> 4))?.as_ref()?;
-        let ac = if dc_only {
-            None
-        } else {
-            Some(tables.ac.get(usize::from(pair[1] & 0x0F))?.as_ref()?)
-        };
-        members.push((h.max(1), v.max(1), dc, ac));
-    }
-    let (w, h) = (u64::from(width), u64::from(height));
-    let (expected, blocks_per_mcu): (u64, Vec<u64>) = if members.len() == 1 {
-        // One component: its blocks in raster order, one an MCU.
-        let (ch, cv) = (u64::from(members[0].0), u64::from(members[0].1));
-        let cw = (w * ch).div_ceil(u64::from(h_max));
-        let c_h = (h * cv).div_ceil(u64::from(v_max));
-        (cw.div_ceil(8) * c_h.div_ceil(8), vec![1])
-    } else {
-        let mcus = w.div_ceil(8 * u64::from(h_max)) * h.div_ceil(8 * u64::from(v_max));
-        (
-            mcus,
-            members
-                .iter()
-                .map(|m| u64::from(m.0) * u64::from(m.1))
-                .collect(),
-        )
-    };
-    let mut bits = Bits::new(file, scan.data.clone());
-    let interval = u64::from(scan.restart_interval);
-    let mut coded = 0u64;
-    'mcus: while coded < expected {
-        if interval > 0 && coded > 0 && coded.is_multiple_of(interval) {
-            match bits.restart() {
-                Restart::Found => {}
-                Restart::End => break 'mcus,
-                Restart::Missing => return None,
-            }
+    FirstScanPlan::new(file, layout)?.walk(file, |_| {})
+}
+
+/// One component of the first scan, as the walk reads it.
+pub(crate) struct ScanMember {
+    /// Its index in the frame's components.
+    pub component: usize,
+    /// Its sampling factors (at least 1).
+    pub h: u8,
+    pub v: u8,
+    dc: Huffman,
+    ac: Option<Huffman>,
+}
+
+/// One block's DC coefficient, as the walk hands it out.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DcBlock {
+    /// Which member of the scan (index into [`FirstScanPlan::members`]).
+    pub member: usize,
+    /// The column and row of the MCU it belongs to (in a single-component
+    /// scan, of the block itself).
+    pub mcu_x: u32,
+    pub mcu_y: u32,
+    /// Its column and row among the member's blocks of the MCU (`h` x `v`
+    /// of them; one in a single-component scan).
+    pub block_x: u8,
+    pub block_y: u8,
+    /// The quantised DC coefficient (the scan's point transform not undone).
+    pub dc: i32,
+}
+
+/// What walking the first scan needs, read from its header and tables.
+pub(crate) struct FirstScanPlan {
+    pub members: Vec<ScanMember>,
+    /// The point transform (successive approximation low bit): coefficients
+    /// are coded shifted right by it.
+    pub point_transform: u8,
+    /// MCUs the frame's size calls for.
+    pub expected: u64,
+    /// MCUs a row.
+    pub mcus_per_row: u32,
+    restart_interval: u64,
+    data: Range<usize>,
+}
+
+impl FirstScanPlan {
+    /// The plan for the first scan of a Huffman-coded DCT frame (baseline,
+    /// extended, progressive), or `None` for anything the walk does not
+    /// follow.
+    pub fn new(file: &[u8], layout: &JpegLayout) -> Option<FirstScanPlan> {
+        let (width, height) = (layout.width, layout.height);
+        let scan = layout.first_scan.as_ref()?;
+        let frame_marker = layout.frame_marker?;
+        if !matches!(frame_marker, 0xC0..=0xC2) || width == 0 || height == 0 {
+            return None;
         }
-        for (member, &blocks) in members.iter().zip(&blocks_per_mcu) {
-            for _ in 0..blocks {
-                match block(&mut bits, member.2, member.3) {
-                    Step::Done => {}
-                    Step::OutOfData => break 'mcus,
-                    Step::Invalid => return None,
+        let tables = Tables::parse(file, &scan.tables)?;
+        let header = file.get(scan.header.clone())?;
+        let count = usize::from(*header.first()?);
+        if count == 0 || header.len() < 1 + 2 * count + 3 {
+            return None;
+        }
+        let (ss, se, a) = (
+            header[1 + 2 * count],
+            header[2 + 2 * count],
+            header[3 + 2 * count],
+        );
+        let progressive = frame_marker == 0xC2;
+        let dc_only = match (progressive, ss, se, a >> 4) {
+            (false, 0, 63, _) => false,
+            // A first DC scan (not a refinement).
+            (true, 0, 0, 0) => true,
+            _ => return None,
+        };
+        let (h_max, v_max) = layout.max_sampling();
+        let mut members = Vec::with_capacity(count);
+        for pair in header[1..1 + 2 * count].chunks_exact(2) {
+            let component = layout.components.iter().position(|c| c.id == pair[0])?;
+            let Component { h, v, .. } = layout.components[component];
+            let dc = tables.dc.get(usize::from(pair[1] >> 4))?.clone()?;
+            let ac = if dc_only {
+                None
+            } else {
+                Some(tables.ac.get(usize::from(pair[1] & 0x0F))?.clone()?)
+            };
+            members.push(ScanMember {
+                component,
+                h: h.max(1),
+                v: v.max(1),
+                dc,
+                ac,
+            });
+        }
+        let (w, h) = (u64::from(width), u64::from(height));
+        let (columns, rows) = if let [only] = members.as_slice() {
+            // One component: its blocks in raster order, one an MCU.
+            let cw = (w * u64::from(only.h)).div_ceil(u64::from(h_max));
+            let c_h = (h * u64::from(only.v)).div_ceil(u64::from(v_max));
+            (cw.div_ceil(8), c_h.div_ceil(8))
+        } else {
+            (
+                w.div_ceil(8 * u64::from(h_max)),
+                h.div_ceil(8 * u64::from(v_max)),
+            )
+        };
+        Some(FirstScanPlan {
+            members,
+            point_transform: a & 0x0F,
+            expected: columns * rows,
+            // At most 65535 (a frame's width).
+            mcus_per_row: u32::try_from(columns).ok()?,
+            restart_interval: u64::from(scan.restart_interval),
+            data: scan.data.clone(),
+        })
+    }
+
+    /// Columns and rows of blocks in one MCU of `member`: one block in a
+    /// single-component scan.
+    pub fn blocks_per_mcu(&self, member: usize) -> (u8, u8) {
+        if self.members.len() == 1 {
+            (1, 1)
+        } else {
+            let m = &self.members[member];
+            (m.h, m.v)
+        }
+    }
+
+    /// Walks the scan's data, handing each block's DC coefficient to
+    /// `on_dc`, and says how far it reaches (`None`: the walk cannot
+    /// conclude).
+    pub fn walk(&self, file: &[u8], mut on_dc: impl FnMut(DcBlock)) -> Option<Coverage> {
+        let blocks_per_mcu: Vec<(u8, u8)> = (0..self.members.len())
+            .map(|m| self.blocks_per_mcu(m))
+            .collect();
+        let mut predictions = vec![0i32; self.members.len()];
+        let mut bits = Bits::new(file, self.data.clone());
+        let interval = self.restart_interval;
+        let mut coded = 0u64;
+        let (mut mcu_x, mut mcu_y) = (0u32, 0u32);
+        'mcus: while coded < self.expected {
+            if interval > 0 && coded > 0 && coded.is_multiple_of(interval) {
+                match bits.restart() {
+                    Restart::Found => predictions.fill(0),
+                    Restart::End => break 'mcus,
+                    Restart::Missing => return None,
                 }
             }
+            for (member, (m, &(columns, rows))) in
+                self.members.iter().zip(&blocks_per_mcu).enumerate()
+            {
+                for block_y in 0..rows {
+                    for block_x in 0..columns {
+                        match block(&mut bits, &m.dc, m.ac.as_ref()) {
+                            Step::Done(diff) => {
+                                predictions[member] = predictions[member].wrapping_add(diff);
+                                on_dc(DcBlock {
+                                    member,
+                                    mcu_x,
+                                    mcu_y,
+                                    block_x,
+                                    block_y,
+                                    dc: predictions[member],
+                                });
+                            }
+                            Step::OutOfData => break 'mcus,
+                            Step::Invalid => return None,
+                        }
+                    }
+                }
+            }
+            coded += 1;
+            mcu_x += 1;
+            if mcu_x == self.mcus_per_row {
+                (mcu_x, mcu_y) = (0, mcu_y + 1);
+            }
         }
-        coded += 1;
+        Some(Coverage {
+            coded,
+            expected: self.expected,
+        })
     }
-    Some(Coverage { coded, expected })
 }
 
 enum Step {
-    Done,
+    /// A whole block, with its DC difference.
+    Done(i32),
     OutOfData,
     Invalid,
 }
 
 /// One block: the DC difference and, unless `ac` is `None`, the AC run-length
-/// codes up to end-of-block or the 63rd coefficient.
+/// codes up to end-of-block or the 63rd coefficient (skipped unread).
 fn block(bits: &mut Bits, dc: &Huffman, ac: Option<&Huffman>) -> Step {
     let Some(category) = dc.decode(bits) else {
         return bits.failure();
@@ -135,14 +239,19 @@ fn block(bits: &mut Bits, dc: &Huffman, ac: Option<&Huffman>) -> Step {
     if category > 16 {
         return Step::Invalid;
     }
-    if !bits.skip(u32::from(category)) {
+    let Some(diff) = bits.signed(u32::from(category)) else {
         return Step::OutOfData;
-    }
+    };
     let Some(ac) = ac else {
-        return Step::Done;
+        return Step::Done(diff);
     };
     let mut k = 1u32;
     while k < 64 {
+        k = skip_ac_steps(bits, ac, k);
+        if k >= 64 {
+            break;
+        }
+        // The next code did not fit a step: read it alone.
         let Some(rs) = ac.decode(bits) else {
             return bits.failure();
         };
@@ -164,7 +273,48 @@ fn block(bits: &mut Bits, dc: &Huffman, ac: Option<&Huffman>) -> Step {
         }
         k += 1;
     }
-    Step::Done
+    Step::Done(diff)
+}
+
+/// Steps over the AC codes of a block from coefficient `k` on by
+/// [`Huffman::ac_steps`], as long as they fit; returns where the block stands
+/// (64 or more: it ended).
+fn skip_ac_steps(bits: &mut Bits, ac: &Huffman, mut k: u32) -> u32 {
+    let Some(steps) = ac.ac_steps.as_deref() else {
+        return k;
+    };
+    // The reader's state in locals, so the loop keeps it in registers.
+    let (mut buffer, mut count) = (bits.buffer, bits.count);
+    while k < 64 {
+        if count < 32 {
+            (bits.buffer, bits.count) = (buffer, count);
+            bits.fill();
+            (buffer, count) = (bits.buffer, bits.count);
+        }
+        // `fill` pads past the data's end with 1-bits, so the top bits are
+        // the lookup's however few are left.
+        let step = steps[(buffer >> (64 - AC_BITS)) as usize];
+        let length = u32::from(step & 0x0F);
+        // At the data's end the padding may fill the lookup: the code-by-code
+        // read tells out-of-data from invalid exactly.
+        if step == 0 || length > count {
+            break;
+        }
+        let advance = u32::from(step >> 4 & 0x7F);
+        let limit = if step & AcStep::STRICT != 0 { 63 } else { 64 };
+        if step & AcStep::CHECK != 0 && k + advance > limit {
+            break;
+        }
+        buffer <<= length;
+        count -= length;
+        if step & AcStep::END != 0 {
+            k = 64;
+            break;
+        }
+        k += advance;
+    }
+    (bits.buffer, bits.count) = (buffer, count);
+    k
 }
 
 /// The DC and AC Huffman tables (four of each) defined before the scan.
@@ -187,7 +337,7 @@ impl Tables {
                 let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
                 let symbols = rest.get(17..17 + total)?;
                 let slot = usize::from(class_id & 0x0F);
-                let table = Some(Huffman::new(&counts, symbols)?);
+                let table = Some(Huffman::new(&counts, symbols, class_id >> 4 == 1)?);
                 match class_id >> 4 {
                     0 => *tables.dc.get_mut(slot)? = table,
                     1 => *tables.ac.get_mut(slot)? = table,
@@ -200,12 +350,24 @@ impl Tables {
     }
 }
 
+/// Bits a code is looked up by at once (longer codes are read by length).
+const FAST_BITS: u32 = 10;
+
+/// Bits an AC table's steps are looked up by: up to two codes with their
+/// coefficients' bits in one step (see [`AcStep`]).
+const AC_BITS: u32 = 12;
+
 /// A canonical Huffman table (JPEG's: code lengths 1 to 16, as in annex C of
-/// ITU T.81), decoded with an 8-bit lookup and bit by bit beyond.
+/// ITU T.81), decoded with a `FAST_BITS` lookup and by length beyond.
+#[derive(Clone)]
 struct Huffman {
-    /// For each 8-bit prefix: (code length, symbol), length 0 when the code
-    /// is longer than 8 bits.
-    fast: [(u8, u8); 256],
+    /// For each `FAST_BITS` prefix: code length << 8 | symbol; 0 when the
+    /// code is longer.
+    fast: Box<[u16; 1 << FAST_BITS]>,
+    /// An AC table's steps: for each `AC_BITS` prefix, how to step over the
+    /// codes and coefficient bits that lie wholly inside it ([`AcStep`]); 0
+    /// where not even one does. `None` for a DC table.
+    ac_steps: Option<Box<[u16; 1 << AC_BITS]>>,
     /// The largest code of each length (-1 for none), and where its symbols
     /// start.
     max_code: [i32; 17],
@@ -213,32 +375,61 @@ struct Huffman {
     symbols: Vec<u8>,
 }
 
+/// An entry of [`Huffman::ac_steps`]: one or two AC codes, each with its
+/// coefficient's bits. Low 4 bits: the bits they take; next 7: how far they
+/// move along the block (a coefficient: its run + 1; a run of 16 zeros: 16;
+/// end-of-block: 0); then the flags.
+///
+/// The walk takes a step only when it is sure to read the codes as the
+/// code-by-code walk would: the block must not end inside the step (with
+/// `CHECK`, the move must keep within the 64 coefficients; with `STRICT`, the
+/// block's end-of-block must come before its 64th coefficient). Otherwise it
+/// reads the next code alone.
+struct AcStep;
+
+impl AcStep {
+    const CHECK: u16 = 1 << 11;
+    const END: u16 = 1 << 12;
+    const STRICT: u16 = 1 << 13;
+
+    /// What one AC symbol does: (advance, is a coefficient, ends the block).
+    fn kind(symbol: u8) -> (u32, bool, bool) {
+        match (symbol >> 4, symbol & 0x0F) {
+            (15, 0) => (16, false, false),
+            (_, 0) => (0, false, true),
+            (run, _) => (u32::from(run) + 1, true, false),
+        }
+    }
+}
+
 impl Huffman {
-    fn new(counts: &[u8; 16], symbols: &[u8]) -> Option<Huffman> {
+    fn new(counts: &[u8; 16], symbols: &[u8], ac: bool) -> Option<Huffman> {
         let mut table = Huffman {
-            fast: [(0, 0); 256],
+            fast: Box::new([0; 1 << FAST_BITS]),
+            ac_steps: None,
             max_code: [-1; 17],
             offset: [0; 17],
             symbols: symbols.to_vec(),
         };
         let mut code = 0i32;
         let mut k = 0usize;
-        for length in 1..=16usize {
-            let n = usize::from(counts[length - 1]);
-            table.offset[length] = k as i32 - code;
+        for length in 1..=16u32 {
+            let n = usize::from(counts[length as usize - 1]);
+            table.offset[length as usize] = k as i32 - code;
             for _ in 0..n {
-                if length <= 8 {
-                    let shift = 8 - length;
+                let symbol = *symbols.get(k)?;
+                if length <= FAST_BITS {
+                    let shift = FAST_BITS - length;
                     let first = (code as usize) << shift;
                     for prefix in first..first + (1 << shift) {
-                        *table.fast.get_mut(prefix)? = (length as u8, symbols[k]);
+                        *table.fast.get_mut(prefix)? = (length as u16) << 8 | u16::from(symbol);
                     }
                 }
                 code += 1;
                 k += 1;
             }
             if n > 0 {
-                table.max_code[length] = code - 1;
+                table.max_code[length as usize] = code - 1;
             }
             // Codes of one length must fit in it.
             if code > 1 << length {
@@ -246,7 +437,62 @@ impl Huffman {
             }
             code <<= 1;
         }
+        if ac {
+            let mut steps = Box::new([0u16; 1 << AC_BITS]);
+            for (prefix, step) in (0u32..).zip(steps.iter_mut()) {
+                *step = table.ac_step(prefix);
+            }
+            table.ac_steps = Some(steps);
+        }
         Some(table)
+    }
+
+    /// The symbol of the code at the top of `value`'s `available` bits and
+    /// the bits it takes with its coefficient's, if they all lie inside.
+    fn symbol_within(&self, value: u32, available: u32) -> Option<(u8, u32)> {
+        for length in 1..=available.min(16) {
+            let code = (value >> (available - length)) as i32;
+            if code <= self.max_code[length as usize] {
+                let index = usize::try_from(self.offset[length as usize] + code).ok()?;
+                let symbol = *self.symbols.get(index)?;
+                let bits = length + u32::from(symbol & 0x0F);
+                return (bits <= available).then_some((symbol, bits));
+            }
+        }
+        None
+    }
+
+    /// The [`AcStep`] entry of an `AC_BITS` prefix.
+    fn ac_step(&self, prefix: u32) -> u16 {
+        let Some((first, bits)) = self.symbol_within(prefix, AC_BITS) else {
+            return 0;
+        };
+        let (advance, coefficient, end) = AcStep::kind(first);
+        let single = bits as u16
+            | (advance as u16) << 4
+            | if coefficient { AcStep::CHECK } else { 0 }
+            | if end { AcStep::END } else { 0 };
+        if end || bits == AC_BITS {
+            return single;
+        }
+        let rest = prefix & ((1 << (AC_BITS - bits)) - 1);
+        match self.symbol_within(rest, AC_BITS - bits) {
+            Some((second, more)) => match AcStep::kind(second) {
+                (advance2, true, _) => {
+                    (bits + more) as u16 | ((advance + advance2) as u16) << 4 | AcStep::CHECK
+                }
+                (_, _, true) => {
+                    (bits + more) as u16
+                        | (advance as u16) << 4
+                        | AcStep::CHECK
+                        | AcStep::STRICT
+                        | AcStep::END
+                }
+                // A second run of zeros: one step at a time.
+                _ => single,
+            },
+            None => single,
+        }
     }
 
     /// The next symbol, or `None` when the data ends first or the bits are
@@ -255,19 +501,26 @@ impl Huffman {
         if bits.count < 16 {
             bits.fill();
         }
-        let (length, symbol) = self.fast[bits.peek8() as usize];
-        if length > 0 {
-            return bits.skip(u32::from(length)).then_some(symbol);
+        let entry = self.fast[bits.peek(FAST_BITS)];
+        if entry != 0 {
+            return bits.skip(u32::from(entry >> 8)).then_some(entry as u8);
         }
-        let mut code = 0i32;
-        for length in 1..=16 {
-            code = (code << 1) | i32::from(bits.bit()?);
-            if code <= self.max_code[length] {
-                let index = usize::try_from(self.offset[length] + code).ok()?;
+        // Longer codes: compare the next 16 bits' prefixes, shortest first.
+        let next = bits.peek(16) as i32;
+        for length in FAST_BITS + 1..=16 {
+            let code = next >> (16 - length);
+            if code <= self.max_code[length as usize] {
+                if !bits.skip(length) {
+                    return None;
+                }
+                let index = usize::try_from(self.offset[length as usize] + code).ok()?;
                 return self.symbols.get(index).copied();
             }
         }
-        bits.invalid = true;
+        // No code starts so: unless that is the padding past the data's end.
+        if bits.count >= 16 {
+            bits.invalid = true;
+        }
         None
     }
 }
@@ -307,7 +560,39 @@ impl<'a> Bits<'a> {
         }
     }
 
+    #[inline(always)]
     fn fill(&mut self) {
+        // Eight bytes at once when none of them is 0xFF (a stuffed zero or a
+        // marker): most of a photo's data.
+        if !self.stopped && self.count <= 56 && self.at + 8 <= self.end {
+            let word = u64::from_be_bytes(
+                self.file[self.at..self.at + 8]
+                    .try_into()
+                    .unwrap_or([0xFF; 8]),
+            );
+            let inverted = !word;
+            let has_ff =
+                inverted.wrapping_sub(0x0101_0101_0101_0101) & !inverted & 0x8080_8080_8080_8080;
+            if has_ff == 0 {
+                let bytes = (64 - self.count) / 8;
+                let kept = if bytes == 8 {
+                    word
+                } else {
+                    word & !(u64::MAX >> (8 * bytes))
+                };
+                self.buffer |= kept >> self.count;
+                self.count += 8 * bytes;
+                self.at += bytes as usize;
+                return;
+            }
+        }
+        self.fill_bytewise();
+    }
+
+    /// [`Bits::fill`] a byte at a time: near a stuffed zero, a marker or the
+    /// data's end.
+    #[inline(never)]
+    fn fill_bytewise(&mut self) {
         while self.count <= 56 && !self.stopped {
             if self.at >= self.end {
                 self.stopped = true;
@@ -327,29 +612,44 @@ impl<'a> Bits<'a> {
             self.buffer |= u64::from(byte) << (56 - self.count);
             self.count += 8;
         }
+        if self.stopped {
+            // JPEG's padding: past the data, 1-bits (as `peek` reads too).
+            self.buffer |= u64::MAX.checked_shr(self.count).unwrap_or(0);
+        }
     }
 
-    /// The next 8 bits without consuming them (1-padded past the data).
-    fn peek8(&self) -> u8 {
+    /// The next `n` bits (1 to 16) without consuming them (1-padded past
+    /// the data).
+    fn peek(&self, n: u32) -> usize {
         let padded = if self.count >= 64 {
             self.buffer
         } else {
             self.buffer | (u64::MAX >> self.count)
         };
-        (padded >> 56) as u8
+        (padded >> (64 - n)) as usize
     }
 
-    fn bit(&mut self) -> Option<u8> {
-        if self.count == 0 {
+    /// The next `n` bits (at most 16) as a coefficient of magnitude category
+    /// `n` (T.81's EXTEND: a leading 0 bit makes it negative); `None` when
+    /// the data ends first.
+    fn signed(&mut self, n: u32) -> Option<i32> {
+        if n == 0 {
+            return Some(0);
+        }
+        if n > self.count {
             self.fill();
+            if n > self.count {
+                return None;
+            }
         }
-        if self.count == 0 {
-            return None;
-        }
-        let bit = (self.buffer >> 63) as u8;
-        self.buffer <<= 1;
-        self.count -= 1;
-        Some(bit)
+        let value = (self.buffer >> (64 - n)) as i32;
+        self.buffer <<= n;
+        self.count -= n;
+        Some(if value < 1 << (n - 1) {
+            value - (1 << n) + 1
+        } else {
+            value
+        })
     }
 
     /// Consumes `n` bits (at most 16); false when the data ends first.

@@ -19,8 +19,10 @@ pub struct JpegLayout {
     /// The start-of-frame marker (C0 baseline, C1 extended, C2
     /// progressive, ...), `None` before a frame header.
     pub frame_marker: Option<u8>,
-    /// The frame's components: (id, horizontal, vertical sampling factor).
-    pub components: Vec<(u8, u8, u8)>,
+    /// Bits a sample (8 in nearly every file, 12 in some medical ones).
+    pub precision: u8,
+    /// The frame's components, in the frame header's order.
+    pub components: Vec<Component>,
     /// Start-of-scan markers.
     pub scans: usize,
     /// Bytes of entropy-coded data (between a scan's header and the next
@@ -28,8 +30,22 @@ pub struct JpegLayout {
     pub data_bytes: usize,
     /// Whether an end-of-image marker follows the last scan.
     pub has_end: bool,
+    /// The Exif data of the first APP1 "Exif" segment (from its TIFF
+    /// header on), if there is one.
+    pub exif: Option<std::ops::Range<usize>>,
     /// What decoding the first scan needs (`jpeg_entropy` walks it).
     pub first_scan: Option<FirstScan>,
+}
+
+/// One component of a frame (Y, Cb, Cr; or gray; or R, G, B).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Component {
+    pub id: u8,
+    /// Horizontal and vertical sampling factors.
+    pub h: u8,
+    pub v: u8,
+    /// Which quantisation table its coefficients are scaled by.
+    pub quant: u8,
 }
 
 /// The first scan of a frame and what it is coded with, as byte ranges of
@@ -38,6 +54,13 @@ pub struct JpegLayout {
 pub struct FirstScan {
     /// The Huffman-table segments defined before the scan (DHT payloads).
     pub tables: Vec<std::ops::Range<usize>>,
+    /// The quantisation-table segments defined before the scan (DQT
+    /// payloads).
+    pub quant_tables: Vec<std::ops::Range<usize>>,
+    /// The colour transform of an Adobe APP14 segment before the scan (0:
+    /// none, so three components are RGB; 1: YCbCr; 2: YCCK), if there is
+    /// one.
+    pub adobe_transform: Option<u8>,
     /// MCUs between restart markers (DRI); 0 for none.
     pub restart_interval: u16,
     /// The scan header (SOS payload).
@@ -56,29 +79,24 @@ impl JpegLayout {
     /// The fewest 8 x 8 blocks the frame holds (each component's, at its own
     /// sampling).
     pub fn blocks(&self) -> u64 {
-        let h_max = self
-            .components
-            .iter()
-            .map(|c| c.1)
-            .max()
-            .unwrap_or(1)
-            .max(1);
-        let v_max = self
-            .components
-            .iter()
-            .map(|c| c.2)
-            .max()
-            .unwrap_or(1)
-            .max(1);
+        let (h_max, v_max) = self.max_sampling();
         let (w, h) = (u64::from(self.width), u64::from(self.height));
         self.components
             .iter()
-            .map(|&(_, hs, vs)| {
-                let cw = (w * u64::from(hs)).div_ceil(u64::from(h_max));
-                let ch = (h * u64::from(vs)).div_ceil(u64::from(v_max));
+            .map(|c| {
+                let cw = (w * u64::from(c.h)).div_ceil(u64::from(h_max));
+                let ch = (h * u64::from(c.v)).div_ceil(u64::from(v_max));
                 cw.div_ceil(8) * ch.div_ceil(8)
             })
             .sum()
+    }
+
+    /// The largest horizontal and vertical sampling factors (at least 1):
+    /// a component sampled at those has one sample a pixel.
+    pub fn max_sampling(&self) -> (u8, u8) {
+        let h_max = self.components.iter().map(|c| c.h).max().unwrap_or(1);
+        let v_max = self.components.iter().map(|c| c.v).max().unwrap_or(1);
+        (h_max.max(1), v_max.max(1))
     }
 
     /// Whether the coded data is too short to hold one bit a block.
@@ -98,10 +116,12 @@ pub fn layout(bytes: &[u8]) -> Result<JpegLayout, String> {
         width: 0,
         height: 0,
         frame_marker: None,
+        precision: 0,
         components: Vec::new(),
         scans: 0,
         data_bytes: 0,
         has_end: false,
+        exif: None,
         first_scan: None,
     };
     let mut pending = FirstScan::default();
@@ -144,6 +164,7 @@ pub fn layout(bytes: &[u8]) -> Result<JpegLayout, String> {
                 if segment.len() < 6 {
                     return Err("the frame header is too short".into());
                 }
+                out.precision = segment[0];
                 out.height = u32::from(u16::from_be_bytes([segment[1], segment[2]]));
                 out.width = u32::from(u16::from_be_bytes([segment[3], segment[4]]));
                 let count = usize::from(segment[5]);
@@ -151,10 +172,23 @@ pub fn layout(bytes: &[u8]) -> Result<JpegLayout, String> {
                 out.components = segment[6..]
                     .chunks_exact(3)
                     .take(count)
-                    .map(|c| (c[0], c[1] >> 4, c[1] & 0x0F))
+                    .map(|c| Component {
+                        id: c[0],
+                        h: c[1] >> 4,
+                        v: c[1] & 0x0F,
+                        quant: c[2],
+                    })
                     .collect();
             }
+            0xE1 if out.exif.is_none() && segment.starts_with(b"Exif\0\0") => {
+                out.exif = Some(at + 8..at + length);
+            }
             0xC4 if out.scans == 0 => pending.tables.push(at + 2..at + length),
+            0xDB if out.scans == 0 => pending.quant_tables.push(at + 2..at + length),
+            // "Adobe" and its version, flags, then the transform.
+            0xEE if out.scans == 0 && segment.len() >= 12 && segment.starts_with(b"Adobe") => {
+                pending.adobe_transform = Some(segment[11]);
+            }
             0xDD if out.scans == 0 && segment.len() >= 2 => {
                 pending.restart_interval = u16::from_be_bytes([segment[0], segment[1]]);
             }

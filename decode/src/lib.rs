@@ -15,14 +15,17 @@
 //!   too many scans);
 //! - [`jpeg_entropy`]: a JPEG's first scan walked code by code: does its data
 //!   reach the last block;
+//! - [`jpeg_dc`]: a large JPEG's picture at 1/8 scale from the DC
+//!   coefficients that walk reads ([`decode_scaled`]);
 //! - [`error`]: why an image was refused, with its job error code.
 
 pub mod decode;
 pub mod error;
+pub mod jpeg_dc;
 pub mod jpeg_entropy;
 pub mod jpeg_scan;
 pub mod memory_budget;
 pub mod png_chunks;
 
-pub use decode::{DecodeLimits, DecodedImage, MAX_JPEG_SCANS, decode};
+pub use decode::{DecodeLimits, DecodedImage, MAX_JPEG_SCANS, decode, decode_scaled};
 pub use error::DecodeError;
