@@ -199,7 +199,7 @@ def main(argv):
             f"Resampling: {args.peer_resample} (see the dev-set table below: the fastest filter that keeps every label). "
             f"JPEG: Pillow's `draft('RGB', ...)` {'on' if args.peer_draft else 'off'}"
             + (": libjpeg decodes at the largest 1/2, 1/4 or 1/8 scale that leaves the centre crop at least the model's "
-               "input size (224: 4000 x 3000 → 500 x 375), then the crop is resized as usual; verdict decodes every pixel." if args.peer_draft else ".")
+               "input size (224: 4000 x 3000 → 500 x 375), then the crop is resized as usual. verdict reads such a JPEG at 1/8 under the same rule, from the DC coefficients of its first scan (`decode/src/jpeg_dc.rs`); smaller JPEGs and other formats are decoded in full on both sides." if args.peer_draft else ".")
         )
         image_spec = json.loads((args.pack / "manifest.json").read_text())["image"]
         results = {

@@ -135,6 +135,66 @@ fn exif_orientation_is_applied_before_the_model_sees_the_image() {
     assert!(decoded.reoriented);
 }
 
+/// coffee.png as a camera would send it: 4000 x 3000 (cut to 4:3 and
+/// upscaled), quality 90.
+fn camera_sized_coffee() -> Vec<u8> {
+    let photo = image::load_from_memory(&common::photo("coffee.png"))
+        .expect("coffee.png")
+        .into_rgb8();
+    let (w, h) = photo.dimensions();
+    let cut_w = h * 4 / 3;
+    let cut = image::imageops::crop_imm(&photo, (w - cut_w) / 2, 0, cut_w, h).to_image();
+    let big = image::imageops::resize(&cut, 4000, 3000, image::imageops::FilterType::Triangle);
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode_image(&big)
+        .expect("encode");
+    jpeg
+}
+
+#[test]
+fn a_camera_sized_jpeg_is_read_at_an_eighth_and_judged_as_in_full() {
+    let jpeg = camera_sized_coffee();
+    // The worker's model reads it from its DC coefficients (500 x 375)...
+    let input = judge().model().preprocess(&jpeg).expect("preprocess");
+    let mut full = LabelGroundedJudge::open(&common::model_dir()).expect("load the default pack");
+    full.model_mut().set_scaled_decode(false);
+    let full_input = full.model().preprocess(&jpeg).expect("preprocess in full");
+    let scaled = verdict_decode::decode_scaled(&jpeg, &DecodeLimits::default(), 256).unwrap();
+    assert_eq!(
+        (scaled.rgb.dimensions(), scaled.reduced_by),
+        ((500, 375), 8)
+    );
+    // ...into nearly the tensor a full decode gives (normalised values: one
+    // grey level is about 0.017)...
+    let a = input.to_plain_array_view::<f32>().unwrap();
+    let b = full_input.to_plain_array_view::<f32>().unwrap();
+    let mean_difference = a
+        .iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .sum::<f32>()
+        / a.len() as f32;
+    assert!(mean_difference < 0.05, "{mean_difference}");
+    // ...and the verdicts are the same.
+    let texts: Vec<String> = [
+        "This is a ceramic coffee cup.",
+        "This is a stainless steel thermos.",
+        "This is an everyday item.",
+    ]
+    .map(String::from)
+    .to_vec();
+    let label_of = |j: &LabelGroundedJudge| -> Vec<Label> {
+        j.judge(&jpeg, &texts, None)
+            .expect("judge")
+            .into_iter()
+            .map(|v| v.label)
+            .collect()
+    };
+    assert_eq!(label_of(judge()), [Label::Yes, Label::No, Label::Maybe]);
+    assert_eq!(label_of(&full), label_of(judge()));
+}
+
 #[test]
 fn bad_images_are_refused_with_a_reason() {
     let cases = [

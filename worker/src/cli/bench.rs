@@ -23,6 +23,11 @@ pub struct BenchArgs {
     /// Timed runs of each measurement (after 3 warm-up runs).
     #[arg(long, default_value_t = 50)]
     pub runs: usize,
+    /// More images to time from bytes to the input tensor (decode, crop,
+    /// resize, normalise), each reported with its size: a 12-megapixel JPEG
+    /// costs far more than `--image`.
+    #[arg(long = "preprocess-image", value_name = "PATH")]
+    pub preprocess_images: Vec<PathBuf>,
     /// Also write the preprocessed image tensor here (raw little-endian f32),
     /// so onnxruntime can be timed on exactly the same input.
     #[arg(long, value_name = "PATH")]
@@ -107,6 +112,28 @@ fn run(args: BenchArgs) -> Result<(), String> {
             .map(drop)
             .map_err(|e| e.to_string())
     })?;
+    let mut more_preprocess = Vec::new();
+    for path in &args.preprocess_images {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (width, height) = image::ImageReader::new(std::io::Cursor::new(&bytes))
+            .with_guessed_format()
+            .map_err(|e| e.to_string())?
+            .into_dimensions()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let d = median(runs, || {
+            model
+                .preprocess(&bytes)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })?;
+        more_preprocess.push(serde_json::json!({
+            "image": path.file_name().map(|n| n.to_string_lossy().to_string()),
+            "width": width,
+            "height": height,
+            "bytes": bytes.len(),
+            "ms_median": (d.as_secs_f64() * 1e6).round() / 1e3,
+        }));
+    }
     let image = median(runs, || {
         model
             .image_encoder()
@@ -170,6 +197,7 @@ fn run(args: BenchArgs) -> Result<(), String> {
         "load_ms": ms(load),
         "image": args.image.file_name().map(|n| n.to_string_lossy().to_string()),
         "image_preprocess_ms_median": ms(preprocess),
+        "more_preprocess": more_preprocess,
         "image_ms_median": ms(image),
         "sentence_ms_median": ms(sentence_median),
         "sentences": sentence_runs.iter().map(|(t, n, d)| serde_json::json!({

@@ -25,6 +25,11 @@ pub struct CalibrateArgs {
     /// Write the fitted rule into this calibration file (its `rule` object).
     #[arg(long, value_name = "FILE", conflicts_with = "evaluate")]
     pub write: Option<PathBuf>,
+    /// Decode every photo at full size, never a large JPEG at 1/8 scale
+    /// from its DC coefficients (the worker's way): to measure what that
+    /// reading changes (`docs/rule.md`).
+    #[arg(long)]
+    pub full_decode: bool,
     /// Seed of the random search.
     #[arg(long, default_value_t = 20261124)]
     pub seed: u64,
@@ -44,11 +49,13 @@ fn run(args: CalibrateArgs) -> Result<ExitCode, String> {
     let pack = Pack::open(&args.model).map_err(|e| e.to_string())?;
     let rows = calibration::read_devset(&args.devset)?;
     let (rule, samples) = if args.evaluate {
-        let judge = LabelGroundedJudge::load(&pack).map_err(|e| e.to_string())?;
+        let mut judge = LabelGroundedJudge::load(&pack).map_err(|e| e.to_string())?;
+        judge.model_mut().set_scaled_decode(!args.full_decode);
         let samples = calibration::collect(judge.model(), &rows, &args.photos)?;
         (judge.rule().clone(), samples)
     } else {
-        let model = LabelGroundedModel::load(&pack).map_err(|e| e.to_string())?;
+        let mut model = LabelGroundedModel::load(&pack).map_err(|e| e.to_string())?;
+        model.set_scaled_decode(!args.full_decode);
         let samples = calibration::collect(&model, &rows, &args.photos)?;
         let mut rule = calibration::fit(&samples, *model.evidence_params(), args.seed);
         rule.calibration = Some(summary(&rule, &samples, &args));

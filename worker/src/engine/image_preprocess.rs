@@ -2,13 +2,19 @@
 //!
 //! The steps and their parameters come from the pack's `image` section (see
 //! `docs/model-pack.md`), so the worker preprocesses exactly as the pack's
-//! builder specified: centre crop and resize (or a stretch of the whole image),
-//! per-channel normalisation, layout.
+//! builder specified: decoding at the smallest size that still serves the
+//! input (a large JPEG at 1/8 scale), centre crop and resize (or a stretch of
+//! the whole image), per-channel normalisation, layout.
 
 use image::RgbImage;
 use image::imageops::{self, FilterType};
 use serde::Deserialize;
 use tract_onnx::prelude::{Tensor, tract_ndarray};
+use verdict_decode::{DecodeError, DecodeLimits, decode, decode_scaled};
+
+/// Images larger than this on a side are logged at WARN: they cost bandwidth
+/// and decode time, and the model sees them at its input size anyway.
+pub const LARGE_IMAGE_SIDE: u32 = 2048;
 
 /// How the image becomes a `size x size` square.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -87,6 +93,47 @@ impl ImageSpec {
                 "image.resize_filter {other:?} is not bicubic, bilinear or nearest"
             )),
         }
+    }
+
+    /// The short side a decoded image needs for [`ImageSpec::square`] to
+    /// shrink it, never enlarge it: the crop's side (or, for a stretch, each
+    /// side) at least the input's size.
+    pub fn min_decoded_side(&self) -> u32 {
+        match self.resize {
+            Resize::Crop => {
+                let fraction = self.crop_fraction.unwrap_or(1.0).clamp(f32::EPSILON, 1.0);
+                (self.size as f32 / fraction).ceil() as u32
+            }
+            Resize::Stretch => self.size,
+        }
+    }
+
+    /// Decodes an uploaded image for this input: upright RGB and, if
+    /// `scaled`, a large JPEG at 1/8 scale when that still leaves
+    /// [`ImageSpec::min_decoded_side`] (`verdict_decode::decode_scaled`).
+    pub fn decode(
+        &self,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+        scaled: bool,
+    ) -> Result<RgbImage, DecodeError> {
+        let decoded = if scaled {
+            decode_scaled(bytes, limits, self.min_decoded_side())?
+        } else {
+            decode(bytes, limits)?
+        };
+        let (width, height) = decoded.rgb.dimensions();
+        let (width, height) = (width * decoded.reduced_by, height * decoded.reduced_by);
+        if width.max(height) > LARGE_IMAGE_SIDE {
+            let size = self.size;
+            tracing::warn!(
+                width,
+                height,
+                limit = LARGE_IMAGE_SIDE,
+                "image is larger than {LARGE_IMAGE_SIDE} px on a side: downscaled to {size}x{size} for the model (send smaller images to save bandwidth)"
+            );
+        }
+        Ok(decoded.rgb)
     }
 
     /// The input tensor's shape.

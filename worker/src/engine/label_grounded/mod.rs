@@ -31,14 +31,10 @@ use super::pack::Pack;
 use super::text_encoder::{TextEncoder, TextSpec};
 use super::texts::validate_texts;
 use super::{Judge, JudgeError, LoadError};
-use verdict_decode::{DecodeLimits, decode};
+use verdict_decode::DecodeLimits;
 
 /// The manifest's `kind` for this model.
 pub const KIND: &str = "label-grounded";
-
-/// Images larger than this on a side are logged at WARN: they cost bandwidth
-/// and decode time, and the model sees them at its input size anyway.
-pub const LARGE_IMAGE_SIDE: u32 = 2048;
 
 /// Cache sizes: a few thousand sentences and words are a catalogue's rules;
 /// images are cached for repeats within a batch (each entry is ~8 KB).
@@ -63,6 +59,9 @@ pub struct LabelGroundedModel {
     labels: Labels,
     evidence: EvidenceParams,
     decode_limits: DecodeLimits,
+    /// Whether a large JPEG may be read at 1/8 scale (the default; see
+    /// `ImageSpec::decode`).
+    scaled_decode: bool,
     images: BoundedCache<[u8; 32], ImageEvidence>,
     sentences: BoundedCache<String, SentenceEvidence>,
     words: BoundedCache<String, (Vec<f32>, f32)>,
@@ -99,6 +98,7 @@ impl LabelGroundedModel {
                 model_working_bytes: WORKING_BYTES,
                 ..DecodeLimits::default()
             },
+            scaled_decode: true,
             images: BoundedCache::new(IMAGE_CACHE),
             sentences: BoundedCache::new(SENTENCE_CACHE),
             words: BoundedCache::new(WORD_CACHE),
@@ -130,6 +130,13 @@ impl LabelGroundedModel {
         self.decode_limits = limits;
     }
 
+    /// Whether a large JPEG may be read at 1/8 scale (true unless changed):
+    /// `verdict-worker calibrate --full-decode` turns it off to measure what
+    /// that reading changes.
+    pub fn set_scaled_decode(&mut self, scaled: bool) {
+        self.scaled_decode = scaled;
+    }
+
     /// What a judgement needs beside the model and the image.
     pub fn working_bytes(&self) -> u64 {
         self.decode_limits.model_working_bytes
@@ -153,18 +160,11 @@ impl LabelGroundedModel {
 
     /// Decodes and preprocesses an encoded image into the encoder's input.
     pub fn preprocess(&self, bytes: &[u8]) -> Result<Tensor, JudgeError> {
-        let decoded = decode(bytes, &self.decode_limits)?;
-        let (width, height) = decoded.rgb.dimensions();
-        if width.max(height) > LARGE_IMAGE_SIDE {
-            let size = self.image.spec().size;
-            tracing::warn!(
-                width,
-                height,
-                limit = LARGE_IMAGE_SIDE,
-                "image is larger than {LARGE_IMAGE_SIDE} px on a side: downscaled to {size}x{size} for the model (send smaller images to save bandwidth)"
-            );
-        }
-        Ok(self.image.spec().tensor(&decoded.rgb))
+        let rgb = self
+            .image
+            .spec()
+            .decode(bytes, &self.decode_limits, self.scaled_decode)?;
+        Ok(self.image.spec().tensor(&rgb))
     }
 
     /// What the image looks like; cached by the sha256 of its bytes.

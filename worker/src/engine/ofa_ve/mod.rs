@@ -34,13 +34,12 @@ pub use tokens::{PromptTokenizer, PromptTokens};
 use super::bounded_cache::BoundedCache;
 use super::image_encoder::softmax;
 use super::image_preprocess::ImageSpec;
-use super::label_grounded::LARGE_IMAGE_SIDE;
 use super::pack::Pack;
 use super::texts::{validate_premise, validate_texts};
 use super::{Judge, JudgeError, LoadError};
 use explanation::{Answer, explain};
 use graphs::OfaGraphs;
-use verdict_decode::{DecodeLimits, decode};
+use verdict_decode::DecodeLimits;
 
 /// The manifest's `kind` for this model.
 pub const KIND: &str = "ofa-ve";
@@ -174,18 +173,8 @@ impl OfaJudge {
 
     /// Decodes and preprocesses an encoded image into the image graph's input.
     pub fn preprocess(&self, bytes: &[u8]) -> Result<Tensor, JudgeError> {
-        let decoded = decode(bytes, &self.decode_limits)?;
-        let (width, height) = decoded.rgb.dimensions();
-        if width.max(height) > LARGE_IMAGE_SIDE {
-            let size = self.image.size;
-            tracing::warn!(
-                width,
-                height,
-                limit = LARGE_IMAGE_SIDE,
-                "image is larger than {LARGE_IMAGE_SIDE} px on a side: downscaled to {size}x{size} for the model (send smaller images to save bandwidth)"
-            );
-        }
-        Ok(self.image.tensor(&decoded.rgb))
+        let rgb = self.image.decode(bytes, &self.decode_limits, true)?;
+        Ok(self.image.tensor(&rgb))
     }
 
     /// The image graph's features for a tensor made by [`OfaJudge::preprocess`].
