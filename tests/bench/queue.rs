@@ -41,6 +41,7 @@ struct Options {
     batch_size: usize,
     model: Option<String>,
     write: Option<String>,
+    json: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -52,6 +53,7 @@ fn parse_args() -> anyhow::Result<Options> {
         batch_size: 16,
         model: None,
         write: None,
+        json: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -64,11 +66,14 @@ fn parse_args() -> anyhow::Result<Options> {
             "--batch-size" => options.batch_size = value()?.parse()?,
             "--model" => options.model = Some(value()?),
             "--write" => options.write = Some(value()?),
+            "--json" => options.json = Some(value()?),
             "--help" | "-h" => {
                 println!(
                     "bench-queue [--jobs N] [--latency-jobs N] [--concurrency N] [--workers N] \
-                     [--batch-size N] [--model DIR] [--write docs/benchmarks.md]\n\
-                     Without --model the workers run --noop (the queue alone)."
+                     [--batch-size N] [--model DIR] [--write docs/benchmarks.md] [--json FILE]\n\
+                     Without --model the workers run --noop (the queue alone). --json writes \
+                     the throughput phase's figures, with Redis's CPU time and commands per \
+                     job (for scripts/bench-bullmq)."
                 );
                 std::process::exit(0);
             }
@@ -184,6 +189,8 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("latency phase done");
 
     // Phase 2: throughput.
+    let mut redis = stack.redis.connection().await;
+    let redis_before = RedisUsage::read(&mut redis).await?;
     let submitted_at = Arc::new(std::sync::Mutex::new(Vec::with_capacity(options.jobs)));
     let began = Instant::now();
     let first_submit = now();
@@ -246,6 +253,26 @@ async fn main() -> anyhow::Result<()> {
     }
     let total_secs = (last_finish - first_submit).as_seconds_f64();
     let jobs_per_s = options.jobs as f64 / total_secs;
+    let redis_used = RedisUsage::read(&mut redis).await?.since(&redis_before);
+    if let Some(path) = &options.json {
+        let figures = serde_json::json!({
+            "mode": if real_model { "model" } else { "noop" },
+            "jobs": options.jobs,
+            "workers": options.workers,
+            "concurrency": options.concurrency,
+            "batch_size": options.batch_size,
+            "jobs_per_s": jobs_per_s,
+            "total_s": total_secs,
+            "submit_s": submit_secs,
+            // Everything Redis did meanwhile: the api's submissions and
+            // result reads, the workers' claims and finishes, the bench's
+            // INFO.
+            "redis_cpu_s": redis_used.cpu_s,
+            "redis_cpu_us_per_job": redis_used.cpu_s * 1e6 / options.jobs as f64,
+            "redis_calls_per_job": redis_used.calls as f64 / options.jobs as f64,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&figures)?)?;
+    }
 
     let load = std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -308,6 +335,50 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("wrote the Queue ({mode}) section of {path}");
     }
     Ok(())
+}
+
+/// What redis-server has spent: CPU seconds (user + system, `INFO cpu`)
+/// and commands run (`INFO commandstats`).
+struct RedisUsage {
+    cpu_s: f64,
+    calls: u64,
+}
+
+impl RedisUsage {
+    async fn read(redis: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<RedisUsage> {
+        let info: String = redis::cmd("INFO")
+            .arg("cpu")
+            .arg("commandstats")
+            .query_async(redis)
+            .await?;
+        let mut usage = RedisUsage {
+            cpu_s: 0.0,
+            calls: 0,
+        };
+        for line in info.lines() {
+            if let Some(value) = line
+                .strip_prefix("used_cpu_user:")
+                .or_else(|| line.strip_prefix("used_cpu_sys:"))
+            {
+                usage.cpu_s += value.trim().parse::<f64>()?;
+            } else if line.starts_with("cmdstat_") {
+                // cmdstat_get:calls=12,usec=34,...
+                let calls = line
+                    .split([':', ','])
+                    .find_map(|field| field.strip_prefix("calls="))
+                    .context("a cmdstat line without calls")?;
+                usage.calls += calls.parse::<u64>()?;
+            }
+        }
+        Ok(usage)
+    }
+
+    fn since(&self, before: &RedisUsage) -> RedisUsage {
+        RedisUsage {
+            cpu_s: self.cpu_s - before.cpu_s,
+            calls: self.calls.saturating_sub(before.calls),
+        }
+    }
 }
 
 /// Replaces the section with `section`'s heading (up to the next `## `
