@@ -74,6 +74,14 @@ async fn past_the_limit_submissions_get_429_and_every_accepted_job_completes() {
     assert_eq!(counters.stream_len, LIMIT as u64, "{counters:?}");
     assert_eq!(counters.submitted, LIMIT as u64, "{counters:?}");
     assert_eq!(counters.rejected_full, refused, "{counters:?}");
+    // A refused job leaves nothing behind: its image, written beside the
+    // script in the same transaction, is deleted by the script's refusal.
+    let records: Vec<String> = redis::cmd("KEYS")
+        .arg("verdict:job:*")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(records.len(), LIMIT, "{records:?}");
 
     // Workers drain the queue: every accepted job ends done.
     stack.start_workers(&["a", "b"], &["--noop"]).await;

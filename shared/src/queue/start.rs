@@ -51,22 +51,50 @@ pub async fn start<C: ConnectionLike>(
     worker: &str,
     max_attempts: u32,
 ) -> Result<Start, QueueError> {
-    let reply: Vec<Value> = START
-        .key(keys::job(&job_id))
+    let record = keys::job(&job_id);
+    let mut invocation = START.prepare_invoke();
+    invocation
+        .key(&record)
         .key(keys::STREAM)
         .key(keys::STATS)
         .arg(keys::GROUP)
         .arg(entry_id)
         .arg(worker)
-        .arg(max_attempts)
-        .invoke_async(conn)
+        .arg(max_attempts);
+    // One transaction: the script, then the image by a plain HGET (never
+    // through Lua, which would hash every byte); the script is loaded in the
+    // same transaction, so EVALSHA cannot miss it after a Redis restart.
+    let (reply, image): (Value, Option<Vec<u8>>) = redis::pipe()
+        .atomic()
+        // The script's error reply stays a value of the reply (without
+        // this, redis-rs folds it into a "pipeline failure" without its code).
+        .ignore_errors()
+        .load_script(&START)
+        .ignore()
+        .invoke_script(&invocation)
+        .hget(&record, job_record::field::IMAGE)
+        .query_async(conn)
         .await?;
+    // The script's error replies (CORRUPT) come back inside EXEC's reply:
+    // taken out as errors, as a lone EVALSHA would give them.
+    let Value::Array(mut reply) = reply.extract_error()? else {
+        return Err(QueueError::corrupt(
+            "start: the script's reply is not an array",
+        ));
+    };
+    // The image joins the reply where the typed parser expects it.
+    if reply.len() == 5
+        && let Some(image) = image
+    {
+        reply.insert(2, Value::BulkString(image));
+    }
     parse_reply(reply, job_id, entry_id, worker)
 }
 
 /// What `start.lua` answered for the job `job_id` of `entry_id`, taken by
 /// `worker`, typed: `["run", spec, image, submitted_us, started_us,
-/// attempts]`, `["skip", state]`, `["exhausted", attempts]` or `["missing"]`.
+/// attempts]` (the image read beside the script, see [`start`]), `["skip",
+/// state]`, `["exhausted", attempts]` or `["missing"]`.
 pub fn parse_reply(
     reply: Vec<Value>,
     job_id: JobId,

@@ -12,6 +12,10 @@ use crate::job::{ImageInfo, Job, JobId};
 
 static SUBMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/submit.lua")));
 
+/// How long an image written for a submission outlives it if the script
+/// never ran (the transaction cannot half-apply, so this is only a net).
+const UNSUBMITTED_IMAGE_TTL_S: i64 = 600;
+
 /// A validated submission, ready to be stored.
 #[derive(Debug, Clone, Copy)]
 pub struct NewJob<'a> {
@@ -87,14 +91,14 @@ pub async fn submit_with<C: ConnectionLike>(
     };
     let spec_json =
         serde_json::to_vec(&spec).map_err(|err| QueueError::corrupt(format!("spec: {err}")))?;
+    let record = keys::job(&new.id);
     let mut invocation = SUBMIT.prepare_invoke();
     invocation
-        .key(keys::job(&new.id))
+        .key(&record)
         .key(keys::STREAM)
         .key(keys::STATS)
         .arg(new.id.to_string())
         .arg(spec_json)
-        .arg(new.image)
         .arg(new.result_ttl.as_secs().max(1))
         .arg(new.max_queue_depth);
     if let Some(idempotency) = options.idempotency {
@@ -103,7 +107,32 @@ pub async fn submit_with<C: ConnectionLike>(
             .arg(keys::JOB_PREFIX)
             .arg(&idempotency.fingerprint);
     }
-    let reply: Vec<redis::Value> = invocation.invoke_async(conn).await.map_err(queue_full)?;
+    // One transaction: the image by a plain HSET (never through Lua, which
+    // would hash every byte), a grace TTL in case the script never runs, the
+    // script (loaded in the same transaction, so EVALSHA cannot miss it after
+    // a Redis restart).
+    // The script's error replies (FULL, EXISTS) come back inside EXEC's
+    // reply: taken out as errors, as a lone EVALSHA would give them.
+    let (reply,): (redis::Value,) = redis::pipe()
+        .atomic()
+        // The script's error reply stays a value of the reply (without
+        // this, redis-rs folds it into a "pipeline failure" without its code).
+        .ignore_errors()
+        .load_script(&SUBMIT)
+        .ignore()
+        .hset(&record, job_record::field::IMAGE, new.image)
+        .ignore()
+        .expire(&record, UNSUBMITTED_IMAGE_TTL_S)
+        .ignore()
+        .invoke_script(&invocation)
+        .query_async(conn)
+        .await
+        .map_err(queue_full)?;
+    let redis::Value::Array(reply) = reply.extract_error().map_err(queue_full)? else {
+        return Err(QueueError::corrupt(
+            "submit: the script's reply is not an array",
+        ));
+    };
     parse_reply(reply, new.id, spec)
 }
 

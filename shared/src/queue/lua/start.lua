@@ -1,12 +1,15 @@
 -- A worker takes a job it read from the stream: marks it running and hands
--- back what the worker needs to judge it, in one step.
+-- back what the worker needs to judge it, in one step. The image is not
+-- among it: Redis's Lua hashes every byte of a string it is handed, so the
+-- caller (start.rs) reads it with an HGET in the same MULTI/EXEC, after this
+-- script.
 --
 -- KEYS[1] job record   KEYS[2] jobs stream   KEYS[3] stats hash
 -- ARGV[1] consumer group   ARGV[2] stream entry id   ARGV[3] worker name
 -- ARGV[4] most starts allowed (0: no limit)
 --
 -- Returns one of:
---   {'run', spec, image, submitted_us, started_us, attempts}
+--   {'run', spec, submitted_us, started_us, attempts}
 --   {'skip', state}   the job already ended (cancelled, or finished by another
 --                     worker after a reclaim): its entry is acknowledged and
 --                     deleted, and the worker moves on
@@ -37,8 +40,8 @@ local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 if attempts > 1 then
   redis.call('HINCRBY', KEYS[3], 'reruns', 1)
 end
-local v = redis.call('HMGET', KEYS[1], 'spec', 'image', 'submitted_us')
-if not v[1] or not v[2] or not v[3] then
+local v = redis.call('HMGET', KEYS[1], 'spec', 'submitted_us')
+if not v[1] or not v[2] or redis.call('HEXISTS', KEYS[1], 'image') == 0 then
   return redis.error_reply('CORRUPT job record ' .. KEYS[1] .. ' lacks spec, image or submitted_us')
 end
-return {'run', v[1], v[2], v[3], now, attempts}
+return {'run', v[1], v[2], now, attempts}
