@@ -24,7 +24,9 @@
 //! - [`policy`]: the limits and delays those steps use.
 //!
 //! State changes are Lua scripts (`lua/*.lua`), each atomic in Redis; the
-//! three a worker runs on a job share their beginning (`job_script.rs`).
+//! three a worker runs on a job share their beginning (`job_script.rs`). A
+//! job's image never passes through Lua: submit and start move it with plain
+//! commands in the same MULTI/EXEC as their script (`transaction.rs`).
 
 pub mod callbacks;
 pub mod cancel;
@@ -46,6 +48,7 @@ pub mod retry;
 pub mod start;
 pub mod stats;
 pub mod submit;
+mod transaction;
 pub mod worker_record;
 
 pub use consume::StreamEntry;

@@ -8,7 +8,7 @@ use redis::{Script, Value};
 use super::consume::StreamEntry;
 use super::job_record::{self, JobSpec};
 use super::job_script::{JOB_ENTRY, job_script};
-use super::{QueueError, keys, reply};
+use super::{QueueError, keys, reply, transaction};
 use crate::job::{Job, JobId, JobState};
 
 static START: LazyLock<Script> =
@@ -62,19 +62,14 @@ pub async fn start<C: ConnectionLike>(
         .arg(worker)
         .arg(max_attempts);
     // One transaction: the script, then the image by a plain HGET (never
-    // through Lua, which would hash every byte); the script is loaded in the
-    // same transaction, so EVALSHA cannot miss it after a Redis restart.
-    let (reply, image): (Value, Option<Vec<u8>>) = redis::pipe()
-        .atomic()
-        // The script's error reply stays a value of the reply (without
-        // this, redis-rs folds it into a "pipeline failure" without its code).
-        .ignore_errors()
-        .load_script(&START)
-        .ignore()
-        .invoke_script(&invocation)
-        .hget(&record, job_record::field::IMAGE)
-        .query_async(conn)
-        .await?;
+    // through Lua, which would hash every byte; see transaction.rs).
+    let reply = transaction::in_transaction(conn, &START, |pipe| {
+        pipe.invoke_script(&invocation)
+            .hget(&record, job_record::field::IMAGE);
+    })
+    .await?;
+    let (reply, image): (Value, Option<Vec<u8>>) = redis::from_redis_value(reply)
+        .map_err(|err| QueueError::corrupt(format!("start: {err}")))?;
     // The script's error replies (CORRUPT) come back inside EXEC's reply:
     // taken out as errors, as a lone EVALSHA would give them.
     let Value::Array(mut reply) = reply.extract_error()? else {

@@ -7,7 +7,7 @@ use redis::Script;
 use redis::aio::ConnectionLike;
 
 use super::job_record::{self, JobSpec};
-use super::{QueueError, keys, reply};
+use super::{QueueError, keys, reply, transaction};
 use crate::job::{ImageInfo, Job, JobId};
 
 static SUBMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/submit.lua")));
@@ -108,26 +108,21 @@ pub async fn submit_with<C: ConnectionLike>(
             .arg(&idempotency.fingerprint);
     }
     // One transaction: the image by a plain HSET (never through Lua, which
-    // would hash every byte), a grace TTL in case the script never runs, the
-    // script (loaded in the same transaction, so EVALSHA cannot miss it after
-    // a Redis restart).
+    // would hash every byte), a grace TTL in case the script never runs,
+    // then the script (see transaction.rs).
+    let reply = transaction::in_transaction(conn, &SUBMIT, |pipe| {
+        pipe.hset(&record, job_record::field::IMAGE, new.image)
+            .ignore()
+            .expire(&record, UNSUBMITTED_IMAGE_TTL_S)
+            .ignore()
+            .invoke_script(&invocation);
+    })
+    .await
+    .map_err(queue_full)?;
+    let (reply,): (redis::Value,) = redis::from_redis_value(reply)
+        .map_err(|err| QueueError::corrupt(format!("submit: {err}")))?;
     // The script's error replies (FULL, EXISTS) come back inside EXEC's
     // reply: taken out as errors, as a lone EVALSHA would give them.
-    let (reply,): (redis::Value,) = redis::pipe()
-        .atomic()
-        // The script's error reply stays a value of the reply (without
-        // this, redis-rs folds it into a "pipeline failure" without its code).
-        .ignore_errors()
-        .load_script(&SUBMIT)
-        .ignore()
-        .hset(&record, job_record::field::IMAGE, new.image)
-        .ignore()
-        .expire(&record, UNSUBMITTED_IMAGE_TTL_S)
-        .ignore()
-        .invoke_script(&invocation)
-        .query_async(conn)
-        .await
-        .map_err(queue_full)?;
     let redis::Value::Array(reply) = reply.extract_error().map_err(queue_full)? else {
         return Err(QueueError::corrupt(
             "submit: the script's reply is not an array",
