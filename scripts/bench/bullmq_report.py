@@ -14,7 +14,9 @@ import statistics
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
+sys.path.insert(0, str(pathlib.Path(__file__).parent.parent / "lib"))
 import cpu_info  # noqa: E402
+import doc_section  # noqa: E402
 
 START, END = "<!-- bench-bullmq:start -->", "<!-- bench-bullmq:end -->"
 
@@ -80,12 +82,7 @@ def main(argv):
     section = "\n".join(lines)
     print(section)
     if write:
-        text = write.read_text()
-        if START in text and END in text:
-            text = text[: text.index(START)] + section + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + section + "\n"
-        write.write_text(text)
+        doc_section.write_marked(write, START, END, section)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ import json
 import pathlib
 import sys
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent.parent / "lib"))
+import doc_section  # noqa: E402
+
 START, END = "<!-- eval-large-jpeg:start -->", "<!-- eval-large-jpeg:end -->"
 
 
@@ -86,12 +89,7 @@ def main(argv):
     section = "\n".join(lines)
     print(section)
     if write:
-        text = write.read_text()
-        if START in text and END in text:
-            text = text[: text.index(START)] + section + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + section + "\n"
-        write.write_text(text)
+        doc_section.write_marked(write, START, END, section)
 
 
 if __name__ == "__main__":

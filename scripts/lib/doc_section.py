@@ -1,0 +1,21 @@
+"""Replacing a script's own section of a Markdown file, between its markers.
+
+Benchmarks and evaluations write their results into docs/*.md between an
+HTML-comment start and end marker of their own; a rerun replaces that span
+and leaves the rest of the file (hand-written readings included) alone.
+"""
+
+import pathlib
+
+
+def write_marked(path, start, end, section):
+    """Replaces the text from `start` to `end` (both included) of the file at
+    `path` by `section` (which carries both markers), or appends `section`
+    when the file has no such span."""
+    path = pathlib.Path(path)
+    text = path.read_text()
+    if start in text and end in text:
+        text = text[: text.index(start)] + section + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
