@@ -188,7 +188,7 @@ mod tests {
     use super::*;
     use crate::jpeg_scan::layout;
     use image::codecs::jpeg::JpegEncoder;
-    use image::{DynamicImage, ExtendedColorType, GrayImage, ImageFormat, Luma, Rgb};
+    use image::{DynamicImage, GrayImage, ImageFormat, Luma, Rgb};
     use std::io::Cursor;
 
     /// A smooth picture (a JPEG keeps it well), `w x h`.
@@ -206,12 +206,7 @@ mod tests {
     fn jpeg(image: &RgbImage, quality: u8) -> Vec<u8> {
         let mut out = Vec::new();
         JpegEncoder::new_with_quality(&mut out, quality)
-            .encode(
-                image.as_raw(),
-                image.width(),
-                image.height(),
-                ExtendedColorType::Rgb8,
-            )
+            .encode_image(image)
             .unwrap();
         out
     }
