@@ -148,16 +148,18 @@ fn decode_inner(
                 && layout.width.min(layout.height) / 8 >= min.max(1)
             {
                 check_pixels(layout.width, layout.height, limits)?;
-                // The same guard as the decoders' below: a panic is a decode
-                // error, never a lost worker.
-                let eighth =
-                    catch_unwind(AssertUnwindSafe(|| jpeg_dc::eighth_scale(bytes, &layout)))
-                        .map_err(|_| {
-                            DecodeError::Invalid("the JPEG's data could not be read".into())
-                        })?;
-                if let Some((coverage, rgb)) = eighth {
-                    check_coverage(coverage, &layout)?;
-                    return Ok(upright_eighth(bytes, &layout, rgb));
+                // The same guard as the decoders' below (the walk, and the
+                // image crate's Exif reader): a panic is a decode error, never
+                // a lost worker.
+                let eighth = catch_unwind(AssertUnwindSafe(|| {
+                    jpeg_dc::eighth_scale(bytes, &layout).map(|(coverage, rgb)| {
+                        check_coverage(coverage, &layout)
+                            .map(|()| upright_eighth(bytes, &layout, rgb))
+                    })
+                }))
+                .map_err(|_| DecodeError::Invalid("the JPEG's data could not be read".into()))?;
+                if let Some(result) = eighth {
+                    return result;
                 }
             }
             check_coverage_of_first_scan(bytes, &layout)?;
