@@ -29,11 +29,7 @@ def spread(values, fmt):
 
 
 def main(argv):
-    write = None
-    if "--write" in argv:
-        i = argv.index("--write")
-        write = pathlib.Path(argv[i + 1])
-        argv = argv[:i] + argv[i + 2:]
+    write, argv = doc_section.write_flag(argv)
     if len(argv) != 5:
         sys.exit(__doc__)
     scratch, rounds, node, bullmq = pathlib.Path(argv[1]), int(argv[2]), argv[3], argv[4]

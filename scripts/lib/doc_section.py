@@ -19,3 +19,13 @@ def write_marked(path, start, end, section):
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(text)
+
+
+def write_flag(argv):
+    """Takes `--write FILE` out of `argv`: (the file's path or None, the rest)."""
+    if "--write" not in argv:
+        return None, argv
+    i = argv.index("--write")
+    if i + 1 >= len(argv):
+        raise SystemExit("--write needs a file")
+    return pathlib.Path(argv[i + 1]), argv[:i] + argv[i + 2:]

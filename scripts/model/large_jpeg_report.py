@@ -45,11 +45,7 @@ def counts(table, split):
 
 
 def main(argv):
-    write = None
-    if "--write" in argv:
-        i = argv.index("--write")
-        write = pathlib.Path(argv[i + 1])
-        argv = argv[:i] + argv[i + 2:]
+    write, argv = doc_section.write_flag(argv)
     if len(argv) != 5:
         sys.exit(__doc__)
     original, full, scaled = (rows(p) for p in argv[1:4])
