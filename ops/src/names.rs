@@ -70,6 +70,41 @@ pub fn worker_index(name: &str) -> Option<usize> {
     digits.parse().ok()
 }
 
+/// A process's name, ordered as [`order`] orders names: the key of the
+/// watchdog's table of processes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProcessName(String);
+
+impl ProcessName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for ProcessName {
+    fn from(name: &str) -> ProcessName {
+        ProcessName(name.to_string())
+    }
+}
+
+impl fmt::Display for ProcessName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Ord for ProcessName {
+    fn cmp(&self, other: &Self) -> Ordering {
+        order(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for ProcessName {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// Watchdog, redis, api, then workers by number (`worker-2` before `worker-10`).
 pub fn order(a: &str, b: &str) -> Ordering {
     let key = |name: &str| (Role::of(name), worker_index(name), name.to_string());

@@ -2,6 +2,7 @@
 //! Redis URLs, shutdown, telemetry, what counts as a sentence to judge
 //! (`text_content`) and handing freed memory back (`heap`).
 
+pub mod clock;
 pub mod heap;
 pub mod job;
 pub mod limits;

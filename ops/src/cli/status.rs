@@ -23,7 +23,7 @@ use crate::names::Role;
 use crate::procfs;
 use crate::queue_stats::{self, QueueStats};
 use crate::units::{format_duration, format_size};
-use crate::watchdog::supervisor::wall_ms;
+use verdict_shared::clock::wall_ms;
 
 use super::fetch_status;
 

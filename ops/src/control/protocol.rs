@@ -118,6 +118,29 @@ pub struct ProcessStatus {
     pub pid_file: Option<String>,
 }
 
+impl ProcessStatus {
+    /// A row with nothing known yet but who it is.
+    pub fn empty(role: Role, name: &str) -> ProcessStatus {
+        ProcessStatus {
+            role,
+            name: name.to_string(),
+            pid: None,
+            state: State::Stopped,
+            started_ms: None,
+            restarts: 0,
+            last_exit: None,
+            registered_as: None,
+            retry_at_ms: None,
+            failed_times: None,
+            uptime_ms: None,
+            rss_bytes: None,
+            cpu_ms: None,
+            jobs_done: None,
+            pid_file: None,
+        }
+    }
+}
+
 /// The watchdog's whole view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FleetStatus {
@@ -145,7 +168,7 @@ pub struct Stopped {
 }
 
 /// The answer to `down`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DownReport {
     pub stopped: Vec<Stopped>,
 }

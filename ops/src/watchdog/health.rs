@@ -13,7 +13,7 @@ use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use verdict_shared::queue::{WorkerRecord, keys};
 
-use super::supervisor::wall_ms;
+use verdict_shared::clock::wall_ms;
 
 /// How long one Redis or HTTP call of a probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);

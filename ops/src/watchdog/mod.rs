@@ -1,10 +1,13 @@
 //! The watchdog: the one process that owns a fleet.
 //!
 //! It holds `run/watchdog.pid` for its life, starts every process as its child
-//! (see [`child`]), learns of their deaths from SIGCHLD ([`reaper`]), decides
-//! about restarts ([`supervisor`], [`backoff`]), watches readiness and
-//! heartbeats ([`health`]), and answers `fleet` commands on its control socket
-//! ([`control`]).
+//! (see [`child`]), learns of their deaths from SIGCHLD ([`reaper`]), watches
+//! readiness and heartbeats ([`health`]), and answers `fleet` commands on its
+//! control socket ([`control`]). Each of those is an [`event::Event`] for the
+//! [`supervisor`], a pure state machine that keeps one
+//! [`supervisor::slot::Slot`] per process, in a [`supervisor::phase::Phase`],
+//! and decides restarts ([`backoff`]) and `down`; the [`executor`] carries out its
+//! [`event::Action`]s.
 //!
 //! It runs on a single-threaded tokio runtime on the main thread. That is not
 //! a performance choice: `PR_SET_PDEATHSIG` fires when the *thread* that forked
@@ -19,12 +22,14 @@
 pub mod backoff;
 pub mod child;
 pub mod control;
+pub mod event;
+pub mod executor;
 pub mod health;
 pub mod reaper;
 pub mod roles;
 pub mod supervisor;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
@@ -37,6 +42,8 @@ use crate::control::protocol::{Request, Response};
 use crate::home::Home;
 use crate::recovery;
 
+use self::event::{Event, Moment};
+use self::executor::dispatch;
 use self::health::{HealthReport, Prober, Targets};
 use self::supervisor::Supervisor;
 
@@ -102,8 +109,8 @@ async fn event_loop(home: Home, config: FleetConfig) -> anyhow::Result<()> {
     tokio::spawn(control::serve(listener, request_tx));
 
     let stop_timeout = config.policy.stop_timeout();
-    let mut supervisor = Supervisor::new(config.clone(), home);
-    supervisor.start(Instant::now());
+    let mut supervisor = Supervisor::new(config.clone(), home, Moment::current());
+    dispatch(&mut supervisor, Event::Start, None);
 
     let (targets_tx, targets_rx) = watch::channel(supervisor.probe_targets());
     let (health_tx, mut health) = mpsc::channel::<HealthReport>(4);
@@ -123,55 +130,30 @@ async fn event_loop(home: Home, config: FleetConfig) -> anyhow::Result<()> {
             .unwrap_or_else(far_future);
         tokio::select! {
             _ = sigchld.recv() => {
-                let now = Instant::now();
                 for (pid, exit) in reaper::reap_all() {
-                    supervisor.on_exit(pid, exit, now);
+                    dispatch(&mut supervisor, Event::Exited { pid, exit }, None);
                 }
             }
             _ = sigterm.recv() => {
                 info!("SIGTERM: stopping the fleet");
-                supervisor.begin_down(stop_timeout, Instant::now());
+                dispatch(&mut supervisor, Event::Down { timeout: stop_timeout }, None);
             }
             _ = sigint.recv() => {
                 info!("SIGINT: stopping the fleet");
-                supervisor.begin_down(stop_timeout, Instant::now());
+                dispatch(&mut supervisor, Event::Down { timeout: stop_timeout }, None);
             }
             _ = sighup.recv() => {
                 info!("SIGHUP ignored: the fleet keeps running (use `fleet down` to stop it)");
             }
             _ = tokio::time::sleep_until(deadline) => {
-                supervisor.on_timer(Instant::now());
+                dispatch(&mut supervisor, Event::Tick, None);
             }
             Some(report) = health.recv() => {
-                supervisor.on_health(&report, Instant::now());
+                dispatch(&mut supervisor, Event::Health(report), None);
             }
             Some((request, reply)) = requests.recv() => {
-                let now = Instant::now();
-                match request {
-                    Request::Status => {
-                        let _ = reply.send(Response::Status(supervisor.status()));
-                    }
-                    Request::Restart { target } => {
-                        let response = match supervisor.restart(target.as_deref(), now) {
-                            Ok(names) => Response::Restarting { names },
-                            Err(message) => Response::Error { message },
-                        };
-                        let _ = reply.send(response);
-                    }
-                    Request::Scale { workers } => {
-                        let response = match supervisor.scale(workers, now) {
-                            Ok((started, stopping)) => {
-                                Response::Scaled { workers, started, stopping }
-                            }
-                            Err(message) => Response::Error { message },
-                        };
-                        let _ = reply.send(response);
-                    }
-                    Request::Down { timeout_ms } => {
-                        info!(timeout_ms, "down requested");
-                        supervisor.begin_down(Duration::from_millis(timeout_ms), now);
-                        down_waiters.push(reply);
-                    }
+                if let Some(waiter) = on_request(&mut supervisor, request, reply) {
+                    down_waiters.push(waiter);
                 }
             }
         }
@@ -185,6 +167,37 @@ async fn event_loop(home: Home, config: FleetConfig) -> anyhow::Result<()> {
         }
     }
 
+    report_down(&supervisor, down_waiters).await;
+    Ok(())
+}
+
+/// Answers a `fleet` command, or hands it to the supervisor; a `down`'s
+/// answer waits for the end, so its reply channel is returned to be kept.
+fn on_request(
+    supervisor: &mut Supervisor,
+    request: Request,
+    reply: oneshot::Sender<Response>,
+) -> Option<oneshot::Sender<Response>> {
+    let event = match request {
+        Request::Status => {
+            let _ = reply.send(Response::Status(supervisor.status(Moment::current())));
+            return None;
+        }
+        Request::Restart { target } => Event::Restart { target },
+        Request::Scale { workers } => Event::Scale { workers },
+        Request::Down { timeout_ms } => {
+            info!(timeout_ms, "down requested");
+            let timeout = Duration::from_millis(timeout_ms);
+            dispatch(supervisor, Event::Down { timeout }, None);
+            return Some(reply);
+        }
+    };
+    dispatch(supervisor, event, Some(reply));
+    None
+}
+
+/// Logs how each process stopped and answers every `fleet down` waiting.
+async fn report_down(supervisor: &Supervisor, down_waiters: Vec<oneshot::Sender<Response>>) {
     let report = supervisor.down_report();
     for entry in &report.stopped {
         info!(name = %entry.name, "{}: {}", entry.name, entry.how);
@@ -199,7 +212,6 @@ async fn event_loop(home: Home, config: FleetConfig) -> anyhow::Result<()> {
         error!(?left, "exiting with processes still running");
     }
     info!("watchdog exiting");
-    Ok(())
 }
 
 async fn probe_loop(
