@@ -6,7 +6,6 @@ pub mod clock;
 pub mod heap;
 pub mod job;
 pub mod limits;
-pub mod pidfile;
 pub mod queue;
 pub mod redis_pool;
 pub mod redis_url;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
-use verdict_shared::pidfile::{self, Probe};
+use verdict_supervisor::pidfile::{self, Probe};
 
 /// A 1x1 PNG, base64: the api checks magic bytes, and `--noop` workers do not
 /// look further.

@@ -1,0 +1,438 @@
+//! `fleet batch`: push a catalogue of (image, sentence) rows through the api
+//! and write one verdict line per sentence.
+//!
+//! The run streams the input ([`input`]) and keeps at most `--concurrency`
+//! jobs in flight: a row's image is read only when a slot is free and dropped
+//! once its batch request is sent, so memory stays flat whatever the number of
+//! rows. Rows go to the api in `POST /v1/batches` requests ([`crate::api`]) of up to
+//! `--batch-size` jobs, each with an idempotency key derived from the row (its
+//! id, the image's sha256, its sentences and its premise): resending after an error, or
+//! resuming an interrupted run, finds the job already created instead of
+//! making a second one. With `--wait`, each job is long-polled until it ends
+//! and its verdicts are written ([`results`]); without it, the run writes
+//! `queued` lines and leaves the judging to the fleet (run again with `--wait`
+//! to collect the verdicts). Ctrl-C stops submitting and waiting at once; what
+//! was written stays, and the same command resumes.
+
+pub mod input;
+pub mod progress;
+pub mod results;
+pub mod summary;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::api::{self, Api, BatchJob, Item};
+use input::Row;
+use progress::Progress;
+use results::{ResultLine, Sink};
+use summary::Counts;
+
+/// Base64 bytes at which a batch request is sent even if it is not full:
+/// keeps each request well under the api's `--max-batch-bytes` (32 MiB).
+const BATCH_BYTES: usize = 12 << 20;
+
+/// How a run is asked for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub input: PathBuf,
+    pub out: Option<PathBuf>,
+    pub api: String,
+    pub token: Option<String>,
+    /// Jobs in flight at once (submitted and not yet answered).
+    pub concurrency: usize,
+    /// Jobs per `POST /v1/batches`.
+    pub batch_size: usize,
+    pub wait: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub counts: Counts,
+    pub interrupted: bool,
+    pub elapsed: Duration,
+}
+
+/// The result file, the counts and the progress display, behind one lock.
+struct Recorder {
+    sink: Sink,
+    counts: Counts,
+    progress: Progress,
+}
+
+type Shared = Arc<Mutex<Recorder>>;
+
+fn lock<T>(shared: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Writes a row's lines and counts them.
+fn record(shared: &Shared, lines: &[ResultLine]) -> anyhow::Result<()> {
+    let mut recorder = lock(shared);
+    for line in lines {
+        recorder.sink.write(line)?;
+    }
+    let counts = &mut recorder.counts;
+    counts.rows_answered += 1;
+    if lines.iter().any(|l| l.error.is_some()) {
+        counts.failed += 1;
+    } else if lines.iter().any(|l| l.state.as_deref() == Some("queued")) {
+        counts.queued += 1;
+    }
+    for line in lines {
+        match line.label.as_deref() {
+            Some("yes") => counts.yes += 1,
+            Some("no") => counts.no += 1,
+            Some("maybe") => counts.maybe += 1,
+            _ => {}
+        }
+    }
+    let counts = recorder.counts.clone();
+    recorder.progress.update(&counts);
+    Ok(())
+}
+
+/// Error lines for every sentence of a row.
+fn failed_lines(row: &Row, code: &str, message: &str) -> Vec<ResultLine> {
+    if row.texts.is_empty() {
+        return vec![ResultLine::failed(row, "", code, message)];
+    }
+    row.texts
+        .iter()
+        .map(|text| ResultLine::failed(row, text, code, message))
+        .collect()
+}
+
+/// Runs the batch.
+pub async fn run(options: Options) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let done = match &options.out {
+        Some(out) => results::answered(out)?,
+        None => HashSet::new(),
+    };
+    // A first pass counts the rows (no image is read) for the progress bar.
+    let mut counts = Counts::default();
+    for row in input::open(&options.input)? {
+        counts.rows += 1;
+        if results::row_answered(&done, &row) {
+            counts.skipped += 1;
+        }
+    }
+    let sink = match &options.out {
+        Some(out) => Sink::append(out)?,
+        None => Sink::stdout(),
+    };
+    let progress = Progress::new(counts.rows - counts.skipped);
+    let shared: Shared = Arc::new(Mutex::new(Recorder {
+        sink,
+        counts,
+        progress,
+    }));
+    let api = Api::new(&options.api, options.token.clone())?;
+
+    let (stop_tx, stop) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = stop_tx.send(true);
+            }
+        });
+    }
+    let fatal: Arc<Mutex<Option<String>>> = Arc::default();
+    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let mut waiters = JoinSet::new();
+    let mut chunk = Chunk::default();
+    let mut submitter = Submitter {
+        api: api.clone(),
+        shared: shared.clone(),
+        wait: options.wait,
+        stop: stop.clone(),
+        stop_tx: stop_tx.clone(),
+        fatal: fatal.clone(),
+    };
+
+    let mut stopped = false;
+    for row in input::open(&options.input)? {
+        if *stop.borrow() {
+            stopped = true;
+            break;
+        }
+        if results::row_answered(&done, &row) {
+            continue;
+        }
+        if let Some(problem) = &row.problem {
+            record(&shared, &failed_lines(&row, "invalid_row", problem))?;
+            continue;
+        }
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                submitter.flush(&mut chunk, &mut waiters).await?;
+                let mut stop = stop.clone();
+                tokio::select! {
+                    permit = slots.clone().acquire_owned() => permit?,
+                    _ = stop.wait_for(|s| *s) => { stopped = true; break; }
+                }
+            }
+        };
+        let image = match tokio::fs::read(&row.image_path).await {
+            Ok(image) => image,
+            Err(err) => {
+                let message = format!("cannot read {}: {err}", row.image_path.display());
+                record(&shared, &failed_lines(&row, "image_unreadable", &message))?;
+                continue;
+            }
+        };
+        let key = idempotency_key(&row, &image);
+        let job = BatchJob {
+            image_base64: base64::engine::general_purpose::STANDARD.encode(&image),
+            texts: row.texts.clone(),
+            premise: row.premise.clone(),
+            idempotency_key: key,
+        };
+        chunk.bytes += job.image_base64.len();
+        chunk.jobs.push((job, row, permit));
+        if chunk.jobs.len() >= options.batch_size || chunk.bytes >= BATCH_BYTES {
+            submitter.flush(&mut chunk, &mut waiters).await?;
+        }
+    }
+    if !stopped {
+        submitter.flush(&mut chunk, &mut waiters).await?;
+        let mut stop = stop.clone();
+        loop {
+            tokio::select! {
+                joined = waiters.join_next() => {
+                    if joined.is_none() { break; }
+                }
+                _ = stop.wait_for(|s| *s) => { stopped = true; break; }
+            }
+        }
+    }
+    waiters.abort_all();
+    if let Some(message) = lock(&fatal).take() {
+        anyhow::bail!("{message}");
+    }
+    let recorder = lock(&shared);
+    recorder.progress.finish();
+    Ok(Outcome {
+        counts: recorder.counts.clone(),
+        interrupted: stopped,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Rows read and not yet sent.
+#[derive(Default)]
+struct Chunk {
+    jobs: Vec<(BatchJob, Row, OwnedSemaphorePermit)>,
+    bytes: usize,
+}
+
+/// Sends chunks and starts a waiter for each accepted job.
+struct Submitter {
+    api: Api,
+    shared: Shared,
+    wait: bool,
+    stop: watch::Receiver<bool>,
+    stop_tx: Arc<watch::Sender<bool>>,
+    fatal: Arc<Mutex<Option<String>>>,
+}
+
+impl Submitter {
+    /// Sends the chunk until every job is accepted or refused (or the run
+    /// is stopped).
+    async fn flush(&mut self, chunk: &mut Chunk, waiters: &mut JoinSet<()>) -> anyhow::Result<()> {
+        let mut pending = std::mem::take(&mut chunk.jobs);
+        chunk.bytes = 0;
+        let mut delay = Duration::ZERO;
+        while !pending.is_empty() {
+            if *self.stop.borrow() {
+                return Ok(());
+            }
+            let jobs: Vec<BatchJob> = pending.iter().map(|(job, _, _)| job.clone()).collect();
+            let items = match self.api.submit(&jobs).await? {
+                Ok(items) => items,
+                Err(retry_after) => {
+                    delay = api::next_delay(delay, retry_after);
+                    lock(&self.shared).progress.note(&format!(
+                        "batch: the api did not take the batch (busy: 429/503, or unreachable); sending again in {:.0} s",
+                        delay.as_secs_f64()
+                    ));
+                    self.pause(delay).await;
+                    continue;
+                }
+            };
+            let mut later = Vec::new();
+            for (item, (job, row, permit)) in items.into_iter().zip(pending) {
+                match item {
+                    Item::Accepted(id) if self.wait => {
+                        let api = self.api.clone();
+                        let shared = self.shared.clone();
+                        let fatal = self.fatal.clone();
+                        let stop_tx = self.stop_tx.clone();
+                        waiters.spawn(async move {
+                            if let Err(err) = wait_and_record(&api, &shared, &row, &id).await {
+                                *lock(&fatal) = Some(format!("{err:#}"));
+                                let _ = stop_tx.send(true);
+                            }
+                            drop(permit);
+                        });
+                    }
+                    Item::Accepted(id) => {
+                        let lines: Vec<ResultLine> = row
+                            .texts
+                            .iter()
+                            .map(|text| {
+                                let mut line = ResultLine::for_row(&row, text);
+                                line.job = Some(id.clone());
+                                line.state = Some("queued".into());
+                                line
+                            })
+                            .collect();
+                        record(&self.shared, &lines)?;
+                    }
+                    Item::Refused(error) => {
+                        let code = error["code"].as_str().unwrap_or("refused");
+                        let message = error["message"]
+                            .as_str()
+                            .unwrap_or("the api refused the job");
+                        record(&self.shared, &failed_lines(&row, code, message))?;
+                    }
+                    Item::Later => later.push((job, row, permit)),
+                }
+            }
+            pending = later;
+            if !pending.is_empty() {
+                delay = api::next_delay(delay, None);
+                self.pause(delay).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn pause(&mut self, delay: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = self.stop.wait_for(|s| *s) => {}
+        }
+    }
+}
+
+/// Waits for the job and writes the row's lines.
+async fn wait_and_record(api: &Api, shared: &Shared, row: &Row, id: &str) -> anyhow::Result<()> {
+    let lines = match api.wait_end(id).await? {
+        None => failed_lines(
+            row,
+            "not_found",
+            "the api no longer has the job (its result expired?)",
+        ),
+        Some(job) => lines_for(row, id, &job),
+    };
+    record(shared, &lines)
+}
+
+/// The result lines of an ended job.
+fn lines_for(row: &Row, id: &str, job: &Value) -> Vec<ResultLine> {
+    let results = job["results"].as_array().cloned().unwrap_or_default();
+    if job["state"] == "done" && results.len() == row.texts.len() {
+        return row
+            .texts
+            .iter()
+            .zip(results)
+            .map(|(text, result)| {
+                let mut line = ResultLine::for_row(row, text);
+                line.label = result["label"].as_str().map(str::to_owned);
+                line.scores = Some(result["scores"].clone());
+                line.explanation = result["explanation"]["summary"].as_str().map(str::to_owned);
+                line.job = Some(id.to_owned());
+                line
+            })
+            .collect();
+    }
+    let (code, message) = match job["error"]["code"].as_str() {
+        Some(code) => (
+            code.to_owned(),
+            job["error"]["message"].as_str().unwrap_or("").to_owned(),
+        ),
+        None => (
+            job["state"].as_str().unwrap_or("unknown").to_owned(),
+            format!("the job ended {}", job["state"]),
+        ),
+    };
+    let mut lines = failed_lines(row, &code, &message);
+    for line in &mut lines {
+        line.job = Some(id.to_owned());
+    }
+    lines
+}
+
+/// The row's idempotency key: the same row (id, image bytes, sentences,
+/// premise) always gets the same key, so a resubmission finds its job, and a
+/// row whose premise was edited is a new job rather than a conflict.
+fn idempotency_key(row: &Row, image: &[u8]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(row.id.as_bytes());
+    hash.update([0]);
+    hash.update(Sha256::digest(image));
+    for text in &row.texts {
+        hash.update([0]);
+        hash.update(text.as_bytes());
+    }
+    // Only when there is one (so rows without a premise keep the keys they
+    // had before premises existed), after a byte that UTF-8 never contains
+    // (so it cannot be mistaken for the end of a sentence).
+    if let Some(premise) = &row.premise {
+        hash.update([0xff]);
+        hash.update(premise.as_bytes());
+    }
+    format!("batch-{}", hex::encode(hash.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(premise: Option<&str>) -> Row {
+        Row {
+            id: "sku-1".into(),
+            image: "cup.png".into(),
+            image_path: PathBuf::from("cup.png"),
+            texts: vec!["It is hot.".into()],
+            premise: premise.map(str::to_owned),
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn the_idempotency_key_follows_the_premise() {
+        let image = b"\x89PNG";
+        let none = idempotency_key(&row(None), image);
+        let steam = idempotency_key(&row(Some("Steam rises.")), image);
+        assert_ne!(none, steam);
+        assert_ne!(steam, idempotency_key(&row(Some("Ice floats.")), image));
+        assert_eq!(steam, idempotency_key(&row(Some("Steam rises.")), image));
+
+        // Without a premise, the key a run made before premises existed: a
+        // run resumed across the upgrade finds its jobs.
+        let mut hash = Sha256::new();
+        hash.update(b"sku-1");
+        hash.update([0]);
+        hash.update(Sha256::digest(image));
+        hash.update([0]);
+        hash.update(b"It is hot.");
+        assert_eq!(none, format!("batch-{}", hex::encode(hash.finalize())));
+    }
+}

@@ -1,0 +1,103 @@
+//! The `fleet up` flags about not losing jobs and not letting just anyone in
+//! (issue 6): durability of the embedded Redis, attempts, reclaim, queue
+//! limit, restart delays and the api token. See `docs/reliability.md`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::bail;
+use verdict_shared::queue::policy;
+
+use verdict_supervisor::api_token::ApiToken;
+use verdict_supervisor::durations_and_sizes::parse_duration;
+use verdict_supervisor::embedded_redis::Appendfsync;
+use verdict_supervisor::job_policy::{DEFAULT_MAX_QUEUE_DEPTH, JobPolicy};
+
+/// How the embedded Redis flushes its append-only file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// `appendfsync everysec`: a crash of Redis loses nothing; a crash of the
+    /// machine may lose the last second of accepted jobs.
+    Normal,
+    /// `appendfsync always`: an accepted job is on disk before the api
+    /// answers 202; each write waits for an fsync.
+    Strict,
+}
+
+impl Durability {
+    pub fn appendfsync(self) -> Appendfsync {
+        match self {
+            Durability::Normal => Appendfsync::Everysec,
+            Durability::Strict => Appendfsync::Always,
+        }
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReliabilityArgs {
+    /// Embedded Redis persistence: normal (appendfsync everysec) or strict
+    /// (appendfsync always: accepted jobs survive even a machine crash, at
+    /// the cost of an fsync per write)
+    #[arg(long, value_enum, default_value = "normal")]
+    pub durability: Durability,
+    /// Starts allowed per job; the next moves it to the dead-letter stream,
+    /// failed (must not exceed --crash-limit: a job that kills its worker
+    /// costs one crash per attempt)
+    #[arg(long, default_value_t = policy::DEFAULT_MAX_ATTEMPTS, value_name = "N")]
+    pub max_attempts: u32,
+    /// A job idle this long in the hands of a worker that stopped renewing it
+    /// (dead, hung, cut off) is taken over by another worker
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    pub reclaim_after: Duration,
+    /// Most jobs queued or running; beyond it the api answers 429 with
+    /// Retry-After (0: no limit)
+    #[arg(long, default_value_t = DEFAULT_MAX_QUEUE_DEPTH, value_name = "N")]
+    pub max_queue_depth: u64,
+    /// The longest wait before restarting a crashed process (the delay
+    /// doubles from 100 ms with each crash in a row)
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    pub max_restart_delay: Duration,
+    /// How long a process marked failed (more than --crash-limit crashes
+    /// within --crash-window) rests before the watchdog tries it again; the
+    /// rest doubles while it keeps failing, up to a day. 0s: never (only
+    /// `fleet restart` brings it back)
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_duration)]
+    pub failed_cooldown: Duration,
+    /// Require this token (first line of FILE) as `Authorization: Bearer` on
+    /// every /v1 request [default: $VERDICT_API_TOKEN if set, else no token]
+    #[arg(long, value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
+}
+
+impl ReliabilityArgs {
+    /// Checks the flags against each other and the crash limit.
+    pub fn job_policy(&self, crash_limit: u32) -> anyhow::Result<JobPolicy> {
+        if !(1..=100).contains(&self.max_attempts) {
+            bail!("--max-attempts must be from 1 to 100");
+        }
+        if self.max_attempts > crash_limit {
+            bail!(
+                "--max-attempts {} is more than --crash-limit {crash_limit}: a job that kills \
+                 every worker running it would mark a worker failed before it is dead-lettered",
+                self.max_attempts
+            );
+        }
+        let min = policy::MIN_RECLAIM_AFTER;
+        if self.reclaim_after < min {
+            bail!(
+                "--reclaim-after must be at least {}s: live workers renew their jobs every {}s",
+                min.as_secs(),
+                verdict_shared::queue::heartbeat::HEARTBEAT_INTERVAL.as_secs()
+            );
+        }
+        Ok(JobPolicy {
+            max_attempts: self.max_attempts,
+            reclaim_after_s: self.reclaim_after.as_secs().max(min.as_secs()),
+            max_queue_depth: self.max_queue_depth,
+        })
+    }
+
+    pub fn api_token(&self) -> anyhow::Result<Option<ApiToken>> {
+        ApiToken::resolve(self.api_token_file.as_deref())
+    }
+}
