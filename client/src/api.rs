@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::bail;
 use reqwest::StatusCode;
+use serde::Deserialize;
 use serde_json::{Value, json};
+use verdict_shared::job::{Job, JobError};
 
 /// The longest wait between two tries.
 const MAX_DELAY: Duration = Duration::from_secs(30);
@@ -30,10 +32,41 @@ pub struct BatchJob {
 pub enum Item {
     /// Stored (or found by its idempotency key): the job's id.
     Accepted(String),
-    /// Refused for good: its error `{code, message}`.
-    Refused(Value),
+    /// Refused for good, with the api's reason.
+    Refused(JobError),
     /// Not stored now: send it again later.
     Later,
+}
+
+/// The answer of `POST /v1/batches`, as far as a client reads it.
+#[derive(Debug, Deserialize)]
+struct BatchAnswer {
+    jobs: Vec<BatchItem>,
+}
+
+/// What became of one job of the batch: `job` when it was stored or found,
+/// else `error` (a 4xx refusal) or nothing useful (429/5xx: send it again).
+#[derive(Debug, Deserialize)]
+struct BatchItem {
+    status: u16,
+    #[serde(default)]
+    job: Option<Job>,
+    #[serde(default)]
+    error: Option<JobError>,
+}
+
+impl BatchItem {
+    fn into_item(self) -> Item {
+        match (self.job, self.status, self.error) {
+            (Some(job), _, _) => Item::Accepted(job.id.to_string()),
+            (None, 429 | 500..=599, _) => Item::Later,
+            (None, _, Some(error)) => Item::Refused(error),
+            (None, status, None) => Item::Refused(JobError::new(
+                "refused",
+                format!("the api refused the job ({status}) without saying why"),
+            )),
+        }
+    }
 }
 
 /// A client of one api.
@@ -93,7 +126,7 @@ impl Api {
         };
         let status = response.status();
         let retry_after = retry_after(&response);
-        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        let body = response.bytes().await.unwrap_or_default();
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             return Ok(Err(retry_after));
         }
@@ -101,39 +134,32 @@ impl Api {
             bail!(
                 "the api refused a batch of {} jobs as too large ({}): lower --batch-size",
                 jobs.len(),
-                error_text(&answer)
+                error_text(&body)
             );
         }
         if !status.is_success() {
-            bail!(
-                "POST /v1/batches answered {status}: {}",
-                error_text(&answer)
-            );
+            bail!("POST /v1/batches answered {status}: {}", error_text(&body));
         }
-        let items = answer["jobs"].as_array().cloned().unwrap_or_default();
-        if items.len() != jobs.len() {
+        let answer: BatchAnswer = serde_json::from_slice(&body).map_err(|err| {
+            anyhow::anyhow!("POST /v1/batches answered what is not a batch answer: {err}")
+        })?;
+        if answer.jobs.len() != jobs.len() {
             bail!(
                 "POST /v1/batches answered {} items for {} jobs",
-                items.len(),
+                answer.jobs.len(),
                 jobs.len()
             );
         }
-        Ok(Ok(items
+        Ok(Ok(answer
+            .jobs
             .into_iter()
-            .map(|item| {
-                let status = item["status"].as_u64().unwrap_or(0);
-                match (item["job"]["id"].as_str(), status) {
-                    (Some(id), _) => Item::Accepted(id.to_owned()),
-                    (None, 429 | 500..=599) => Item::Later,
-                    (None, _) => Item::Refused(item["error"].clone()),
-                }
-            })
+            .map(BatchItem::into_item)
             .collect()))
     }
 
     /// Waits for the job to end and returns it; `Ok(None)` if the api no
     /// longer has it. Keeps trying through errors, with backoff.
-    pub async fn wait_end(&self, id: &str) -> anyhow::Result<Option<Value>> {
+    pub async fn wait_end(&self, id: &str) -> anyhow::Result<Option<Job>> {
         let mut delay = Duration::from_millis(500);
         loop {
             let sent = self
@@ -142,14 +168,13 @@ impl Api {
                 .await;
             match sent {
                 Ok(response) if response.status() == StatusCode::OK => {
-                    let job: Value = response.json().await.unwrap_or(Value::Null);
-                    match job["state"].as_str() {
-                        Some("done" | "failed" | "cancelled") => return Ok(Some(job)),
-                        Some(_) => {
+                    match response.json::<Job>().await {
+                        Ok(job) if job.state.is_terminal() => return Ok(Some(job)),
+                        Ok(_) => {
                             delay = Duration::from_millis(500);
                             continue;
                         }
-                        None => {}
+                        Err(err) => tracing::debug!(error = %err, job_id = id, "unreadable job"),
                     }
                 }
                 Ok(response) if response.status() == StatusCode::NOT_FOUND => return Ok(None),
@@ -202,13 +227,15 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
         .map(|s| Duration::from_secs(s.min(300)))
 }
 
-fn error_text(answer: &Value) -> String {
-    match (
-        answer["error"]["code"].as_str(),
-        answer["error"]["message"].as_str(),
-    ) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        _ => answer.to_string().chars().take(300).collect(),
+/// The api's `{"error": {code, message}}`, or the start of whatever it sent.
+fn error_text(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        error: JobError,
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody { error }) => error.to_string(),
+        Err(_) => String::from_utf8_lossy(body).chars().take(300).collect(),
     }
 }
 

@@ -25,10 +25,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use verdict_shared::job::{Job, JobError, JobState};
+use verdict_shared::shutdown::{self, Shutdown, ShutdownTrigger};
 
 use crate::api::{self, Api, BatchJob, Item};
 use input::Row;
@@ -141,13 +142,13 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
     }));
     let api = Api::new(&options.api, options.token.clone())?;
 
-    let (stop_tx, stop) = watch::channel(false);
-    let stop_tx = Arc::new(stop_tx);
+    // Ctrl-C stops the run; so does a fatal error in a waiting task.
+    let (stop_tx, stop) = shutdown::channel();
     {
         let stop_tx = stop_tx.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                let _ = stop_tx.send(true);
+                stop_tx.fire();
             }
         });
     }
@@ -166,7 +167,7 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
 
     let mut stopped = false;
     for row in input::open(&options.input)? {
-        if *stop.borrow() {
+        if stop.is_shutdown() {
             stopped = true;
             break;
         }
@@ -184,7 +185,7 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
                 let mut stop = stop.clone();
                 tokio::select! {
                     permit = slots.clone().acquire_owned() => permit?,
-                    _ = stop.wait_for(|s| *s) => { stopped = true; break; }
+                    _ = stop.recv() => { stopped = true; break; }
                 }
             }
         };
@@ -217,7 +218,7 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
                 joined = waiters.join_next() => {
                     if joined.is_none() { break; }
                 }
-                _ = stop.wait_for(|s| *s) => { stopped = true; break; }
+                _ = stop.recv() => { stopped = true; break; }
             }
         }
     }
@@ -246,8 +247,8 @@ struct Submitter {
     api: Api,
     shared: Shared,
     wait: bool,
-    stop: watch::Receiver<bool>,
-    stop_tx: Arc<watch::Sender<bool>>,
+    stop: Shutdown,
+    stop_tx: ShutdownTrigger,
     fatal: Arc<Mutex<Option<String>>>,
 }
 
@@ -259,7 +260,7 @@ impl Submitter {
         chunk.bytes = 0;
         let mut delay = Duration::ZERO;
         while !pending.is_empty() {
-            if *self.stop.borrow() {
+            if self.stop.is_shutdown() {
                 return Ok(());
             }
             let jobs: Vec<BatchJob> = pending.iter().map(|(job, _, _)| job.clone()).collect();
@@ -286,7 +287,7 @@ impl Submitter {
                         waiters.spawn(async move {
                             if let Err(err) = wait_and_record(&api, &shared, &row, &id).await {
                                 *lock(&fatal) = Some(format!("{err:#}"));
-                                let _ = stop_tx.send(true);
+                                stop_tx.fire();
                             }
                             drop(permit);
                         });
@@ -305,11 +306,8 @@ impl Submitter {
                         record(&self.shared, &lines)?;
                     }
                     Item::Refused(error) => {
-                        let code = error["code"].as_str().unwrap_or("refused");
-                        let message = error["message"]
-                            .as_str()
-                            .unwrap_or("the api refused the job");
-                        record(&self.shared, &failed_lines(&row, code, message))?;
+                        let lines = failed_lines(&row, &error.code, &error.message);
+                        record(&self.shared, &lines)?;
                     }
                     Item::Later => later.push((job, row, permit)),
                 }
@@ -326,7 +324,7 @@ impl Submitter {
     async fn pause(&mut self, delay: Duration) {
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = self.stop.wait_for(|s| *s) => {}
+            _ = self.stop.recv() => {}
         }
     }
 }
@@ -345,34 +343,30 @@ async fn wait_and_record(api: &Api, shared: &Shared, row: &Row, id: &str) -> any
 }
 
 /// The result lines of an ended job.
-fn lines_for(row: &Row, id: &str, job: &Value) -> Vec<ResultLine> {
-    let results = job["results"].as_array().cloned().unwrap_or_default();
-    if job["state"] == "done" && results.len() == row.texts.len() {
+fn lines_for(row: &Row, id: &str, job: &Job) -> Vec<ResultLine> {
+    if job.state == JobState::Done && job.results.len() == row.texts.len() {
         return row
             .texts
             .iter()
-            .zip(results)
+            .zip(&job.results)
             .map(|(text, result)| {
                 let mut line = ResultLine::for_row(row, text);
-                line.label = result["label"].as_str().map(str::to_owned);
-                line.scores = Some(result["scores"].clone());
-                line.explanation = result["explanation"]["summary"].as_str().map(str::to_owned);
+                line.label = Some(result.label.as_str().to_owned());
+                line.scores = Some(result.scores);
+                line.explanation = Some(result.explanation.summary.clone());
                 line.job = Some(id.to_owned());
                 line
             })
             .collect();
     }
-    let (code, message) = match job["error"]["code"].as_str() {
-        Some(code) => (
-            code.to_owned(),
-            job["error"]["message"].as_str().unwrap_or("").to_owned(),
-        ),
-        None => (
-            job["state"].as_str().unwrap_or("unknown").to_owned(),
-            format!("the job ended {}", job["state"]),
+    let error = match &job.error {
+        Some(error) => error.clone(),
+        None => JobError::new(
+            job.state.as_str(),
+            format!("the job ended {}", job.state.as_str()),
         ),
     };
-    let mut lines = failed_lines(row, &code, &message);
+    let mut lines = failed_lines(row, &error.code, &error.message);
     for line in &mut lines {
         line.job = Some(id.to_owned());
     }

@@ -13,7 +13,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use verdict_shared::job::JobError;
+use verdict_shared::verdict::Scores;
 
 use super::input::Row;
 
@@ -28,13 +29,13 @@ pub struct ResultLine {
     pub label: Option<String>,
     /// `{yes, no, maybe}` once judged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scores: Option<Value>,
+    pub scores: Option<Scores>,
     /// The model's one-line explanation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explanation: Option<String>,
     /// `{code, message}` when the row could not be judged.
     #[serde(default)]
-    pub error: Option<Value>,
+    pub error: Option<JobError>,
     /// The job that judged it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
@@ -62,7 +63,7 @@ impl ResultLine {
     /// The same row and sentence, failed with `code` and `message`.
     pub fn failed(row: &Row, text: &str, code: &str, message: &str) -> ResultLine {
         let mut line = ResultLine::for_row(row, text);
-        line.error = Some(serde_json::json!({"code": code, "message": message}));
+        line.error = Some(JobError::new(code, message));
         line
     }
 
