@@ -13,29 +13,17 @@ use std::time::Duration;
 
 use redis::AsyncConnectionConfig;
 use serde::Serialize;
-use verdict_shared::queue::{WorkerRecord, keys};
+use verdict_shared::queue::stats::QueueStats;
+use verdict_shared::queue::{WorkerRecord, heartbeat};
 
-/// One snapshot of the queue.
+/// One snapshot of the queue: the queue code's own counters and stream
+/// length (`depth` in `fleet status --json`), and the jobs in flight.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct QueueStats {
-    /// Entries in the stream: waiting plus in flight (XLEN).
-    pub depth: u64,
+pub struct QueueFigures {
     /// Delivered to a worker and not yet acknowledged (XPENDING).
     pub in_flight: u64,
-    /// Counters from `verdict:stats`.
-    pub submitted: u64,
-    pub done: u64,
-    pub failed: u64,
-    /// Withdrawn by their submitters before a worker started them.
-    pub cancelled: u64,
-    /// Failed after their last allowed attempt, into `verdict:dead`.
-    pub dead_lettered: u64,
-    /// Entries taken over from a worker that went silent.
-    pub reclaimed: u64,
-    /// Results refused because the job had already ended (a job run twice).
-    pub late_finishes: u64,
-    /// Submissions refused because the queue was full.
-    pub rejected_full: u64,
+    #[serde(flatten)]
+    pub counters: QueueStats,
 }
 
 /// Reads the figures, and the heartbeat records of the named workers.
@@ -43,7 +31,7 @@ pub async fn read(
     url: &str,
     workers: &[String],
     timeout: Duration,
-) -> Result<(QueueStats, Vec<Option<WorkerRecord>>), String> {
+) -> Result<(QueueFigures, Vec<Option<WorkerRecord>>), String> {
     let client = redis::Client::open(url).map_err(|e| e.to_string())?;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
@@ -61,31 +49,13 @@ pub async fn read(
     let in_flight = verdict_shared::queue::stats::in_flight(&mut conn)
         .await
         .map_err(|e| e.to_string())?;
-    let records = if workers.is_empty() {
-        Vec::new()
-    } else {
-        let keys: Vec<String> = workers.iter().map(|w| keys::worker(w)).collect();
-        let raw: Vec<Option<String>> = redis::cmd("MGET")
-            .arg(&keys)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        raw.into_iter()
-            .map(|r| r.and_then(|text| serde_json::from_str(&text).ok()))
-            .collect()
-    };
+    let records = heartbeat::worker_records(&mut conn, workers)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok((
-        QueueStats {
-            depth: counters.stream_len,
+        QueueFigures {
             in_flight,
-            submitted: counters.submitted,
-            done: counters.done,
-            failed: counters.failed,
-            cancelled: counters.cancelled,
-            dead_lettered: counters.dead_lettered,
-            reclaimed: counters.reclaimed,
-            late_finishes: counters.late_finishes,
-            rejected_full: counters.rejected_full,
+            counters,
         },
         records,
     ))

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 use verdict_supervisor::pidfile::{self, Probe};
 
-use crate::queue_stats::{self, QueueStats};
+use crate::queue_stats::{self, QueueFigures};
 use verdict_shared::clock::wall_ms;
 use verdict_supervisor::config::FleetConfig;
 use verdict_supervisor::control::protocol::{ProcessStatus, State};
@@ -43,7 +43,7 @@ pub struct QueueSection {
     /// Where Redis is (password hidden).
     pub redis: String,
     #[serde(flatten)]
-    pub stats: Option<QueueStats>,
+    pub stats: Option<QueueFigures>,
 }
 
 /// The whole of `status --json`.
@@ -284,19 +284,19 @@ pub fn render(report: &StatusReport) -> String {
         }) => {
             out.push_str(&format!(
                 "queue: {} waiting, {} in flight, {} done, {} failed ({} submitted)\n",
-                s.depth.saturating_sub(s.in_flight),
+                s.counters.stream_len.saturating_sub(s.in_flight),
                 s.in_flight,
-                s.done,
-                s.failed,
-                s.submitted
+                s.counters.done,
+                s.counters.failed,
+                s.counters.submitted
             ));
             // The rarer events, only when they happened.
             let extra: Vec<String> = [
-                (s.cancelled, "cancelled"),
-                (s.dead_lettered, "dead-lettered"),
-                (s.reclaimed, "reclaimed from silent workers"),
-                (s.late_finishes, "ran twice (late results refused)"),
-                (s.rejected_full, "refused: queue full"),
+                (s.counters.cancelled, "cancelled"),
+                (s.counters.dead_lettered, "dead-lettered"),
+                (s.counters.reclaimed, "reclaimed from silent workers"),
+                (s.counters.late_finishes, "ran twice (late results refused)"),
+                (s.counters.rejected_full, "refused: queue full"),
             ]
             .iter()
             .filter(|(n, _)| *n > 0)
@@ -320,22 +320,12 @@ pub fn render(report: &StatusReport) -> String {
     out
 }
 
-/// `GET /readyz`: `Ok` on 200, else what it said.
+/// `GET /readyz`, with a short timeout.
 async fn api_ready(api_url: &str) -> Result<(), String> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .no_proxy()
         .build()
         .map_err(|e| e.to_string())?;
-    let response = client
-        .get(format!("{api_url}/readyz"))
-        .send()
-        .await
-        .map_err(|e| format!("GET /readyz failed: {e}"))?;
-    if response.status().is_success() {
-        return Ok(());
-    }
-    let status = response.status();
-    let body = response.text().await.unwrap_or_default();
-    Err(format!("GET /readyz answered {status}: {}", body.trim()))
+    verdict_supervisor::watchdog::health::api_ready(&client, api_url).await
 }

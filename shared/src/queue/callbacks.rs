@@ -17,7 +17,7 @@ use redis::Value;
 use redis::aio::ConnectionLike;
 
 use super::consume::{StreamEntry, autoclaim, read_group_new};
-use super::{QueueError, keys};
+use super::{QueueError, consumer_group, keys};
 
 /// How long an entry may sit unacknowledged and untouched before another
 /// sender claims it (its sender is presumed dead).
@@ -44,19 +44,7 @@ impl Delivery {
 
 /// Creates the senders' group (and the stream) if missing. Safe to repeat.
 pub async fn ensure_group<C: ConnectionLike>(conn: &mut C) -> Result<(), QueueError> {
-    let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(keys::CALLBACKS)
-        .arg(keys::CALLBACK_GROUP)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async(conn)
-        .await;
-    match created {
-        Ok(()) => Ok(()),
-        Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
-        Err(err) => Err(err.into()),
-    }
+    consumer_group::ensure(conn, keys::CALLBACKS, keys::CALLBACK_GROUP).await
 }
 
 /// Up to `count` new entries for `sender`, waiting up to `block` (call it on

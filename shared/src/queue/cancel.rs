@@ -59,20 +59,11 @@ pub async fn cancel<C: ConnectionLike>(conn: &mut C, job_id: JobId) -> Result<Ca
 /// What `cancel.lua` answered, typed: `["cancelled"]`, `["refused", state]`
 /// or `["missing"]`. Anything else is a [`QueueError::Corrupt`].
 pub fn parse_reply(reply: Vec<Value>) -> Result<Cancel, QueueError> {
-    let mut parts = reply.into_iter();
-    let verb = reply::string(parts.next().unwrap_or(Value::Nil), "cancel: verb")?;
-    match verb.as_str() {
+    let mut parts = reply::Parts::new("cancel", reply);
+    match parts.verb()?.as_str() {
         "cancelled" => Ok(Cancel::Cancelled),
-        "refused" => {
-            let state = reply::string(parts.next().unwrap_or(Value::Nil), "cancel: state")?;
-            let state = state
-                .parse()
-                .map_err(|err: String| QueueError::corrupt(format!("cancel: {err}")))?;
-            Ok(Cancel::Refused(state))
-        }
+        "refused" => Ok(Cancel::Refused(parts.state()?)),
         "missing" => Ok(Cancel::Missing),
-        other => Err(QueueError::corrupt(format!(
-            "cancel: unknown reply {other:?}"
-        ))),
+        other => Err(parts.unknown(other)),
     }
 }

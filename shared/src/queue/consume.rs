@@ -12,7 +12,7 @@ use std::time::Duration;
 use redis::Value;
 use redis::aio::ConnectionLike;
 
-use super::{QueueError, keys, reply};
+use super::{QueueError, consumer_group, keys, reply};
 use crate::job::JobId;
 
 /// One entry of the jobs stream, as delivered to a worker.
@@ -32,19 +32,7 @@ pub struct StreamEntry {
 /// workers call it on every (re)connection, since a Redis that lost its data
 /// lost the group with it.
 pub async fn ensure_group<C: ConnectionLike>(conn: &mut C) -> Result<(), QueueError> {
-    let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(keys::STREAM)
-        .arg(keys::GROUP)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async(conn)
-        .await;
-    match created {
-        Ok(()) => Ok(()),
-        Err(err) if err.code() == Some("BUSYGROUP") => Ok(()),
-        Err(err) => Err(err.into()),
-    }
+    consumer_group::ensure(conn, keys::STREAM, keys::GROUP).await
 }
 
 /// Whether an error says the group (or the stream) is gone: Redis restarted

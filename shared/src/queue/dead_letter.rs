@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use super::finish::DEFAULT_RESULT_TTL;
 use super::job_script::{JOB_END, JOB_ENTRY, job_script};
 use super::policy::DEAD_LETTER_MAXLEN;
-use super::{QueueError, job_record, keys, reply};
+use super::{QueueError, keys, reply};
 use crate::job::{JobError, JobId, JobState};
 
 static DEAD_LETTER: LazyLock<Script> =
@@ -70,39 +70,21 @@ pub async fn dead_letter<C: ConnectionLike>(
 /// What `dead_letter.lua` answered, typed: `["dead_lettered", finished_us,
 /// error, entry]`, `["stale", state]` or `["missing"]`.
 pub fn parse_reply(reply: Vec<Value>) -> Result<DeadLetter, QueueError> {
-    let mut parts = reply.into_iter();
-    let mut next = |what: &str| {
-        parts
-            .next()
-            .ok_or_else(|| QueueError::corrupt(format!("dead_letter: no {what}")))
-    };
-    let verb = reply::string(next("verb")?, "dead_letter: verb")?;
-    match verb.as_str() {
+    let mut parts = reply::Parts::new("dead_letter", reply);
+    match parts.verb()?.as_str() {
         "dead_lettered" => {
-            let us = reply::integer(next("finished_us")?, "dead_letter: finished_us")?;
-            let finished_at = job_record::micros_to_datetime(us)
-                .ok_or_else(|| QueueError::corrupt("dead_letter: finished_us out of range"))?;
-            let error = reply::bytes(next("error")?, "dead_letter: error")?;
-            let error: JobError = serde_json::from_slice(&error)
+            let finished_at = parts.time("finished_us")?;
+            let error: JobError = serde_json::from_slice(&parts.bytes("error")?)
                 .map_err(|err| QueueError::corrupt(format!("dead_letter: error: {err}")))?;
-            let dead_letter_entry = reply::string(next("entry")?, "dead_letter: entry")?;
             Ok(DeadLetter::DeadLettered {
                 finished_at,
                 error,
-                dead_letter_entry,
+                dead_letter_entry: parts.string("entry")?,
             })
         }
-        "stale" => {
-            let state = reply::string(next("state")?, "dead_letter: state")?;
-            let state = state
-                .parse()
-                .map_err(|err: String| QueueError::corrupt(format!("dead_letter: {err}")))?;
-            Ok(DeadLetter::Stale(state))
-        }
+        "stale" => Ok(DeadLetter::Stale(parts.state()?)),
         "missing" => Ok(DeadLetter::Missing),
-        other => Err(QueueError::corrupt(format!(
-            "dead_letter: unknown reply {other:?}"
-        ))),
+        other => Err(parts.unknown(other)),
     }
 }
 

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::job_script::{JOB_END, JOB_ENTRY, job_script};
 use super::metrics::{Amount, Increment};
-use super::{QueueError, job_record, keys, reply};
+use super::{QueueError, keys, reply};
 use crate::job::{JobError, JobId, JobState};
 use crate::verdict::SentenceVerdict;
 
@@ -96,25 +96,13 @@ pub async fn finish<C: ConnectionLike>(
 /// What `finish.lua` answered, typed: `["finished", finished_us]`,
 /// `["stale", state]` or `["missing"]`.
 pub fn parse_reply(reply: Vec<Value>) -> Result<Finish, QueueError> {
-    let mut parts = reply.into_iter();
-    let verb = reply::string(parts.next().unwrap_or(Value::Nil), "finish: verb")?;
-    match verb.as_str() {
-        "finished" => {
-            let us = reply::integer(parts.next().unwrap_or(Value::Nil), "finish: finished_us")?;
-            let finished_at = job_record::micros_to_datetime(us)
-                .ok_or_else(|| QueueError::corrupt("finish: finished_us out of range"))?;
-            Ok(Finish::Finished { finished_at })
-        }
-        "stale" => {
-            let state = reply::string(parts.next().unwrap_or(Value::Nil), "finish: state")?;
-            let state = state
-                .parse()
-                .map_err(|err: String| QueueError::corrupt(format!("finish: {err}")))?;
-            Ok(Finish::Stale(state))
-        }
+    let mut parts = reply::Parts::new("finish", reply);
+    match parts.verb()?.as_str() {
+        "finished" => Ok(Finish::Finished {
+            finished_at: parts.time("finished_us")?,
+        }),
+        "stale" => Ok(Finish::Stale(parts.state()?)),
         "missing" => Ok(Finish::Missing),
-        other => Err(QueueError::corrupt(format!(
-            "finish: unknown reply {other:?}"
-        ))),
+        other => Err(parts.unknown(other)),
     }
 }

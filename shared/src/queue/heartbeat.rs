@@ -84,23 +84,38 @@ pub async fn live_workers<C: ConnectionLike>(
     if names.is_empty() {
         return Ok(Vec::new());
     }
+    let mut records: Vec<WorkerRecord> = worker_records(conn, &names)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    records.sort_by(|a: &WorkerRecord, b| a.name.cmp(&b.name));
+    Ok(records)
+}
+
+/// The records of the named workers, in the same order: `None` for one that
+/// has none (expired: not beating) or whose record does not parse (logged).
+/// One MGET.
+pub async fn worker_records<C: ConnectionLike>(
+    conn: &mut C,
+    names: &[String],
+) -> Result<Vec<Option<WorkerRecord>>, QueueError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
     let keys: Vec<String> = names.iter().map(|name| keys::worker(name)).collect();
     let raw: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query_async(conn).await?;
-    let mut records: Vec<WorkerRecord> = raw
+    let records = raw
         .into_iter()
-        .zip(&names)
-        .filter_map(|(raw, name)| {
-            let raw = raw?;
-            match serde_json::from_str(&raw) {
-                Ok(record) => Some(record),
-                Err(err) => {
-                    tracing::warn!(worker = %name, error = %err, "unreadable worker record");
-                    None
-                }
+        .zip(names)
+        .map(|(raw, name)| match serde_json::from_str(&raw?) {
+            Ok(record) => Some(record),
+            Err(err) => {
+                tracing::warn!(worker = %name, error = %err, "unreadable worker record");
+                None
             }
         })
         .collect();
-    records.sort_by(|a: &WorkerRecord, b| a.name.cmp(&b.name));
     Ok(records)
 }
 

@@ -12,7 +12,8 @@
 //! - [`heartbeat`]: workers announce that they are alive;
 //! - [`stats`]: the counters;
 //! - [`metrics`]: what the workers report for `/metrics`;
-//! - [`callbacks`]: the jobs still to be POSTed to their `callback_url`.
+//! - [`callbacks`]: the jobs still to be POSTed to their `callback_url`;
+//! - [`consumer_group`]: creating the group a stream is read through.
 //!
 //! What keeps jobs from being lost or looping (issue 6, `docs/reliability.md`):
 //!
@@ -26,11 +27,13 @@
 //! State changes are Lua scripts (`lua/*.lua`), each atomic in Redis; the
 //! three a worker runs on a job share their beginning (`job_script.rs`). A
 //! job's image never passes through Lua: submit and start move it with plain
-//! commands in the same MULTI/EXEC as their script (`transaction.rs`).
+//! commands in the same MULTI/EXEC as their script (`transaction.rs`). A
+//! script's reply is read part by part, its verb first (`reply.rs`).
 
 pub mod callbacks;
 pub mod cancel;
 pub mod consume;
+pub mod consumer_group;
 pub mod dead_letter;
 mod error;
 pub mod finish;

@@ -44,3 +44,110 @@ pub(crate) fn array(value: Value, what: &str) -> Result<Vec<Value>, QueueError> 
         ))),
     }
 }
+
+/// A script's reply read part by part, in the order the script sends them:
+/// its verb first, then what the verb carries. Every error names the script
+/// and the part.
+pub(crate) struct Parts {
+    script: &'static str,
+    items: std::vec::IntoIter<Value>,
+}
+
+impl Parts {
+    pub(crate) fn new(script: &'static str, reply: Vec<Value>) -> Parts {
+        Parts {
+            script,
+            items: reply.into_iter(),
+        }
+    }
+
+    fn next(&mut self, what: &str) -> Result<(Value, String), QueueError> {
+        let what = format!("{}: {what}", self.script);
+        match self.items.next() {
+            Some(value) => Ok((value, what)),
+            None => Err(QueueError::corrupt(format!("{what}: missing"))),
+        }
+    }
+
+    /// What the script did: `finished`, `stale`, `missing`...
+    pub(crate) fn verb(&mut self) -> Result<String, QueueError> {
+        self.string("verb")
+    }
+
+    pub(crate) fn string(&mut self, what: &str) -> Result<String, QueueError> {
+        let (value, what) = self.next(what)?;
+        string(value, &what)
+    }
+
+    pub(crate) fn bytes(&mut self, what: &str) -> Result<Vec<u8>, QueueError> {
+        let (value, what) = self.next(what)?;
+        bytes(value, &what)
+    }
+
+    pub(crate) fn integer(&mut self, what: &str) -> Result<i64, QueueError> {
+        let (value, what) = self.next(what)?;
+        integer(value, &what)
+    }
+
+    /// A count (attempts), saturating at `u32::MAX`.
+    pub(crate) fn count(&mut self, what: &str) -> Result<u32, QueueError> {
+        let n = self.integer(what)?;
+        Ok(u32::try_from(n.max(0)).unwrap_or(u32::MAX))
+    }
+
+    /// A moment sent as microseconds since the epoch.
+    pub(crate) fn time(&mut self, what: &str) -> Result<time::OffsetDateTime, QueueError> {
+        let us = self.integer(what)?;
+        super::job_record::micros_to_datetime(us)
+            .ok_or_else(|| QueueError::corrupt(format!("{}: {what} out of range", self.script)))
+    }
+
+    /// The state a job was found in.
+    pub(crate) fn state(&mut self) -> Result<crate::job::JobState, QueueError> {
+        let state = self.string("state")?;
+        state
+            .parse()
+            .map_err(|err: String| QueueError::corrupt(format!("{}: {err}", self.script)))
+    }
+
+    /// The error for a verb the parser does not know.
+    pub(crate) fn unknown(&self, verb: &str) -> QueueError {
+        QueueError::corrupt(format!("{}: unknown reply {verb:?}", self.script))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::JobState;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn parts_read_in_order_and_name_what_is_wrong() {
+        let mut parts = Parts::new("finish", vec![bulk("stale"), bulk("done"), Value::Int(-3)]);
+        assert_eq!(parts.verb().unwrap(), "stale");
+        assert_eq!(parts.state().unwrap(), JobState::Done);
+        assert_eq!(
+            parts.count("attempts").unwrap(),
+            0,
+            "a negative count is none"
+        );
+        let err = parts.string("entry").unwrap_err().to_string();
+        assert!(err.contains("finish: entry: missing"), "{err}");
+        let mut parts = Parts::new("cancel", vec![bulk("refused"), bulk("exploded")]);
+        parts.verb().unwrap();
+        let err = parts.state().unwrap_err().to_string();
+        assert!(err.contains("cancel:"), "{err}");
+        let mut parts = Parts::new("start", vec![Value::Int(i64::MAX)]);
+        assert!(parts.time("started_us").is_err(), "out of range");
+        assert!(
+            Parts::new("x", vec![])
+                .unknown("boom")
+                .to_string()
+                .contains("\"boom\"")
+        );
+    }
+}

@@ -50,18 +50,12 @@ pub async fn retry<C: ConnectionLike>(
 
 /// What `retry.lua` answered, typed: `["retry", attempts]` or `["lost"]`.
 pub fn parse_reply(reply: Vec<Value>) -> Result<Retry, QueueError> {
-    let mut parts = reply.into_iter();
-    let verb = reply::string(parts.next().unwrap_or(Value::Nil), "retry: verb")?;
-    match verb.as_str() {
-        "retry" => {
-            let attempts = reply::integer(parts.next().unwrap_or(Value::Nil), "retry: attempts")?;
-            Ok(Retry::Scheduled {
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-            })
-        }
+    let mut parts = reply::Parts::new("retry", reply);
+    match parts.verb()?.as_str() {
+        "retry" => Ok(Retry::Scheduled {
+            attempts: parts.count("attempts")?,
+        }),
         "lost" => Ok(Retry::Lost),
-        other => Err(QueueError::corrupt(format!(
-            "retry: unknown reply {other:?}"
-        ))),
+        other => Err(parts.unknown(other)),
     }
 }

@@ -96,48 +96,29 @@ pub fn parse_reply(
     entry_id: &str,
     worker: &str,
 ) -> Result<Start, QueueError> {
-    let mut parts = reply.into_iter();
-    let verb = reply::string(parts.next().unwrap_or(Value::Nil), "start: verb")?;
-    match verb.as_str() {
+    let mut parts = reply::Parts::new("start", reply);
+    match parts.verb()?.as_str() {
         "missing" => Ok(Start::Missing),
-        "skip" => {
-            let state = reply::string(parts.next().unwrap_or(Value::Nil), "start: state")?;
-            let state = state
-                .parse()
-                .map_err(|err: String| QueueError::corrupt(format!("start: {err}")))?;
-            Ok(Start::Skip(state))
-        }
-        "exhausted" => {
-            let attempts = reply::integer(parts.next().unwrap_or(Value::Nil), "start: attempts")?;
-            Ok(Start::Exhausted {
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-            })
-        }
+        "skip" => Ok(Start::Skip(parts.state()?)),
+        "exhausted" => Ok(Start::Exhausted {
+            attempts: parts.count("attempts")?,
+        }),
         "run" => {
-            let mut next = |what: &str| {
-                parts
-                    .next()
-                    .ok_or_else(|| QueueError::corrupt(format!("start: no {what}")))
-            };
-            let spec = reply::bytes(next("spec")?, "start: spec")?;
-            let image = reply::bytes(next("image")?, "start: image")?;
-            let submitted_us = reply::integer(next("submitted_us")?, "start: submitted_us")?;
-            let started_us = reply::integer(next("started_us")?, "start: started_us")?;
-            let attempts = reply::integer(next("attempts")?, "start: attempts")?;
+            let spec = parts.bytes("spec")?;
+            let image = parts.bytes("image")?;
+            let submitted_at = parts.time("submitted_us")?;
+            let started_at = parts.time("started_us")?;
+            let attempts = parts.count("attempts")?;
             let spec: JobSpec = serde_json::from_slice(&spec)
                 .map_err(|err| QueueError::corrupt(format!("job {job_id}: spec: {err}")))?;
-            let time = |us: i64, what: &str| {
-                job_record::micros_to_datetime(us)
-                    .ok_or_else(|| QueueError::corrupt(format!("start: {what} out of range")))
-            };
             let mut job = Job::new(spec.texts, spec.image);
             job.premise = spec.premise;
             job.callback_url = spec.callback_url;
             job.id = job_id;
             job.state = JobState::Running;
-            job.submitted_at = time(submitted_us, "submitted_us")?;
-            job.started_at = Some(time(started_us, "started_us")?);
-            job.attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+            job.submitted_at = submitted_at;
+            job.started_at = Some(started_at);
+            job.attempts = attempts;
             job.worker = Some(worker.to_owned());
             Ok(Start::Run(Box::new(StartedJob {
                 job,
@@ -145,9 +126,7 @@ pub fn parse_reply(
                 entry_id: entry_id.to_owned(),
             })))
         }
-        other => Err(QueueError::corrupt(format!(
-            "start: unknown reply {other:?}"
-        ))),
+        other => Err(parts.unknown(other)),
     }
 }
 

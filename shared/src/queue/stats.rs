@@ -22,7 +22,8 @@ pub struct QueueStats {
     /// the end twice (a duplicate result, discarded).
     pub late_finishes: u64,
     /// Entries in the stream: jobs queued or in flight (finished entries are
-    /// deleted).
+    /// deleted). `depth` where it is shown (`fleet status --json`).
+    #[serde(rename = "depth")]
     pub stream_len: u64,
     /// Jobs withdrawn by their submitter before they started.
     pub cancelled: u64,

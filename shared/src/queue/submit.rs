@@ -140,21 +140,16 @@ pub fn parse_reply(
     spec: JobSpec,
 ) -> Result<Submitted, QueueError> {
     if reply.len() == 3 {
-        let mut parts = reply.into_iter();
-        let verb = reply::string(parts.next().unwrap_or(redis::Value::Nil), "submit: verb")?;
-        let id = reply::string(parts.next().unwrap_or(redis::Value::Nil), "submit: id")?;
-        let fingerprint = reply::string(
-            parts.next().unwrap_or(redis::Value::Nil),
-            "submit: fingerprint",
-        )?;
+        let mut parts = reply::Parts::new("submit", reply);
+        let verb = parts.verb()?;
         if verb != "existing" {
-            return Err(QueueError::corrupt(format!(
-                "submit: unknown reply {verb:?}"
-            )));
+            return Err(parts.unknown(&verb));
         }
-        let id = id
+        let id = parts
+            .string("id")?
             .parse()
             .map_err(|err| QueueError::corrupt(format!("submit: {err}")))?;
+        let fingerprint = parts.string("fingerprint")?;
         return Ok(Submitted::Existing { id, fingerprint });
     }
     let [_entry, submitted_us]: [redis::Value; 2] = reply

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
-use verdict_shared::queue::{WorkerRecord, keys};
+use verdict_shared::queue::{WorkerRecord, heartbeat};
 
 use verdict_shared::clock::wall_ms;
 
@@ -48,7 +48,7 @@ pub struct Prober {
     redis_url: String,
     connection: Option<MultiplexedConnection>,
     http: reqwest::Client,
-    readyz: String,
+    api_url: String,
 }
 
 impl Prober {
@@ -62,7 +62,7 @@ impl Prober {
             redis_url,
             connection: None,
             http,
-            readyz: format!("{api_url}/readyz"),
+            api_url: api_url.to_string(),
         }
     }
 
@@ -82,11 +82,7 @@ impl Prober {
                 report.redis_error = Some(err);
             }
         }
-        report.api_ready = targets.api
-            && matches!(
-                self.http.get(&self.readyz).send().await,
-                Ok(response) if response.status().is_success()
-            );
+        report.api_ready = targets.api && api_ready(&self.http, &self.api_url).await.is_ok();
         report
     }
 
@@ -110,24 +106,29 @@ impl Prober {
         if pong != "PONG" {
             return Err(format!("unexpected PING answer {pong:?}"));
         }
-        let mut records = HashMap::new();
-        if workers.is_empty() {
-            return Ok(records);
-        }
-        let keys: Vec<String> = workers.iter().map(|name| keys::worker(name)).collect();
-        let values: Vec<Option<String>> = redis::cmd("MGET")
-            .arg(&keys)
-            .query_async(connection)
+        // A record that does not parse is treated as absent: the worker will
+        // be seen as not registered (or hung), never as healthy.
+        let records = heartbeat::worker_records(connection, workers)
             .await
             .map_err(|e| e.to_string())?;
-        for (name, value) in workers.iter().zip(values) {
-            // A record that does not parse is treated as absent: the worker
-            // will be seen as not registered (or hung), never as healthy.
-            if let Some(record) = value.and_then(|v| serde_json::from_str::<WorkerRecord>(&v).ok())
-            {
-                records.insert(name.clone(), record);
-            }
-        }
-        Ok(records)
+        let found = workers.iter().cloned().zip(records);
+        Ok(found
+            .filter_map(|(name, record)| Some((name, record?)))
+            .collect())
     }
+}
+
+/// `GET /readyz` of the api at `api_url`: `Ok` on 200, else what it said.
+pub async fn api_ready(http: &reqwest::Client, api_url: &str) -> Result<(), String> {
+    let response = http
+        .get(format!("{api_url}/readyz"))
+        .send()
+        .await
+        .map_err(|e| format!("GET /readyz failed: {e}"))?;
+    if response.status().is_success() {
+        return Ok(());
+    }
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    Err(format!("GET /readyz answered {status}: {}", body.trim()))
 }
