@@ -83,7 +83,11 @@ pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
             args.redis.clone(),
             pool.clone(),
             callbacks.clone(),
-            format!("api-{}-{}", host_name(), std::process::id()),
+            format!(
+                "api-{}-{}",
+                verdict_shared::host::name_for_ids(),
+                std::process::id()
+            ),
             shutdown.clone(),
         ))
     });
@@ -170,18 +174,4 @@ pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// This machine's host name, for the callback sender's consumer name.
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|name| {
-            name.trim()
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
-                .collect::<String>()
-        })
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
 }

@@ -1,9 +1,22 @@
-//! What verdict's binaries share: the job model, the Redis queue protocol, limits,
-//! Redis URLs, shutdown, telemetry, what counts as a sentence to judge
-//! (`text_content`) and handing freed memory back (`heap`).
+//! What verdict's binaries share.
+//!
+//! - [`job`]: a job as the api shows it (id, state, sentences, results,
+//!   error), and [`verdict`]: one sentence's answer (label, scores,
+//!   explanation);
+//! - [`queue`]: the Redis queue protocol, one file and one Lua script per step
+//!   of a job (`docs/protocol.md`);
+//! - [`limits`]: the sizes the api refuses and the worker enforces;
+//! - [`text_content`]: what counts as a sentence worth judging;
+//! - [`redis_url`], [`redis_pool`]: reaching Redis (TCP, TLS, unix socket)
+//!   and pooling connections;
+//! - [`shutdown`]: telling every task of a process to stop;
+//! - [`telemetry`]: logging, as JSON or for people;
+//! - [`clock`]: the wall clock in milliseconds; [`host`]: this machine's name;
+//! - [`heap`]: handing freed memory back to the system.
 
 pub mod clock;
 pub mod heap;
+pub mod host;
 pub mod job;
 pub mod limits;
 pub mod queue;

@@ -207,7 +207,7 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
             // not collide, so they carry this machine's name.
             (
                 RedisPlan::External { url: url.clone() },
-                format!("{}-", host_name()),
+                format!("{}-", verdict_shared::host::name_for_ids()),
             )
         }
         None => (
@@ -258,29 +258,6 @@ fn validate_redis_url(url: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-/// This machine's name, reduced to the characters a worker name may hold.
-fn host_name() -> String {
-    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let clean: String = raw
-        .trim()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(40)
-        .collect();
-    if clean.is_empty() {
-        "host".into()
-    } else {
-        clean
-    }
-}
-
 /// Starts `fleet watchdog` in a new session with SIGHUP ignored, its output
 /// appended to `logs/watchdog.log`.
 fn spawn_detached(home: &Home) -> anyhow::Result<std::process::Child> {
