@@ -1,4 +1,6 @@
-//! The `fleet` subcommands, one file each. Each returns the process's exit
+//! The `fleet` subcommands, one file each (`up_safeguards` holds the flags
+//! of `up` that keep jobs from being lost; `wait` the waiting for readiness
+//! that `up`, `restart` and `scale` share). Each returns the process's exit
 //! code; errors are printed by `main` and exit with 1.
 
 pub mod batch;
@@ -9,7 +11,7 @@ pub mod scale;
 pub mod status;
 pub mod unit;
 pub mod up;
-pub mod up_reliability;
+pub mod up_safeguards;
 pub mod wait;
 pub mod watchdog;
 

@@ -22,7 +22,7 @@ use verdict_supervisor::home::Home;
 use verdict_supervisor::recovery;
 use verdict_supervisor::watchdog::{self, WatchdogError};
 
-use super::up_reliability::{Durability, ReliabilityArgs};
+use super::up_safeguards::{Durability, ReliabilityArgs};
 use super::wait;
 
 #[derive(Debug, Clone, clap::Args)]

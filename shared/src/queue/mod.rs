@@ -5,8 +5,10 @@
 //! per step:
 //!
 //! - [`submit`]: the api stores the record and appends the id to the stream;
-//! - [`consume`]: a worker reads entries through the consumer group;
-//! - [`start`]: the worker marks the job running and fetches the image;
+//! - [`consume`]: a worker reads entries through the consumer group (claiming
+//!   a job, first half: the entry is now pending in this worker's name);
+//! - [`start`]: the worker marks the job running and fetches the image
+//!   (claiming, second half: the record says who runs it, and attempt n);
 //! - [`finish`]: the worker stores the outcome, acknowledges, announces;
 //! - [`read`]: the api serves the record;
 //! - [`heartbeat`]: workers announce that they are alive;

@@ -1,6 +1,6 @@
-//! The `fleet up` flags about not losing jobs and not letting just anyone in
-//! (issue 6): durability of the embedded Redis, attempts, reclaim, queue
-//! limit, restart delays and the api token. See `docs/reliability.md`.
+//! The `fleet up` flags that keep jobs from being lost and strangers out:
+//! durability of the embedded Redis, attempts, reclaim, queue limit, restart
+//! delays and the api token. See `docs/reliability.md`.
 
 use std::path::PathBuf;
 use std::time::Duration;
