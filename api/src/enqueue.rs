@@ -30,6 +30,20 @@ pub struct Request {
     pub idempotency_key: Option<String>,
 }
 
+impl Request {
+    /// A checked submission, stored under `idempotency_key` if it has one.
+    pub fn new(checked: crate::submission::Checked, idempotency_key: Option<String>) -> Request {
+        Request {
+            image: checked.submission.image,
+            format: checked.format,
+            texts: checked.submission.texts,
+            premise: checked.submission.premise,
+            callback_url: checked.submission.callback_url,
+            idempotency_key,
+        }
+    }
+}
+
 /// The job, and whether it was created now (`false`: an earlier request with
 /// the same `Idempotency-Key` created it).
 #[derive(Debug)]

@@ -6,16 +6,22 @@
 
 use std::time::Duration;
 
-/// Parses `500ms`, `30s`, `2m`, `1h` (a bare number means seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
+/// `12.5G` as (12.5, "G"); `what` is for the error (`a duration: expected e.g. 30s`).
+fn number_and_unit<'a>(text: &'a str, what: &str) -> Result<(f64, &'a str), String> {
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: f64 = number
+    let value = number
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration: expected e.g. 500ms, 30s, 2m"))?;
+        .map_err(|_| format!("{text:?} is not {what}"))?;
+    Ok((value, unit))
+}
+
+/// Parses `500ms`, `30s`, `2m`, `1h` (a bare number means seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (value, unit) = number_and_unit(text, "a duration: expected e.g. 500ms, 30s, 2m")?;
     let seconds = match unit.trim() {
         "ms" => value / 1000.0,
         "" | "s" => value,
@@ -37,13 +43,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// (`G` = 2^30), with an optional `B`/`iB` suffix.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size: expected e.g. 512M or 4G"))?;
+    let (value, unit) = number_and_unit(text, "a size: expected e.g. 512M or 4G")?;
     let unit = unit.trim().to_ascii_uppercase();
     let unit = unit
         .strip_suffix("IB")

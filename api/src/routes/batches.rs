@@ -207,16 +207,5 @@ async fn one(
     }
     .into_submission(&state.limits)?;
     let checked = submission::check(submission, &state.limits)?;
-    enqueue(
-        state,
-        enqueue::Request {
-            image: checked.submission.image,
-            format: checked.format,
-            texts: checked.submission.texts,
-            premise: checked.submission.premise,
-            callback_url: checked.submission.callback_url,
-            idempotency_key,
-        },
-    )
-    .await
+    enqueue(state, enqueue::Request::new(checked, idempotency_key)).await
 }

@@ -58,18 +58,7 @@ use crate::submission;
 pub async fn submit(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let idempotency_key = idempotency::from_headers(req.headers())?;
     let checked = submission::from_request(req, &state.limits).await?;
-    let enqueued = enqueue(
-        &state,
-        enqueue::Request {
-            image: checked.submission.image,
-            format: checked.format,
-            texts: checked.submission.texts,
-            premise: checked.submission.premise,
-            callback_url: checked.submission.callback_url,
-            idempotency_key,
-        },
-    )
-    .await?;
+    let enqueued = enqueue(&state, enqueue::Request::new(checked, idempotency_key)).await?;
     let id = enqueued.job.id;
     let status = if enqueued.created {
         StatusCode::ACCEPTED

@@ -118,6 +118,14 @@ impl Action {
         }
     }
 
+    pub(crate) fn signal(name: &str, pid: u32, signal: Signal) -> Action {
+        Action::Signal {
+            name: name.to_string(),
+            pid,
+            signal,
+        }
+    }
+
     pub(crate) fn log_fleet(level: Level, message: impl Into<String>) -> Action {
         Action::Log {
             level,

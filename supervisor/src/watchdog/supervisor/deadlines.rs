@@ -50,11 +50,7 @@ impl Supervisor {
                 Some(pid),
                 message,
             ));
-            out.push(Action::Signal {
-                name: name.to_string(),
-                pid,
-                signal: Signal::SIGKILL,
-            });
+            out.push(Action::signal(name.as_str(), pid, Signal::SIGKILL));
             stop.killed = true;
         }
         self.advance_shutdown(at, out);

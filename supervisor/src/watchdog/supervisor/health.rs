@@ -88,11 +88,7 @@ impl Supervisor {
             format_duration(age)
         );
         out.push(Action::log(Level::Warn, name, Some(pid), message));
-        out.push(Action::Signal {
-            name: name.to_string(),
-            pid,
-            signal: Signal::SIGKILL,
-        });
+        out.push(Action::signal(name, pid, Signal::SIGKILL));
         slot.phase = Phase::Stopping {
             instance,
             stop: Stop {

@@ -37,11 +37,7 @@ impl Supervisor {
             Some(pid),
             format!("SIGTERM to {name} (PID {pid})"),
         ));
-        out.push(Action::Signal {
-            name: name.to_string(),
-            pid,
-            signal: Signal::SIGTERM,
-        });
+        out.push(Action::signal(name, pid, Signal::SIGTERM));
         slot.phase = Phase::Stopping {
             instance,
             stop: Stop {
