@@ -9,6 +9,7 @@
 //! - [`text_content`]: what counts as a sentence worth judging;
 //! - [`redis_url`], [`redis_pool`]: reaching Redis (TCP, TLS, unix socket)
 //!   and pooling connections;
+//! - [`reconnect`]: how long to wait before reconnecting to Redis;
 //! - [`shutdown`]: telling every task of a process to stop;
 //! - [`telemetry`]: logging, as JSON or for people;
 //! - [`clock`]: the wall clock in milliseconds; [`host`]: this machine's name;
@@ -20,6 +21,7 @@ pub mod host;
 pub mod job;
 pub mod limits;
 pub mod queue;
+pub mod reconnect;
 pub mod redis_pool;
 pub mod redis_url;
 pub mod shutdown;

@@ -17,6 +17,7 @@ use verdict_shared::job::JobId;
 use verdict_shared::queue::callbacks::{self, Delivery};
 use verdict_shared::queue::read::read_job;
 use verdict_shared::queue::{QueueError, StreamEntry};
+use verdict_shared::reconnect::Backoff;
 use verdict_shared::redis_pool::Pool;
 use verdict_shared::redis_url::RedisUrl;
 use verdict_shared::shutdown::Shutdown;
@@ -73,18 +74,18 @@ pub async fn run(
         slots: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         shutdown: shutdown.clone(),
     });
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::new();
     loop {
         let ended = tokio::select! {
             ended = session(&url, &sender) => ended,
             _ = shutdown.recv() => return,
         };
+        let delay = backoff.next_delay();
         tracing::warn!(error = %ended, retry_in_ms = delay.as_millis() as u64, "callback sender lost Redis");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.recv() => return,
         }
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 

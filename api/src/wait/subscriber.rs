@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use verdict_shared::queue::keys;
+use verdict_shared::reconnect::Backoff;
 use verdict_shared::redis_url::{COMMAND_TIMEOUT, RedisUrl};
 use verdict_shared::shutdown::Shutdown;
 
@@ -37,7 +38,7 @@ pub async fn run(
     subscribed: Arc<Subscribed>,
     mut shutdown: Shutdown,
 ) {
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::new();
     loop {
         let ended = tokio::select! {
             ended = session(&url, &waiters, &subscribed) => ended,
@@ -45,8 +46,9 @@ pub async fn run(
         };
         let was_subscribed = subscribed.0.swap(false, Ordering::Relaxed);
         if was_subscribed {
-            delay = Duration::from_millis(100);
+            backoff.reset();
         }
+        let delay = backoff.next_delay();
         tracing::warn!(
             error = %ended.err().map_or_else(|| "connection closed".to_owned(), |e| e.to_string()),
             retry_in_ms = delay.as_millis() as u64,
@@ -56,7 +58,6 @@ pub async fn run(
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.recv() => return,
         }
-        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 
