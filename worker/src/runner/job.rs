@@ -163,9 +163,9 @@ async fn judge_and_finish(
         ),
         (Ok((dims, result)), None) => (dims, outcome::decide(result, &texts)),
         (Err(join_error), _) => {
-            let message = panic_message(join_error);
-            tracing::error!(job_id = %job.id, panic = %message, "the judge panicked");
-            (None, Decision::Finish(outcome::panicked(&message)))
+            let decision = outcome::task_failed(join_error);
+            tracing::error!(job_id = %job.id, ?decision, "the judge panicked or was cancelled");
+            (None, decision)
         }
     };
     let queue_wait = job
@@ -301,16 +301,5 @@ async fn finish_with_retry(
                 return Err(err);
             }
         }
-    }
-}
-
-fn panic_message(err: tokio::task::JoinError) -> String {
-    match err.try_into_panic() {
-        Ok(payload) => payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "panic with a non-text payload".to_owned()),
-        Err(err) => err.to_string(),
     }
 }
