@@ -56,6 +56,11 @@ pub enum JudgeError {
     /// Transient: the judgement did not run to its end.
     #[error("the judgement was interrupted: {0}")]
     Interrupted(String),
+    /// Transient, and only in a worker built with the `test-hooks` feature:
+    /// a failure injected by the test-only `FaultyJudge`.
+    #[cfg(any(test, feature = "test-hooks"))]
+    #[error("{0}")]
+    Injected(String),
 }
 
 impl JudgeError {
@@ -74,6 +79,8 @@ impl JudgeError {
             JudgeError::Model(_) => "model_error",
             JudgeError::OutOfMemory(_) => "out_of_memory",
             JudgeError::Interrupted(_) => "judge_interrupted",
+            #[cfg(any(test, feature = "test-hooks"))]
+            JudgeError::Injected(_) => "test_transient",
         }
     }
 
@@ -82,6 +89,8 @@ impl JudgeError {
     pub fn is_permanent(&self) -> bool {
         match self {
             JudgeError::OutOfMemory(_) | JudgeError::Interrupted(_) => false,
+            #[cfg(any(test, feature = "test-hooks"))]
+            JudgeError::Injected(_) => false,
             JudgeError::Image(_)
             | JudgeError::NoTexts
             | JudgeError::TooManyTexts { .. }
@@ -146,6 +155,11 @@ mod tests {
             (
                 JudgeError::Interrupted("cancelled".into()),
                 "judge_interrupted",
+                false,
+            ),
+            (
+                JudgeError::Injected("attempt 1".into()),
+                "test_transient",
                 false,
             ),
         ];

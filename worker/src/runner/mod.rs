@@ -10,7 +10,8 @@
 //! - [`image_probe`]: the image size for the log line;
 //! - [`report`]: what the worker adds to `verdict:metrics` after each job;
 //! - [`simulated_delay`]: a judge that takes a set time (`--noop-delay-ms`);
-//! - [`test_hooks`]: TEST-ONLY fault injection, off unless a test arms it.
+//! - `faulty_judge`: TEST-ONLY fault injection, compiled only with the
+//!   `test-hooks` feature and off unless a test arms it.
 //!
 //! The loop reads up to `batch_size` entries at once (COUNT), starts and
 //! finishes them concurrently on pooled connections, and judges them one at a
@@ -21,6 +22,8 @@
 //! away runs again at once.
 
 mod backoff;
+#[cfg(any(test, feature = "test-hooks"))]
+mod faulty_judge;
 mod heartbeat;
 mod image_probe;
 mod job;
@@ -29,7 +32,6 @@ mod reclaim;
 mod report;
 pub mod simulated_delay;
 mod status;
-pub mod test_hooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +49,6 @@ use crate::engine::Judge;
 use backoff::Backoff;
 use reclaim::Reclaimer;
 use status::WorkerStatus;
-use test_hooks::TestHooks;
 
 /// How the loop runs.
 #[derive(Debug, Clone)]
@@ -74,12 +75,15 @@ impl RunnerConfig {
 pub(crate) struct Context {
     pub(crate) name: String,
     pub(crate) pool: Pool,
+    /// The loaded judge; a job's attempt gets it from [`Context::judge_for`].
     pub(crate) judge: Arc<dyn Judge>,
     pub(crate) judge_permit: Semaphore,
     pub(crate) status: Arc<WorkerStatus>,
     pub(crate) reporter: report::Reporter,
     pub(crate) max_attempts: u32,
-    pub(crate) hooks: TestHooks,
+    /// Test-only faults to inject, if the environment arms any.
+    #[cfg(any(test, feature = "test-hooks"))]
+    faults: Option<Arc<faulty_judge::Faults>>,
     /// Fires when the worker is told to stop (SIGTERM, or the watchdog's
     /// death through the parent-death signal): results still to be stored
     /// get a short grace, not the full retry time.
@@ -119,13 +123,6 @@ pub async fn run(
         reclaim_after_s = config.reclaim_after.as_secs_f64(),
         "worker starting"
     );
-    let hooks = TestHooks::from_env();
-    if hooks.armed() {
-        tracing::warn!(
-            ?hooks,
-            "TEST HOOKS ARMED: this worker will misbehave on purpose (never in production)"
-        );
-    }
     let (stop_heartbeat, heartbeat_stop) = shutdown::channel();
     let heartbeat = tokio::spawn(heartbeat::run(
         pool.clone(),
@@ -142,7 +139,8 @@ pub async fn run(
         status: status.clone(),
         reporter: report::Reporter::default(),
         max_attempts: config.max_attempts,
-        hooks,
+        #[cfg(any(test, feature = "test-hooks"))]
+        faults: faulty_judge::Faults::armed_from_env(),
         stopping: shutdown.clone(),
     };
     consume_until_shutdown(&redis, &config, &ctx, shutdown).await;
@@ -162,6 +160,30 @@ pub async fn run(
         ),
     }
     Ok(())
+}
+
+impl Context {
+    /// The judge for attempt `attempt` (1-based) of a job: the loaded one.
+    #[cfg(not(any(test, feature = "test-hooks")))]
+    pub(crate) fn judge_for(&self, _attempt: u32) -> Arc<dyn Judge> {
+        self.judge.clone()
+    }
+
+    /// The judge for attempt `attempt` (1-based) of a job: the loaded one,
+    /// wrapped in a [`faulty_judge::FaultyJudge`] when faults are armed. The
+    /// `Judge` trait does not see attempts, so the wrapper is made here,
+    /// where the attempt is known.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub(crate) fn judge_for(&self, attempt: u32) -> Arc<dyn Judge> {
+        match &self.faults {
+            Some(faults) => Arc::new(faulty_judge::FaultyJudge::new(
+                self.judge.clone(),
+                faults.clone(),
+                attempt,
+            )),
+            None => self.judge.clone(),
+        }
+    }
 }
 
 async fn deregister(pool: &Pool, name: &str) -> Result<(), QueueError> {

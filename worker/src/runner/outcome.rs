@@ -242,6 +242,7 @@ mod tests {
                 JudgeError::Interrupted("cancelled".into()),
                 "judge_interrupted",
             ),
+            (JudgeError::Injected("attempt 1".into()), "test_transient"),
         ];
         for (err, code) in cases {
             let Decision::Retry(error) = decide(Err(err), &texts()) else {
