@@ -30,7 +30,7 @@ mod job;
 mod outcome;
 mod reclaim;
 mod report;
-pub mod simulated_delay;
+pub(crate) mod simulated_delay;
 mod status;
 
 use std::sync::Arc;
