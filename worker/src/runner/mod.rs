@@ -1,11 +1,13 @@
 //! The worker's run loop: read jobs from the consumer group, judge them,
 //! post verdicts back, until told to stop.
 //!
+//! - [`read_loop`]: connecting to Redis, reading entries (own pending ones
+//!   first, then new and reclaimed ones), reconnecting after a loss;
 //! - [`job`]: one job, from start to finish;
 //! - [`outcome`]: how a judgement ends a job (done, failed, or retried);
 //! - [`heartbeat`]: the task that keeps the worker's record alive;
 //! - [`status`]: what the heartbeat reports;
-//! - [`backoff`]: reconnecting after Redis is lost;
+//! - [`backoff`]: waiting before reconnecting after Redis is lost;
 //! - [`reclaim`]: taking over the jobs of workers that went silent;
 //! - [`image_probe`]: the image size for the log line;
 //! - [`report`]: what the worker adds to `verdict:metrics` after each job;
@@ -28,6 +30,7 @@ mod heartbeat;
 mod image_probe;
 mod job;
 mod outcome;
+mod read_loop;
 mod reclaim;
 mod report;
 pub(crate) mod simulated_delay;
@@ -38,7 +41,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::sync::Semaphore;
-use verdict_shared::queue::consume::{self, StreamEntry};
 use verdict_shared::queue::heartbeat::{self as protocol_heartbeat, now_ms};
 use verdict_shared::queue::{QueueError, WorkerRecord};
 use verdict_shared::redis_pool::Pool;
@@ -46,8 +48,6 @@ use verdict_shared::redis_url::{self, RedisUrl};
 use verdict_shared::shutdown::{self, Shutdown};
 
 use crate::engine::Judge;
-use backoff::Backoff;
-use reclaim::Reclaimer;
 use status::WorkerStatus;
 
 /// How the loop runs.
@@ -143,22 +143,13 @@ pub async fn run(
         faults: faulty_judge::Faults::armed_from_env(),
         stopping: shutdown.clone(),
     };
-    consume_until_shutdown(&redis, &config, &ctx, shutdown).await;
+    read_loop::consume_until_shutdown(&redis, &config, &ctx, shutdown).await;
 
     stop_heartbeat.fire();
     if let Err(err) = heartbeat.await {
         tracing::warn!(error = %err, "the heartbeat task ended badly");
     }
-    match deregister(&pool, &config.name).await {
-        Ok(()) => {
-            tracing::info!(worker = %config.name, jobs_done = status.jobs_done(), "worker stopped and deregistered")
-        }
-        Err(err) => tracing::warn!(
-            worker = %config.name,
-            error = %err,
-            "worker stopped but could not deregister; its record expires by itself"
-        ),
-    }
+    deregister(&pool, &config.name, status.jobs_done()).await;
     Ok(())
 }
 
@@ -186,138 +177,20 @@ impl Context {
     }
 }
 
-async fn deregister(pool: &Pool, name: &str) -> Result<(), QueueError> {
-    let mut conn = pool.get().await?;
-    protocol_heartbeat::deregister(&mut conn, name).await
-}
-
-/// The read loop, with reconnection.
-async fn consume_until_shutdown(
-    redis: &RedisUrl,
-    config: &RunnerConfig,
-    ctx: &Context,
-    mut shutdown: Shutdown,
-) {
-    let mut backoff = Backoff::new();
-    let mut ever_connected = false;
-    let mut reclaimer = Reclaimer::new(config.reclaim_after);
-    'connect: while !shutdown.is_shutdown() {
-        let connected = async {
-            let mut reader = redis.dedicated(config.block).await?;
-            consume::ensure_group(&mut reader).await?;
-            Ok::<_, QueueError>(reader)
-        }
-        .await;
-        let mut reader = match connected {
-            Ok(reader) => reader,
-            Err(err) => {
-                let delay = backoff.next_delay();
-                tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "cannot reach Redis");
-                sleep_or_shutdown(delay, &mut shutdown).await;
-                continue 'connect;
-            }
-        };
-        tracing::info!(
-            worker = %config.name,
-            "{}",
-            if ever_connected { "reconnected to Redis" } else { "connected to Redis; waiting for jobs" }
-        );
-        ever_connected = true;
-        // First the entries this name already holds, then new ones.
-        let mut pending_after: Option<String> = Some("0".to_owned());
-        while !shutdown.is_shutdown() {
-            if pending_after.is_none() && reclaimer.due() {
-                let claimed = reclaimer
-                    .claim(&mut reader, &config.name, config.batch_size)
-                    .await;
-                match claimed {
-                    Ok(entries) if entries.is_empty() => {}
-                    Ok(entries) => {
-                        if let Err(err) = run_batch(ctx, &entries).await {
-                            let delay = backoff.next_delay();
-                            tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "lost Redis while running reclaimed jobs; they will run again");
-                            sleep_or_shutdown(delay, &mut shutdown).await;
-                            continue 'connect;
-                        }
-                        continue;
-                    }
-                    Err(err) if consume::is_missing_group(&err) => {}
-                    Err(err) => {
-                        let delay = backoff.next_delay();
-                        tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "lost Redis while reclaiming jobs");
-                        sleep_or_shutdown(delay, &mut shutdown).await;
-                        continue 'connect;
-                    }
-                }
-            }
-            let read = match &pending_after {
-                Some(after) => {
-                    consume::read_own_pending(&mut reader, &config.name, config.batch_size, after)
-                        .await
-                }
-                None => {
-                    consume::read_new(&mut reader, &config.name, config.batch_size, config.block)
-                        .await
-                }
-            };
-            let entries = match read {
-                Ok(entries) => entries,
-                Err(err) if consume::is_missing_group(&err) => {
-                    tracing::warn!(
-                        "the consumer group is gone (Redis lost its data?): recreating it"
-                    );
-                    if let Err(err) = consume::ensure_group(&mut reader).await {
-                        tracing::warn!(error = %err, "cannot recreate the consumer group");
-                        continue 'connect;
-                    }
-                    continue;
-                }
-                Err(err) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "lost Redis while reading jobs");
-                    sleep_or_shutdown(delay, &mut shutdown).await;
-                    continue 'connect;
-                }
-            };
-            backoff.reset();
-            if let Some(after) = pending_after.as_mut() {
-                match entries.last() {
-                    None => {
-                        pending_after = None;
-                        continue;
-                    }
-                    Some(last) => {
-                        tracing::info!(
-                            jobs = entries.len(),
-                            "running again jobs this worker held before"
-                        );
-                        *after = last.entry_id.clone();
-                    }
-                }
-            }
-            if entries.is_empty() {
-                continue;
-            }
-            if let Err(err) = run_batch(ctx, &entries).await {
-                let delay = backoff.next_delay();
-                tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "lost Redis while running jobs; they will run again");
-                sleep_or_shutdown(delay, &mut shutdown).await;
-                continue 'connect;
-            }
-        }
+/// Removes the worker's record, and says so.
+async fn deregister(pool: &Pool, name: &str, jobs_done: u64) {
+    let removed = async {
+        let mut conn = pool.get().await?;
+        protocol_heartbeat::deregister(&mut conn, name).await
     }
-}
-
-/// Runs the jobs of one read concurrently; the first Redis error, if any.
-async fn run_batch(ctx: &Context, entries: &[StreamEntry]) -> Result<(), QueueError> {
-    let results = futures::future::join_all(entries.iter().map(|entry| job::run(ctx, entry))).await;
-    results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
-}
-
-async fn sleep_or_shutdown(delay: Duration, shutdown: &mut Shutdown) {
-    tokio::select! {
-        _ = tokio::time::sleep(delay) => {}
-        _ = shutdown.recv() => {}
+    .await;
+    match removed {
+        Ok(()) => tracing::info!(worker = %name, jobs_done, "worker stopped and deregistered"),
+        Err::<(), QueueError>(err) => tracing::warn!(
+            worker = %name,
+            error = %err,
+            "worker stopped but could not deregister; its record expires by itself"
+        ),
     }
 }
 
