@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use verdict_shared::job::JobError;
 use verdict_shared::queue::dead_letter::{DeadLetter, dead_letter};
 use verdict_shared::queue::finish::finish;
 use verdict_shared::queue::metrics::JobReport;
@@ -15,7 +14,6 @@ use verdict_shared::queue::{Finish, Outcome, QueueError, Start, StartedJob, Stre
 
 use super::backoff::Backoff;
 use super::outcome::{self, Decision};
-use super::test_hooks::Injected;
 use super::{Context, image_probe};
 
 /// How long a worker keeps trying to store a result while Redis is away
@@ -135,15 +133,12 @@ async fn judge_and_finish(
     } = started;
     let image = Arc::new(image);
     let texts = Arc::new(job.texts.clone());
-    // Test-only fault injection (off unless a test arms it; see test_hooks).
-    let injected = ctx.hooks.before_judge(&texts, job.attempts);
-
     // One judgement at a time per worker: several jobs read together are
     // started and finished concurrently, but the CPU-bound part is serial.
     let permit = ctx.judge_permit.acquire().await;
     let began = Instant::now();
     let judged = {
-        let (judge, image, texts) = (ctx.judge.clone(), image.clone(), texts.clone());
+        let (judge, image, texts) = (ctx.judge_for(job.attempts), image.clone(), texts.clone());
         // The job's premise, if it has one: the judge answers with it or
         // refuses it (`premise_unsupported`), never ignores it.
         let premise = job.premise.clone();
@@ -156,16 +151,12 @@ async fn judge_and_finish(
     let inference = began.elapsed();
     drop(permit);
 
-    let (dims, decision) = match (judged, injected) {
-        (Ok((dims, _)), Some(Injected::Transient(message))) => (
-            dims,
-            Decision::Retry(JobError::new("test_transient", message)),
-        ),
-        (Ok((dims, result)), None) => (dims, outcome::decide(result, &texts)),
-        (Err(join_error), _) => {
-            let message = panic_message(join_error);
-            tracing::error!(job_id = %job.id, panic = %message, "the judge panicked");
-            (None, Decision::Finish(outcome::panicked(&message)))
+    let (dims, decision) = match judged {
+        Ok((dims, result)) => (dims, outcome::decide(result, &texts)),
+        Err(join_error) => {
+            let decision = outcome::task_failed(join_error);
+            tracing::error!(job_id = %job.id, ?decision, "the judge panicked or was cancelled");
+            (None, decision)
         }
     };
     let queue_wait = job
@@ -301,16 +292,5 @@ async fn finish_with_retry(
                 return Err(err);
             }
         }
-    }
-}
-
-fn panic_message(err: tokio::task::JoinError) -> String {
-    match err.try_into_panic() {
-        Ok(payload) => payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "panic with a non-text payload".to_owned()),
-        Err(err) => err.to_string(),
     }
 }

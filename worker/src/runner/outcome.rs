@@ -6,9 +6,11 @@
 //!   judging the same input again would fail again;
 //! - a transient error: no ending; the job is given back (`retry.lua`) and
 //!   started again after a backoff, until its attempts run out and it is
-//!   dead-lettered;
-//! - a panic in the judge, or a wrong number of verdicts: `failed`, so that a
-//!   job that trips a bug cannot loop.
+//!   dead-lettered. Besides the judge's own transient errors, the blocking
+//!   task that ran it may have been cancelled (`judge_interrupted`) or
+//!   panicked because tract could not allocate a tensor (`out_of_memory`);
+//! - any other panic in the judge, or a wrong number of verdicts: `failed`,
+//!   so that a job that trips a bug cannot loop.
 
 use verdict_shared::job::JobError;
 use verdict_shared::queue::Outcome;
@@ -40,16 +42,47 @@ pub fn decide(result: Result<Vec<SentenceVerdict>, JudgeError>, texts: &[String]
         Err(err) if err.is_permanent() => {
             Decision::Finish(Outcome::Failed(JobError::new(err.code(), err.to_string())))
         }
-        Err(err) => Decision::Retry(JobError::new(err.code(), err.to_string())),
+        Err(err) => retry(err),
     }
 }
 
-/// The ending of a job whose judge panicked.
-pub fn panicked(message: &str) -> Outcome {
-    Outcome::Failed(JobError::new(
+/// Decides how a job ends when the blocking task that ran its judge did not
+/// return: cancelled, or panicked.
+pub fn task_failed(err: tokio::task::JoinError) -> Decision {
+    if err.is_cancelled() {
+        return retry(JudgeError::Interrupted(err.to_string()));
+    }
+    let payload = err.into_panic();
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-text payload".to_owned());
+    panicked(&message)
+}
+
+/// Decides how a job ends whose judge panicked with `message`: tract's
+/// failure to allocate a tensor is transient (what is spare under a memory
+/// limit depends on what the process holds at that moment), any other panic
+/// is a bug that would trip again.
+pub fn panicked(message: &str) -> Decision {
+    if is_allocation_failure(message) {
+        return retry(JudgeError::OutOfMemory(message.to_owned()));
+    }
+    Decision::Finish(Outcome::Failed(JobError::new(
         "judge_panicked",
         format!("the judge crashed on this job: {message}"),
-    ))
+    )))
+}
+
+/// The panics of tract-data's `Blob` when `alloc` returns null (tract
+/// 0.23: `for_layout` and `ensure_size_and_align`).
+fn is_allocation_failure(message: &str) -> bool {
+    message.starts_with("failed to allocate") || message == "assertion failed: !self.data.is_null()"
+}
+
+fn retry(err: JudgeError) -> Decision {
+    Decision::Retry(JobError::new(err.code(), err.to_string()))
 }
 
 #[cfg(test)]
@@ -152,10 +185,70 @@ mod tests {
     }
 
     #[test]
-    fn a_panic_fails_the_job() {
-        let Outcome::Failed(error) = panicked("index out of bounds") else {
-            panic!("expected failed");
+    fn a_panic_fails_the_job_unless_tract_could_not_allocate() {
+        let cases = [
+            ("index out of bounds", Some("judge_panicked"), None),
+            ("attempt to divide by zero", Some("judge_panicked"), None),
+            (
+                "failed to allocate Layout { size: 1073741824, align: 128 (1 << 7) }",
+                None,
+                Some("out_of_memory"),
+            ),
+            (
+                "assertion failed: !self.data.is_null()",
+                None,
+                Some("out_of_memory"),
+            ),
+        ];
+        for (message, failed, retried) in cases {
+            match panicked(message) {
+                Decision::Finish(Outcome::Failed(error)) => {
+                    assert_eq!(Some(error.code.as_str()), failed, "{message}");
+                    assert!(error.message.contains(message), "{}", error.message);
+                }
+                Decision::Retry(error) => {
+                    assert_eq!(Some(error.code.as_str()), retried, "{message}");
+                    assert!(error.message.contains(message), "{}", error.message);
+                }
+                other => panic!("{message}: unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_blocking_task_is_classified_by_its_message() {
+        let task = |message: &'static str| async move {
+            let err = tokio::task::spawn_blocking(move || -> () { std::panic::panic_any(message) })
+                .await
+                .expect_err("it panicked");
+            task_failed(err)
+        };
+        let Decision::Finish(Outcome::Failed(error)) = task("boom").await else {
+            panic!("a panic fails the job");
         };
         assert_eq!(error.code, "judge_panicked");
+        assert!(error.message.contains("boom"), "{}", error.message);
+        let Decision::Retry(error) = task("failed to allocate Layout { size: 8 }").await else {
+            panic!("an allocation failure is retried");
+        };
+        assert_eq!(error.code, "out_of_memory");
+    }
+
+    #[test]
+    fn transient_judge_errors_give_the_job_back() {
+        let cases = [
+            (JudgeError::OutOfMemory("a tensor".into()), "out_of_memory"),
+            (
+                JudgeError::Interrupted("cancelled".into()),
+                "judge_interrupted",
+            ),
+            (JudgeError::Injected("attempt 1".into()), "test_transient"),
+        ];
+        for (err, code) in cases {
+            let Decision::Retry(error) = decide(Err(err), &texts()) else {
+                panic!("{code}: expected a retry");
+            };
+            assert_eq!(error.code, code);
+        }
     }
 }

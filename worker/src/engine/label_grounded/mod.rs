@@ -125,11 +125,6 @@ impl LabelGroundedModel {
         &self.evidence
     }
 
-    /// Changes the decode limits (the worker's `--max-image-bytes`, ...).
-    pub fn set_decode_limits(&mut self, limits: DecodeLimits) {
-        self.decode_limits = limits;
-    }
-
     /// Whether a large JPEG may be read at 1/8 scale (true unless changed):
     /// `verdict-worker calibrate --full-decode` turns it off to measure what
     /// that reading changes.

@@ -166,11 +166,6 @@ impl OfaJudge {
         &self.tokenizer
     }
 
-    /// Changes the decode limits (the worker's `--max-image-bytes`, ...).
-    pub fn set_decode_limits(&mut self, limits: DecodeLimits) {
-        self.decode_limits = limits;
-    }
-
     /// Decodes and preprocesses an encoded image into the image graph's input.
     pub fn preprocess(&self, bytes: &[u8]) -> Result<Tensor, JudgeError> {
         let rgb = self.image.decode(bytes, &self.decode_limits, true)?;
