@@ -21,7 +21,7 @@ enum Command {
     /// Take jobs from Redis and post verdicts back until stopped.
     Run(cli::run::RunArgs),
     /// Judge one image against one or more sentences and print one JSON line per sentence.
-    Judge(cli::judge::JudgeArgs),
+    Judge(cli::judge_one_image::JudgeArgs),
     /// Fit the label-grounded rule on a labelled dev set (see docs/rule.md).
     #[command(hide = true)]
     Calibrate(cli::calibrate::CalibrateArgs),
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => cli::run::main(args),
-        Command::Judge(args) => cli::judge::main(args),
+        Command::Judge(args) => cli::judge_one_image::main(args),
         Command::Calibrate(args) => cli::calibrate::main(args),
         Command::Bench(args) => cli::bench::main(args),
     }

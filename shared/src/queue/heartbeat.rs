@@ -8,7 +8,7 @@
 //! Redis). A name in the set without a record is a worker that died without
 //! deregistering.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redis::aio::ConnectionLike;
 
@@ -22,13 +22,6 @@ pub const HEARTBEAT_TTL: Duration = Duration::from_secs(10);
 
 /// How old a heartbeat may be before the worker counts as not beating.
 pub const STALE_AFTER: Duration = Duration::from_secs(6);
-
-/// Milliseconds since the Unix epoch, by this host's clock.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// Writes (or rewrites) the worker's record with a fresh TTL and adds its
 /// name to the set of workers. Used both to register and to heartbeat.

@@ -1,7 +1,9 @@
-//! The worker's subcommands, one file each.
+//! The worker's subcommands, one file each: `run` (jobs from Redis, the
+//! worker's life), `judge_one_image` (`verdict-worker judge`: one image from
+//! the command line, no Redis), `calibrate`, `bench` and `bench_ofa`.
 
 pub mod bench;
 pub mod bench_ofa;
 pub mod calibrate;
-pub mod judge;
+pub mod judge_one_image;
 pub mod run;

@@ -184,16 +184,9 @@ fn check_memory_limit(judge: &dyn Judge) -> anyhow::Result<()> {
 
 /// HOST-PID, cleaned to a valid worker name.
 fn default_name() -> String {
-    let host: String = runner::hostname()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(40)
-        .collect();
-    format!("{host}-{}", std::process::id())
+    format!(
+        "{}-{}",
+        verdict_shared::host::name_for_ids(),
+        std::process::id()
+    )
 }

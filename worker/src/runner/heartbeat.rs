@@ -9,7 +9,8 @@
 
 use std::sync::Arc;
 
-use verdict_shared::queue::heartbeat::{HEARTBEAT_INTERVAL, HEARTBEAT_TTL, beat, now_ms};
+use verdict_shared::clock::wall_ms;
+use verdict_shared::queue::heartbeat::{HEARTBEAT_INTERVAL, HEARTBEAT_TTL, beat};
 use verdict_shared::queue::renew::renew;
 use verdict_shared::queue::{QueueError, WorkerRecord};
 use verdict_shared::redis_pool::Pool;
@@ -27,7 +28,7 @@ pub async fn run(
 ) {
     let mut failing = false;
     loop {
-        record.heartbeat_ms = now_ms();
+        record.heartbeat_ms = wall_ms();
         record.jobs_done = status.jobs_done();
         record.current_job = status.current_job().map(|id| id.to_string());
         let entries = status.entries_in_hand();

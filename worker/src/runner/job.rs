@@ -12,9 +12,9 @@ use verdict_shared::queue::policy::retry_delay;
 use verdict_shared::queue::retry::{Retry, retry};
 use verdict_shared::queue::{Finish, Outcome, QueueError, Start, StartedJob, StreamEntry};
 
-use super::backoff::Backoff;
 use super::outcome::{self, Decision};
 use super::{Context, image_probe};
+use verdict_shared::reconnect::Backoff;
 
 /// How long a worker keeps trying to store a result while Redis is away
 /// before it gives up on it (the job then stays pending and runs again).

@@ -7,7 +7,6 @@
 //! - [`outcome`]: how a judgement ends a job (done, failed, or retried);
 //! - [`heartbeat`]: the task that keeps the worker's record alive;
 //! - [`status`]: what the heartbeat reports;
-//! - [`backoff`]: waiting before reconnecting after Redis is lost;
 //! - [`reclaim`]: taking over the jobs of workers that went silent;
 //! - [`image_probe`]: the image size for the log line;
 //! - [`report`]: what the worker adds to `verdict:metrics` after each job;
@@ -23,7 +22,6 @@
 //! so a job in hand when Redis (or the previous process of the same name) went
 //! away runs again at once.
 
-mod backoff;
 #[cfg(any(test, feature = "test-hooks"))]
 mod faulty_judge;
 mod heartbeat;
@@ -41,7 +39,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::sync::Semaphore;
-use verdict_shared::queue::heartbeat::{self as protocol_heartbeat, now_ms};
+use verdict_shared::clock::wall_ms;
+use verdict_shared::queue::heartbeat as protocol_heartbeat;
 use verdict_shared::queue::{QueueError, WorkerRecord};
 use verdict_shared::redis_pool::Pool;
 use verdict_shared::redis_url::{self, RedisUrl};
@@ -105,11 +104,11 @@ pub async fn run(
     let status = Arc::new(WorkerStatus::default());
     let record = WorkerRecord {
         name: config.name.clone(),
-        host: hostname(),
+        host: verdict_shared::host::name(),
         pid: std::process::id(),
         model: judge.model_name().to_owned(),
-        started_ms: now_ms(),
-        heartbeat_ms: now_ms(),
+        started_ms: wall_ms(),
+        heartbeat_ms: wall_ms(),
         jobs_done: 0,
         current_job: None,
     };
@@ -192,14 +191,4 @@ async fn deregister(pool: &Pool, name: &str, jobs_done: u64) {
             "worker stopped but could not deregister; its record expires by itself"
         ),
     }
-}
-
-/// This machine's host name, for the worker's record and default name.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_owned())
 }

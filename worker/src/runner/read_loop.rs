@@ -16,9 +16,9 @@ use verdict_shared::queue::consume::{self, StreamEntry};
 use verdict_shared::redis_url::RedisUrl;
 use verdict_shared::shutdown::Shutdown;
 
-use super::backoff::Backoff;
 use super::reclaim::Reclaimer;
 use super::{Context, RunnerConfig, job};
+use verdict_shared::reconnect::Backoff;
 
 /// What a session reads next.
 #[derive(Debug, Clone, PartialEq, Eq)]
