@@ -1,4 +1,12 @@
 //! verdict's worker: the inference engine and the loop that feeds it from Redis.
+//!
+//! - [`engine`]: the [`engine::Judge`] trait and its pack kinds (the
+//!   default `label-grounded` pack, OFA visual entailment, the no-op judge),
+//!   model packs, image preprocessing, tract graphs, the profiler;
+//! - [`runner`]: the run loop: reading jobs from Redis, judging them on a
+//!   blocking thread, posting verdicts, heartbeats, reclaim, reconnection;
+//! - [`cli`]: the subcommands of `verdict-worker` (`run`, `judge`,
+//!   `calibrate`, `bench`, `bench-ofa`).
 
 pub mod cli;
 pub mod engine;

@@ -13,12 +13,12 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use verdict_shared::queue::QueueError;
 use verdict_shared::queue::consume::{self, StreamEntry};
+use verdict_shared::reconnect::Backoff;
 use verdict_shared::redis_url::RedisUrl;
 use verdict_shared::shutdown::Shutdown;
 
 use super::reclaim::Reclaimer;
 use super::{Context, RunnerConfig, job};
-use verdict_shared::reconnect::Backoff;
 
 /// What a session reads next.
 #[derive(Debug, Clone, PartialEq, Eq)]
