@@ -6,7 +6,10 @@
 //! - the same catalogue again with the same `--out`: nothing resubmitted;
 //! - a CSV catalogue;
 //! - a run interrupted by Ctrl-C (SIGINT) and resumed: every row answered
-//!   once, and no job created twice (the idempotency keys find them).
+//!   once, and no job created twice (the idempotency keys find them);
+//! - waiting is the default, `--submit-only` leaves rows `queued` and says so;
+//! - no fleet in the home and no `--api`: refused, never a guessed port; an
+//!   api that does not answer: exit 1 after `--give-up-after`, with the cause.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -199,12 +202,14 @@ async fn a_catalogue_is_judged_resumed_and_nothing_repeated_is_recomputed() {
         format!("id,image,text\nc1,photos/coffee.png,{CUP}\nc2,photos/chelsea.png,\"{DOG}\"\n"),
     )
     .unwrap();
-    let from_csv = run(&[csv.to_str().unwrap(), "--api", &stack.api_url, "--wait"]);
+    // Without --wait: waiting is the default.
+    let from_csv = run(&[csv.to_str().unwrap(), "--api", &stack.api_url]);
+    let stderr = String::from_utf8_lossy(&from_csv.stderr);
+    assert_eq!(from_csv.status.code(), Some(0), "{stderr}");
     assert_eq!(
-        from_csv.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&from_csv.stderr)
+        stderr.lines().next(),
+        Some(format!("fleet batch: api {} (from --api)", stack.api_url).as_str()),
+        "the first line names the api: {stderr}"
     );
     let csv_lines: Vec<Value> = String::from_utf8_lossy(&from_csv.stdout)
         .lines()
@@ -212,6 +217,87 @@ async fn a_catalogue_is_judged_resumed_and_nothing_repeated_is_recomputed() {
         .collect();
     assert_eq!(find(&csv_lines, "c1", CUP)["label"], "yes");
     assert_eq!(find(&csv_lines, "c2", DOG)["label"], "no");
+
+    // --submit-only: submitted, left to the fleet, and never called answered.
+    let only = dir.path().join("only.csv");
+    std::fs::write(
+        &only,
+        "id,image,text\ns1,photos/coffee.png,This is a mug.\n",
+    )
+    .unwrap();
+    let submitted = run(&[
+        only.to_str().unwrap(),
+        "--api",
+        &stack.api_url,
+        "--submit-only",
+    ]);
+    let stderr = String::from_utf8_lossy(&submitted.stderr);
+    assert_eq!(submitted.status.code(), Some(0), "{stderr}");
+    let only_lines: Vec<Value> = String::from_utf8_lossy(&submitted.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let line = find(&only_lines, "s1", "This is a mug.");
+    assert_eq!(line["state"], "queued", "{line}");
+    assert!(line["label"].is_null() && line["job"].is_string(), "{line}");
+    assert!(
+        stderr.contains("(0 answered now, 1 submitted without waiting, 0 already answered)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn without_a_fleet_or_an_api_it_refuses_and_an_unreachable_api_ends_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = catalogue(dir.path());
+    let input_s = input.to_str().unwrap();
+    let out = dir.path().join("verdicts.jsonl");
+    let out_s = out.to_str().unwrap();
+
+    // A home with no fleet, and no --api: refused before anything is sent.
+    let home = dir.path().join("no-fleet-here");
+    let home_s = home.to_str().unwrap();
+    let refused = run(&["--home", home_s, input_s, "--out", out_s]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no fleet in") && stderr.contains("fleet up") && stderr.contains("--api"),
+        "{stderr}"
+    );
+    assert!(lines(&out).is_empty(), "nothing was run");
+
+    // An api nobody answers on: exit 1 once --give-up-after has passed,
+    // with the address and the cause.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let api = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let dead = run(&[
+        input_s,
+        "--out",
+        out_s,
+        "--api",
+        &api,
+        "--give-up-after",
+        "2s",
+    ]);
+    let stderr = String::from_utf8_lossy(&dead.stderr);
+    assert_eq!(dead.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot reach the api at {api}")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.to_lowercase().contains("connection refused"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "it gave up after {:?}, not about 2 s",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -38,6 +38,63 @@ pub enum Item {
     Later,
 }
 
+/// Why a request should be sent again later.
+#[derive(Debug, Clone)]
+pub struct NotNow {
+    /// The api's `Retry-After`, if it gave one.
+    pub retry_after: Option<Duration>,
+    /// What happened, for people: `busy (503 ...)`, or the connection error.
+    pub cause: String,
+    /// No answer at all (a connection error or a timeout), as opposed to an
+    /// api that answered "busy".
+    pub unreachable: bool,
+}
+
+/// How long the api may stay unreachable before a run gives up.
+pub const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+
+/// Tracks how long the api has been unreachable, to give up in time.
+#[derive(Debug, Clone)]
+pub struct Reachability {
+    limit: Duration,
+    since: Option<std::time::Instant>,
+}
+
+impl Reachability {
+    pub fn new(limit: Duration) -> Reachability {
+        Reachability { limit, since: None }
+    }
+
+    /// The api answered (whatever it said).
+    pub fn answered(&mut self) {
+        self.since = None;
+    }
+
+    /// It did not answer: an error once it has not for longer than the limit.
+    pub fn unreachable(&mut self, base: &str, cause: &str) -> anyhow::Result<()> {
+        let since = *self.since.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() >= self.limit {
+            bail!(
+                "cannot reach the api at {base} (for {:.0} s, the limit of --give-up-after): {cause}",
+                since.elapsed().as_secs_f64()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// An error with its causes, `outer: inner: innermost` (reqwest's own text
+/// is only "error sending request").
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
 /// The answer of `POST /v1/batches`, as far as a client reads it.
 #[derive(Debug, Deserialize)]
 struct BatchAnswer {
@@ -75,6 +132,7 @@ pub struct Api {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+    give_up_after: Duration,
 }
 
 impl Api {
@@ -82,12 +140,23 @@ impl Api {
         Ok(Api {
             base: base.trim_end_matches('/').to_owned(),
             token: token.filter(|t| !t.is_empty()),
+            give_up_after: GIVE_UP_AFTER,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(90))
                 .connect_timeout(Duration::from_secs(5))
                 .no_proxy()
                 .build()?,
         })
+    }
+
+    /// Gives up after the api has not answered for `limit`.
+    pub fn with_give_up_after(mut self, limit: Duration) -> Api {
+        self.give_up_after = limit;
+        self
+    }
+
+    pub fn give_up_after(&self) -> Duration {
+        self.give_up_after
     }
 
     pub fn base(&self) -> &str {
@@ -105,10 +174,7 @@ impl Api {
     /// Sends one batch; an item per job, in order. Errors are those that no
     /// retry mends (a wrong token, an api without batches, a refused request).
     /// `Ok(None)` with a delay: the whole request should be sent again after it.
-    pub async fn submit(
-        &self,
-        jobs: &[BatchJob],
-    ) -> anyhow::Result<Result<Vec<Item>, Option<Duration>>> {
+    pub async fn submit(&self, jobs: &[BatchJob]) -> anyhow::Result<Result<Vec<Item>, NotNow>> {
         let body = json!({
             "jobs": jobs.iter().map(job_body).collect::<Vec<_>>(),
         });
@@ -120,15 +186,22 @@ impl Api {
         {
             Ok(response) => response,
             Err(err) => {
-                tracing::debug!(error = %err, "batch request failed");
-                return Ok(Err(None));
+                return Ok(Err(NotNow {
+                    retry_after: None,
+                    cause: chain(&err),
+                    unreachable: true,
+                }));
             }
         };
         let status = response.status();
         let retry_after = retry_after(&response);
         let body = response.bytes().await.unwrap_or_default();
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            return Ok(Err(retry_after));
+            return Ok(Err(NotNow {
+                retry_after,
+                cause: format!("busy: {status}, {}", error_text(&body)),
+                unreachable: false,
+            }));
         }
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             bail!(
@@ -158,14 +231,19 @@ impl Api {
     }
 
     /// Waits for the job to end and returns it; `Ok(None)` if the api no
-    /// longer has it. Keeps trying through errors, with backoff.
+    /// longer has it. Keeps trying through errors, with backoff, and gives
+    /// up when the api has not answered for [`Api::give_up_after`].
     pub async fn wait_end(&self, id: &str) -> anyhow::Result<Option<Job>> {
         let mut delay = Duration::from_millis(500);
+        let mut reachability = Reachability::new(self.give_up_after);
         loop {
             let sent = self
                 .request(reqwest::Method::GET, &format!("/v1/jobs/{id}?wait=30"))
                 .send()
                 .await;
+            if sent.is_ok() {
+                reachability.answered();
+            }
             match sent {
                 Ok(response) if response.status() == StatusCode::OK => {
                     match response.json::<Job>().await {
@@ -192,7 +270,7 @@ impl Api {
                         delay = after;
                     }
                 }
-                Err(err) => tracing::debug!(error = %err, job_id = id, "poll failed"),
+                Err(err) => reachability.unreachable(&self.base, &chain(&err))?,
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(MAX_DELAY);

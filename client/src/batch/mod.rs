@@ -8,11 +8,12 @@
 //! `--batch-size` jobs, each with an idempotency key derived from the row (its
 //! id, the image's sha256, its sentences and its premise): resending after an error, or
 //! resuming an interrupted run, finds the job already created instead of
-//! making a second one. With `--wait`, each job is long-polled until it ends
-//! and its verdicts are written ([`results`]); without it, the run writes
-//! `queued` lines and leaves the judging to the fleet (run again with `--wait`
-//! to collect the verdicts). Ctrl-C stops submitting and waiting at once; what
-//! was written stays, and the same command resumes.
+//! making a second one. Each job is long-polled until it ends and its verdicts
+//! are written ([`results`]); with `--submit-only`, the run writes `queued`
+//! lines and leaves the judging to the fleet (run again without it to collect
+//! the verdicts). An api that does not answer for `--give-up-after` ends the
+//! run with the cause. Ctrl-C stops submitting and waiting at once; what was
+//! written stays, and the same command resumes.
 
 pub mod input;
 pub mod progress;
@@ -31,7 +32,7 @@ use tokio::task::JoinSet;
 use verdict_shared::job::{Job, JobError, JobState};
 use verdict_shared::shutdown::{self, Shutdown, ShutdownTrigger};
 
-use crate::api::{self, Api, BatchJob, Item};
+use crate::api::{self, Api, BatchJob, Item, Reachability};
 use input::Row;
 use progress::Progress;
 use results::{ResultLine, Sink};
@@ -52,7 +53,10 @@ pub struct Options {
     pub concurrency: usize,
     /// Jobs per `POST /v1/batches`.
     pub batch_size: usize,
+    /// Wait for the verdicts (else write `queued` lines and leave).
     pub wait: bool,
+    /// Give up when the api has not answered for this long.
+    pub give_up_after: Duration,
 }
 
 /// How a run ended.
@@ -140,7 +144,8 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
         counts,
         progress,
     }));
-    let api = Api::new(&options.api, options.token.clone())?;
+    let api =
+        Api::new(&options.api, options.token.clone())?.with_give_up_after(options.give_up_after);
 
     // Ctrl-C stops the run; so does a fatal error in a waiting task.
     let (stop_tx, stop) = shutdown::channel();
@@ -259,6 +264,7 @@ impl Submitter {
         let mut pending = std::mem::take(&mut chunk.jobs);
         chunk.bytes = 0;
         let mut delay = Duration::ZERO;
+        let mut reachability = Reachability::new(self.api.give_up_after());
         while !pending.is_empty() {
             if self.stop.is_shutdown() {
                 return Ok(());
@@ -266,10 +272,17 @@ impl Submitter {
             let jobs: Vec<BatchJob> = pending.iter().map(|(job, _, _)| job.clone()).collect();
             let items = match self.api.submit(&jobs).await? {
                 Ok(items) => items,
-                Err(retry_after) => {
-                    delay = api::next_delay(delay, retry_after);
+                Err(not_now) => {
+                    if not_now.unreachable {
+                        reachability.unreachable(self.api.base(), &not_now.cause)?;
+                    } else {
+                        reachability.answered();
+                    }
+                    delay = api::next_delay(delay, not_now.retry_after);
                     lock(&self.shared).progress.note(&format!(
-                        "batch: the api did not take the batch (busy: 429/503, or unreachable); sending again in {:.0} s",
+                        "batch: the api at {} did not take the batch ({}); sending again in {:.0} s",
+                        self.api.base(),
+                        not_now.cause,
                         delay.as_secs_f64()
                     ));
                     self.pause(delay).await;

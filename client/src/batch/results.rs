@@ -39,7 +39,7 @@ pub struct ResultLine {
     /// The job that judged it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
-    /// `queued` for a row submitted without `--wait` (not final).
+    /// `queued` for a row submitted with `--submit-only` (not final).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
 }

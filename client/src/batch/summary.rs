@@ -9,9 +9,11 @@ pub struct Counts {
     pub rows: u64,
     /// Rows skipped because the result file already answers them.
     pub skipped: u64,
-    /// Rows answered (or submitted, without --wait) in this run.
+    /// Rows done with in this run: answered, failed, or (with
+    /// `--submit-only`) submitted.
     pub rows_answered: u64,
-    /// Rows submitted without waiting (no --wait).
+    /// Of those, rows submitted without waiting (`--submit-only`): no
+    /// verdict yet.
     pub queued: u64,
     /// Sentence verdicts by label.
     pub yes: u64,
@@ -42,8 +44,13 @@ impl Counts {
         } else {
             0.0
         };
+        let queued = if self.queued > 0 {
+            format!("{} submitted without waiting, ", self.queued)
+        } else {
+            String::new()
+        };
         let mut text = format!(
-            "{}: {} rows ({} answered now, {} already answered)\n  \
+            "{}: {} rows ({} answered now, {queued}{} already answered)\n  \
              verdicts: yes {}, no {}, maybe {}; failed rows: {}",
             if interrupted {
                 "batch interrupted"
@@ -51,7 +58,7 @@ impl Counts {
                 "batch done"
             },
             self.rows,
-            self.rows_answered,
+            self.rows_answered - self.queued,
             self.skipped,
             self.yes,
             self.no,
@@ -60,7 +67,7 @@ impl Counts {
         );
         if self.queued > 0 {
             text.push_str(&format!(
-                "; submitted without waiting: {} (run again with --wait for their verdicts)",
+                "; {} rows have no verdict yet (run again without --submit-only to wait for them)",
                 self.queued
             ));
         }

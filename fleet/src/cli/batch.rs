@@ -1,20 +1,24 @@
 //! `fleet batch INPUT`: run a catalogue of rows through the api (see
 //! `verdict_client::batch`).
 //!
-//! Exit code: 0 when every row got verdicts (or was queued, without
-//! `--wait`), 2 when some row failed (its line says why), 130 when stopped
-//! by Ctrl-C, 1 when the run itself could not go on (no api, a bad input
-//! file, a wrong token).
+//! The api is `--api`, else the one of the fleet in the home (its
+//! `run/fleet.json`); with neither, the run refuses (it never guesses a port
+//! that may be someone else's fleet). The first line on stderr names it.
+//!
+//! Exit code: 0 when every row got verdicts (or was submitted, with
+//! `--submit-only`), 2 when some row failed (its line says why), 130 when
+//! stopped by Ctrl-C, 1 when the run itself could not go on (no api, an api
+//! unreachable for `--give-up-after`, a bad input file, a wrong token).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::bail;
 use verdict_client::batch::{self, Options};
 use verdict_supervisor::config::FleetConfig;
+use verdict_supervisor::durations_and_sizes::parse_duration;
 use verdict_supervisor::home::Home;
-
-/// The api a fleet on this machine serves when none is named.
-const DEFAULT_API: &str = "http://127.0.0.1:7860";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BatchArgs {
@@ -28,7 +32,7 @@ pub struct BatchArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 
-    /// The api [default: this machine's fleet (its home's run/fleet.json), else http://127.0.0.1:7860]
+    /// The api [default: the api of the fleet in the home (its run/fleet.json)]
     #[arg(long, value_name = "URL")]
     pub api: Option<String>,
 
@@ -42,10 +46,19 @@ pub struct BatchArgs {
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub batch_size: u32,
 
-    /// Wait for the verdicts and write them; without it the rows are
-    /// submitted, written as `queued`, and judged by the fleet in its time.
+    /// Only submit the rows: write them as `queued` and leave the judging to
+    /// the fleet (run again without it to collect the verdicts). By default
+    /// the run waits for every verdict.
     #[arg(long)]
+    pub submit_only: bool,
+
+    /// Wait for the verdicts (the default; kept for scripts that say so).
+    #[arg(long, hide = true, conflicts_with = "submit_only")]
     pub wait: bool,
+
+    /// Give up (exit 1, with the cause) when the api has not answered for this long.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    pub give_up_after: Duration,
 
     /// Bearer token for an api that asks for one.
     #[arg(long, env = "VERDICT_API_TOKEN", hide_env_values = true)]
@@ -53,10 +66,11 @@ pub struct BatchArgs {
 }
 
 pub fn main(home_flag: Option<&Path>, args: BatchArgs) -> anyhow::Result<ExitCode> {
-    let api = match &args.api {
-        Some(api) => api.clone(),
-        None => local_api(home_flag),
+    let (api, source) = match &args.api {
+        Some(api) => (api.clone(), "--api".to_string()),
+        None => home_api(home_flag)?,
     };
+    eprintln!("fleet batch: api {api} (from {source})");
     let options = Options {
         input: args.input.clone(),
         out: args.out.clone(),
@@ -64,7 +78,8 @@ pub fn main(home_flag: Option<&Path>, args: BatchArgs) -> anyhow::Result<ExitCod
         token: args.token.clone(),
         concurrency: args.concurrency as usize,
         batch_size: args.batch_size as usize,
-        wait: args.wait,
+        wait: !args.submit_only,
+        give_up_after: args.give_up_after,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -84,11 +99,19 @@ pub fn main(home_flag: Option<&Path>, args: BatchArgs) -> anyhow::Result<ExitCod
     })
 }
 
-/// The api of the fleet in this home, if one was set up; else the default.
-fn local_api(home_flag: Option<&Path>) -> String {
-    Home::resolve(home_flag)
-        .ok()
-        .and_then(|home| FleetConfig::load(&home.config_file()).ok())
-        .map(|config| config.api_url())
-        .unwrap_or_else(|| DEFAULT_API.to_owned())
+/// The api of the fleet in the home, and where that was read; an error
+/// naming both ways out when the home has no fleet.
+fn home_api(home_flag: Option<&Path>) -> anyhow::Result<(String, String)> {
+    let home = Home::resolve(home_flag)?;
+    let file = home.config_file();
+    if !file.exists() {
+        bail!(
+            "no fleet in {} (no {}): start one with `fleet up`, point --home at the home of \
+             the fleet to use, or name its api with --api URL",
+            home.root().display(),
+            file.display()
+        );
+    }
+    let config = FleetConfig::load(&file)?;
+    Ok((config.api_url(), file.display().to_string()))
 }
