@@ -183,17 +183,59 @@ async fn a_catalogue_is_judged_resumed_and_nothing_repeated_is_recomputed() {
     assert_eq!(metric(&page, "verdict_jobs_submitted_total"), 6.0);
     assert_eq!(metric(&page, "verdict_verdicts_total{label=\"yes\"}"), 3.0);
 
-    // Again with the same --out: every row is answered, nothing is sent.
-    let again = run(&[input_s, "--out", out_s, "--api", &stack.api_url, "--wait"]);
-    let stderr = String::from_utf8_lossy(&again.stderr);
-    assert_eq!(again.status.code(), Some(0), "{stderr}");
+    // Again with the same --out, keeping failures: every row is answered,
+    // nothing is sent, and the file still has its failed row (exit 2).
+    let kept = run(&[
+        input_s,
+        "--out",
+        out_s,
+        "--api",
+        &stack.api_url,
+        "--no-retry-failed",
+    ]);
+    let stderr = String::from_utf8_lossy(&kept.stderr);
+    assert_eq!(kept.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("0 answered now, 7 already answered"),
         "{stderr}"
     );
-    assert_eq!(lines(&out).len(), 8);
+    assert!(stderr.contains("failed rows: 1;"), "{stderr}");
+
+    // Again, by default: the failed row is tried again (its image is still
+    // missing), the others are not sent.
+    let again = run(&[input_s, "--out", out_s, "--api", &stack.api_url]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("1 answered now, 6 already answered"),
+        "{stderr}"
+    );
+    assert_eq!(lines(&out).len(), 8, "the old error line was replaced");
     let page = metrics_page(&client).await;
     assert_eq!(metric(&page, "verdict_jobs_submitted_total"), 6.0);
+
+    // The image is fixed: the rerun judges the row, the file has no error
+    // left, and the summary and exit code describe the whole file.
+    std::fs::copy(
+        dir.path().join("photos/coffee.png"),
+        dir.path().join("photos/missing.png"),
+    )
+    .unwrap();
+    let fixed = run(&[input_s, "--out", out_s, "--api", &stack.api_url]);
+    let stderr = String::from_utf8_lossy(&fixed.stderr);
+    assert_eq!(fixed.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("1 answered now, 6 already answered"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(": yes 4, no ") && stderr.contains("failed rows: 0;"),
+        "the whole file: {stderr}"
+    );
+    let results = lines(&out);
+    assert_eq!(results.len(), 8, "one line per sentence: {results:#?}");
+    assert_eq!(find(&results, "r5", CUP)["label"], "yes");
+    assert!(results.iter().all(|l| l["error"].is_null()), "{results:#?}");
 
     // CSV, to stdout.
     let csv = dir.path().join("rules.csv");

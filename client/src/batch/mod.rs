@@ -57,12 +57,16 @@ pub struct Options {
     pub wait: bool,
     /// Give up when the api has not answered for this long.
     pub give_up_after: Duration,
+    /// Try the rows whose lines in `out` are errors again.
+    pub retry_failed: bool,
 }
 
 /// How a run ended.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub counts: Counts,
+    /// What the whole `--out` file holds at the end, earlier runs included.
+    pub file: Option<results::Tally>,
     pub interrupted: bool,
     pub elapsed: Duration,
 }
@@ -123,7 +127,7 @@ fn failed_lines(row: &Row, code: &str, message: &str) -> Vec<ResultLine> {
 pub async fn run(options: Options) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let done = match &options.out {
-        Some(out) => results::answered(out)?,
+        Some(out) => results::resume(out, options.retry_failed)?,
         None => HashSet::new(),
     };
     // A first pass counts the rows (no image is read) for the progress bar.
@@ -233,7 +237,12 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
     }
     let recorder = lock(&shared);
     recorder.progress.finish();
+    let file = match &options.out {
+        Some(out) => Some(results::tally(out)?),
+        None => None,
+    };
     Ok(Outcome {
+        file,
         counts: recorder.counts.clone(),
         interrupted: stopped,
         elapsed: started.elapsed(),

@@ -66,30 +66,91 @@ impl ResultLine {
         line.error = Some(JobError::new(code, message));
         line
     }
-
-    pub fn is_final(&self) -> bool {
-        self.label.is_some() || self.error.is_some()
-    }
 }
 
-/// The (row id, sentence) pairs already answered in `path` (none if the
-/// file does not exist yet).
-pub fn answered(path: &Path) -> anyhow::Result<HashSet<(String, String)>> {
+/// The lines of `path`, raw and parsed (`None` for a torn or foreign line);
+/// none if the file does not exist yet.
+fn read_lines(path: &Path) -> anyhow::Result<Vec<(String, Option<ResultLine>)>> {
     let file = match File::open(path) {
         Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
     };
-    let mut done = HashSet::new();
+    let mut lines = Vec::new();
     for line in BufReader::new(file).lines() {
         let line = line.with_context(|| format!("cannot read {}", path.display()))?;
-        if let Ok(result) = serde_json::from_str::<ResultLine>(&line)
-            && result.is_final()
-        {
-            done.insert((result.id, result.text));
+        let parsed = serde_json::from_str::<ResultLine>(&line).ok();
+        lines.push((line, parsed));
+    }
+    Ok(lines)
+}
+
+/// Prepares `path` for a resumed run and returns the (row id, sentence)
+/// pairs it already answers, which the run skips.
+///
+/// A verdict is kept; an error is kept only without `retry_failed` (by
+/// default a failed row is tried again: its image may have been fixed); a
+/// `queued` line is dropped (the run collects its verdict). When a line is
+/// dropped, the file is rewritten without it (a temporary file renamed over
+/// it), so that each sentence keeps one line.
+pub fn resume(path: &Path, retry_failed: bool) -> anyhow::Result<HashSet<(String, String)>> {
+    let lines = read_lines(path)?;
+    let keep = |line: &ResultLine| line.label.is_some() || (line.error.is_some() && !retry_failed);
+    let mut done = HashSet::new();
+    let mut kept = String::new();
+    for (raw, parsed) in &lines {
+        if let Some(line) = parsed.as_ref().filter(|line| keep(line)) {
+            done.insert((line.id.clone(), line.text.clone()));
+            kept.push_str(raw);
+            kept.push('\n');
         }
     }
+    if done.len() < lines.len() {
+        let temporary = path.with_extension("resuming");
+        std::fs::write(&temporary, kept)
+            .and_then(|()| std::fs::rename(&temporary, path))
+            .with_context(|| format!("cannot rewrite {}", path.display()))?;
+    }
     Ok(done)
+}
+
+/// What a result file holds, whatever run wrote it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub yes: u64,
+    pub no: u64,
+    pub maybe: u64,
+    /// Rows with an error line.
+    pub failed_rows: u64,
+    /// Rows submitted and not yet collected.
+    pub queued_rows: u64,
+}
+
+/// Counts the verdicts and the failed and queued rows in `path`.
+pub fn tally(path: &Path) -> anyhow::Result<Tally> {
+    let mut tally = Tally::default();
+    let mut failed = HashSet::new();
+    let mut queued = HashSet::new();
+    for line in read_lines(path)?
+        .into_iter()
+        .filter_map(|(_, parsed)| parsed)
+    {
+        match line.label.as_deref() {
+            Some("yes") => tally.yes += 1,
+            Some("no") => tally.no += 1,
+            Some("maybe") => tally.maybe += 1,
+            _ if line.error.is_some() => {
+                failed.insert(line.id);
+            }
+            _ if line.state.as_deref() == Some("queued") => {
+                queued.insert(line.id);
+            }
+            _ => {}
+        }
+    }
+    tally.failed_rows = failed.len() as u64;
+    tally.queued_rows = queued.len() as u64;
+    Ok(tally)
 }
 
 /// Whether every sentence of `row` is answered.
@@ -183,14 +244,40 @@ mod tests {
             .unwrap()
             .write_all(b"{\"id\": \"2\", \"tex")
             .unwrap();
-        let done = answered(&path).unwrap();
+        let done = resume(&path, false).unwrap();
         assert!(done.contains(&("1".into(), "A.".into())));
         assert!(!row_answered(&done, &r));
+        // The queued line and the torn one are gone from the file.
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
         let mut sink = Sink::append(&path).unwrap();
         sink.write(&ResultLine::failed(&r, "B.", "image_decode", "bad"))
             .unwrap();
-        let done = answered(&path).unwrap();
-        assert!(row_answered(&done, &r));
+        drop(sink);
+        let done = resume(&path, false).unwrap();
+        assert!(
+            row_answered(&done, &r),
+            "without retrying, a failure is an answer"
+        );
         assert!(!row_answered(&done, &row("2", &["A."])));
+        let counted = tally(&path).unwrap();
+        assert_eq!(
+            (counted.yes, counted.failed_rows, counted.queued_rows),
+            (1, 1, 0)
+        );
+
+        // Retrying: the error line is dropped and its sentence is not done.
+        let done = resume(&path, true).unwrap();
+        assert!(!row_answered(&done, &r));
+        assert!(done.contains(&("1".into(), "A.".into())));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert_eq!(tally(&path).unwrap().failed_rows, 0);
+        // Nothing to drop: the file is left as it is.
+        let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+        resume(&path, true).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().modified().unwrap(),
+            before
+        );
     }
 }

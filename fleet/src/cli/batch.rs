@@ -5,8 +5,13 @@
 //! `run/fleet.json`); with neither, the run refuses (it never guesses a port
 //! that may be someone else's fleet). The first line on stderr names it.
 //!
+//! A rerun with the same `--out` tries the failed rows again
+//! (`--no-retry-failed` keeps them), and the summary ends with what the
+//! whole file holds.
+//!
 //! Exit code: 0 when every row got verdicts (or was submitted, with
-//! `--submit-only`), 2 when some row failed (its line says why), 130 when
+//! `--submit-only`), 2 when some row failed (its line says why; with `--out`,
+//! any failed row in the file), 130 when
 //! stopped by Ctrl-C, 1 when the run itself could not go on (no api, an api
 //! unreachable for `--give-up-after`, a bad input file, a wrong token).
 
@@ -56,6 +61,11 @@ pub struct BatchArgs {
     #[arg(long, hide = true, conflicts_with = "submit_only")]
     pub wait: bool,
 
+    /// Keep the rows that failed in an earlier run as they are (by default a
+    /// rerun tries them again: their image may have been fixed).
+    #[arg(long)]
+    pub no_retry_failed: bool,
+
     /// Give up (exit 1, with the cause) when the api has not answered for this long.
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     pub give_up_after: Duration,
@@ -80,6 +90,7 @@ pub fn main(home_flag: Option<&Path>, args: BatchArgs) -> anyhow::Result<ExitCod
         batch_size: args.batch_size as usize,
         wait: !args.submit_only,
         give_up_after: args.give_up_after,
+        retry_failed: !args.no_retry_failed,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -90,9 +101,26 @@ pub fn main(home_flag: Option<&Path>, args: BatchArgs) -> anyhow::Result<ExitCod
         "{}",
         outcome.counts.summary(outcome.elapsed, outcome.interrupted)
     );
+    // With --out, the file is the answer: its failed rows decide, whichever
+    // run wrote them.
+    let failed = match (&outcome.file, &args.out) {
+        (Some(file), Some(out)) => {
+            eprintln!(
+                "  {}: yes {}, no {}, maybe {}; failed rows: {}; rows without a verdict yet: {}",
+                out.display(),
+                file.yes,
+                file.no,
+                file.maybe,
+                file.failed_rows,
+                file.queued_rows
+            );
+            file.failed_rows
+        }
+        _ => outcome.counts.failed,
+    };
     Ok(if outcome.interrupted {
         ExitCode::from(130)
-    } else if outcome.counts.failed > 0 {
+    } else if failed > 0 {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
