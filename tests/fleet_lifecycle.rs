@@ -156,3 +156,30 @@ fn up_status_refusal_sighup_and_an_orderly_down() {
     let down = fleet.run(&["down"]);
     assert!(down.ok(), "{}", down.output());
 }
+
+/// With no fleet in the home, `down` and `status` each say so in one
+/// sentence that names the home and how to reach a fleet in another one.
+#[test]
+fn down_and_status_without_a_fleet_say_so_and_name_the_home() {
+    let fleet = Fleet::new();
+    let home = fleet.home().display().to_string();
+    let down = fleet.command(&["down"]).output().unwrap();
+    let said = String::from_utf8_lossy(&down.stdout);
+    assert_eq!(down.status.code(), Some(0), "{said}");
+    assert_eq!(
+        said.trim(),
+        format!(
+            "nothing to stop: no fleet is running in {home} (a fleet in another home: \
+             `fleet --home DIR down`, or set VERDICT_HOME)"
+        )
+    );
+    let status = fleet.command(&["status"]).output().unwrap();
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(3), "{said}");
+    assert!(
+        said.starts_with(&format!(
+            "no fleet is running in {home} (start one with `fleet up`"
+        )) && said.contains("--home DIR"),
+        "{said}"
+    );
+}

@@ -30,12 +30,14 @@ pub struct DownArgs {
 pub fn main(home_flag: Option<&Path>, args: DownArgs) -> anyhow::Result<ExitCode> {
     let home = Home::resolve(home_flag)?;
     if !home.exists() {
-        println!("no fleet in {}: nothing to stop", home.root().display());
+        println!("{}", nothing_to_stop(&home));
         return Ok(ExitCode::SUCCESS);
     }
     let start = Instant::now();
     let watchdog_file = home.pid_file("watchdog");
-    match pidfile::probe(&watchdog_file)? {
+    let probe = pidfile::probe(&watchdog_file)?;
+    let was_running = matches!(probe, Probe::Running { .. });
+    match probe {
         Probe::Running { pid } => {
             let pid_text = pid.map_or_else(|| "unknown".into(), |p| p.to_string());
             println!(
@@ -72,18 +74,23 @@ pub fn main(home_flag: Option<&Path>, args: DownArgs) -> anyhow::Result<ExitCode
                 }
             }
         }
-        Probe::Stale { pid } => {
-            pidfile::remove_if_stale(&watchdog_file)?;
-            println!(
-                "no watchdog running (stale PID file run/watchdog.pid, {}, removed)",
-                pid.map_or_else(|| "no valid PID".into(), |p| format!("PID {p}"))
-            );
-        }
-        Probe::Absent => println!("no watchdog running in {}", home.root().display()),
+        // A stale file is removed and reported by the sweep below.
+        Probe::Stale { .. } | Probe::Absent => {}
     }
 
     let sweep = recovery::sweep(&home, args.timeout)?;
-    for line in sweep.lines() {
+    let swept = sweep.lines();
+    if !was_running && swept.is_empty() {
+        println!("{}", nothing_to_stop(&home));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !was_running {
+        println!(
+            "no watchdog was running in {}; cleaned up what its fleet left:",
+            home.root().display()
+        );
+    }
+    for line in swept {
         println!("  {line}");
     }
 
@@ -132,4 +139,13 @@ fn stop_watchdog(home: &Home, timeout: Duration) {
         }
     }
     let _ = pidfile::remove_if_stale(&path);
+}
+
+/// The one sentence for a home with no fleet to stop.
+fn nothing_to_stop(home: &Home) -> String {
+    format!(
+        "nothing to stop: no fleet is running in {} (a fleet in another home: \
+         `fleet --home DIR down`, or set VERDICT_HOME)",
+        home.root().display()
+    )
 }

@@ -204,7 +204,11 @@ pub fn collect(home: &Home) -> anyhow::Result<StatusReport> {
 pub fn render(report: &StatusReport) -> String {
     let mut out = String::new();
     if !report.running {
-        out.push_str(&format!("no fleet is running in {}\n", report.home));
+        out.push_str(&format!(
+            "no fleet is running in {} (start one with `fleet up`; a fleet in another home: \
+             `fleet --home DIR status`, or set VERDICT_HOME)\n",
+            report.home
+        ));
         for warning in &report.warnings {
             out.push_str(&format!("warning: {warning}\n"));
         }
