@@ -278,3 +278,28 @@ fn a_memory_limit_too_small_to_judge_stops_the_worker_before_it_takes_a_job() {
         up.output()
     );
 }
+
+/// A port already taken: `fleet up` refuses before starting anything (the api
+/// used to crash-loop on it), naming the process that holds it and `--bind`.
+#[test]
+fn up_on_a_port_in_use_names_its_holder_and_starts_nothing() {
+    let fleet = Fleet::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bind = taken.local_addr().unwrap().to_string();
+    let port = taken.local_addr().unwrap().port();
+    let up = fleet.run(&["up", "--allow-root", "--noop-workers", "--bind", &bind]);
+    assert_eq!(up.code, Some(1), "{}", up.output());
+    let me = std::process::id();
+    assert!(
+        up.stderr
+            .contains(&format!("the api cannot listen on {bind}"))
+            && up
+                .stderr
+                .contains(&format!("(PID {me}) listens on port {port}"))
+            && up.stderr.contains("--bind HOST:PORT"),
+        "{}",
+        up.output()
+    );
+    assert!(!fleet.is_locked("watchdog"), "nothing was started");
+    assert!(!fleet.is_locked("redis"), "nothing was started");
+}

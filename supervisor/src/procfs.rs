@@ -1,7 +1,9 @@
-//! What `/proc` says about a process: its memory, CPU time, name, liveness.
+//! What `/proc` says about a process: its memory, CPU time, name, liveness,
+//! and which process listens on a TCP port.
 //!
 //! `fleet status` shows these for every PID whose lock it has verified, so
-//! they describe the fleet's own processes and nothing else.
+//! they describe the fleet's own processes and nothing else; `fleet up`
+//! names the holder of a port it cannot bind.
 
 use std::fs;
 use std::time::Duration;
@@ -75,6 +77,57 @@ fn clock_ticks() -> u64 {
         .unwrap_or(100)
 }
 
+/// The process listening on TCP `port` (any address, IPv4 or IPv6): its PID
+/// and command name. `None` when nobody listens, or when the socket belongs
+/// to a process this user may not look into.
+pub fn listener(port: u16) -> Option<(u32, String)> {
+    let inodes: Vec<u64> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| fs::read_to_string(table).ok())
+        .flat_map(|table| listening_inodes(&table, port))
+        .collect();
+    if inodes.is_empty() {
+        return None;
+    }
+    let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
+    for entry in fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            fs::read_link(fd.path())
+                .is_ok_and(|target| wanted.iter().any(|w| target.as_os_str() == w.as_str()))
+        });
+        if holds {
+            return Some((pid, command_name(pid).unwrap_or_else(|| "?".into())));
+        }
+    }
+    None
+}
+
+/// The inodes of the sockets in LISTEN state on `port` in one
+/// `/proc/net/tcp*` table (`local_address` is `HEXADDR:HEXPORT`, `st` 0A).
+fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields.get(1)?.rsplit(':').next()?;
+            let listening = *fields.get(3)? == "0A";
+            let inode = fields.get(9)?.parse().ok()?;
+            (listening && u16::from_str_radix(local_port, 16).ok()? == port).then_some(inode)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +139,20 @@ mod tests {
         assert!(usage.rss_bytes > 1024 * 1024, "{usage:?}");
         assert!(is_alive(me));
         assert!(usage.cpu < Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn finds_who_listens_on_a_port() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (pid, _) = listener_of(port).expect("this process listens");
+        assert_eq!(pid, std::process::id());
+        drop(listener);
+        assert_eq!(listener_of(port), None);
+    }
+
+    fn listener_of(port: u16) -> Option<(u32, String)> {
+        listener(port)
     }
 
     #[test]

@@ -132,6 +132,7 @@ pub fn main(home_flag: Option<&Path>, args: UpArgs) -> anyhow::Result<ExitCode> 
     for line in sweep.lines() {
         println!("{line}");
     }
+    check_bind(&config.bind)?;
     config.save(&home.config_file())?;
 
     if args.foreground {
@@ -148,6 +149,26 @@ pub fn main(home_flag: Option<&Path>, args: UpArgs) -> anyhow::Result<ExitCode> 
 
     let child = spawn_detached(&home)?;
     wait::until_up(&home, &config, child, args.timeout)
+}
+
+/// Refuses an address the api could not listen on, before anything starts
+/// (the api would crash-loop on it), naming who holds it.
+fn check_bind(bind: &str) -> anyhow::Result<()> {
+    let err = match std::net::TcpListener::bind(bind) {
+        Ok(_) => return Ok(()),
+        Err(err) => err,
+    };
+    let port = bind.parse::<SocketAddr>().map_or(0, |a| a.port());
+    let holder = match verdict_supervisor::procfs::listener(port) {
+        Some((pid, name)) => format!("{name} (PID {pid}) listens on port {port}"),
+        None if err.kind() == std::io::ErrorKind::AddrInUse => {
+            "another process listens on it (one this user may not look into)".to_string()
+        }
+        None => err.to_string(),
+    };
+    bail!(
+        "the api cannot listen on {bind}: {holder}; stop it, or choose another address with --bind HOST:PORT"
+    )
 }
 
 /// Refuses root without `--allow-root`.
