@@ -63,11 +63,28 @@ fn scale_restart_and_memory_limit() {
     assert!(!fleet.home().join("run/worker-2.pid").exists());
     assert!(fleet.log("watchdog").contains("retired worker-2"));
 
-    // Restart the workers: new PID, exit code 0 (graceful), counted.
+    // Restart the workers, one at a time (two of them): new PIDs, exit code
+    // 0 (graceful), counted; worker-1 got its SIGTERM only after worker-0's
+    // new instance had registered.
+    let scale = fleet.run(&["scale", "2"]);
+    assert!(scale.ok(), "{}", scale.output());
+    let worker1 = fleet.pid_in_file("worker-1").unwrap();
     let restart = fleet.run(&["restart", "worker"]);
     assert!(restart.ok(), "{}", restart.output());
     let new0 = fleet.pid_in_file("worker-0").unwrap();
     assert_ne!(new0, worker0);
+    assert_ne!(fleet.pid_in_file("worker-1").unwrap(), worker1);
+    let log = fleet.log("watchdog");
+    let registered = log
+        .find(&format!("worker-0 (PID {new0}) registered"))
+        .unwrap_or_else(|| panic!("no registration of the new worker-0:\n{log}"));
+    let next = log
+        .find(&format!("SIGTERM to worker-1 (PID {worker1})"))
+        .unwrap_or_else(|| panic!("worker-1 was not stopped:\n{log}"));
+    assert!(
+        registered < next,
+        "worker-1 stopped before worker-0 was back:\n{log}"
+    );
     let (_, status) = fleet.status();
     let row = process(&status, "worker-0");
     assert_eq!(row["last_exit"]["code"], 0, "{row:#}");

@@ -1,6 +1,7 @@
 //! `fleet restart [ROLE|NAME]`: a graceful restart (SIGTERM, the job in hand
-//! finishes, a new instance starts at once), then a wait until the new
-//! instances are ready. Also how a `failed` process is given another chance:
+//! finishes, a new instance starts at once), one process at a time (the next
+//! once the previous one's new instance is ready; `--all-at-once` for all
+//! together), then a wait until the new instances are ready. Also how a `failed` process is given another chance:
 //! its crash history is forgotten.
 
 use std::collections::HashMap;
@@ -21,6 +22,10 @@ use super::{fetch_status, running_watchdog, wait};
 pub struct RestartArgs {
     /// A role (api, worker, redis) or a process name (worker-1) [default: the api and every worker]
     pub target: Option<String>,
+    /// Stop every chosen process together (by default one at a time: the
+    /// next stops once the new instance of the previous one is ready)
+    #[arg(long)]
+    pub all_at_once: bool,
     /// How long to wait for the new instances to be ready
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -36,6 +41,7 @@ pub fn main(home_flag: Option<&Path>, args: RestartArgs) -> anyhow::Result<ExitC
         .collect();
     let request = Request::Restart {
         target: args.target.clone(),
+        all_at_once: args.all_at_once,
     };
     let names = match client::request(&home.control_socket(), &request, Duration::from_secs(10))? {
         Response::Restarting { names } => names,

@@ -13,7 +13,12 @@ pub enum Request {
     Status,
     /// Restart a role (`api`, `redis`, `worker`) or a name (`worker-1`); all of
     /// the api and the workers when `target` is `None`.
-    Restart { target: Option<String> },
+    Restart {
+        target: Option<String>,
+        /// Stop them all together instead of one at a time.
+        #[serde(default)]
+        all_at_once: bool,
+    },
     /// Run `workers` workers from now on.
     Scale { workers: usize },
     /// Stop everything and exit; the response comes when all is stopped.

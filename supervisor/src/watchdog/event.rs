@@ -60,8 +60,12 @@ pub enum Event {
     Tick,
     /// The health probe reported.
     Health(HealthReport),
-    /// `fleet restart [TARGET]`.
-    Restart { target: Option<String> },
+    /// `fleet restart [TARGET]`: one process at a time (rolling) unless
+    /// `all_at_once`.
+    Restart {
+        target: Option<String>,
+        all_at_once: bool,
+    },
     /// `fleet scale N`.
     Scale { workers: usize },
     /// `fleet down`, SIGTERM or SIGINT.

@@ -183,7 +183,13 @@ fn on_request(
             let _ = reply.send(Response::Status(supervisor.status(Moment::current())));
             return None;
         }
-        Request::Restart { target } => Event::Restart { target },
+        Request::Restart {
+            target,
+            all_at_once,
+        } => Event::Restart {
+            target,
+            all_at_once,
+        },
         Request::Scale { workers } => Event::Scale { workers },
         Request::Down { timeout_ms } => {
             info!(timeout_ms, "down requested");

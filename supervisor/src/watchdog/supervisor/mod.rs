@@ -41,6 +41,7 @@ mod health;
 pub mod phase;
 mod redis_health;
 mod requests;
+mod rolling;
 pub mod slot;
 #[cfg(test)]
 mod tests;
@@ -53,6 +54,7 @@ use super::roles;
 use down::{Shutdown, Stage};
 use phase::{Instance, Phase};
 use redis_health::RedisHealth;
+use rolling::Rolling;
 use slot::Slot;
 
 /// Most workers a fleet may be scaled to (a typo guard, not a capacity claim).
@@ -72,6 +74,8 @@ pub struct Supervisor {
     started_ms: u64,
     /// Failed processes tried again after their cool-down, since the start.
     cooldown_retries: u64,
+    /// A rolling restart under way.
+    rolling: Rolling,
 }
 
 impl Supervisor {
@@ -83,6 +87,7 @@ impl Supervisor {
             shutdown: None,
             started_ms: at.wall_ms,
             cooldown_retries: 0,
+            rolling: Rolling::default(),
             config,
             home,
         };
@@ -134,8 +139,11 @@ impl Supervisor {
             Event::Exited { pid, exit } => self.on_exit(pid, exit, at, &mut out),
             Event::Tick => self.on_tick(at, &mut out),
             Event::Health(report) => self.on_health(&report, at, &mut out),
-            Event::Restart { target } => {
-                let reply = match self.restart(target.as_deref(), at, &mut out) {
+            Event::Restart {
+                target,
+                all_at_once,
+            } => {
+                let reply = match self.restart(target.as_deref(), all_at_once, at, &mut out) {
                     Ok(names) => Response::Restarting { names },
                     Err(message) => Response::Error { message },
                 };
@@ -154,6 +162,7 @@ impl Supervisor {
             }
             Event::Down { timeout } => self.begin_down(timeout, at, &mut out),
         }
+        self.advance_rolling(at, &mut out);
         out
     }
 

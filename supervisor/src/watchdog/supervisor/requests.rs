@@ -55,6 +55,7 @@ impl Supervisor {
     pub(super) fn restart(
         &mut self,
         target: Option<&str>,
+        all_at_once: bool,
         at: Moment,
         out: &mut Out,
     ) -> Result<Vec<String>, String> {
@@ -77,6 +78,9 @@ impl Supervisor {
             slot.failed_times = 0;
             names.push(name.clone());
             match slot.phase {
+                Phase::Starting(_) | Phase::Running { .. } if !all_at_once => {
+                    self.rolling.push(name.clone());
+                }
                 Phase::Starting(_) | Phase::Running { .. } | Phase::Stopping { .. } => {
                     self.stop(&name, StopWhy::Restart, timeout, at, out);
                 }

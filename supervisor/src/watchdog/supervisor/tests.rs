@@ -234,6 +234,7 @@ fn put(from: Before) -> Harness {
         Before::Stopping => {
             h.run(
                 Event::Restart {
+                    all_at_once: true,
                     target: Some("worker-0".into()),
                 },
                 t,
@@ -380,6 +381,7 @@ fn every_phase_meets_every_event() {
                 }
                 O::HealthDown => Event::Health(report(false, &[], at.wall_ms)),
                 O::Restart => Event::Restart {
+                    all_at_once: false,
                     target: Some("worker-0".into()),
                 },
                 O::ScaleToZero => Event::Scale { workers: 0 },
@@ -503,6 +505,7 @@ fn a_crash_restarts_at_once_then_after_growing_delays_then_gives_up() {
     // `fleet restart worker-0` gives it another chance.
     let actions = h.run(
         Event::Restart {
+            all_at_once: true,
             target: Some("worker-0".into()),
         },
         t,
@@ -522,6 +525,7 @@ fn a_crash_restarts_at_once_then_after_growing_delays_then_gives_up() {
     );
     let actions = h.run(
         Event::Restart {
+            all_at_once: true,
             target: Some("nginx".into()),
         },
         t,
@@ -746,7 +750,13 @@ fn down_records_what_was_not_running_and_what_exited_on_its_own() {
             ("api", "exited (exit code 0) 0ms after SIGTERM"),
         ]
     );
-    let actions = h.run(Event::Restart { target: None }, t);
+    let actions = h.run(
+        Event::Restart {
+            target: None,
+            all_at_once: true,
+        },
+        t,
+    );
     assert_eq!(
         reply(&actions),
         Some(Response::Error {
@@ -788,6 +798,7 @@ fn scale_adds_the_lowest_free_numbers_and_retires_the_highest() {
     // A retiring worker is not restarted by `fleet restart`.
     let actions = h.run(
         Event::Restart {
+            all_at_once: true,
             target: Some("worker".into()),
         },
         t,
@@ -829,4 +840,115 @@ fn scale_adds_the_lowest_free_numbers_and_retires_the_highest() {
         ["worker-1".to_string(), "worker-2".to_string()]
     );
     assert_eq!(names.last().map(String::as_str), Some("worker-11"));
+}
+
+#[test]
+fn a_rolling_restart_stops_the_next_worker_once_the_previous_one_is_back() {
+    let mut h = harness(3, 5, false);
+    let t = h.at(0);
+    h.run(Event::Start, t);
+    let register = |h: &mut Harness, at: Moment| {
+        let workers: Vec<(&str, u32, u64)> = ["worker-0", "worker-1", "worker-2"]
+            .into_iter()
+            .filter_map(|name| h.phase(name).pid().map(|pid| (name, pid, at.wall_ms)))
+            .collect();
+        h.run(Event::Health(report(true, &workers, at.wall_ms)), at)
+    };
+    register(&mut h, t);
+    let old: Vec<u32> = ["worker-0", "worker-1", "worker-2"]
+        .map(|n| h.pid(n))
+        .to_vec();
+
+    let actions = h.run(
+        Event::Restart {
+            target: Some("worker".into()),
+            all_at_once: false,
+        },
+        t,
+    );
+    let sigterm = |name: &str| (name.to_string(), Signal::SIGTERM);
+    assert_eq!(signals(&actions), [sigterm("worker-0")], "one at a time");
+    assert_eq!(
+        reply(&actions),
+        Some(Response::Restarting {
+            names: vec!["worker-0".into(), "worker-1".into(), "worker-2".into()]
+        })
+    );
+    // worker-0 goes and comes back: worker-1 waits until it is registered.
+    let actions = h.exits("worker-0", h.at(100));
+    assert!(signals(&actions).is_empty(), "{actions:?}");
+    assert_eq!(h.phase("worker-0").state(), State::Starting);
+    let actions = {
+        let at = h.at(200);
+        register(&mut h, at)
+    };
+    assert_eq!(signals(&actions), [sigterm("worker-1")]);
+    assert_eq!(h.phase("worker-2").pid(), Some(old[2]), "still judging");
+    // worker-1's new instance crashes (twice: the second waits): the line
+    // waits for it.
+    h.exits("worker-1", h.at(300));
+    h.crash("worker-1", Signal::SIGKILL, h.at(300));
+    h.crash("worker-1", Signal::SIGKILL, h.at(300));
+    assert_eq!(h.phase("worker-1").state(), State::Restarting);
+    let actions = {
+        let at = h.at(350);
+        register(&mut h, at)
+    };
+    assert!(signals(&actions).is_empty(), "{actions:?}");
+    h.run(Event::Tick, h.at(400));
+    let actions = {
+        let at = h.at(500);
+        register(&mut h, at)
+    };
+    assert_eq!(signals(&actions), [sigterm("worker-2")]);
+    h.exits("worker-2", h.at(600));
+    {
+        let at = h.at(700);
+        register(&mut h, at)
+    };
+    for (name, old) in ["worker-0", "worker-1", "worker-2"].iter().zip(old) {
+        assert_eq!(h.phase(name).state(), State::Running, "{name}");
+        assert_ne!(h.pid(name), old, "{name} was restarted");
+    }
+
+    // --all-at-once: every worker at once.
+    let actions = h.run(
+        Event::Restart {
+            target: Some("worker".into()),
+            all_at_once: true,
+        },
+        h.at(800),
+    );
+    assert_eq!(
+        signals(&actions),
+        [
+            sigterm("worker-0"),
+            sigterm("worker-1"),
+            sigterm("worker-2")
+        ]
+    );
+}
+
+#[test]
+fn down_ends_a_rolling_restart() {
+    let mut h = harness(2, 5, false);
+    let t = h.at(0);
+    h.run(Event::Start, t);
+    let restart = Event::Restart {
+        target: None,
+        all_at_once: false,
+    };
+    let actions = h.run(restart, t);
+    assert_eq!(signals(&actions).len(), 1, "the api first: {actions:?}");
+    h.run(
+        Event::Down {
+            timeout: Duration::from_secs(2),
+        },
+        t,
+    );
+    h.exits("api", t);
+    h.exits("worker-0", t);
+    let actions = h.exits("worker-1", t);
+    assert!(spawned(&actions).is_empty(), "nothing restarts after down");
+    assert!(h.s.is_down());
 }
