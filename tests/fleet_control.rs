@@ -320,3 +320,45 @@ fn up_on_a_port_in_use_names_its_holder_and_starts_nothing() {
     assert!(!fleet.is_locked("watchdog"), "nothing was started");
     assert!(!fleet.is_locked("redis"), "nothing was started");
 }
+
+/// `fleet scale` weighs the count first: a count whose memory (the running
+/// worker's RSS times N) exceeds the machine's is refused and changes
+/// nothing; 0 is allowed and says that jobs will wait.
+#[test]
+fn scale_refuses_what_memory_cannot_hold_and_says_zero_means_waiting() {
+    let fleet = Fleet::new();
+    let up = fleet.up(1, &[]);
+    assert!(up.ok(), "fleet up failed:\n{}", up.output());
+    let worker0 = fleet.pid_in_file("worker-0").unwrap();
+
+    let refused = fleet.run(&["scale", "1000000"]);
+    assert_eq!(refused.code, Some(1), "{}", refused.output());
+    assert!(
+        refused.stderr.contains("1000000 workers would need about")
+            && refused.stderr.contains("refused")
+            && refused.stderr.contains("--force"),
+        "{}",
+        refused.output()
+    );
+    assert_eq!(
+        fleet.pid_in_file("worker-0"),
+        Some(worker0),
+        "nothing changed"
+    );
+    assert!(!fleet.home().join("run/worker-1.pid").exists());
+
+    let zero = fleet.run(&["scale", "0"]);
+    assert!(zero.ok(), "{}", zero.output());
+    assert!(
+        zero.stderr.contains("queued jobs wait"),
+        "{}",
+        zero.output()
+    );
+    let back = fleet.run(&["scale", "1"]);
+    assert!(back.ok(), "{}", back.output());
+    let id = fleet.submit();
+    assert_eq!(
+        fleet.wait_job(&id, Duration::from_secs(20))["state"],
+        "done"
+    );
+}

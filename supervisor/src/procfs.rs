@@ -37,6 +37,19 @@ pub fn usage(pid: u32) -> Option<Usage> {
     })
 }
 
+/// This machine's memory (`MemTotal` of `/proc/meminfo`), in bytes.
+pub fn memory_total() -> Option<u64> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 /// The command name (`comm`) of `pid`.
 pub fn command_name(pid: u32) -> Option<String> {
     fs::read_to_string(format!("/proc/{pid}/comm"))

@@ -158,7 +158,9 @@ impl Supervisor {
                     },
                     Err(message) => Response::Error { message },
                 };
-                out.push(Action::Reply(reply));
+                // Answered before the new workers are forked, so that the
+                // command hears back within its timeout however many there are.
+                out.insert(0, Action::Reply(reply));
             }
             Event::Down { timeout } => self.begin_down(timeout, at, &mut out),
         }
