@@ -49,13 +49,63 @@ pub fn main(home_flag: Option<&Path>, args: UnitArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+/// Refuses a unit whose paths the service could not use: a `fleet` binary
+/// under /tmp (hidden by PrivateTmp=yes), a model directory or token file
+/// that does not exist (the service would crash-loop on it).
+fn check_paths(exe: &Path, up: &UpArgs) -> anyhow::Result<()> {
+    if under_tmp(exe) {
+        bail!(
+            "the fleet binary is under /tmp ({}): the service's PrivateTmp=yes hides it; \
+             install it elsewhere (e.g. /usr/local/bin or /srv/verdict) and run `unit` from there",
+            exe.display()
+        );
+    }
+    let named = [
+        ("--model", up.model.as_deref(), true),
+        (
+            "--api-token-file",
+            up.reliability.api_token_file.as_deref(),
+            false,
+        ),
+    ];
+    for (flag, path, is_dir) in named {
+        let Some(path) = path else { continue };
+        let found = if is_dir {
+            path.is_dir()
+        } else {
+            path.is_file()
+        };
+        if !found {
+            let what = if is_dir { "directory" } else { "file" };
+            bail!("{flag} {}: no such {what}", path.display());
+        }
+        if !path.is_absolute() {
+            bail!(
+                "{flag} {}: give an absolute path (the service does not start in this directory)",
+                path.display()
+            );
+        }
+        if under_tmp(path) {
+            bail!(
+                "{flag} {}: under /tmp, which the service's PrivateTmp=yes hides",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn under_tmp(path: &Path) -> bool {
+    path.starts_with("/tmp") || path.starts_with("/var/tmp")
+}
+
 /// The unit file's text.
 pub fn render(exe: &Path, home: &Home, user: &str, args: &UnitArgs) -> anyhow::Result<String> {
     if user.is_empty() || user.contains(char::is_whitespace) {
         bail!("--user {user:?} is not a user name");
     }
     validate_memory_max(&args.memory_max)?;
-    if home.root().starts_with("/tmp") || home.root().starts_with("/var/tmp") {
+    if under_tmp(home.root()) {
         bail!(
             "a service's home must not be under /tmp ({}): PrivateTmp=yes hides it, and tmp cleaners remove it",
             home.root().display()
@@ -77,6 +127,7 @@ pub fn render(exe: &Path, home: &Home, user: &str, args: &UnitArgs) -> anyhow::R
     argv.extend(up_flags.iter().cloned());
     let parsed = UpOnly::try_parse_from(&argv)
         .map_err(|e| anyhow::anyhow!("invalid flags for fleet up: {e}"))?;
+    check_paths(exe, &parsed.up)?;
     let stop_timeout = parsed.up.stop_timeout.as_secs();
     let quoted: Vec<String> = up_flags.iter().map(|f| quote(f)).collect();
     let home_dir = home.root().display().to_string();
@@ -206,5 +257,32 @@ mod tests {
         let mut bad = args(&[]);
         bad.memory_max = "150%".into();
         assert!(render(Path::new("/f"), &home, "verdict", &bad).is_err());
+    }
+
+    #[test]
+    fn paths_the_service_could_not_use_are_refused() {
+        let home = Home::resolve(Some(Path::new("/srv/v"))).unwrap();
+        let refused = |exe: &str, flags: &[&str]| {
+            render(Path::new(exe), &home, "verdict", &args(flags))
+                .unwrap_err()
+                .to_string()
+        };
+        let err = refused("/tmp/clone/target/release/fleet", &[]);
+        assert!(
+            err.contains("PrivateTmp") && err.contains("/usr/local/bin"),
+            "{err}"
+        );
+        let err = refused("/usr/local/bin/fleet", &["--model", "/nope"]);
+        assert_eq!(err, "--model /nope: no such directory");
+        let err = refused("/usr/local/bin/fleet", &["--model", "/tmp"]);
+        assert!(err.contains("under /tmp"), "{err}");
+        let err = refused("/usr/local/bin/fleet", &["--api-token-file", "/nope/token"]);
+        assert_eq!(err, "--api-token-file /nope/token: no such file");
+        // Unit tests run in the package's directory, where `src` exists.
+        let err = refused("/usr/local/bin/fleet", &["--model", "src"]);
+        assert!(err.contains("absolute path"), "{err}");
+        // A directory that exists outside /tmp is fine.
+        let exe = Path::new("/usr/local/bin/fleet");
+        assert!(render(exe, &home, "verdict", &args(&["--model", "/usr"])).is_ok());
     }
 }
