@@ -78,13 +78,21 @@ async fn browser(dir: &std::path::Path) -> (ChildGuard, fantoccini::Client) {
 async fn the_page_judges_coffee_png_in_headless_chromium() {
     let model = model_dir();
     let mut stack = Stack::start(StackOptions::default()).await;
-    stack
-        .start_workers(&["page"], &["--model", model.to_str().expect("UTF-8 path")])
-        .await;
     let browser_dir = tempfile::tempdir().unwrap();
     let (_driver, browser) = browser(browser_dir.path()).await;
 
-    let result = drive(&browser, &stack.api_url).await;
+    // No worker yet: the page says so while the job waits, then the
+    // worker starts and the job is judged.
+    let waiting = submit_coffee(&browser, &stack.api_url).await;
+    if waiting.is_ok() {
+        stack
+            .start_workers(&["page"], &["--model", model.to_str().expect("UTF-8 path")])
+            .await;
+    }
+    let result = match waiting {
+        Ok(()) => drive(&browser, &stack.api_url).await,
+        Err(err) => Err(err),
+    };
     let _ = browser.close().await;
     result.unwrap();
 
@@ -100,7 +108,9 @@ async fn the_page_judges_coffee_png_in_headless_chromium() {
     assert!(keys.len() >= 2, "idempotency records: {keys:?}");
 }
 
-async fn drive(
+/// Opens the page, sends coffee.png with the three sentences while no worker
+/// runs, and waits for the page to say that no worker is running.
+async fn submit_coffee(
     browser: &fantoccini::Client,
     api_url: &str,
 ) -> Result<(), fantoccini::error::CmdError> {
@@ -123,6 +133,23 @@ async fn drive(
         .send_keys(&texts.join("\n"))
         .await?;
     browser.find(Locator::Css("#submit")).await?.click().await?;
+    let status = browser
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::XPath(
+            "//*[@id='status'][contains(., 'no worker is running')]",
+        ))
+        .await?;
+    let said = status.text().await?;
+    assert!(said.starts_with("queued…"), "{said}");
+    Ok(())
+}
+
+/// Waits for the verdicts of [`submit_coffee`]'s job and checks the page.
+async fn drive(
+    browser: &fantoccini::Client,
+    api_url: &str,
+) -> Result<(), fantoccini::error::CmdError> {
     browser
         .wait()
         .at_most(Duration::from_secs(120))

@@ -143,6 +143,19 @@ function render(result) {
   return card;
 }
 
+/** Why a queued job does not move, from /readyz: a sentence, or "". */
+async function whyWaiting() {
+  try {
+    const ready = await fetch("/readyz");
+    if (ready.ok) return "";
+    const body = await ready.json();
+    const noWorker = body.error && body.error.code === "not_ready" && (body.workers || []).length === 0;
+    return noWorker ? " — no worker is running: the job waits until one starts" : "";
+  } catch (error) {
+    return "";
+  }
+}
+
 async function judge(event) {
   event.preventDefault();
   errorBox.hidden = true;
@@ -163,11 +176,15 @@ async function judge(event) {
     if (!submitted.ok) return showError(await apiError(submitted));
     let job = await submitted.json();
     const started = Date.now();
+    let why = "";
     while (!["done", "failed", "cancelled"].includes(job.state)) {
-      statusLine.textContent = `${job.state}… (${Math.round((Date.now() - started) / 1000)} s)`;
-      const polled = await fetch(`/v1/jobs/${job.id}?wait=30`, { headers: headers() });
+      statusLine.textContent = `${job.state}… (${Math.round((Date.now() - started) / 1000)} s)${why}`;
+      // A queued job is looked at more often, to say why it waits.
+      const wait = job.state === "queued" ? 5 : 30;
+      const polled = await fetch(`/v1/jobs/${job.id}?wait=${wait}`, { headers: headers() });
       if (!polled.ok) return showError(await apiError(polled));
       job = await polled.json();
+      why = job.state === "queued" ? await whyWaiting() : "";
     }
     statusLine.textContent = job.state;
     if (job.state !== "done") {
@@ -178,7 +195,7 @@ async function judge(event) {
     showError({ code: "network", message: `the api could not be reached (${error.message})` });
   } finally {
     button.disabled = false;
-    if (statusLine.textContent.endsWith("…")) statusLine.textContent = "";
+    if (statusLine.textContent.includes("…")) statusLine.textContent = "";
   }
 }
 form.addEventListener("submit", judge);

@@ -47,7 +47,8 @@ pub async fn parse(req: Request, limits: &Limits) -> Result<Submission, ApiError
                 if texts.len() == MAX_SENTENCES {
                     return Err(texts::too_many());
                 }
-                let index = texts.len();
+                // Counted from 1, as people count.
+                let number = texts.len() + 1;
                 let bytes = field
                     .bytes()
                     .await
@@ -55,7 +56,7 @@ pub async fn parse(req: Request, limits: &Limits) -> Result<Submission, ApiError
                 let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
                     ApiError::bad_request(
                         "text_not_utf8",
-                        format!("sentence {index} is not valid UTF-8"),
+                        format!("sentence {number} is not valid UTF-8"),
                     )
                 })?;
                 texts.push(text);

@@ -20,17 +20,19 @@ pub fn check(texts: &[String]) -> Result<(), ApiError> {
         return Err(too_many());
     }
     for (index, text) in texts.iter().enumerate() {
+        // People count from 1: the first sentence is "sentence 1".
+        let number = index + 1;
         if text.trim().is_empty() {
             return Err(ApiError::bad_request(
                 "text_empty",
-                format!("sentence {index} is empty"),
+                format!("sentence {number} is empty"),
             ));
         }
         if !has_content(text) {
             return Err(ApiError::bad_request(
                 "text_empty",
                 format!(
-                    "sentence {index} has nothing to judge: it needs at least {MIN_WORD_CHARS} letters or digits (it holds only punctuation, symbols, emoji, invisible or control characters, or one letter)"
+                    "sentence {number} has nothing to judge: it needs at least {MIN_WORD_CHARS} letters or digits (it holds only punctuation, symbols, emoji, invisible or control characters, or one letter)"
                 ),
             ));
         }
@@ -39,7 +41,7 @@ pub fn check(texts: &[String]) -> Result<(), ApiError> {
             return Err(ApiError::bad_request(
                 "text_too_long",
                 format!(
-                    "sentence {index} has {chars} characters, more than the limit of {MAX_SENTENCE_CHARS}"
+                    "sentence {number} has {chars} characters, more than the limit of {MAX_SENTENCE_CHARS}"
                 ),
             ));
         }
@@ -82,7 +84,7 @@ mod tests {
             let err = check(&texts(&["A cup.", contentless])).unwrap_err();
             assert_eq!(err.code, "text_empty", "{contentless:?}");
             assert!(
-                err.message.contains("sentence 1 has nothing to judge"),
+                err.message.contains("sentence 2 has nothing to judge"),
                 "{}",
                 err.message
             );
@@ -91,7 +93,7 @@ mod tests {
             check(&texts(&["ok", ""]))
                 .unwrap_err()
                 .message
-                .contains("sentence 1")
+                .contains("sentence 2 is empty")
         );
         assert_eq!(
             check(&["é".repeat(MAX_SENTENCE_CHARS + 1)])

@@ -32,9 +32,10 @@ pub enum JudgeError {
     NoTexts,
     #[error("{count} sentences, more than the limit of {max}")]
     TooManyTexts { count: usize, max: usize },
-    #[error("sentence {index} is empty or has nothing to judge (fewer than two letters or digits)")]
+    /// `index` counts from 0; the message counts from 1, as people do.
+    #[error("sentence {} is empty or has nothing to judge (fewer than two letters or digits)", .index + 1)]
     TextEmpty { index: usize },
-    #[error("sentence {index} has {chars} characters, more than the limit of {max}")]
+    #[error("sentence {} has {chars} characters, more than the limit of {max}", .index + 1)]
     TextTooLong {
         index: usize,
         chars: usize,
