@@ -58,6 +58,9 @@ async fn the_token_is_required(client: &ApiClient) {
         http.post(client.url("/v1/jobs")).json(&body),
         http.get(client.url(&format!("/v1/jobs/{some_id}"))),
         http.post(client.url(&format!("/v1/jobs/{some_id}/cancel"))),
+        http.get(client.url("/v1/dead")),
+        http.post(client.url(&format!("/v1/dead/{some_id}/retry"))),
+        http.delete(client.url(&format!("/v1/dead/{some_id}"))),
         http.get(client.url("/v1/no-such-route")),
         http.post(client.url("/v1/jobs"))
             .bearer_auth("not-the-token")

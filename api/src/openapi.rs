@@ -8,7 +8,9 @@ use utoipa::OpenApi;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::routes::{batches, health, jobs_cancel, jobs_get, jobs_submit, metrics, openapi, page};
+use crate::routes::{
+    batches, dead, health, jobs_cancel, jobs_get, jobs_submit, metrics, openapi, page,
+};
 
 /// The multipart form of `POST /v1/jobs` (documentation only: the handler
 /// reads the parts one by one).
@@ -41,6 +43,9 @@ pub struct MultipartSubmission {
         jobs_submit::submit,
         jobs_get::get_job,
         jobs_cancel::cancel_job,
+        dead::list,
+        dead::retry,
+        dead::discard,
         batches::submit_batch,
         health::healthz,
         health::readyz,
@@ -59,6 +64,9 @@ pub struct MultipartSubmission {
         batches::BatchJob,
         batches::BatchResponse,
         batches::BatchItem,
+        verdict_shared::queue::dead_list::DeadPage,
+        dead::Discarded,
+        verdict_shared::queue::dead_list::DeadJob,
         verdict_shared::job::Job,
         verdict_shared::job::JobState,
         verdict_shared::job::JobError,
@@ -72,6 +80,7 @@ pub struct MultipartSubmission {
     modifiers(&BearerToken),
     tags(
         (name = "jobs", description = "Submit jobs and read their verdicts"),
+        (name = "dead letters", description = "Jobs given up on after their last attempt: list, retry, discard"),
         (name = "operations", description = "Health, readiness, metrics, this description"),
         (name = "page", description = "The web page to try verdict"),
     )

@@ -13,6 +13,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use verdict_shared::job::{Job, JobError};
+use verdict_shared::queue::dead_list::DeadPage;
 
 /// The longest wait between two tries.
 const MAX_DELAY: Duration = Duration::from_secs(30);
@@ -275,6 +276,61 @@ impl Api {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(MAX_DELAY);
         }
+    }
+}
+
+impl Api {
+    /// `GET /v1/dead`: a page of dead letters, newest first.
+    pub async fn dead_page(&self, before: Option<&str>, limit: usize) -> anyhow::Result<DeadPage> {
+        let mut path = format!("/v1/dead?limit={limit}");
+        if let Some(before) = before {
+            path.push_str(&format!("&before={before}"));
+        }
+        let body = self.call(reqwest::Method::GET, &path).await?;
+        serde_json::from_slice(&body).map_err(|err| anyhow::anyhow!("GET /v1/dead: {err}"))
+    }
+
+    /// `POST /v1/dead/{id}/retry`: the job, queued again.
+    pub async fn dead_retry(&self, id: &str) -> anyhow::Result<Job> {
+        let body = self
+            .call(reqwest::Method::POST, &format!("/v1/dead/{id}/retry"))
+            .await?;
+        serde_json::from_slice(&body)
+            .map_err(|err| anyhow::anyhow!("POST /v1/dead/{id}/retry: {err}"))
+    }
+
+    /// `DELETE /v1/dead/{id}`.
+    pub async fn dead_discard(&self, id: &str) -> anyhow::Result<()> {
+        self.call(reqwest::Method::DELETE, &format!("/v1/dead/{id}"))
+            .await
+            .map(drop)
+    }
+
+    /// `GET /v1/jobs/{id}`.
+    pub async fn job(&self, id: &str) -> anyhow::Result<Job> {
+        let body = self
+            .call(reqwest::Method::GET, &format!("/v1/jobs/{id}"))
+            .await?;
+        serde_json::from_slice(&body).map_err(|err| anyhow::anyhow!("GET /v1/jobs/{id}: {err}"))
+    }
+
+    /// One request; the body of a 2xx answer, else an error with the api's
+    /// `{code, message}` (or the connection error with its cause).
+    async fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<bytes::Bytes> {
+        let what = format!("{method} {path}");
+        let response = self.request(method, path).send().await.map_err(|err| {
+            anyhow::anyhow!(
+                "{what}: cannot reach the api at {}: {}",
+                self.base,
+                chain(&err)
+            )
+        })?;
+        let status = response.status();
+        let body = response.bytes().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("{what} answered {status}: {}", error_text(&body));
+        }
+        Ok(body)
     }
 }
 

@@ -39,6 +39,8 @@ enum Command {
     Logs(cli::logs::LogsArgs),
     /// Run a catalogue of (image, sentence) rows through the api: JSONL or CSV in, one verdict line per sentence out.
     Batch(cli::batch::BatchArgs),
+    /// The jobs the workers gave up on: list, show, retry (by id or --all), purge.
+    Dead(cli::dead::DeadArgs),
     /// Print a systemd unit that runs the fleet in the foreground.
     Unit(cli::unit::UnitArgs),
     /// The watchdog itself (started by `fleet up`).
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Logs(args) => cli::logs::main(home, args),
         Command::Unit(args) => cli::unit::main(home, args),
         Command::Batch(args) => cli::batch::main(home, args),
+        Command::Dead(args) => cli::dead::main(home, args),
         Command::Watchdog => cli::watchdog::main(home),
     };
     match result {

@@ -22,6 +22,8 @@ use verdict_shared::queue::{WorkerRecord, heartbeat};
 pub struct QueueFigures {
     /// Delivered to a worker and not yet acknowledged (XPENDING).
     pub in_flight: u64,
+    /// In the dead-letter stream now (XLEN `verdict:dead`): `fleet dead list`.
+    pub dead: u64,
     #[serde(flatten)]
     pub counters: QueueStats,
 }
@@ -52,9 +54,13 @@ pub async fn read(
     let records = heartbeat::worker_records(&mut conn, workers)
         .await
         .map_err(|e| e.to_string())?;
+    let dead = verdict_shared::queue::dead_list::count(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok((
         QueueFigures {
             in_flight,
+            dead,
             counters,
         },
         records,

@@ -16,7 +16,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use verdict_shared::job::{JobId, JobState};
+use verdict_shared::job::JobState;
 use verdict_shared::queue::cancel::{Cancel, cancel};
 use verdict_shared::queue::read::read_job;
 
@@ -47,13 +47,7 @@ pub async fn cancel_job(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(raw_id) =
-        path.map_err(|err| ApiError::bad_request("invalid_job_id", err.body_text()))?;
-    let id: JobId = raw_id
-        .parse()
-        .map_err(|err: verdict_shared::job::InvalidJobId| {
-            ApiError::bad_request("invalid_job_id", err.to_string())
-        })?;
+    let id = super::job_id::from_path(path)?;
     let pool = state.pool.clone();
     let (outcome, job) = within(state.redis_timeout, async move {
         let mut conn = pool.get().await?;

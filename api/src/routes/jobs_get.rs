@@ -43,13 +43,7 @@ pub async fn get_job(
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let Path(raw_id) =
-        path.map_err(|err| ApiError::bad_request("invalid_job_id", err.body_text()))?;
-    let id: JobId = raw_id
-        .parse()
-        .map_err(|err: verdict_shared::job::InvalidJobId| {
-            ApiError::bad_request("invalid_job_id", err.to_string())
-        })?;
+    let id = super::job_id::from_path(path)?;
     let wait = parse_wait(query.as_deref())?;
     let job = match wait {
         None => load(&state, id).await?,

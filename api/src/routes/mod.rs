@@ -1,8 +1,10 @@
 //! The api's routes, one file per resource.
 
 pub(crate) mod batches;
+pub(crate) mod dead;
 mod fallback;
 pub(crate) mod health;
+mod job_id;
 pub(crate) mod jobs_cancel;
 pub(crate) mod jobs_get;
 pub(crate) mod jobs_submit;
@@ -11,7 +13,7 @@ pub(crate) mod openapi;
 pub(crate) mod page;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::state::AppState;
 
@@ -21,6 +23,9 @@ pub fn router() -> Router<AppState> {
         .route("/v1/jobs", post(jobs_submit::submit))
         .route("/v1/jobs/{id}", get(jobs_get::get_job))
         .route("/v1/jobs/{id}/cancel", post(jobs_cancel::cancel_job))
+        .route("/v1/dead", get(dead::list))
+        .route("/v1/dead/{id}/retry", post(dead::retry))
+        .route("/v1/dead/{id}", delete(dead::discard))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         // Issue 7: batches, metrics, the OpenAPI description, the web page.

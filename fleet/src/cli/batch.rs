@@ -19,11 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::bail;
 use verdict_client::batch::{self, Options};
-use verdict_supervisor::config::FleetConfig;
 use verdict_supervisor::durations_and_sizes::parse_duration;
-use verdict_supervisor::home::Home;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BatchArgs {
@@ -76,10 +73,7 @@ pub struct BatchArgs {
 }
 
 pub fn main(home_flag: Option<&Path>, args: BatchArgs) -> anyhow::Result<ExitCode> {
-    let (api, source) = match &args.api {
-        Some(api) => (api.clone(), "--api".to_string()),
-        None => home_api(home_flag)?,
-    };
+    let (api, source) = super::api_of(home_flag, args.api.as_deref())?;
     eprintln!("fleet batch: api {api} (from {source})");
     let options = Options {
         input: args.input.clone(),
@@ -125,21 +119,4 @@ pub fn main(home_flag: Option<&Path>, args: BatchArgs) -> anyhow::Result<ExitCod
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// The api of the fleet in the home, and where that was read; an error
-/// naming both ways out when the home has no fleet.
-fn home_api(home_flag: Option<&Path>) -> anyhow::Result<(String, String)> {
-    let home = Home::resolve(home_flag)?;
-    let file = home.config_file();
-    if !file.exists() {
-        bail!(
-            "no fleet in {} (no {}): start one with `fleet up`, point --home at the home of \
-             the fleet to use, or name its api with --api URL",
-            home.root().display(),
-            file.display()
-        );
-    }
-    let config = FleetConfig::load(&file)?;
-    Ok((config.api_url(), file.display().to_string()))
 }

@@ -4,6 +4,7 @@
 //! code; errors are printed by `main` and exit with 1.
 
 pub mod batch;
+pub mod dead;
 pub mod down;
 pub mod logs;
 pub mod restart;
@@ -43,4 +44,28 @@ pub fn fetch_status(home: &Home) -> anyhow::Result<FleetStatus> {
         Response::Status(status) => Ok(status),
         other => bail!("unexpected answer from the watchdog: {other:?}"),
     }
+}
+
+/// The api a client command talks to, and where that came from: `--api`,
+/// else the api of the fleet in the home (its `run/fleet.json`); an error
+/// naming both ways out when the home has no fleet (never a guessed port).
+pub fn api_of(
+    home_flag: Option<&std::path::Path>,
+    api_flag: Option<&str>,
+) -> anyhow::Result<(String, String)> {
+    if let Some(api) = api_flag {
+        return Ok((api.to_string(), "--api".to_string()));
+    }
+    let home = Home::resolve(home_flag)?;
+    let file = home.config_file();
+    if !file.exists() {
+        bail!(
+            "no fleet in {} (no {}): start one with `fleet up`, point --home at the home of \
+             the fleet to use, or name its api with --api URL",
+            home.root().display(),
+            file.display()
+        );
+    }
+    let config = verdict_supervisor::config::FleetConfig::load(&file)?;
+    Ok((config.api_url(), file.display().to_string()))
 }

@@ -298,6 +298,7 @@ pub fn render(report: &StatusReport) -> String {
             let extra: Vec<String> = [
                 (s.counters.cancelled, "cancelled"),
                 (s.counters.dead_lettered, "dead-lettered"),
+                (s.dead, "in the dead-letter stream now (`fleet dead list`)"),
                 (s.counters.reclaimed, "reclaimed from silent workers"),
                 (s.counters.late_finishes, "ran twice (late results refused)"),
                 (s.counters.rejected_full, "refused: queue full"),

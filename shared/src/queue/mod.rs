@@ -23,6 +23,8 @@
 //! - [`reclaim`]: a worker takes over the entries of one that went silent;
 //! - [`retry`]: a transient failure gives the job back for another attempt;
 //! - [`dead_letter`]: a job out of attempts is failed and set aside;
+//! - [`dead_list`], [`dead_retry`]: an operator looks at the dead letters,
+//!   retries them or discards them;
 //! - [`cancel`]: a queued job is withdrawn;
 //! - [`policy`]: the limits and delays those steps use.
 //!
@@ -37,6 +39,8 @@ pub mod cancel;
 pub mod consume;
 pub mod consumer_group;
 pub mod dead_letter;
+pub mod dead_list;
+pub mod dead_retry;
 mod error;
 pub mod finish;
 pub mod heartbeat;

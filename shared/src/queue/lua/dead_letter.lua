@@ -55,6 +55,7 @@ local dead = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*',
   'worker', ARGV[3],
   'entry', ARGV[2],
   'at_us', now)
+redis.call('HSET', KEYS[1], 'dead_entry', dead)
 drop_entry()
 redis.call('HINCRBY', KEYS[3], 'failed', 1)
 redis.call('HINCRBY', KEYS[3], 'dead_lettered', 1)
