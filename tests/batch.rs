@@ -260,6 +260,49 @@ async fn a_catalogue_is_judged_resumed_and_nothing_repeated_is_recomputed() {
     assert_eq!(find(&csv_lines, "c1", CUP)["label"], "yes");
     assert_eq!(find(&csv_lines, "c2", DOG)["label"], "no");
 
+    // --out FILE.csv writes CSV (a header, the scores in three columns), and
+    // a rerun resumes from it.
+    let csv_out = dir.path().join("verdicts.csv");
+    let csv_out_s = csv_out.to_str().unwrap();
+    let to_csv = run(&[
+        csv.to_str().unwrap(),
+        "--api",
+        &stack.api_url,
+        "--out",
+        csv_out_s,
+    ]);
+    assert_eq!(
+        to_csv.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&to_csv.stderr)
+    );
+    let text = std::fs::read_to_string(&csv_out).unwrap();
+    let mut rows = text.lines();
+    assert_eq!(
+        rows.next(),
+        Some("id,image,text,label,yes,no,maybe,explanation,error_code,error_message,job,state")
+    );
+    let c1 = rows.find(|r| r.starts_with("c1,")).expect("c1 in the CSV");
+    assert!(c1.contains(&format!(",{CUP},yes,")), "{c1}");
+    let again = run(&[
+        csv.to_str().unwrap(),
+        "--api",
+        &stack.api_url,
+        "--out",
+        csv_out_s,
+    ]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        stderr.contains("0 answered now, 2 already answered"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&csv_out).unwrap(),
+        text,
+        "nothing rewritten"
+    );
+
     // --submit-only: submitted, left to the fleet, and never called answered.
     let only = dir.path().join("only.csv");
     std::fs::write(

@@ -15,6 +15,7 @@
 //! run with the cause. Ctrl-C stops submitting and waiting at once; what was
 //! written stays, and the same command resumes.
 
+pub mod csv_lines;
 pub mod input;
 pub mod progress;
 pub mod results;
@@ -59,6 +60,8 @@ pub struct Options {
     pub give_up_after: Duration,
     /// Try the rows whose lines in `out` are errors again.
     pub retry_failed: bool,
+    /// How the result lines are written (and read back to resume).
+    pub format: results::Format,
 }
 
 /// How a run ended.
@@ -127,7 +130,7 @@ fn failed_lines(row: &Row, code: &str, message: &str) -> Vec<ResultLine> {
 pub async fn run(options: Options) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let done = match &options.out {
-        Some(out) => results::resume(out, options.retry_failed)?,
+        Some(out) => results::resume(out, options.format, options.retry_failed)?,
         None => HashSet::new(),
     };
     // A first pass counts the rows (no image is read) for the progress bar.
@@ -139,8 +142,8 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
         }
     }
     let sink = match &options.out {
-        Some(out) => Sink::append(out)?,
-        None => Sink::stdout(),
+        Some(out) => Sink::append(out, options.format)?,
+        None => Sink::stdout(options.format)?,
     };
     let progress = Progress::new(counts.rows - counts.skipped);
     let shared: Shared = Arc::new(Mutex::new(Recorder {
@@ -238,7 +241,7 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
     let recorder = lock(&shared);
     recorder.progress.finish();
     let file = match &options.out {
-        Some(out) => Some(results::tally(out)?),
+        Some(out) => Some(results::tally(out, options.format)?),
         None => None,
     };
     Ok(Outcome {

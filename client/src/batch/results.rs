@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use verdict_shared::job::JobError;
 use verdict_shared::verdict::Scores;
 
+use super::csv_lines;
 use super::input::Row;
 
 /// One line of the result file.
@@ -24,20 +25,22 @@ pub struct ResultLine {
     pub id: String,
     pub image: String,
     pub text: String,
-    /// `yes`, `no` or `maybe` once judged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `yes`, `no` or `maybe` once judged; null otherwise (every line has
+    /// every field but `state`).
+    #[serde(default)]
     pub label: Option<String>,
     /// `{yes, no, maybe}` once judged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub scores: Option<Scores>,
-    /// The model's one-line explanation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The explanation's summary: the API's `explanation.summary`, one or
+    /// two plain sentences (the API's labels and signals are not repeated).
+    #[serde(default)]
     pub explanation: Option<String>,
     /// `{code, message}` when the row could not be judged.
     #[serde(default)]
     pub error: Option<JobError>,
-    /// The job that judged it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The job that judged it (null when none was created).
+    #[serde(default)]
     pub job: Option<String>,
     /// `queued` for a row submitted with `--submit-only` (not final).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,20 +71,46 @@ impl ResultLine {
     }
 }
 
-/// The lines of `path`, raw and parsed (`None` for a torn or foreign line);
-/// none if the file does not exist yet.
-fn read_lines(path: &Path) -> anyhow::Result<Vec<(String, Option<ResultLine>)>> {
+/// How result lines are written: one JSON object per line, or CSV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Jsonl,
+    Csv,
+}
+
+impl Format {
+    /// CSV for a `.csv` file, JSONL for anything else.
+    pub fn of(path: &Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("csv") => Format::Csv,
+            _ => Format::Jsonl,
+        }
+    }
+}
+
+/// The lines of `path` (`None` for a torn or foreign one); none if the
+/// file does not exist yet.
+fn read_lines(path: &Path, format: Format) -> anyhow::Result<Vec<Option<ResultLine>>> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
     };
-    let mut lines = Vec::new();
-    for line in BufReader::new(file).lines() {
-        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
-        let parsed = serde_json::from_str::<ResultLine>(&line).ok();
-        lines.push((line, parsed));
-    }
+    let lines = match format {
+        Format::Jsonl => BufReader::new(file)
+            .lines()
+            .map(|line| {
+                let line = line.with_context(|| format!("cannot read {}", path.display()))?;
+                Ok(serde_json::from_str::<ResultLine>(&line).ok())
+            })
+            .collect::<anyhow::Result<_>>()?,
+        Format::Csv => csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(file)
+            .records()
+            .map(|record| record.ok().as_ref().and_then(csv_lines::parse))
+            .collect(),
+    };
     Ok(lines)
 }
 
@@ -93,22 +122,26 @@ fn read_lines(path: &Path) -> anyhow::Result<Vec<(String, Option<ResultLine>)>> 
 /// `queued` line is dropped (the run collects its verdict). When a line is
 /// dropped, the file is rewritten without it (a temporary file renamed over
 /// it), so that each sentence keeps one line.
-pub fn resume(path: &Path, retry_failed: bool) -> anyhow::Result<HashSet<(String, String)>> {
-    let lines = read_lines(path)?;
+pub fn resume(
+    path: &Path,
+    format: Format,
+    retry_failed: bool,
+) -> anyhow::Result<HashSet<(String, String)>> {
+    let lines = read_lines(path, format)?;
     let keep = |line: &ResultLine| line.label.is_some() || (line.error.is_some() && !retry_failed);
-    let mut done = HashSet::new();
-    let mut kept = String::new();
-    for (raw, parsed) in &lines {
-        if let Some(line) = parsed.as_ref().filter(|line| keep(line)) {
-            done.insert((line.id.clone(), line.text.clone()));
-            kept.push_str(raw);
-            kept.push('\n');
-        }
-    }
-    if done.len() < lines.len() {
+    let kept: Vec<&ResultLine> = lines.iter().flatten().filter(|l| keep(l)).collect();
+    let done = kept
+        .iter()
+        .map(|l| (l.id.clone(), l.text.clone()))
+        .collect();
+    if kept.len() < lines.len() {
         let temporary = path.with_extension("resuming");
-        std::fs::write(&temporary, kept)
-            .and_then(|()| std::fs::rename(&temporary, path))
+        let mut sink = Sink::create(&temporary, format)?;
+        for line in kept {
+            sink.write(line)?;
+        }
+        drop(sink);
+        std::fs::rename(&temporary, path)
             .with_context(|| format!("cannot rewrite {}", path.display()))?;
     }
     Ok(done)
@@ -127,14 +160,11 @@ pub struct Tally {
 }
 
 /// Counts the verdicts and the failed and queued rows in `path`.
-pub fn tally(path: &Path) -> anyhow::Result<Tally> {
+pub fn tally(path: &Path, format: Format) -> anyhow::Result<Tally> {
     let mut tally = Tally::default();
     let mut failed = HashSet::new();
     let mut queued = HashSet::new();
-    for line in read_lines(path)?
-        .into_iter()
-        .filter_map(|(_, parsed)| parsed)
-    {
+    for line in read_lines(path, format)?.into_iter().flatten() {
         match line.label.as_deref() {
             Some("yes") => tally.yes += 1,
             Some("no") => tally.no += 1,
@@ -168,11 +198,13 @@ pub fn row_answered(done: &HashSet<(String, String)>, row: &Row) -> bool {
 /// Where result lines go: the `--out` file (appended to) or stdout.
 pub struct Sink {
     out: Box<dyn Write + Send>,
+    format: Format,
 }
 
 impl Sink {
-    /// Appends to `path`, first ending a torn last line if there is one.
-    pub fn append(path: &Path) -> anyhow::Result<Sink> {
+    /// Appends to `path`, first ending a torn last line if there is one; a
+    /// new (or empty) CSV file gets its header first.
+    pub fn append(path: &Path, format: Format) -> anyhow::Result<Sink> {
         let mut file = OpenOptions::new()
             .create(true)
             .read(true)
@@ -188,22 +220,49 @@ impl Sink {
                 file.write_all(b"\n")?;
             }
         }
-        Ok(Sink {
-            out: Box::new(file),
-        })
+        Sink::new(Box::new(file), format, len == 0)
     }
 
-    pub fn stdout() -> Sink {
-        Sink {
-            out: Box::new(std::io::stdout()),
+    /// A new file at `path` (replacing any).
+    fn create(path: &Path, format: Format) -> anyhow::Result<Sink> {
+        let file =
+            File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+        Sink::new(Box::new(file), format, true)
+    }
+
+    pub fn stdout(format: Format) -> anyhow::Result<Sink> {
+        Sink::new(Box::new(std::io::stdout()), format, true)
+    }
+
+    fn new(out: Box<dyn Write + Send>, format: Format, fresh: bool) -> anyhow::Result<Sink> {
+        let mut sink = Sink { out, format };
+        if fresh && format == Format::Csv {
+            sink.write_csv(&csv_lines::HEADER.map(str::to_owned))?;
         }
+        Ok(sink)
     }
 
     /// Writes one line and flushes it.
     pub fn write(&mut self, line: &ResultLine) -> anyhow::Result<()> {
-        let mut text = serde_json::to_string(line)?;
-        text.push('\n');
-        self.out.write_all(text.as_bytes())?;
+        match self.format {
+            Format::Jsonl => {
+                let mut text = serde_json::to_string(line)?;
+                text.push('\n');
+                self.out.write_all(text.as_bytes())?;
+                self.out.flush()?;
+                Ok(())
+            }
+            Format::Csv => self.write_csv(&csv_lines::record(line)),
+        }
+    }
+
+    fn write_csv(&mut self, cells: &[String]) -> anyhow::Result<()> {
+        let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
+        writer.write_record(cells)?;
+        let bytes = writer
+            .into_inner()
+            .map_err(|err| anyhow::anyhow!("{err}"))?;
+        self.out.write_all(&bytes)?;
         self.out.flush()?;
         Ok(())
     }
@@ -213,6 +272,7 @@ impl Sink {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+    use verdict_shared::verdict::Scores;
 
     fn row(id: &str, texts: &[&str]) -> Row {
         Row {
@@ -229,7 +289,7 @@ mod tests {
     fn final_lines_are_answers_and_torn_lines_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.jsonl");
-        let mut sink = Sink::append(&path).unwrap();
+        let mut sink = Sink::append(&path, Format::Jsonl).unwrap();
         let r = row("1", &["A.", "B."]);
         let mut yes = ResultLine::for_row(&r, "A.");
         yes.label = Some("yes".into());
@@ -244,40 +304,93 @@ mod tests {
             .unwrap()
             .write_all(b"{\"id\": \"2\", \"tex")
             .unwrap();
-        let done = resume(&path, false).unwrap();
+        let done = resume(&path, Format::Jsonl, false).unwrap();
         assert!(done.contains(&("1".into(), "A.".into())));
         assert!(!row_answered(&done, &r));
         // The queued line and the torn one are gone from the file.
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
-        let mut sink = Sink::append(&path).unwrap();
+        let mut sink = Sink::append(&path, Format::Jsonl).unwrap();
         sink.write(&ResultLine::failed(&r, "B.", "image_decode", "bad"))
             .unwrap();
         drop(sink);
-        let done = resume(&path, false).unwrap();
+        let done = resume(&path, Format::Jsonl, false).unwrap();
         assert!(
             row_answered(&done, &r),
             "without retrying, a failure is an answer"
         );
         assert!(!row_answered(&done, &row("2", &["A."])));
-        let counted = tally(&path).unwrap();
+        let counted = tally(&path, Format::Jsonl).unwrap();
         assert_eq!(
             (counted.yes, counted.failed_rows, counted.queued_rows),
             (1, 1, 0)
         );
 
         // Retrying: the error line is dropped and its sentence is not done.
-        let done = resume(&path, true).unwrap();
+        let done = resume(&path, Format::Jsonl, true).unwrap();
         assert!(!row_answered(&done, &r));
         assert!(done.contains(&("1".into(), "A.".into())));
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
-        assert_eq!(tally(&path).unwrap().failed_rows, 0);
+        assert_eq!(tally(&path, Format::Jsonl).unwrap().failed_rows, 0);
         // Nothing to drop: the file is left as it is.
         let before = std::fs::metadata(&path).unwrap().modified().unwrap();
-        resume(&path, true).unwrap();
+        resume(&path, Format::Jsonl, true).unwrap();
         assert_eq!(
             std::fs::metadata(&path).unwrap().modified().unwrap(),
             before
         );
+    }
+
+    #[test]
+    fn csv_files_have_a_header_round_trip_and_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        assert_eq!(Format::of(&path), Format::Csv);
+        assert_eq!(Format::of(&dir.path().join("out.jsonl")), Format::Jsonl);
+        let r = row("1", &["A cup, \"white\"\nand round.", "B."]);
+        let mut yes = ResultLine::for_row(&r, &r.texts[0]);
+        yes.label = Some("yes".into());
+        yes.scores = Some(Scores::from_weights(3.0, 1.0, 0.0));
+        yes.explanation = Some("Looks like a cup, mostly.".into());
+        yes.job = Some("j1".into());
+        let failed = ResultLine::failed(&r, "B.", "image_decode", "bad, truly");
+        let mut sink = Sink::append(&path, Format::Csv).unwrap();
+        sink.write(&yes).unwrap();
+        sink.write(&failed).unwrap();
+        drop(sink);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("id,image,text,label,yes,no,maybe,explanation,error_code,"),
+            "{text}"
+        );
+        let lines = read_lines(&path, Format::Csv).unwrap();
+        assert_eq!(lines, vec![Some(yes.clone()), Some(failed.clone())]);
+        // Appending again does not repeat the header.
+        let mut sink = Sink::append(&path, Format::Csv).unwrap();
+        sink.write(&failed).unwrap();
+        drop(sink);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches("id,image,text").count(), 1, "{text}");
+        // Resuming with retries drops the errors and keeps a CSV file.
+        let done = resume(&path, Format::Csv, true).unwrap();
+        assert!(done.contains(&("1".into(), r.texts[0].clone())));
+        assert!(!row_answered(&done, &r));
+        assert_eq!(read_lines(&path, Format::Csv).unwrap(), vec![Some(yes)]);
+        let counted = tally(&path, Format::Csv).unwrap();
+        assert_eq!((counted.yes, counted.failed_rows), (1, 0));
+    }
+
+    #[test]
+    fn every_field_but_state_is_in_every_jsonl_line() {
+        let r = row("1", &["A."]);
+        let line = ResultLine::failed(&r, "A.", "image_unreadable", "gone");
+        let value = serde_json::to_value(&line).unwrap();
+        for field in ["label", "scores", "explanation", "job"] {
+            assert!(
+                value[field].is_null() && value.get(field).is_some(),
+                "{value}"
+            );
+        }
+        assert!(value.get("state").is_none(), "{value}");
     }
 }

@@ -19,8 +19,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use verdict_client::batch::results::Format;
 use verdict_client::batch::{self, Options};
 use verdict_supervisor::durations_and_sizes::parse_duration;
+
+/// The result file's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutFormat {
+    Jsonl,
+    Csv,
+}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BatchArgs {
@@ -58,6 +66,10 @@ pub struct BatchArgs {
     #[arg(long, hide = true, conflicts_with = "submit_only")]
     pub wait: bool,
 
+    /// How to write the result lines [default: csv for an --out FILE.csv, else jsonl]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<OutFormat>,
+
     /// Keep the rows that failed in an earlier run as they are (by default a
     /// rerun tries them again: their image may have been fixed).
     #[arg(long)]
@@ -85,6 +97,11 @@ pub fn main(home_flag: Option<&Path>, args: BatchArgs) -> anyhow::Result<ExitCod
         wait: !args.submit_only,
         give_up_after: args.give_up_after,
         retry_failed: !args.no_retry_failed,
+        format: match (args.format, &args.out) {
+            (Some(OutFormat::Csv), _) => Format::Csv,
+            (Some(OutFormat::Jsonl), _) | (None, None) => Format::Jsonl,
+            (None, Some(out)) => Format::of(out),
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
