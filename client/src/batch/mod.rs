@@ -239,7 +239,7 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
         anyhow::bail!("{message}");
     }
     let recorder = lock(&shared);
-    recorder.progress.finish();
+    recorder.progress.finish(stopped);
     let file = match &options.out {
         Some(out) => Some(results::tally(out, options.format)?),
         None => None,
