@@ -1,11 +1,12 @@
 //! The web page at `/`, driven in headless Chromium (Debian's `chromium` and
 //! `chromium-driver`, installed by `scripts/test-setup`) through WebDriver:
-//! upload coffee.png with three sentences, wait for the verdicts, check each
-//! badge, bars and explanation in the page, save a screenshot under
-//! `tests/artifacts/`; then send it again with a premise (which the default
-//! model refuses: its error is shown), and upload a file that is not an image
-//! and check that the API's error is shown. Every resource the page loaded
-//! came from the api.
+//! upload coffee.png with three sentences while no worker runs (the page says
+//! so; the queued job is cancelled from the page), then with a worker: wait
+//! for the verdicts, check each badge, bars and explanation, save a
+//! screenshot under `tests/artifacts/`; pick a file that is not an image (the
+//! page refuses it plainly and keeps the verdicts); send it again with a
+//! premise (which the default model refuses: its error is shown); Clear.
+//! Every resource the page loaded came from the api.
 
 use std::net::TcpListener;
 use std::process::Command;
@@ -142,14 +143,30 @@ async fn submit_coffee(
         .await?;
     let said = status.text().await?;
     assert!(said.starts_with("queued…"), "{said}");
+    // The queued job can be cancelled from the page.
+    browser.find(Locator::Css("#cancel")).await?.click().await?;
+    let error = browser
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#error:not([hidden])"))
+        .await?;
+    let message = error.text().await?;
+    assert!(message.starts_with("cancelled:"), "{message}");
+    let cancel = browser.find(Locator::Css("#cancel")).await?;
+    assert!(
+        cancel.attr("hidden").await?.is_some(),
+        "the cancel button goes once the job has ended"
+    );
     Ok(())
 }
 
-/// Waits for the verdicts of [`submit_coffee`]'s job and checks the page.
+/// Sends [`submit_coffee`]'s image and sentences again, now that a worker
+/// runs, waits for the verdicts and checks the page.
 async fn drive(
     browser: &fantoccini::Client,
     api_url: &str,
 ) -> Result<(), fantoccini::error::CmdError> {
+    browser.find(Locator::Css("#submit")).await?.click().await?;
     browser
         .wait()
         .at_most(Duration::from_secs(120))
@@ -217,6 +234,39 @@ async fn drive(
         );
     }
 
+    // A file that is not an image: refused in the page, said plainly, and
+    // the image and verdicts on the page stay.
+    let not_image =
+        std::env::temp_dir().join(format!("verdict-not-an-image-{}.txt", std::process::id()));
+    std::fs::write(&not_image, "plain text").unwrap();
+    browser
+        .find(Locator::Css("#image"))
+        .await?
+        .send_keys(not_image.to_str().unwrap())
+        .await?;
+    let error = browser
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css("#error:not([hidden])"))
+        .await?;
+    let message = error.text().await?;
+    let _ = std::fs::remove_file(&not_image);
+    assert!(
+        message.starts_with("not_an_image:") && message.contains("is not an image"),
+        "{message}"
+    );
+    let cards = browser.find_all(Locator::Css("#results .verdict")).await?;
+    assert_eq!(cards.len(), 3, "the verdicts stay");
+    let hint = browser
+        .find(Locator::Css("#drop-hint"))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        hint.starts_with("coffee.png"),
+        "the picked image stays: {hint}"
+    );
+
     // A premise goes with the job as its `premise` part: the default model
     // cannot use one, and the page shows the job's error saying so.
     browser
@@ -238,26 +288,30 @@ async fn drive(
         .clear()
         .await?;
 
-    // A file that is not an image: the API's error is shown, with its code.
-    let not_image =
-        std::env::temp_dir().join(format!("verdict-not-an-image-{}.txt", std::process::id()));
-    std::fs::write(&not_image, "plain text").unwrap();
-    browser
-        .find(Locator::Css("#image"))
-        .await?
-        .send_keys(not_image.to_str().unwrap())
-        .await?;
-    browser.find(Locator::Css("#submit")).await?.click().await?;
-    let error = browser
-        .wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css("#error:not([hidden])"))
-        .await?;
-    let message = error.text().await?;
-    let _ = std::fs::remove_file(&not_image);
+    // Clear: no image, no sentences, no verdicts.
+    browser.find(Locator::Css("#clear")).await?.click().await?;
     assert!(
-        message.starts_with("unsupported_content_type:") || message.starts_with("image_format:"),
-        "{message}"
+        browser
+            .find_all(Locator::Css("#results .verdict"))
+            .await?
+            .is_empty()
+    );
+    assert_eq!(
+        browser
+            .find(Locator::Css("#texts"))
+            .await?
+            .prop("value")
+            .await?
+            .as_deref(),
+        Some("")
+    );
+    assert!(
+        browser
+            .find(Locator::Css("#preview"))
+            .await?
+            .attr("hidden")
+            .await?
+            .is_some()
     );
     Ok(())
 }

@@ -7,13 +7,30 @@ const $ = (id) => document.getElementById(id);
 const form = $("form"), fileInput = $("image"), drop = $("drop"), preview = $("preview");
 const textsInput = $("texts"), premiseInput = $("premise"), tokenInput = $("token"), button = $("submit");
 const statusLine = $("status"), errorBox = $("error"), results = $("results");
+const cancelButton = $("cancel"), clearButton = $("clear");
 let picked = null;
+// The job being waited for, so that it can be cancelled while it is queued.
+let current = null;
+
+// What the api decodes; anything else is refused here, before any upload.
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/tiff"];
+const IMAGE_EXTENSIONS = /\.(png|jpe?g|gif|webp|bmp|tiff?)$/i;
 
 tokenInput.value = localStorage.getItem("verdict-token") || "";
 tokenInput.addEventListener("change", () => localStorage.setItem("verdict-token", tokenInput.value.trim()));
 
 function pick(file) {
   if (!file) return;
+  if (!IMAGE_TYPES.includes(file.type) && !IMAGE_EXTENSIONS.test(file.name)) {
+    // Said plainly, and nothing else changes: the picked image and the
+    // verdicts on the page stay.
+    fileInput.value = "";
+    return showError({
+      code: "not_an_image",
+      message: `${file.name} is not an image verdict can read: pick a PNG, JPEG, GIF, WebP, BMP or TIFF file`,
+    });
+  }
+  errorBox.hidden = true;
   picked = file;
   preview.src = URL.createObjectURL(file);
   preview.hidden = false;
@@ -175,10 +192,12 @@ async function judge(event) {
     const submitted = await submitJob(body);
     if (!submitted.ok) return showError(await apiError(submitted));
     let job = await submitted.json();
+    current = job.id;
     const started = Date.now();
     let why = "";
     while (!["done", "failed", "cancelled"].includes(job.state)) {
       statusLine.textContent = `${job.state}… (${Math.round((Date.now() - started) / 1000)} s)${why}`;
+      cancelButton.hidden = job.state !== "queued";
       // A queued job is looked at more often, to say why it waits.
       const wait = job.state === "queued" ? 5 : 30;
       const polled = await fetch(`/v1/jobs/${job.id}?wait=${wait}`, { headers: headers() });
@@ -194,8 +213,37 @@ async function judge(event) {
   } catch (error) {
     showError({ code: "network", message: `the api could not be reached (${error.message})` });
   } finally {
+    current = null;
+    cancelButton.hidden = true;
     button.disabled = false;
     if (statusLine.textContent.includes("…")) statusLine.textContent = "";
   }
 }
 form.addEventListener("submit", judge);
+
+// Cancel the queued job: the wait above then sees it end, cancelled.
+cancelButton.addEventListener("click", async () => {
+  if (!current) return;
+  cancelButton.disabled = true;
+  try {
+    const answer = await fetch(`/v1/jobs/${current}/cancel`, { method: "POST", headers: headers() });
+    if (!answer.ok) showError(await apiError(answer));
+  } catch (error) {
+    showError({ code: "network", message: `the api could not be reached (${error.message})` });
+  } finally {
+    cancelButton.disabled = false;
+  }
+});
+
+// Start over: no image, no sentences, no verdicts.
+clearButton.addEventListener("click", () => {
+  form.reset();
+  tokenInput.value = localStorage.getItem("verdict-token") || "";
+  picked = null;
+  preview.hidden = true;
+  preview.removeAttribute("src");
+  $("drop-hint").textContent = "Drop an image here, or click to pick one";
+  results.replaceChildren();
+  errorBox.hidden = true;
+  if (!current) statusLine.textContent = "";
+});
