@@ -193,6 +193,12 @@ async fn drive(
         );
         let bars = card.find_all(Locator::Css(".bar")).await?;
         assert_eq!(bars.len(), 3, "three score bars");
+        for bar in &bars {
+            // A share of 1, read out as a percentage (not 0.87 of 100).
+            assert_eq!(bar.attr("aria-valuemax").await?.as_deref(), Some("1"));
+            let text = bar.attr("aria-valuetext").await?.unwrap_or_default();
+            assert!(text.ends_with('%'), "{text}");
+        }
         let mut total = 0.0;
         for bar in &bars {
             total += bar
@@ -233,6 +239,11 @@ async fn drive(
             "loaded from elsewhere: {resource}"
         );
     }
+
+    // axe-core finds no serious or critical accessibility violation in the
+    // page with its verdicts on it.
+    let violations = axe_violations(browser).await?;
+    assert!(violations.is_empty(), "axe-core: {violations:#?}");
 
     // A file that is not an image: refused in the page, said plainly, and
     // the image and verdicts on the page stay.
@@ -288,6 +299,20 @@ async fn drive(
         .clear()
         .await?;
 
+    // The check can fail: an image without a text alternative is found.
+    browser
+        .execute(
+            "const img = document.createElement('img'); img.src = '/static/none.png'; \
+             document.querySelector('main').append(img);",
+            vec![],
+        )
+        .await?;
+    let violations = axe_violations(browser).await?;
+    assert!(
+        violations.iter().any(|v| v.contains("image-alt")),
+        "axe-core missed an image without alt: {violations:?}"
+    );
+
     // Clear: no image, no sentences, no verdicts.
     browser.find(Locator::Css("#clear")).await?.click().await?;
     assert!(
@@ -314,6 +339,34 @@ async fn drive(
             .is_some()
     );
     Ok(())
+}
+
+/// The serious and critical violations axe-core (`.cache/axe`, installed by
+/// `scripts/test-setup`) finds in the page as it is now.
+async fn axe_violations(
+    browser: &fantoccini::Client,
+) -> Result<Vec<String>, fantoccini::error::CmdError> {
+    let script = workspace_root().join(".cache/axe/node_modules/axe-core/axe.min.js");
+    let source = std::fs::read_to_string(&script)
+        .unwrap_or_else(|err| panic!("{}: {err} (run scripts/test-setup)", script.display()));
+    browser.execute(&source, vec![]).await?;
+    let found = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document).then((r) => done(r.violations
+               .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+               .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)));",
+            vec![],
+        )
+        .await?;
+    Ok(found
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|v| v.as_str().unwrap_or("?").to_owned())
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// The same page with an `ofa-ve` pack (the tiny random-init one): the page

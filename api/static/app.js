@@ -117,7 +117,8 @@ function render(result) {
   const badge = document.createElement("span");
   badge.className = `badge badge-${result.label}`;
   badge.textContent = result.label;
-  head.append(sentence, badge);
+  // The answer first: the eye finds the badge before the sentence.
+  head.append(badge, sentence);
 
   const bars = document.createElement("div");
   bars.className = "bars";
@@ -129,7 +130,11 @@ function render(result) {
     bar.className = `bar bar-${label}`;
     bar.setAttribute("role", "meter");
     bar.setAttribute("aria-label", `${label} score`);
+    // A share, 0 to 1, read out as a percentage.
     bar.setAttribute("aria-valuenow", score.toFixed(3));
+    bar.setAttribute("aria-valuemin", "0");
+    bar.setAttribute("aria-valuemax", "1");
+    bar.setAttribute("aria-valuetext", percent(score));
     const fill = document.createElement("span");
     fill.style.width = percent(score);
     bar.append(fill);
