@@ -120,6 +120,10 @@ fn fleet_status_and_metrics_agree_after_a_run() {
     // The noop judge answers maybe to every sentence.
     assert_eq!(get("verdict_verdicts_total{label=\"maybe\"}"), 12.0);
 
+    // The Grafana dashboard and the alert rules in docs/monitoring name only
+    // metrics that this page has.
+    check_monitoring_files(&page, &metrics);
+
     // The text status says the same numbers.
     let text = fleet.run(&["status"]);
     assert!(
@@ -128,6 +132,74 @@ fn fleet_status_and_metrics_agree_after_a_run() {
         "{}",
         text.output()
     );
+}
+
+/// Every `verdict_*` name in docs/monitoring (the Grafana dashboard's panel
+/// queries, the alert rules' expressions) is a family of `page`, or a
+/// histogram's `_bucket`/`_sum`/`_count`; the dashboard is JSON whose every
+/// panel has a query, and every rule has an alert name and an expression.
+fn check_monitoring_files(page: &str, metrics: &HashMap<String, f64>) {
+    let families: Vec<&str> = page
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split(' ').next())
+        .collect();
+    assert!(metrics.contains_key("verdict_dead_letters"), "{page}");
+    let dir = verdict_e2e::binaries::workspace_root().join("docs/monitoring");
+    let dashboard = std::fs::read_to_string(dir.join("grafana-dashboard.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let panels = json["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 5, "{json:#}");
+    let mut queries: Vec<String> = Vec::new();
+    for panel in panels {
+        let targets = panel["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "a panel without a query: {panel:#}");
+        queries.extend(
+            targets
+                .iter()
+                .map(|t| t["expr"].as_str().unwrap().to_owned()),
+        );
+    }
+    let rules = std::fs::read_to_string(dir.join("prometheus-alerts.yml")).unwrap();
+    let alerts = rules
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- alert: "))
+        .count();
+    let exprs: Vec<String> = rules
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("expr: "))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(alerts, exprs.len(), "every rule has one expression");
+    for wanted in [
+        "Redis",
+        "NoWorkers",
+        "QueueGrowing",
+        "CrashLoop",
+        "DeadLetters",
+        "P99",
+    ] {
+        assert!(rules.contains(wanted), "no {wanted} alert");
+    }
+    for query in queries.iter().chain(&exprs) {
+        let mut rest = query.as_str();
+        while let Some(start) = rest.find("verdict_") {
+            let name: String = rest[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .filter(|stem| families.contains(stem))
+                .unwrap_or(&name);
+            assert!(
+                families.contains(&family),
+                "{name} (in {query:?}) is not on /metrics"
+            );
+            rest = &rest[start + name.len()..];
+        }
+    }
 }
 
 mod scrape {

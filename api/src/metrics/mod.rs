@@ -32,6 +32,11 @@ pub struct Snapshot {
     pub counters: BTreeMap<String, u64>,
     pub in_flight: u64,
     pub workers: usize,
+    /// How long the most recently started live worker has run, in seconds
+    /// (`None` with no worker): low for long means a worker keeps restarting.
+    pub youngest_worker_s: Option<f64>,
+    /// Jobs in the dead-letter stream now.
+    pub dead_letters: u64,
     pub callbacks_pending: u64,
     pub worker_metrics: WorkerMetrics,
 }
@@ -41,7 +46,14 @@ pub async fn read<C: ConnectionLike>(conn: &mut C) -> Result<Snapshot, QueueErro
     let stats = read_stats(conn).await?;
     let counters = read_all_counters(conn).await?;
     let in_flight = in_flight(conn).await?;
-    let workers = heartbeat::live_workers(conn).await?.len();
+    let live = heartbeat::live_workers(conn).await?;
+    let workers = live.len();
+    let now_ms = verdict_shared::clock::wall_ms();
+    let youngest_worker_s = live
+        .iter()
+        .map(|w| now_ms.saturating_sub(w.started_ms) as f64 / 1000.0)
+        .reduce(f64::min);
+    let dead_letters = verdict_shared::queue::dead_list::count(conn).await?;
     let callbacks_pending: u64 = redis::cmd("XLEN")
         .arg(keys::CALLBACKS)
         .query_async(conn)
@@ -52,6 +64,8 @@ pub async fn read<C: ConnectionLike>(conn: &mut C) -> Result<Snapshot, QueueErro
         counters,
         in_flight,
         workers,
+        youngest_worker_s,
+        dead_letters,
         callbacks_pending,
         worker_metrics,
     })
@@ -154,6 +168,20 @@ pub fn render(snapshot: Option<&Snapshot>) -> String {
         Kind::Gauge,
         "Workers whose heartbeat record is alive.",
         s.workers as f64,
+    );
+    if let Some(youngest) = s.youngest_worker_s {
+        page.single(
+            "verdict_worker_youngest_uptime_seconds",
+            Kind::Gauge,
+            "How long the most recently started live worker has run; low for long: a worker keeps restarting.",
+            youngest,
+        );
+    }
+    page.single(
+        "verdict_dead_letters",
+        Kind::Gauge,
+        "Jobs in the dead-letter stream now (fleet dead list).",
+        s.dead_letters as f64,
     );
     page.family(
         "verdict_callbacks_total",
