@@ -221,7 +221,16 @@ async fn a_catalogue_is_judged_resumed_and_nothing_repeated_is_recomputed() {
         dir.path().join("photos/missing.png"),
     )
     .unwrap();
-    let fixed = run(&[input_s, "--out", out_s, "--api", &stack.api_url]);
+    let report = dir.path().join("report.html");
+    let fixed = run(&[
+        input_s,
+        "--out",
+        out_s,
+        "--api",
+        &stack.api_url,
+        "--report",
+        report.to_str().unwrap(),
+    ]);
     let stderr = String::from_utf8_lossy(&fixed.stderr);
     assert_eq!(fixed.status.code(), Some(0), "{stderr}");
     assert!(
@@ -236,6 +245,21 @@ async fn a_catalogue_is_judged_resumed_and_nothing_repeated_is_recomputed() {
     assert_eq!(results.len(), 8, "one line per sentence: {results:#?}");
     assert_eq!(find(&results, "r5", CUP)["label"], "yes");
     assert!(results.iter().all(|l| l["error"].is_null()), "{results:#?}");
+    // The report: the whole file's counts, each sentence, no failure, timings.
+    let html = std::fs::read_to_string(&report).expect("the report was written");
+    assert!(html.contains("<h2>Failed (0)</h2>"), "{html}");
+    // r1, r5 and 6 are cups; r4 is a cat.
+    assert!(
+        html.contains(&format!("<tr><td>{CUP}</td><td>3</td><td>1</td>")),
+        "{html}"
+    );
+    assert!(html.contains("<h2>Slowest rows</h2>\n<table>"), "{html}");
+    assert!(
+        results
+            .iter()
+            .all(|l| l["seconds"].as_f64().is_some_and(|s| s >= 0.0)),
+        "{results:#?}"
+    );
 
     // CSV, to stdout.
     let csv = dir.path().join("rules.csv");
@@ -281,7 +305,9 @@ async fn a_catalogue_is_judged_resumed_and_nothing_repeated_is_recomputed() {
     let mut rows = text.lines();
     assert_eq!(
         rows.next(),
-        Some("id,image,text,label,yes,no,maybe,explanation,error_code,error_message,job,state")
+        Some(
+            "id,image,text,label,yes,no,maybe,explanation,error_code,error_message,job,state,seconds"
+        )
     );
     let c1 = rows.find(|r| r.starts_with("c1,")).expect("c1 in the CSV");
     assert!(c1.contains(&format!(",{CUP},yes,")), "{c1}");

@@ -9,7 +9,7 @@ use verdict_shared::verdict::Scores;
 use super::results::ResultLine;
 
 /// The header row.
-pub const HEADER: [&str; 12] = [
+pub const HEADER: [&str; 13] = [
     "id",
     "image",
     "text",
@@ -22,6 +22,7 @@ pub const HEADER: [&str; 12] = [
     "error_message",
     "job",
     "state",
+    "seconds",
 ];
 
 /// One line as a CSV record (empty cells for what it does not have).
@@ -40,6 +41,7 @@ pub fn record(line: &ResultLine) -> Vec<String> {
         line.error.as_ref().map(|e| e.message.clone()),
         line.job.clone(),
         line.state.clone(),
+        line.seconds.map(|s| format!("{s:.3}")),
     ];
     cells.into_iter().map(Option::unwrap_or_default).collect()
 }
@@ -62,5 +64,6 @@ pub fn parse(record: &StringRecord) -> Option<ResultLine> {
         error: cell(8).map(|code| JobError::new(code, cell(9).unwrap_or_default())),
         job: cell(10),
         state: cell(11),
+        seconds: cell(12).and_then(|c| c.parse().ok()),
     })
 }

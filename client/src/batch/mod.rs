@@ -18,6 +18,7 @@
 pub mod csv_lines;
 pub mod input;
 pub mod progress;
+pub mod report;
 pub mod results;
 pub mod summary;
 
@@ -369,6 +370,9 @@ async fn wait_and_record(api: &Api, shared: &Shared, row: &Row, id: &str) -> any
 
 /// The result lines of an ended job.
 fn lines_for(row: &Row, id: &str, job: &Job) -> Vec<ResultLine> {
+    let seconds = job
+        .finished_at
+        .map(|end| (end - job.submitted_at).as_seconds_f64());
     if job.state == JobState::Done && job.results.len() == row.texts.len() {
         return row
             .texts
@@ -380,6 +384,7 @@ fn lines_for(row: &Row, id: &str, job: &Job) -> Vec<ResultLine> {
                 line.scores = Some(result.scores);
                 line.explanation = Some(result.explanation.summary.clone());
                 line.job = Some(id.to_owned());
+                line.seconds = seconds;
                 line
             })
             .collect();
@@ -394,6 +399,7 @@ fn lines_for(row: &Row, id: &str, job: &Job) -> Vec<ResultLine> {
     let mut lines = failed_lines(row, &error.code, &error.message);
     for line in &mut lines {
         line.job = Some(id.to_owned());
+        line.seconds = seconds;
     }
     lines
 }

@@ -42,6 +42,9 @@ pub struct ResultLine {
     /// The job that judged it (null when none was created).
     #[serde(default)]
     pub job: Option<String>,
+    /// Seconds from the job's submission to its end (null without a job).
+    #[serde(default)]
+    pub seconds: Option<f64>,
     /// `queued` for a row submitted with `--submit-only` (not final).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
@@ -59,6 +62,7 @@ impl ResultLine {
             explanation: None,
             error: None,
             job: None,
+            seconds: None,
             state: None,
         }
     }
@@ -90,7 +94,7 @@ impl Format {
 
 /// The lines of `path` (`None` for a torn or foreign one); none if the
 /// file does not exist yet.
-fn read_lines(path: &Path, format: Format) -> anyhow::Result<Vec<Option<ResultLine>>> {
+pub(crate) fn read_lines(path: &Path, format: Format) -> anyhow::Result<Vec<Option<ResultLine>>> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

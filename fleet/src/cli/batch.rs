@@ -70,6 +70,11 @@ pub struct BatchArgs {
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<OutFormat>,
 
+    /// Also write an HTML report of the whole --out file (counts by label
+    /// and by sentence, failed rows and why, the slowest rows)
+    #[arg(long, value_name = "FILE.html", requires = "out")]
+    pub report: Option<PathBuf>,
+
     /// Keep the rows that failed in an earlier run as they are (by default a
     /// rerun tries them again: their image may have been fixed).
     #[arg(long)]
@@ -103,6 +108,7 @@ pub fn main(home_flag: Option<&Path>, args: BatchArgs) -> anyhow::Result<ExitCod
             (None, Some(out)) => Format::of(out),
         },
     };
+    let format = options.format;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -129,6 +135,10 @@ pub fn main(home_flag: Option<&Path>, args: BatchArgs) -> anyhow::Result<ExitCod
         }
         _ => outcome.counts.failed,
     };
+    if let (Some(report), Some(out)) = (&args.report, &args.out) {
+        batch::report::write(out, format, report)?;
+        eprintln!("  report: {}", report.display());
+    }
     Ok(if outcome.interrupted {
         ExitCode::from(130)
     } else if failed > 0 {
