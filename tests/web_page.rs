@@ -212,6 +212,8 @@ async fn drive(
         let why = card.find(Locator::Css(".why")).await?.text().await?;
         assert!(why.contains("The image looks like:"), "{why}");
         assert!(why.contains("The sentence is closest to:"), "{why}");
+        // The summary does not say it again.
+        assert_eq!(why.matches("The image looks like").count(), 1, "{why}");
     }
     assert_eq!(
         browser.find(Locator::Css("#status")).await?.text().await?,
@@ -312,6 +314,24 @@ async fn drive(
         violations.iter().any(|v| v.contains("image-alt")),
         "axe-core missed an image without alt: {violations:?}"
     );
+
+    // An image pasted on the page is picked like a dropped one.
+    browser
+        .execute(
+            "const canvas = document.createElement('canvas'); canvas.width = 8; canvas.height = 8; \
+             canvas.toBlob((blob) => { const data = new DataTransfer(); \
+               data.items.add(new File([blob], 'pasted.png', { type: 'image/png' })); \
+               document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data })); });",
+            vec![],
+        )
+        .await?;
+    browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(
+            "//*[@id='drop-hint'][starts-with(., 'pasted.png')]",
+        ))
+        .await?;
 
     // Clear: no image, no sentences, no verdicts.
     browser.find(Locator::Css("#clear")).await?.click().await?;

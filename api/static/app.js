@@ -159,7 +159,18 @@ function render(result) {
     b.textContent = title;
     why.append(b, document.createTextNode(text), document.createElement("br"));
   }
-  if (explanation.summary) why.append(document.createTextNode(explanation.summary));
+  if (explanation.summary) {
+    // The lists above already say what the image looks like and what the
+    // sentence is closest to: the summary's sentences that repeat them go.
+    const repeats = (s) => parts.length > 0 && /^The (image looks like|sentence is closest to)\b/.test(s);
+    const rest = explanation.summary.split(/(?<=\.)\s+/).filter((s) => !repeats(s)).join(" ");
+    if (rest) {
+      const summary = document.createElement("span");
+      summary.className = "summary";
+      summary.textContent = rest;
+      why.append(summary);
+    }
+  }
 
   card.append(head, bars, why);
   return card;
@@ -247,8 +258,17 @@ clearButton.addEventListener("click", () => {
   picked = null;
   preview.hidden = true;
   preview.removeAttribute("src");
-  $("drop-hint").textContent = "Drop an image here, or click to pick one";
+  $("drop-hint").textContent = "Drop an image here, click to pick one, or paste one";
   results.replaceChildren();
   errorBox.hidden = true;
   if (!current) statusLine.textContent = "";
+});
+
+// An image pasted anywhere on the page (Ctrl-V after a screenshot or a copy).
+document.addEventListener("paste", (event) => {
+  const items = event.clipboardData ? Array.from(event.clipboardData.files) : [];
+  const image = items.find((file) => file.type.startsWith("image/"));
+  if (!image) return;
+  event.preventDefault();
+  pick(new File([image], image.name || "pasted.png", { type: image.type }));
 });
