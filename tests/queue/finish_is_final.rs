@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use verdict_e2e::RedisServer;
 use verdict_shared::job::{ImageInfo, JobError, JobId, JobState};
-use verdict_shared::queue::consume::{ensure_group, read_new};
+use verdict_shared::queue::claim::{ensure_group, read_new};
 use verdict_shared::queue::finish::finish;
 use verdict_shared::queue::metrics::{Amount, Increment};
 use verdict_shared::queue::read::read_job;

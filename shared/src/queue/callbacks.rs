@@ -16,7 +16,7 @@ use std::time::Duration;
 use redis::Value;
 use redis::aio::ConnectionLike;
 
-use super::consume::{StreamEntry, autoclaim, read_group_new};
+use super::claim::{StreamEntry, autoclaim, read_group_new};
 use super::{QueueError, consumer_group, keys};
 
 /// How long an entry may sit unacknowledged and untouched before another

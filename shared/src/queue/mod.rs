@@ -5,10 +5,10 @@
 //! per step:
 //!
 //! - [`submit`]: the api stores the record and appends the id to the stream;
-//! - [`consume`]: a worker reads entries through the consumer group (claiming
-//!   a job, first half: the entry is now pending in this worker's name);
+//! - [`claim`]: a worker claims entries through the consumer group (the
+//!   entry is now pending in this worker's name);
 //! - [`start`]: the worker marks the job running and fetches the image
-//!   (claiming, second half: the record says who runs it, and attempt n);
+//!   (the second half of a claim: the record says who runs it, attempt n);
 //! - [`finish`]: the worker stores the outcome, acknowledges, announces;
 //! - [`read`]: the api serves the record;
 //! - [`heartbeat`]: workers announce that they are alive;
@@ -36,7 +36,7 @@
 
 pub mod callbacks;
 pub mod cancel;
-pub mod consume;
+pub mod claim;
 pub mod consumer_group;
 pub mod dead_letter;
 pub mod dead_list;
@@ -60,7 +60,7 @@ pub mod submit;
 mod transaction;
 pub mod worker_record;
 
-pub use consume::StreamEntry;
+pub use claim::StreamEntry;
 pub use error::QueueError;
 pub use finish::{Finish, Outcome};
 pub use start::{Start, StartedJob};

@@ -10,13 +10,13 @@
 //! a late result from the presumed-dead worker if it ever comes back.
 //!
 //! A worker restarted under the same name does not wait for this: it re-reads
-//! its own pending entries at once ([`super::consume::read_own_pending`]).
+//! its own pending entries at once ([`super::claim::read_own_pending`]).
 
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
 
-use super::consume::{StreamEntry, autoclaim};
+use super::claim::{StreamEntry, autoclaim};
 use super::{QueueError, keys};
 
 /// Claims for `consumer` up to `count` entries that have been idle for at

@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use redis::aio::ConnectionLike;
 use redis::{Script, Value};
 
-use super::consume::StreamEntry;
+use super::claim::StreamEntry;
 use super::job_record::{self, JobSpec};
 use super::job_script::{JOB_ENTRY, job_script};
 use super::{QueueError, keys, reply, transaction};
@@ -142,7 +142,7 @@ impl StreamEntry {
         match self.job {
             Some(job_id) => start(conn, &self.entry_id, job_id, worker, max_attempts).await,
             None => {
-                super::consume::discard(conn, &self.entry_id).await?;
+                super::claim::discard(conn, &self.entry_id).await?;
                 Ok(Start::Missing)
             }
         }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use verdict_shared::queue::QueueError;
-use verdict_shared::queue::consume::{self, StreamEntry};
+use verdict_shared::queue::claim::{self, StreamEntry};
 use verdict_shared::reconnect::Backoff;
 use verdict_shared::redis_url::RedisUrl;
 use verdict_shared::shutdown::Shutdown;
@@ -138,7 +138,7 @@ pub(super) async fn consume_until_shutdown(
 /// if it is missing.
 async fn connect(redis: &RedisUrl, block: Duration) -> Result<MultiplexedConnection, QueueError> {
     let mut reader = redis.dedicated(block).await?;
-    consume::ensure_group(&mut reader).await?;
+    claim::ensure_group(&mut reader).await?;
     Ok(reader)
 }
 
@@ -167,11 +167,11 @@ impl Session<'_> {
             }
             let entries = match self.read(&phase).await {
                 Ok(entries) => entries,
-                Err(error) if consume::is_missing_group(&error) => {
+                Err(error) if claim::is_missing_group(&error) => {
                     tracing::warn!(
                         "the consumer group is gone (Redis lost its data?): recreating it"
                     );
-                    match consume::ensure_group(&mut self.reader).await {
+                    match claim::ensure_group(&mut self.reader).await {
                         Ok(()) => continue,
                         Err(error) => return SessionEnd::GroupNotRecreated(error),
                     }
@@ -198,10 +198,10 @@ impl Session<'_> {
         let (name, count) = (&self.config.name, self.config.batch_size);
         match phase {
             ReadPhase::OwnPending { after } => {
-                consume::read_own_pending(&mut self.reader, name, count, after).await
+                claim::read_own_pending(&mut self.reader, name, count, after).await
             }
             ReadPhase::New => {
-                consume::read_new(&mut self.reader, name, count, self.config.block).await
+                claim::read_new(&mut self.reader, name, count, self.config.block).await
             }
         }
     }
@@ -216,7 +216,7 @@ impl Session<'_> {
                 Ok(()) => Ok(true),
                 Err(error) => Err(lost(Step::RunningReclaimed, error)),
             },
-            Err(error) if consume::is_missing_group(&error) => Ok(false),
+            Err(error) if claim::is_missing_group(&error) => Ok(false),
             Err(error) => Err(lost(Step::Reclaiming, error)),
         }
     }

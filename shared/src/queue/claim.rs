@@ -1,4 +1,7 @@
-//! Reading the jobs stream as a member of the workers' consumer group.
+//! Claiming jobs, first half: reading the jobs stream as a member of the
+//! workers' consumer group, so that each entry is pending in one worker's
+//! name (`start` is the second half: the record then says who runs it).
+//! `reclaim` takes over the claims of a worker that went silent.
 //!
 //! Delivery is at-least-once: XREADGROUP hands an entry to one consumer and
 //! keeps it in the group's pending list until the job's finish script
