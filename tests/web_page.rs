@@ -145,12 +145,7 @@ async fn submit_coffee(
     assert!(said.starts_with("queued…"), "{said}");
     // The queued job can be cancelled from the page.
     browser.find(Locator::Css("#cancel")).await?.click().await?;
-    let error = browser
-        .wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css("#error:not([hidden])"))
-        .await?;
-    let message = error.text().await?;
+    let message = shown_error(browser, Duration::from_secs(30)).await?;
     assert!(message.starts_with("cancelled:"), "{message}");
     let cancel = browser.find(Locator::Css("#cancel")).await?;
     assert!(
@@ -257,12 +252,7 @@ async fn drive(
         .await?
         .send_keys(not_image.to_str().unwrap())
         .await?;
-    let error = browser
-        .wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css("#error:not([hidden])"))
-        .await?;
-    let message = error.text().await?;
+    let message = shown_error(browser, Duration::from_secs(30)).await?;
     let _ = std::fs::remove_file(&not_image);
     assert!(
         message.starts_with("not_an_image:") && message.contains("is not an image"),
@@ -288,12 +278,7 @@ async fn drive(
         .send_keys("Steam rises from the cup.")
         .await?;
     browser.find(Locator::Css("#submit")).await?.click().await?;
-    let error = browser
-        .wait()
-        .at_most(Duration::from_secs(120))
-        .for_element(Locator::Css("#error:not([hidden])"))
-        .await?;
-    let message = error.text().await?;
+    let message = shown_error(browser, Duration::from_secs(120)).await?;
     assert!(message.starts_with("premise_unsupported:"), "{message}");
     browser
         .find(Locator::Css("#premise"))
@@ -359,6 +344,20 @@ async fn drive(
             .is_some()
     );
     Ok(())
+}
+
+/// Waits up to `within` for the page to show an error, and returns its text
+/// (`code: message`).
+async fn shown_error(
+    browser: &fantoccini::Client,
+    within: Duration,
+) -> Result<String, fantoccini::error::CmdError> {
+    let error = browser
+        .wait()
+        .at_most(within)
+        .for_element(Locator::Css("#error:not([hidden])"))
+        .await?;
+    error.text().await
 }
 
 /// The serious and critical violations axe-core (`.cache/axe`, installed by

@@ -18,7 +18,6 @@ use serde::Serialize;
 use verdict_shared::job::JobId;
 use verdict_shared::queue::dead_list::{self, DeadPage};
 use verdict_shared::queue::dead_retry::{Revive, Revived, revive};
-use verdict_shared::queue::read::read_job;
 
 use crate::error::ApiError;
 use crate::redis_deadline::within;
@@ -133,13 +132,7 @@ pub async fn retry(
 ) -> Result<Response, ApiError> {
     let id = super::job_id::from_path(path)?;
     revived(&state, id, Revive::Retry).await?;
-    let pool = state.pool.clone();
-    let job = within(state.redis_timeout, async move {
-        let mut conn = pool.get().await?;
-        read_job(&mut conn, id).await
-    })
-    .await?
-    .ok_or_else(|| not_found(id))?;
+    let job = super::jobs_get::load(&state, id).await?;
     let mut response = Json(job).into_response();
     response.extensions_mut().insert(LoggedJobId(id));
     Ok(response)

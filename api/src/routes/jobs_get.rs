@@ -55,7 +55,7 @@ pub async fn get_job(
 }
 
 /// Reads the job; 404 if there is none.
-async fn load(state: &AppState, id: JobId) -> Result<Job, ApiError> {
+pub(crate) async fn load(state: &AppState, id: JobId) -> Result<Job, ApiError> {
     let pool = state.pool.clone();
     let job = within(state.redis_timeout, async move {
         let mut conn = pool.get().await.map_err(QueueError::from)?;
