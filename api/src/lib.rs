@@ -10,7 +10,8 @@
 //!   (the accept loop: header timeout, connection cap), `fd_limit`;
 //! - guarding a request: `origin` (Host and Origin checks), `auth` (the
 //!   token), `body_rate` (a minimum body rate), `body_drain`, `request_log`;
-//! - the endpoints: `routes`, `submission` (parsing and checking jobs),
+//! - the endpoints: `routes`, `dashboard` (the operator's snapshot and the
+//!   queue sampler behind its charts), `submission` (parsing and checking jobs),
 //!   `enqueue`, `idempotency`, `wait` (long-polls), `callbacks`, `metrics`,
 //!   `openapi` (with `openapi_limits`: the refusals written into the spec);
 //!   `state`, `error`, `redis_deadline`, `cli`.
@@ -25,6 +26,7 @@ mod body_rate;
 mod callbacks;
 pub mod cli;
 mod connections;
+mod dashboard;
 mod enqueue;
 pub mod error;
 mod fd_limit;

@@ -9,7 +9,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::routes::{
-    batches, dead, health, jobs_cancel, jobs_get, jobs_submit, metrics, openapi, page,
+    batches, dashboard, dead, health, jobs_cancel, jobs_get, jobs_submit, metrics, openapi, page,
 };
 
 /// The multipart form of `POST /v1/jobs` (documentation only: the handler
@@ -47,6 +47,7 @@ pub struct MultipartSubmission {
         dead::retry,
         dead::discard,
         batches::submit_batch,
+        dashboard::snapshot,
         health::healthz,
         health::readyz,
         metrics::metrics,
@@ -54,6 +55,9 @@ pub struct MultipartSubmission {
         page::index,
         page::script,
         page::style,
+        dashboard::page,
+        dashboard::script,
+        dashboard::style,
     ),
     components(schemas(
         crate::error::ErrorBody,
@@ -66,6 +70,13 @@ pub struct MultipartSubmission {
         batches::BatchItem,
         verdict_shared::queue::dead_list::DeadPage,
         dead::Discarded,
+        crate::dashboard::snapshot::Dashboard,
+        crate::dashboard::snapshot::WorkerRow,
+        crate::dashboard::snapshot::WorkerState,
+        crate::dashboard::snapshot::QueueNow,
+        verdict_shared::queue::activity::MinuteActivity,
+        verdict_shared::queue::recent_failures::RecentFailure,
+        verdict_shared::queue::queued::QueuedJob,
         verdict_shared::queue::dead_list::DeadJob,
         verdict_shared::job::Job,
         verdict_shared::job::JobState,

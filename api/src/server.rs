@@ -91,6 +91,10 @@ pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
             shutdown.clone(),
         ))
     });
+    let sampler = tokio::spawn(crate::dashboard::sampler::run(
+        pool.clone(),
+        shutdown.clone(),
+    ));
     let state = AppState {
         pool,
         waiters,
@@ -169,6 +173,7 @@ pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
     )
     .await;
     events.abort();
+    sampler.abort();
     if let Some(sender) = sender {
         sender.abort();
     }

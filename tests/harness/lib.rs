@@ -4,6 +4,7 @@
 //! printed when a test panics.
 
 pub mod binaries;
+pub mod browser;
 pub mod client;
 pub mod fixtures;
 pub mod fleet;
@@ -11,6 +12,7 @@ pub mod process;
 pub mod redis_server;
 pub mod reliability;
 pub mod stack;
+pub mod tls;
 
 pub use client::ApiClient;
 pub use redis_server::RedisServer;

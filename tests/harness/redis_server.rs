@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::process::ChildGuard;
+use crate::tls::TestPki;
 
 /// A running redis-server.
 #[derive(Debug)]
@@ -17,6 +18,9 @@ pub struct RedisServer {
     socket: PathBuf,
     port: Option<u16>,
     password: Option<String>,
+    /// Serve TLS (only) on the port, with this PKI's server certificate,
+    /// asking clients for a certificate the PKI's CA signed.
+    tls: Option<TestPki>,
     process: Option<ChildGuard>,
 }
 
@@ -28,6 +32,7 @@ impl RedisServer {
             socket: dir.join("redis.sock"),
             port: None,
             password: None,
+            tls: None,
             process: None,
         };
         server.launch();
@@ -42,6 +47,7 @@ impl RedisServer {
             socket: dir.join("redis.sock"),
             port: Some(port),
             password: None,
+            tls: None,
             process: None,
         };
         server.launch();
@@ -56,10 +62,35 @@ impl RedisServer {
             socket: dir.join("redis.sock"),
             port: Some(free_port()),
             password: Some(password.to_string()),
+            tls: None,
             process: None,
         };
         server.launch();
         server
+    }
+
+    /// Starts one serving TLS only on a free TCP port of 127.0.0.1, with
+    /// `pki`'s server certificate and `tls-auth-clients yes` (mutual TLS);
+    /// its unix socket stays plain, for the test's own inspection.
+    pub fn start_tls(dir: &Path, pki: &TestPki) -> RedisServer {
+        let mut server = RedisServer {
+            dir: dir.to_owned(),
+            socket: dir.join("redis.sock"),
+            port: Some(free_port()),
+            password: None,
+            tls: Some(pki.clone()),
+            process: None,
+        };
+        server.launch();
+        server
+    }
+
+    /// `rediss://localhost:PORT` (only for [`RedisServer::start_tls`]).
+    pub fn tls_url(&self) -> String {
+        format!(
+            "rediss://localhost:{}",
+            self.port.expect("started with start_tls")
+        )
     }
 
     /// `unix:///.../redis.sock`.
@@ -122,7 +153,21 @@ impl RedisServer {
                 .expect("write redis.conf");
             cmd.arg(&conf);
         }
-        cmd.args(["--port", &self.port.unwrap_or(0).to_string()])
+        let plain_port = match (&self.tls, self.port) {
+            (Some(pki), Some(port)) => {
+                cmd.args(["--tls-port", &port.to_string()])
+                    .arg("--tls-cert-file")
+                    .arg(&pki.server_cert)
+                    .arg("--tls-key-file")
+                    .arg(&pki.server_key)
+                    .arg("--tls-ca-cert-file")
+                    .arg(&pki.ca_cert)
+                    .args(["--tls-auth-clients", "yes"]);
+                0
+            }
+            (_, port) => port.unwrap_or(0),
+        };
+        cmd.args(["--port", &plain_port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .arg("--unixsocket")
             .arg(&self.socket)

@@ -11,6 +11,7 @@ use crate::binaries::binary;
 use crate::client::ApiClient;
 use crate::process::ChildGuard;
 use crate::redis_server::RedisServer;
+use crate::tls::TestPki;
 
 /// What to start.
 #[derive(Debug, Clone, Default)]
@@ -19,6 +20,10 @@ pub struct StackOptions {
     pub api_args: Vec<String>,
     /// Run Redis on TCP as well, and point the processes at `redis://`.
     pub tcp: bool,
+    /// Run Redis with TLS only, with this PKI's certificates (mutual TLS),
+    /// and point the processes at `rediss://localhost:PORT` with the CA and
+    /// client certificate in their environment.
+    pub tls: Option<TestPki>,
 }
 
 /// The processes of one test; all are killed when it is dropped (workers
@@ -29,6 +34,9 @@ pub struct Stack {
     pub redis: RedisServer,
     pub api_url: String,
     redis_url: String,
+    /// What the api and every worker get in their environment to reach Redis
+    /// (the TLS files).
+    redis_env: Vec<(String, String)>,
     dir: TempDir,
 }
 
@@ -39,15 +47,22 @@ impl Stack {
             .prefix("verdict-e2e-")
             .tempdir()
             .expect("temp dir");
-        let redis = if options.tcp {
-            RedisServer::start_tcp(dir.path())
-        } else {
-            RedisServer::start_unix(dir.path())
-        };
-        let redis_url = if options.tcp {
-            redis.tcp_url()
-        } else {
-            redis.unix_url()
+        let (redis, redis_url, redis_env) = match &options.tls {
+            Some(pki) => {
+                let redis = RedisServer::start_tls(dir.path(), pki);
+                let url = redis.tls_url();
+                (redis, url, pki.client_env())
+            }
+            None if options.tcp => {
+                let redis = RedisServer::start_tcp(dir.path());
+                let url = redis.tcp_url();
+                (redis, url, Vec::new())
+            }
+            None => {
+                let redis = RedisServer::start_unix(dir.path());
+                let url = redis.unix_url();
+                (redis, url, Vec::new())
+            }
         };
         let mut cmd = Command::new(binary("verdict-api"));
         cmd.args([
@@ -59,6 +74,7 @@ impl Stack {
             "json",
         ])
         .args(&options.api_args)
+        .envs(redis_env.iter().map(|(k, v)| (k, v)))
         .env("RUST_LOG", "info");
         let mut api = ChildGuard::spawn("verdict-api", cmd, &dir.path().join("api.log"));
         let api_url = wait_for_listening(&mut api);
@@ -68,13 +84,22 @@ impl Stack {
             redis,
             api_url,
             redis_url,
+            redis_env,
             dir,
         }
     }
 
     /// Starts a worker named `name` with `args` (e.g. `["--noop"]`).
     pub fn spawn_worker(&mut self, name: &str, args: &[&str]) {
+        self.spawn_worker_with_env(name, args, &[]);
+    }
+
+    /// [`Stack::spawn_worker`] with `env` added to the worker's environment
+    /// (the test-only fault triggers, for example).
+    pub fn spawn_worker_with_env(&mut self, name: &str, args: &[&str], env: &[(&str, &str)]) {
         let mut cmd = Command::new(binary("verdict-worker"));
+        cmd.envs(self.redis_env.iter().map(|(k, v)| (k, v)));
+        cmd.envs(env.iter().copied());
         cmd.args([
             "run",
             "--redis",

@@ -1,6 +1,7 @@
 //! The api's routes, one file per resource.
 
 pub(crate) mod batches;
+pub(crate) mod dashboard;
 pub(crate) mod dead;
 mod fallback;
 pub(crate) mod health;
@@ -26,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/dead", get(dead::list))
         .route("/v1/dead/{id}/retry", post(dead::retry))
         .route("/v1/dead/{id}", delete(dead::discard))
+        .route("/v1/dashboard", get(dashboard::snapshot))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         // Issue 7: batches, metrics, the OpenAPI description, the web page.
@@ -35,6 +37,9 @@ pub fn router() -> Router<AppState> {
         .route("/", get(page::index))
         .route("/static/app.js", get(page::script))
         .route("/static/style.css", get(page::style))
+        .route("/dashboard", get(dashboard::page))
+        .route("/static/dashboard.js", get(dashboard::script))
+        .route("/static/dashboard.css", get(dashboard::style))
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
 }

@@ -33,7 +33,9 @@ pub async fn style() -> Response {
     asset("text/css; charset=utf-8", STYLE)
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
+/// A compiled-in file, revalidated on every load (a new binary serves a new
+/// page at once).
+pub(crate) fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),

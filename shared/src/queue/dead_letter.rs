@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use super::finish::DEFAULT_RESULT_TTL;
 use super::job_script::{JOB_END, JOB_ENTRY, job_script};
 use super::policy::DEAD_LETTER_MAXLEN;
-use super::{QueueError, keys, reply};
+use super::{QueueError, activity, keys, recent_failures, reply};
 use crate::job::{JobError, JobId, JobState};
 
 static DEAD_LETTER: LazyLock<Script> =
@@ -54,6 +54,7 @@ pub async fn dead_letter<C: ConnectionLike>(
         .key(keys::STATS)
         .key(keys::DEAD_LETTER)
         .key(keys::CALLBACKS)
+        .key(keys::RECENT_FAILURES)
         .arg(keys::GROUP)
         .arg(entry_id)
         .arg(worker)
@@ -62,6 +63,9 @@ pub async fn dead_letter<C: ConnectionLike>(
         .arg(job_id.to_string())
         .arg(DEFAULT_RESULT_TTL.as_secs())
         .arg(DEAD_LETTER_MAXLEN)
+        .arg(keys::MINUTE_PREFIX)
+        .arg(activity::KEPT.as_secs())
+        .arg(recent_failures::KEPT)
         .invoke_async(conn)
         .await?;
     parse_reply(reply)

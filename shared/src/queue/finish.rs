@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::job_script::{JOB_END, JOB_ENTRY, job_script};
 use super::metrics::{Amount, Increment};
-use super::{QueueError, keys, reply};
+use super::{QueueError, activity, keys, recent_failures, reply};
 use crate::job::{JobError, JobId, JobState};
 use crate::verdict::SentenceVerdict;
 
@@ -52,7 +52,8 @@ pub enum Finish {
 
 /// Stores the outcome, sets the state, drops the image, starts the result
 /// TTL, acknowledges and deletes the stream entry, adds the worker's
-/// `metrics` for the job to `verdict:metrics`, and publishes the job id on
+/// `metrics` for the job to `verdict:metrics` and to this minute's activity
+/// (a failure also joins the recent failures), and publishes the job id on
 /// the events channel — in one script. Safe to retry: a retry of a finish that
 /// did happen answers [`Finish::Stale`] and adds nothing.
 pub async fn finish<C: ConnectionLike>(
@@ -75,6 +76,7 @@ pub async fn finish<C: ConnectionLike>(
         .key(keys::STATS)
         .key(keys::CALLBACKS)
         .key(keys::METRICS)
+        .key(keys::RECENT_FAILURES)
         .arg(keys::GROUP)
         .arg(entry_id)
         .arg(worker)
@@ -82,7 +84,10 @@ pub async fn finish<C: ConnectionLike>(
         .arg(payload)
         .arg(keys::EVENTS)
         .arg(job_id.to_string())
-        .arg(DEFAULT_RESULT_TTL.as_secs());
+        .arg(DEFAULT_RESULT_TTL.as_secs())
+        .arg(keys::MINUTE_PREFIX)
+        .arg(activity::KEPT.as_secs())
+        .arg(recent_failures::KEPT);
     for increment in metrics {
         match increment.by {
             Amount::Count(n) => invocation.arg("count").arg(&increment.field).arg(n),

@@ -30,6 +30,22 @@ pub const JOB_PREFIX: &str = "verdict:job:";
 /// allowed attempt (fields `job`, `attempts`, `error`, `last_error`, `worker`).
 pub const DEAD_LETTER: &str = "verdict:dead";
 
+/// The prefix of the per-minute activity hashes (issue 17's dashboard):
+/// `verdict:minute:{unix minute}` holds the metrics fields of the jobs that
+/// ended in that minute, `jobs:done` and `jobs:failed`, and the queue as the
+/// api sampled it (`queued`, `in_flight` and their `:max`). Scripts build
+/// the minute's key from Redis's clock (see [`super::activity`]).
+pub const MINUTE_PREFIX: &str = "verdict:minute:";
+
+/// The activity hash of one minute (minutes since the Unix epoch).
+pub fn minute(unix_minute: u64) -> String {
+    format!("{MINUTE_PREFIX}{unix_minute}")
+}
+
+/// The most recent failed jobs (a list of JSON objects, newest first,
+/// capped; see [`super::recent_failures`]).
+pub const RECENT_FAILURES: &str = "verdict:failures";
+
 /// The job record (a hash) of one job.
 pub fn job(id: &JobId) -> String {
     format!("{JOB_PREFIX}{id}")

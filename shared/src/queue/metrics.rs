@@ -197,6 +197,33 @@ pub struct HistogramSnapshot {
     pub count: u64,
 }
 
+impl HistogramSnapshot {
+    /// The `q` quantile (0 to 1), interpolated linearly inside the bucket
+    /// it falls in, as Prometheus's `histogram_quantile` does; in the +Inf
+    /// bucket, the largest finite bound. `None` without observations.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 || !(0.0..=1.0).contains(&q) {
+            return None;
+        }
+        let rank = q * self.count as f64;
+        let (mut lower_bound, mut lower_count) = (0.0, 0u64);
+        for &(bound, cumulative) in &self.buckets {
+            if cumulative as f64 >= rank && cumulative > lower_count {
+                if bound.is_infinite() {
+                    return Some(lower_bound);
+                }
+                let in_bucket = (cumulative - lower_count) as f64;
+                return Some(
+                    lower_bound + (bound - lower_bound) * (rank - lower_count as f64) / in_bucket,
+                );
+            }
+            lower_bound = bound;
+            lower_count = cumulative;
+        }
+        Some(lower_bound)
+    }
+}
+
 /// Everything in `verdict:metrics`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct WorkerMetrics {
@@ -332,6 +359,26 @@ mod tests {
         .collect();
         // The NaN inference time is not observed at all.
         assert_eq!(fields, expected);
+    }
+
+    #[test]
+    fn quantiles_interpolate_inside_their_bucket() {
+        let h = HistogramSnapshot {
+            buckets: vec![(0.1, 0), (0.2, 4), (1.0, 4), (f64::INFINITY, 5)],
+            sum: 1.0,
+            count: 5,
+        };
+        // Rank 2.5 of 5 falls in (0.1, 0.2], 2.5 of its 4 observations in.
+        assert!((h.quantile(0.5).unwrap() - 0.1625).abs() < 1e-9);
+        // The last observation is above every finite bound.
+        assert_eq!(h.quantile(1.0), Some(1.0));
+        assert_eq!(h.quantile(1.5), None);
+        let empty = HistogramSnapshot {
+            buckets: vec![(0.1, 0), (f64::INFINITY, 0)],
+            sum: 0.0,
+            count: 0,
+        };
+        assert_eq!(empty.quantile(0.5), None);
     }
 
     #[test]

@@ -17,6 +17,13 @@
 //! - [`callbacks`]: the jobs still to be POSTed to their `callback_url`;
 //! - [`consumer_group`]: creating the group a stream is read through.
 //!
+//! What the dashboard shows (issue 17):
+//!
+//! - [`activity`]: the fleet's activity minute by minute, written by the
+//!   scripts that end jobs and by [`queue_sample`], the api's sampler;
+//! - [`recent_failures`]: the last failed jobs, written where they fail;
+//! - [`queued`]: the jobs still waiting for a worker.
+//!
 //! What keeps jobs from being lost or looping (issue 6, `docs/reliability.md`):
 //!
 //! - [`renew`]: a live worker keeps the entries it holds from being reclaimed;
@@ -34,6 +41,7 @@
 //! commands in the same MULTI/EXEC as their script (`transaction.rs`). A
 //! script's reply is read part by part, its verb first (`reply.rs`).
 
+pub mod activity;
 pub mod callbacks;
 pub mod cancel;
 pub mod claim;
@@ -49,7 +57,10 @@ mod job_script;
 pub mod keys;
 pub mod metrics;
 pub mod policy;
+pub mod queue_sample;
+pub mod queued;
 pub mod read;
+pub mod recent_failures;
 pub mod reclaim;
 pub mod renew;
 mod reply;

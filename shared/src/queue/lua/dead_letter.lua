@@ -8,10 +8,11 @@
 -- look at what killed the workers.
 --
 -- KEYS[1] job record   KEYS[2] jobs stream   KEYS[3] stats hash   KEYS[4] dead-letter stream
--- KEYS[5] callbacks stream
+-- KEYS[5] callbacks stream   KEYS[6] recent failures list
 -- ARGV[1] consumer group   ARGV[2] stream entry id   ARGV[3] worker name
 -- ARGV[4] most starts allowed   ARGV[5] events channel   ARGV[6] job id
 -- ARGV[7] default result TTL (s)   ARGV[8] dead-letter stream length (approximate)
+-- ARGV[9] minute activity key prefix   ARGV[10] its TTL (s)   ARGV[11] recent failures kept
 --
 -- Returns {'dead_lettered', finished_us, error JSON, dead-letter entry id},
 -- {'stale', state} (it had already ended) or {'missing'}.
@@ -59,6 +60,8 @@ redis.call('HSET', KEYS[1], 'dead_entry', dead)
 drop_entry()
 redis.call('HINCRBY', KEYS[3], 'failed', 1)
 redis.call('HINCRBY', KEYS[3], 'dead_lettered', 1)
+redis.call('HINCRBY', minute_key(ARGV[9], now, ARGV[10]), 'jobs:failed', 1)
+remember_failure(KEYS[6], ARGV[11], ARGV[6], final_error, ARGV[3], now, true)
 
 announce_end(KEYS[1], KEYS[5], ARGV[5], ARGV[6])
 return {'dead_lettered', now, final_error, dead}

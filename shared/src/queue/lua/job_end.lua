@@ -29,3 +29,34 @@ local function announce_end(record, callbacks, events, job_id)
   redis.call('PUBLISH', events, job_id)
 end
 
+
+-- The fleet's activity, minute by minute, for the dashboard (issue 17): the
+-- hash `<prefix><unix minute>` (docs/protocol.md, verdict:minute:*) holds the
+-- same fields as the metrics hash, for that minute only, plus jobs:done and
+-- jobs:failed, and lives `ttl` seconds. Returns the minute's key.
+local function minute_key(prefix, now_us, ttl)
+  local key = prefix .. math.floor(tonumber(now_us) / 60000000)
+  redis.call('EXPIRE', key, ttl)
+  return key
+end
+
+-- The ended job joins the list of recent failures (newest first, `keep`
+-- long): its id, error code and message (cut to 300 characters), the worker,
+-- when (milliseconds since the epoch) and whether it was dead-lettered.
+local function remember_failure(list, keep, job_id, error_json, worker, now_us, dead_lettered)
+  local code, message = 'unknown', ''
+  local ok, decoded = pcall(cjson.decode, error_json)
+  if ok and type(decoded) == 'table' then
+    code = tostring(decoded.code or code)
+    message = string.sub(tostring(decoded.message or ''), 1, 300)
+  end
+  redis.call('LPUSH', list, cjson.encode({
+    job = job_id,
+    code = code,
+    message = message,
+    worker = worker,
+    at_ms = math.floor(tonumber(now_us) / 1000),
+    dead_lettered = dead_lettered,
+  }))
+  redis.call('LTRIM', list, 0, tonumber(keep) - 1)
+end

@@ -1,0 +1,176 @@
+//! The dashboard's snapshot of the fleet: its workers, the queue now and over
+//! the last hour, throughput and latency per minute, the recent failures,
+//! the dead letters and the jobs still waiting.
+//!
+//! Ages are measured on Redis's clock (`TIME`), the one clock every process
+//! of the fleet shares, never on this host's.
+
+use redis::aio::ConnectionLike;
+use serde::Serialize;
+use verdict_shared::queue::activity::{self, MinuteActivity};
+use verdict_shared::queue::dead_list::{self, DeadJob};
+use verdict_shared::queue::heartbeat::{self, STALE_AFTER};
+use verdict_shared::queue::queued::{self, QueuedJob};
+use verdict_shared::queue::recent_failures::{self, RecentFailure};
+use verdict_shared::queue::{QueueError, WorkerRecord, stats};
+
+/// How many entries of each list a snapshot carries.
+const LISTED: usize = 20;
+
+/// The whole dashboard.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Dashboard {
+    /// When the snapshot was taken, in milliseconds since the epoch (Redis's
+    /// clock).
+    pub at_ms: u64,
+    /// The workers whose heartbeat record is alive, by name.
+    pub workers: Vec<WorkerRow>,
+    pub queue: QueueNow,
+    /// The last hour, minute by minute, oldest first.
+    pub minutes: Vec<MinuteActivity>,
+    /// The last failed jobs, newest first (at most 20).
+    pub recent_failures: Vec<RecentFailure>,
+    /// The newest dead letters (at most 20; `queue.dead` counts them all).
+    pub dead: Vec<DeadJob>,
+    /// The oldest jobs still waiting for a worker (at most 20;
+    /// `queue.queued` counts them all).
+    pub queued_jobs: Vec<QueuedJob>,
+}
+
+/// One worker.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WorkerRow {
+    pub name: String,
+    pub host: String,
+    pub pid: u32,
+    pub model: String,
+    /// `busy` (it holds a job), `idle`, or `silent` (its record is alive but
+    /// its heartbeat is older than 6 s: hung, or cut off from Redis).
+    pub state: WorkerState,
+    /// The job it holds now.
+    pub current_job: Option<String>,
+    /// Jobs it finished since it started.
+    pub jobs_done: u64,
+    /// Seconds since its last heartbeat.
+    pub heartbeat_age_s: f64,
+    /// Seconds since it started.
+    pub uptime_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    Busy,
+    Idle,
+    Silent,
+}
+
+/// The queue at this moment, and its counters since Redis was first used.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueueNow {
+    /// Jobs waiting for a worker.
+    pub queued: u64,
+    /// Jobs a worker holds.
+    pub in_flight: u64,
+    /// Jobs in the dead-letter stream.
+    pub dead: u64,
+    pub submitted: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+}
+
+/// Reads the snapshot.
+pub async fn read<C: ConnectionLike>(conn: &mut C) -> Result<Dashboard, QueueError> {
+    let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
+    let at_ms = seconds * 1000 + micros / 1000;
+    let workers = heartbeat::live_workers(conn)
+        .await?
+        .into_iter()
+        .map(|record| WorkerRow::new(record, at_ms))
+        .collect();
+    let counters = stats::read_stats(conn).await?;
+    let in_flight = stats::in_flight(conn).await?;
+    let dead_count = dead_list::count(conn).await?;
+    Ok(Dashboard {
+        at_ms,
+        workers,
+        queue: QueueNow {
+            queued: counters.stream_len.saturating_sub(in_flight),
+            in_flight,
+            dead: dead_count,
+            submitted: counters.submitted,
+            done: counters.done,
+            failed: counters.failed,
+            cancelled: counters.cancelled,
+        },
+        minutes: activity::last_minutes(conn, activity::MINUTES_SHOWN).await?,
+        recent_failures: recent_failures::newest(conn, LISTED).await?,
+        dead: dead_list::page(conn, None, LISTED).await?,
+        queued_jobs: queued::oldest(conn, LISTED).await?,
+    })
+}
+
+impl WorkerRow {
+    fn new(record: WorkerRecord, now_ms: u64) -> WorkerRow {
+        let age_ms = now_ms.saturating_sub(record.heartbeat_ms);
+        let state = if age_ms > STALE_AFTER.as_millis() as u64 {
+            WorkerState::Silent
+        } else if record.current_job.is_some() {
+            WorkerState::Busy
+        } else {
+            WorkerState::Idle
+        };
+        WorkerRow {
+            state,
+            heartbeat_age_s: age_ms as f64 / 1000.0,
+            uptime_s: now_ms.saturating_sub(record.started_ms) as f64 / 1000.0,
+            name: record.name,
+            host: record.host,
+            pid: record.pid,
+            model: record.model,
+            current_job: record.current_job,
+            jobs_done: record.jobs_done,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(heartbeat_ms: u64, current_job: Option<&str>) -> WorkerRecord {
+        WorkerRecord {
+            name: "w".into(),
+            host: "h".into(),
+            pid: 1,
+            model: "m".into(),
+            started_ms: 1_000,
+            heartbeat_ms,
+            jobs_done: 3,
+            current_job: current_job.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_worker_is_busy_idle_or_silent() {
+        let now = 100_000;
+        assert_eq!(
+            WorkerRow::new(record(now - 1_000, Some("j")), now).state,
+            WorkerState::Busy
+        );
+        assert_eq!(
+            WorkerRow::new(record(now - 1_000, None), now).state,
+            WorkerState::Idle
+        );
+        let silent = WorkerRow::new(record(now - 7_000, Some("j")), now);
+        assert_eq!(silent.state, WorkerState::Silent);
+        assert_eq!(silent.heartbeat_age_s, 7.0);
+        assert_eq!(silent.uptime_s, 99.0);
+        // A heartbeat from a clock ahead of Redis's is not a negative age.
+        assert_eq!(
+            WorkerRow::new(record(now + 5_000, None), now).heartbeat_age_s,
+            0.0
+        );
+    }
+}
