@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 use verdict_shared::limits;
+use verdict_shared::redis_tls::RedisTlsArgs;
 use verdict_shared::redis_url::RedisUrl;
 use verdict_shared::telemetry::LogFormat;
 
@@ -14,6 +15,9 @@ pub struct Args {
     /// Redis to use: redis://HOST:PORT, rediss://HOST:PORT or unix:///PATH.
     #[arg(long, env = "VERDICT_REDIS_URL")]
     pub redis: RedisUrl,
+
+    #[command(flatten)]
+    pub redis_tls: RedisTlsArgs,
 
     /// Address to listen on (port 0 picks a free port; the log says which).
     #[arg(long, env = "VERDICT_BIND", default_value = "127.0.0.1:7860")]

@@ -61,7 +61,8 @@ pub fn app(
 }
 
 /// Serves until `shutdown` fires, then lets requests in flight finish.
-pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn serve(mut args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
+    args.redis = args.redis.with_tls(&args.redis_tls)?;
     let token = ApiToken::from_env()?;
     let pool = args
         .redis

@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the fleet (Redis, the api, N workers) under a detached watchdog and wait until it is ready.
-    Up(cli::up::UpArgs),
+    Up(Box<cli::up::UpArgs>),
     /// Stop every process of the fleet: the api and workers first, Redis and the watchdog last.
     Down(cli::down::DownArgs),
     /// One row per process, then the queue. Exit code 0 only when everything runs.
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let home = cli.home.as_deref();
     let result = match cli.command {
-        Command::Up(args) => cli::up::main(home, args),
+        Command::Up(args) => cli::up::main(home, *args),
         Command::Down(args) => cli::down::main(home, args),
         Command::Status(args) => cli::status::main(home, args),
         Command::Restart(args) => cli::restart::main(home, args),

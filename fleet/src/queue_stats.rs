@@ -15,6 +15,7 @@ use redis::AsyncConnectionConfig;
 use serde::Serialize;
 use verdict_shared::queue::stats::QueueStats;
 use verdict_shared::queue::{WorkerRecord, heartbeat};
+use verdict_shared::redis_url::RedisUrl;
 
 /// One snapshot of the queue: the queue code's own counters and stream
 /// length (`depth` in `fleet status --json`), and the jobs in flight.
@@ -30,11 +31,11 @@ pub struct QueueFigures {
 
 /// Reads the figures, and the heartbeat records of the named workers.
 pub async fn read(
-    url: &str,
+    redis: Result<RedisUrl, String>,
     workers: &[String],
     timeout: Duration,
 ) -> Result<(QueueFigures, Vec<Option<WorkerRecord>>), String> {
-    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let client = redis?.client().map_err(|e| e.to_string())?;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout));

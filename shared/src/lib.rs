@@ -8,7 +8,8 @@
 //! - [`limits`]: the sizes the api refuses and the worker enforces;
 //! - [`text_content`]: what counts as a sentence worth judging;
 //! - [`redis_url`], [`redis_pool`]: reaching Redis (TCP, TLS, unix socket)
-//!   and pooling connections;
+//!   and pooling connections; [`redis_tls`]: a private CA and client
+//!   certificates for TLS;
 //! - [`reconnect`]: how long to wait before reconnecting to Redis;
 //! - [`shutdown`]: telling every task of a process to stop;
 //! - [`telemetry`]: logging, as JSON or for people;
@@ -23,6 +24,7 @@ pub mod limits;
 pub mod queue;
 pub mod reconnect;
 pub mod redis_pool;
+pub mod redis_tls;
 pub mod redis_url;
 pub mod shutdown;
 pub mod telemetry;

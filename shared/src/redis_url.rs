@@ -2,7 +2,8 @@
 //!
 //! One type, [`RedisUrl`], is what every binary's `--redis` flag parses into. It
 //! accepts the three forms the fleet uses — `redis://host:port/db` (TCP),
-//! `rediss://host:port/db` (TCP with TLS, verified against the web PKI roots)
+//! `rediss://host:port/db` (TCP with TLS, verified against the web PKI roots,
+//! or against a private CA with client certificates: [`crate::redis_tls`])
 //! and `unix:///path/to/redis.sock` (a local socket, the fastest) — and refuses
 //! anything else when the flag is parsed, not at the first job. Its `Display`
 //! hides the password, so a URL can be logged.
@@ -24,6 +25,7 @@ use deadpool::managed::{PoolConfig, Timeouts};
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo};
 
 use crate::redis_pool::{Manager, Pool};
+use crate::redis_tls::RedisTlsArgs;
 
 /// How long a pooled command may wait for its reply before it fails.
 ///
@@ -39,6 +41,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisUrl {
     url: String,
+    /// Certificates beyond the web PKI (`rediss://` only).
+    tls: Option<RedisTlsArgs>,
 }
 
 /// A string that is not a Redis URL verdict can use.
@@ -66,7 +70,10 @@ impl FromStr for RedisUrl {
         s.into_connection_info().map_err(|err| {
             InvalidRedisUrl(format!("{} is not a usable Redis URL: {err}", redact(s)))
         })?;
-        Ok(RedisUrl { url: s.to_owned() })
+        Ok(RedisUrl {
+            url: s.to_owned(),
+            tls: None,
+        })
     }
 }
 
@@ -88,6 +95,28 @@ impl RedisUrl {
         self.url.starts_with("rediss://")
     }
 
+    /// The same URL with the TLS files of `args` (a private CA, a client
+    /// certificate): refused unless the URL is `rediss://` and the files
+    /// read as PEM. Empty `args` change nothing.
+    pub fn with_tls(mut self, args: &RedisTlsArgs) -> Result<RedisUrl, InvalidRedisUrl> {
+        if args.is_empty() {
+            return Ok(self);
+        }
+        if !self.is_tls() {
+            return Err(InvalidRedisUrl(format!(
+                "--redis-ca, --redis-cert and --redis-key need a rediss:// URL, not {self}"
+            )));
+        }
+        args.load().map_err(InvalidRedisUrl)?;
+        self.tls = Some(args.clone());
+        Ok(self)
+    }
+
+    /// The TLS files this URL connects with, if any.
+    pub fn tls(&self) -> Option<&RedisTlsArgs> {
+        self.tls.as_ref()
+    }
+
     /// The URL with its password, for the client library only.
     pub fn as_secret_str(&self) -> &str {
         &self.url
@@ -102,7 +131,7 @@ impl RedisUrl {
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT));
         let manager = Manager::new(deadpool_redis::Manager::new_with_config(
-            self.url.as_str(),
+            self.client()?.get_connection_info().clone(),
             config,
         )?);
         let mut pool_config = PoolConfig::new(max_size.max(1));
@@ -128,8 +157,22 @@ impl RedisUrl {
     }
 
     /// A client for dedicated connections (blocking reads, pub/sub).
+    /// With TLS files, they are read now (a renewed certificate is used
+    /// from the next connection on).
     pub fn client(&self) -> Result<Client, redis::RedisError> {
-        Client::open(self.url.as_str())
+        match &self.tls {
+            None => Client::open(self.url.as_str()),
+            Some(args) => {
+                let certificates = args.load().map_err(|err| {
+                    redis::RedisError::from((
+                        redis::ErrorKind::InvalidClientConfig,
+                        "cannot read the Redis TLS files",
+                        err,
+                    ))
+                })?;
+                Client::build_with_tls(self.url.as_str(), certificates)
+            }
+        }
     }
 
     /// A dedicated multiplexed connection whose replies may take up to

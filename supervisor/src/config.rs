@@ -14,6 +14,9 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use verdict_shared::redis_tls::RedisTlsArgs;
+use verdict_shared::redis_url::RedisUrl;
+
 use crate::api_token::ApiToken;
 use crate::embedded_redis::Appendfsync;
 use crate::job_policy::JobPolicy;
@@ -29,8 +32,13 @@ pub enum RedisPlan {
         data_dir: PathBuf,
         appendfsync: Appendfsync,
     },
-    /// A Redis run by someone else (`--redis URL`).
-    External { url: String },
+    /// A Redis run by someone else (`--redis URL`), with the TLS files to
+    /// reach it (`--redis-ca`, `--redis-cert`, `--redis-key`).
+    External {
+        url: String,
+        #[serde(default, skip_serializing_if = "RedisTlsArgs::is_empty")]
+        tls: RedisTlsArgs,
+    },
 }
 
 /// What the workers judge with.
@@ -137,8 +145,25 @@ impl FleetConfig {
     pub fn redis_url(&self) -> String {
         match &self.redis {
             RedisPlan::Embedded { socket, .. } => crate::embedded_redis::url(socket),
-            RedisPlan::External { url } => url.clone(),
+            RedisPlan::External { url, .. } => url.clone(),
         }
+    }
+
+    /// The TLS files the api, the workers and `fleet` reach Redis with
+    /// (none for the embedded Redis, on a unix socket).
+    pub fn redis_tls(&self) -> RedisTlsArgs {
+        match &self.redis {
+            RedisPlan::Embedded { .. } => RedisTlsArgs::default(),
+            RedisPlan::External { tls, .. } => tls.clone(),
+        }
+    }
+
+    /// Redis as `fleet` itself connects to it: the URL with its TLS files.
+    pub fn redis(&self) -> Result<RedisUrl, String> {
+        self.redis_url()
+            .parse::<RedisUrl>()
+            .and_then(|url| url.with_tls(&self.redis_tls()))
+            .map_err(|err| err.to_string())
     }
 
     /// The Redis URL with any password hidden, for printing.
@@ -204,6 +229,7 @@ pub(crate) fn sample(home: &Path) -> FleetConfig {
         bind: "127.0.0.1:7860".into(),
         redis: RedisPlan::External {
             url: "redis://127.0.0.1:1".into(),
+            tls: RedisTlsArgs::default(),
         },
         model: ModelPlan::Noop,
         api_program: "/bin/false".into(),
@@ -243,6 +269,7 @@ mod tests {
         let mut config = sample(Path::new("/h"));
         config.redis = RedisPlan::External {
             url: "redis://:s3cret@db.example:6379/0".into(),
+            tls: RedisTlsArgs::default(),
         };
         assert_eq!(config.redis_url_redacted(), "redis://***@db.example:6379/0");
     }

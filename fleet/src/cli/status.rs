@@ -156,7 +156,7 @@ pub fn collect(home: &Home) -> anyhow::Result<StatusReport> {
         .enable_all()
         .build()?;
     let queue = runtime.block_on(queue_stats::read(
-        &config.redis_url(),
+        config.redis(),
         &worker_keys,
         Duration::from_secs(2),
     ));

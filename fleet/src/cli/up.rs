@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use nix::sys::signal::{SigHandler, Signal, signal};
+use verdict_shared::redis_tls::RedisTlsArgs;
+use verdict_shared::redis_url::RedisUrl;
 use verdict_shared::telemetry::{self, LogFormat};
 use verdict_supervisor::pidfile::{self, Probe};
 
@@ -49,6 +51,10 @@ pub struct UpArgs {
     /// Use this Redis instead of starting an embedded one (redis://, rediss:// or unix://)
     #[arg(long, env = "VERDICT_REDIS_URL", value_name = "URL")]
     pub redis: Option<String>,
+    /// TLS to a --redis rediss:// URL with a private CA or client
+    /// certificates; handed to the api and every worker.
+    #[command(flatten)]
+    pub redis_tls: RedisTlsArgs,
     /// The model pack the workers load [default: ./models/default, or the
     /// repository's models/default next to this build]
     #[arg(
@@ -223,14 +229,20 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
             "--durability applies to the embedded Redis only: set appendfsync on the Redis at --redis"
         ),
         Some(url) => {
-            validate_redis_url(url)?;
+            validate_redis_url(url, &args.redis_tls)?;
             // Workers of several machines share this Redis: their names must
             // not collide, so they carry this machine's name.
             (
-                RedisPlan::External { url: url.clone() },
+                RedisPlan::External {
+                    url: url.clone(),
+                    tls: args.redis_tls.clone(),
+                },
                 format!("{}-", verdict_shared::host::name_for_ids()),
             )
         }
+        None if !args.redis_tls.is_empty() => bail!(
+            "--redis-ca, --redis-cert and --redis-key are for a Redis given with --redis rediss://...; the embedded Redis is on a unix socket"
+        ),
         None => (
             RedisPlan::Embedded {
                 program: binaries::find("redis-server")?,
@@ -267,16 +279,12 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
     })
 }
 
-fn validate_redis_url(url: &str) -> anyhow::Result<()> {
-    use redis::IntoConnectionInfo;
-    let scheme_ok = ["redis://", "rediss://", "unix://", "redis+unix://"]
-        .iter()
-        .any(|s| url.starts_with(s));
-    if !scheme_ok || url.into_connection_info().is_err() {
-        bail!(
-            "--redis: not a Redis URL (expected redis://HOST[:PORT][/DB], rediss://... or unix:///PATH)"
-        );
-    }
+/// The URL as the api and the workers will parse it, with its TLS files
+/// read: refused here, before anything starts, rather than by every child.
+fn validate_redis_url(url: &str, tls: &RedisTlsArgs) -> anyhow::Result<()> {
+    url.parse::<RedisUrl>()
+        .and_then(|url| url.with_tls(tls))
+        .map_err(|err| anyhow::anyhow!("--redis: {err}"))?;
     Ok(())
 }
 /// Starts `fleet watchdog` in a new session with SIGHUP ignored, its output

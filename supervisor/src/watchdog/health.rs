@@ -12,6 +12,7 @@ use std::time::Duration;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use verdict_shared::queue::{WorkerRecord, heartbeat};
+use verdict_shared::redis_url::RedisUrl;
 
 use verdict_shared::clock::wall_ms;
 
@@ -45,21 +46,22 @@ pub struct Targets {
 
 /// Probes Redis and the api, keeping one Redis connection between probes.
 pub struct Prober {
-    redis_url: String,
+    /// Redis with its TLS files, or why the configuration names none usable.
+    redis: Result<RedisUrl, String>,
     connection: Option<MultiplexedConnection>,
     http: reqwest::Client,
     api_url: String,
 }
 
 impl Prober {
-    pub fn new(redis_url: String, api_url: &str) -> Prober {
+    pub fn new(redis: Result<RedisUrl, String>, api_url: &str) -> Prober {
         let http = reqwest::Client::builder()
             .timeout(PROBE_TIMEOUT)
             .no_proxy()
             .build()
             .unwrap_or_default();
         Prober {
-            redis_url,
+            redis,
             connection: None,
             http,
             api_url: api_url.to_string(),
@@ -88,7 +90,7 @@ impl Prober {
 
     async fn redis(&mut self, workers: &[String]) -> Result<HashMap<String, WorkerRecord>, String> {
         if self.connection.is_none() {
-            let client = redis::Client::open(self.redis_url.as_str()).map_err(|e| e.to_string())?;
+            let client = self.redis.clone()?.client().map_err(|e| e.to_string())?;
             let config = AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(PROBE_TIMEOUT))
                 .set_response_timeout(Some(PROBE_TIMEOUT));

@@ -115,7 +115,7 @@ async fn event_loop(home: Home, config: FleetConfig) -> anyhow::Result<()> {
     let (targets_tx, targets_rx) = watch::channel(supervisor.probe_targets());
     let (health_tx, mut health) = mpsc::channel::<HealthReport>(4);
     tokio::spawn(probe_loop(
-        Prober::new(config.redis_url(), &config.api_url()),
+        Prober::new(config.redis(), &config.api_url()),
         targets_rx,
         health_tx,
     ));

@@ -66,7 +66,7 @@ pub fn api(config: &FleetConfig, home: &Home) -> Launch {
     ];
     args.extend(config.jobs.api_args());
     let mut launch = base(home, "api", &config.api_program, args);
-    launch.env.push((REDIS_URL_ENV.into(), config.redis_url()));
+    redis_env(config, &mut launch);
     // Only the api sends callbacks: the secret the watchdog was started
     // with goes to it and to no other child (child.rs removes it from what
     // children inherit).
@@ -105,9 +105,20 @@ pub fn worker(config: &FleetConfig, home: &Home, name: &str) -> Launch {
     }
     args.extend(config.worker_args.iter().map(OsString::from));
     let mut launch = base(home, name, &config.worker_program, args);
-    launch.env.push((REDIS_URL_ENV.into(), config.redis_url()));
+    redis_env(config, &mut launch);
     launch.memory_limit = config.worker_memory;
     launch
+}
+
+/// Where Redis is, in the environment (never on the command line: the URL
+/// may hold a password): the URL and any TLS files (`--redis-ca` ...).
+fn redis_env(config: &FleetConfig, launch: &mut Launch) {
+    launch.env.push((REDIS_URL_ENV.into(), config.redis_url()));
+    for (name, path) in config.redis_tls().env() {
+        launch
+            .env
+            .push((name.into(), path.to_string_lossy().into_owned()));
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use verdict_shared::queue::heartbeat::is_valid_worker_name;
 use verdict_shared::queue::policy;
+use verdict_shared::redis_tls::RedisTlsArgs;
 use verdict_shared::redis_url::RedisUrl;
 use verdict_shared::shutdown;
 use verdict_shared::telemetry::{self, LogFormat};
@@ -26,6 +27,9 @@ pub struct RunArgs {
     /// Redis to use: redis://HOST:PORT, rediss://HOST:PORT or unix:///PATH.
     #[arg(long, env = "VERDICT_REDIS_URL")]
     pub redis: RedisUrl,
+
+    #[command(flatten)]
+    pub redis_tls: RedisTlsArgs,
 
     /// The model pack directory (see docs/model-pack.md).
     #[arg(long, env = "VERDICT_MODEL", required_unless_present = "noop")]
@@ -95,6 +99,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         ),
         None => default_name(),
     };
+    let redis = args.redis.clone().with_tls(&args.redis_tls)?;
     crate::engine::threads::use_threads(usize::from(args.threads));
     let judge = load_judge(&args).map_err(|err| {
         // Under a memory limit a load that cannot allocate says what to do.
@@ -125,7 +130,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             max_attempts: args.max_attempts,
             reclaim_after: Duration::from_secs(args.reclaim_after),
         };
-        runner::run(args.redis.clone(), config, judge, shutdown).await
+        runner::run(redis, config, judge, shutdown).await
     })
 }
 
