@@ -20,16 +20,34 @@ use verdict_e2e::{ApiClient, Stack, StackOptions};
 const ANSWER_WITHIN: Duration = Duration::from_millis(1500);
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// What the requests of [`every_request_gets_a_quick_503`] were answered.
+#[derive(Default)]
+struct Answers {
+    /// The slowest 503.
+    slowest: Duration,
+    /// Submissions accepted (202) nonetheless.
+    accepted: u64,
+    /// Submissions answered `503 outcome_unknown`: the job id the answer
+    /// named, and the Idempotency-Key the submission carried.
+    unknown: Vec<(String, String)>,
+}
+
+const OUTAGE_BODY: &str = r#"{"image_base64": "iVBORw0KGgo=", "texts": ["during the outage"]}"#;
+
 /// Sends every kind of request that touches Redis and checks that each is
-/// answered 503 with the error body and Retry-After in time. Returns the
-/// slowest answer and how many submissions were nonetheless accepted (202).
-async fn every_request_gets_a_quick_503(client: &ApiClient, known_job: &str) -> (Duration, u64) {
+/// answered 503 with the error body and Retry-After in time: a submission
+/// `redis_unavailable` (not stored) or `outcome_unknown` (it reached Redis,
+/// which did not answer: stored or not, the answer names the job id).
+async fn every_request_gets_a_quick_503(client: &ApiClient, known_job: &str) -> Answers {
     let http = client.http();
-    let body = serde_json::json!({"image_base64": "iVBORw0KGgo=", "texts": ["during the outage"]});
+    let key = format!("outage-{}", verdict_shared::job::JobId::new());
     let requests = [
         (
             "POST /v1/jobs",
-            http.post(client.url("/v1/jobs")).json(&body),
+            http.post(client.url("/v1/jobs"))
+                .header("content-type", "application/json")
+                .header("idempotency-key", &key)
+                .body(OUTAGE_BODY),
         ),
         (
             "GET /v1/jobs/{id}",
@@ -45,8 +63,7 @@ async fn every_request_gets_a_quick_503(client: &ApiClient, known_job: &str) -> 
         ),
         ("GET /readyz", http.get(client.url("/readyz"))),
     ];
-    let mut slowest = Duration::ZERO;
-    let mut accepted = 0;
+    let mut answers = Answers::default();
     for (what, request) in requests {
         let asked = Instant::now();
         let response = request.send().await.expect("the api answers");
@@ -55,17 +72,71 @@ async fn every_request_gets_a_quick_503(client: &ApiClient, known_job: &str) -> 
         let retry_after = response.headers().get("retry-after").cloned();
         let body: serde_json::Value = response.json().await.unwrap_or_default();
         if status == StatusCode::ACCEPTED {
-            accepted += 1;
+            answers.accepted += 1;
             continue;
         }
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {body}");
-        assert_eq!(body["error"]["code"], "redis_unavailable", "{what}: {body}");
+        let code = body["error"]["code"].as_str().unwrap_or("");
+        if what == "POST /v1/jobs" && code == "outcome_unknown" {
+            let message = body["error"]["message"].as_str().unwrap_or("");
+            let id = message
+                .split("GET /v1/jobs/")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .unwrap_or_else(|| panic!("no job id in {message:?}"));
+            assert!(message.contains("Idempotency-Key is safe"), "{message}");
+            answers.unknown.push((id.to_owned(), key.clone()));
+        } else {
+            assert_eq!(code, "redis_unavailable", "{what}: {body}");
+        }
         assert!(retry_after.is_some(), "{what}: no Retry-After");
         assert!(took < ANSWER_WITHIN, "{what} took {took:?} to answer 503");
-        println!("  {what}: 503 after {:.0} ms", took.as_secs_f64() * 1000.0);
-        slowest = slowest.max(took);
+        println!(
+            "  {what}: 503 {code} after {:.0} ms",
+            took.as_secs_f64() * 1000.0
+        );
+        answers.slowest = answers.slowest.max(took);
     }
-    (slowest, accepted)
+    answers
+}
+
+/// Once Redis answers again: each `outcome_unknown` job is found or not
+/// found (both are what the answer said could be), and resending its
+/// submission with the same key gives that very job if it was stored, and
+/// one job either way. Returns how many had been stored.
+async fn unknown_outcomes_resolve(client: &ApiClient, unknown: &[(String, String)]) -> usize {
+    let mut stored = 0;
+    for (id, key) in unknown {
+        let (code, job) = client.get_path(&format!("/v1/jobs/{id}")).await;
+        assert!(
+            code == StatusCode::OK || code == StatusCode::NOT_FOUND,
+            "{id}: {code} {job}"
+        );
+        let response = client
+            .http()
+            .post(client.url("/v1/jobs"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(OUTAGE_BODY)
+            .send()
+            .await
+            .expect("the api answers");
+        assert!(
+            response.status().is_success(),
+            "resend: {}",
+            response.status()
+        );
+        let resent: serde_json::Value = response.json().await.expect("JSON");
+        if code == StatusCode::OK {
+            stored += 1;
+            assert_eq!(resent["id"], id.as_str(), "the resend found the stored job");
+        }
+        let (again, _) = client
+            .get_path(&format!("/v1/jobs/{}", resent["id"].as_str().unwrap_or("")))
+            .await;
+        assert_eq!(again, StatusCode::OK);
+    }
+    stored
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -78,8 +149,8 @@ async fn with_redis_stopped_the_api_answers_503_at_once_and_the_worker_waits() {
 
     stack.redis.stop();
     println!("Redis stopped:");
-    let (slowest, accepted) = every_request_gets_a_quick_503(&client, &before).await;
-    assert_eq!(accepted, 0);
+    let answers = every_request_gets_a_quick_503(&client, &before).await;
+    assert_eq!(answers.accepted, 0);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(stack.worker("w").is_running(), "the worker exited");
     assert!(stack.api().is_running(), "the api exited");
@@ -88,9 +159,10 @@ async fn with_redis_stopped_the_api_answers_503_at_once_and_the_worker_waits() {
     stack.wait_ready(&["w"]).await;
     let after = client.submit(&png(8, 8), &["after"]).await;
     assert_eq!(client.wait_end(&after, PATIENCE).await["state"], "done");
+    unknown_outcomes_resolve(&client, &answers.unknown).await;
     println!(
         "Redis stopped: slowest 503 {:.0} ms",
-        slowest.as_secs_f64() * 1000.0
+        answers.slowest.as_secs_f64() * 1000.0
     );
 }
 
@@ -120,10 +192,16 @@ fn with_redis_frozen_the_fleet_answers_503_in_time_and_nothing_restarts() {
         // for them to back off and retry.
         std::thread::sleep(Duration::from_secs(6).saturating_sub(frozen_at.elapsed()));
         let second = runtime.block_on(every_request_gets_a_quick_503(&client, &known));
-        (first.0.max(second.0), first.1 + second.1)
+        let mut unknown = first.unknown;
+        unknown.extend(second.unknown);
+        (
+            first.slowest.max(second.slowest),
+            first.accepted + second.accepted,
+            unknown,
+        )
     }));
     kill(redis_pid, Signal::SIGCONT).expect("SIGCONT");
-    let (slowest, accepted_while_frozen) =
+    let (slowest, accepted_while_frozen, unknown) =
         outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     let frozen_for = frozen_at.elapsed();
 
@@ -159,17 +237,25 @@ fn with_redis_frozen_the_fleet_answers_503_in_time_and_nothing_restarts() {
             "{name} was replaced"
         );
     }
-    let stored = runtime.block_on(async {
+    let stats_before_resends = runtime.block_on(async {
         let mut conn = redis(&fleet).await;
         stats(&mut conn).await
     });
-    // Submissions answered 503 while frozen may still have been stored:
-    // Redis runs the queued command when it wakes (docs/reliability.md).
-    let stored_although_refused = stored.submitted - 1 - 20 - accepted_while_frozen;
+    // Submissions answered 503 while frozen: only an `outcome_unknown` one
+    // may have been stored (Redis runs the queued command when it wakes).
+    let stored_although_refused = stats_before_resends.submitted - 1 - 20 - accepted_while_frozen;
+    assert!(
+        stored_although_refused <= unknown.len() as u64,
+        "{stored_although_refused} stored, but only {} answers said the outcome was unknown",
+        unknown.len()
+    );
+    let found = runtime.block_on(unknown_outcomes_resolve(&client, &unknown));
+    assert_eq!(found as u64, stored_although_refused);
     println!(
-        "Redis frozen {:.1}s: slowest 503 {:.0} ms; 0 restarts; submissions answered 503 \
-         but stored once Redis woke: {stored_although_refused} of 2",
+        "Redis frozen {:.1}s: slowest 503 {:.0} ms; 0 restarts; submissions answered 503: 2, \
+         of which outcome_unknown {} and stored once Redis woke {stored_although_refused}",
         frozen_for.as_secs_f64(),
-        slowest.as_secs_f64() * 1000.0
+        slowest.as_secs_f64() * 1000.0,
+        unknown.len()
     );
 }

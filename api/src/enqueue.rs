@@ -2,6 +2,8 @@
 //! submit with the idempotency key. Shared by `POST /v1/jobs` and each job of
 //! `POST /v1/batches`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use axum::http::StatusCode;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -72,8 +74,13 @@ pub async fn enqueue(state: &AppState, request: Request) -> Result<Enqueued, Api
         )
     });
     let id = JobId::new();
-    let (submitted, existing_job) = within(state.redis_timeout, async {
+    // Whether the submission may have reached Redis: once it has, a missed
+    // deadline or a dropped connection says nothing about whether Redis
+    // stored the job (it may run the command when it wakes up).
+    let sent = AtomicBool::new(false);
+    let stored = within(state.redis_timeout, async {
         let mut conn = state.pool.get().await?;
+        sent.store(true, Ordering::Relaxed);
         let submitted = submit_with(
             &mut conn,
             NewJob {
@@ -97,7 +104,14 @@ pub async fn enqueue(state: &AppState, request: Request) -> Result<Enqueued, Api
         };
         Ok((submitted, existing_job))
     })
-    .await?;
+    .await;
+    let (submitted, existing_job) = stored.map_err(|err| {
+        if err.status == StatusCode::SERVICE_UNAVAILABLE && sent.load(Ordering::Relaxed) {
+            ApiError::outcome_unknown(id, request.idempotency_key.is_some())
+        } else {
+            err
+        }
+    })?;
     match submitted {
         Submitted::New(job) => {
             tracing::debug!(job_id = %id, image_bytes = request.image.len(), format = request.format, sentences = request.texts.len(), premise = request.premise.is_some(), "job queued");

@@ -55,6 +55,29 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The submission of job `id` went to Redis and no answer came back in
+    /// time: it may have been stored or not. A 503 that says so, with the id
+    /// to look up and what a resend does.
+    pub fn outcome_unknown(id: verdict_shared::job::JobId, had_idempotency_key: bool) -> ApiError {
+        let resend = if had_idempotency_key {
+            "Sending the same request again with the same Idempotency-Key is safe: \
+             it finds the job if it was stored and stores it once if it was not."
+        } else {
+            "This request had no Idempotency-Key, so sending it again may make a second \
+             job: send one with every submission."
+        };
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "outcome_unknown",
+            format!(
+                "the job store did not confirm the job in time: it may or may not have been \
+                 stored as job {id} (GET /v1/jobs/{id} tells once the store answers). {resend}"
+            ),
+        )
+    }
+}
+
 impl From<QueueError> for ApiError {
     fn from(err: QueueError) -> ApiError {
         if let QueueError::QueueFull { depth, limit } = err {
