@@ -17,6 +17,7 @@
 
 pub mod csv_lines;
 pub mod input;
+pub mod label_counts;
 pub mod progress;
 pub mod report;
 pub mod results;
@@ -104,12 +105,7 @@ fn record(shared: &Shared, lines: &[ResultLine]) -> anyhow::Result<()> {
         counts.queued += 1;
     }
     for line in lines {
-        match line.label.as_deref() {
-            Some("yes") => counts.yes += 1,
-            Some("no") => counts.no += 1,
-            Some("maybe") => counts.maybe += 1,
-            _ => {}
-        }
+        counts.labels.add(line);
     }
     let counts = recorder.counts.clone();
     recorder.progress.update(&counts);

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use super::label_counts::LabelCounts;
 use super::results::{Format, ResultLine, read_lines};
 
 /// How many of the slowest rows the report lists.
@@ -24,20 +25,14 @@ pub fn write(out: &Path, format: Format, report: &Path) -> anyhow::Result<()> {
 /// Counts of one sentence (or of the whole file).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Counts {
-    yes: u64,
-    no: u64,
-    maybe: u64,
+    labels: LabelCounts,
     failed: u64,
 }
 
 impl Counts {
     fn add(&mut self, line: &ResultLine) {
-        match line.label.as_deref() {
-            Some("yes") => self.yes += 1,
-            Some("no") => self.no += 1,
-            Some("maybe") => self.maybe += 1,
-            _ if line.error.is_some() => self.failed += 1,
-            _ => {}
+        if !self.labels.add(line) && line.error.is_some() {
+            self.failed += 1;
         }
     }
 }
@@ -80,7 +75,7 @@ fn render(source: &str, lines: &[ResultLine]) -> String {
 fn counts_cells(c: Counts) -> String {
     format!(
         "<td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-        c.yes, c.no, c.maybe, c.failed
+        c.labels.yes, c.labels.no, c.labels.maybe, c.failed
     )
 }
 

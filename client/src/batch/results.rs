@@ -18,6 +18,7 @@ use verdict_shared::verdict::Scores;
 
 use super::csv_lines;
 use super::input::Row;
+use super::label_counts::LabelCounts;
 
 /// One line of the result file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,9 +155,8 @@ pub fn resume(
 /// What a result file holds, whatever run wrote it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
-    pub yes: u64,
-    pub no: u64,
-    pub maybe: u64,
+    /// Sentence verdicts by label.
+    pub labels: LabelCounts,
     /// Rows with an error line.
     pub failed_rows: u64,
     /// Rows submitted and not yet collected.
@@ -169,17 +169,13 @@ pub fn tally(path: &Path, format: Format) -> anyhow::Result<Tally> {
     let mut failed = HashSet::new();
     let mut queued = HashSet::new();
     for line in read_lines(path, format)?.into_iter().flatten() {
-        match line.label.as_deref() {
-            Some("yes") => tally.yes += 1,
-            Some("no") => tally.no += 1,
-            Some("maybe") => tally.maybe += 1,
-            _ if line.error.is_some() => {
-                failed.insert(line.id);
-            }
-            _ if line.state.as_deref() == Some("queued") => {
-                queued.insert(line.id);
-            }
-            _ => {}
+        if tally.labels.add(&line) {
+            continue;
+        }
+        if line.error.is_some() {
+            failed.insert(line.id);
+        } else if line.state.as_deref() == Some("queued") {
+            queued.insert(line.id);
         }
     }
     tally.failed_rows = failed.len() as u64;
@@ -325,7 +321,7 @@ mod tests {
         assert!(!row_answered(&done, &row("2", &["A."])));
         let counted = tally(&path, Format::Jsonl).unwrap();
         assert_eq!(
-            (counted.yes, counted.failed_rows, counted.queued_rows),
+            (counted.labels.yes, counted.failed_rows, counted.queued_rows),
             (1, 1, 0)
         );
 
@@ -381,7 +377,7 @@ mod tests {
         assert!(!row_answered(&done, &r));
         assert_eq!(read_lines(&path, Format::Csv).unwrap(), vec![Some(yes)]);
         let counted = tally(&path, Format::Csv).unwrap();
-        assert_eq!((counted.yes, counted.failed_rows), (1, 0));
+        assert_eq!((counted.labels.yes, counted.failed_rows), (1, 0));
     }
 
     #[test]

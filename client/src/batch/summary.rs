@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::label_counts::LabelCounts;
+
 /// Running totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -16,20 +18,15 @@ pub struct Counts {
     /// verdict yet.
     pub queued: u64,
     /// Sentence verdicts by label.
-    pub yes: u64,
-    pub no: u64,
-    pub maybe: u64,
+    pub labels: LabelCounts,
     /// Rows that got an error instead of verdicts.
     pub failed: u64,
 }
 
 impl Counts {
-    /// `yes 3  no 1  maybe 0  failed 1`.
+    /// `yes 3, no 1, maybe 0, failed 1`.
     pub fn brief(&self) -> String {
-        let mut text = format!(
-            "yes {}  no {}  maybe {}  failed {}",
-            self.yes, self.no, self.maybe, self.failed
-        );
+        let mut text = format!("{}, failed {}", self.labels, self.failed);
         if self.queued > 0 {
             text.push_str(&format!("  queued {}", self.queued));
         }
@@ -51,7 +48,7 @@ impl Counts {
         };
         let mut text = format!(
             "{}: {} rows ({} answered now, {queued}{} already answered)\n  \
-             verdicts: yes {}, no {}, maybe {}; failed rows: {}",
+             verdicts: {}; failed rows: {}",
             if interrupted {
                 "batch interrupted"
             } else {
@@ -60,9 +57,7 @@ impl Counts {
             self.rows,
             self.rows_answered - self.queued,
             self.skipped,
-            self.yes,
-            self.no,
-            self.maybe,
+            self.labels,
             self.failed,
         );
         if self.queued > 0 {

@@ -123,11 +123,9 @@ pub fn main(home_flag: Option<&Path>, args: BatchArgs) -> anyhow::Result<ExitCod
     let failed = match (&outcome.file, &args.out) {
         (Some(file), Some(out)) => {
             eprintln!(
-                "  {}: yes {}, no {}, maybe {}; failed rows: {}; rows without a verdict yet: {}",
+                "  {}: {}; failed rows: {}; rows without a verdict yet: {}",
                 out.display(),
-                file.yes,
-                file.no,
-                file.maybe,
+                file.labels,
                 file.failed_rows,
                 file.queued_rows
             );
