@@ -8,16 +8,12 @@
 //! premise (which the default model refuses: its error is shown); Clear.
 //! Every resource the page loaded came from the api.
 
-use std::net::TcpListener;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use fantoccini::{ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
-use serde_json::{Value, json};
+use fantoccini::Locator;
 use verdict_e2e::binaries::workspace_root;
+use verdict_e2e::browser::{self, axe_violations, shown_error};
 use verdict_e2e::fixtures::model_dir;
-use verdict_e2e::process::ChildGuard;
 use verdict_e2e::{Stack, StackOptions};
 
 const SENTENCES: [(&str, &str); 3] = [
@@ -26,61 +22,12 @@ const SENTENCES: [(&str, &str); 3] = [
     ("This is an everyday item.", "maybe"),
 ];
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// chromedriver on a free port, waited for.
-fn chromedriver(dir: &std::path::Path) -> (ChildGuard, String) {
-    let port = free_port();
-    let mut cmd = Command::new("chromedriver");
-    cmd.arg(format!("--port={port}"));
-    let mut driver = ChildGuard::spawn("chromedriver", cmd, &dir.join("chromedriver.log"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            driver.is_running() && Instant::now() < deadline,
-            "chromedriver did not start (install chromium-driver: scripts/test-setup):\n{}",
-            driver.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (driver, format!("http://127.0.0.1:{port}"))
-}
-
-/// chromedriver and a headless Chromium session driven through it.
-async fn browser(dir: &std::path::Path) -> (ChildGuard, fantoccini::Client) {
-    let (driver, driver_url) = chromedriver(dir);
-    let profile = dir.join("profile");
-    let capabilities: serde_json::Map<String, Value> = serde_json::from_value(json!({
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--window-size=900,1100",
-                format!("--user-data-dir={}", profile.display()),
-            ]
-        }
-    }))
-    .unwrap();
-    let browser = ClientBuilder::new(HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&driver_url)
-        .await
-        .expect("a Chromium session");
-    (driver, browser)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_judges_coffee_png_in_headless_chromium() {
     let model = model_dir();
     let mut stack = Stack::start(StackOptions::default()).await;
     let browser_dir = tempfile::tempdir().unwrap();
-    let (_driver, browser) = browser(browser_dir.path()).await;
+    let (_driver, browser) = browser::start(browser_dir.path()).await;
 
     // No worker yet: the page says so while the job waits, then the
     // worker starts and the job is judged.
@@ -215,27 +162,10 @@ async fn drive(
         "done"
     );
 
-    let artifacts = workspace_root().join("tests/artifacts");
-    std::fs::create_dir_all(&artifacts).expect("tests/artifacts");
-    let shot = artifacts.join("web_page.png");
-    std::fs::write(&shot, browser.screenshot().await?).expect("write the screenshot");
-    println!("screenshot: {}", shot.display());
+    browser::screenshot(browser, "web_page").await?;
 
     // Everything the page loaded came from the api: no CDN, no other host.
-    let resources = browser
-        .execute(
-            "return performance.getEntriesByType('resource').map(e => e.name);",
-            Vec::new(),
-        )
-        .await?;
-    let resources = resources.as_array().cloned().unwrap_or_default();
-    assert!(!resources.is_empty());
-    for resource in &resources {
-        assert!(
-            resource.as_str().unwrap_or("").starts_with(api_url),
-            "loaded from elsewhere: {resource}"
-        );
-    }
+    browser::assert_loaded_only_from(browser, api_url).await?;
 
     // axe-core finds no serious or critical accessibility violation in the
     // page with its verdicts on it.
@@ -346,48 +276,6 @@ async fn drive(
     Ok(())
 }
 
-/// Waits up to `within` for the page to show an error, and returns its text
-/// (`code: message`).
-async fn shown_error(
-    browser: &fantoccini::Client,
-    within: Duration,
-) -> Result<String, fantoccini::error::CmdError> {
-    let error = browser
-        .wait()
-        .at_most(within)
-        .for_element(Locator::Css("#error:not([hidden])"))
-        .await?;
-    error.text().await
-}
-
-/// The serious and critical violations axe-core (`.cache/axe`, installed by
-/// `scripts/test-setup`) finds in the page as it is now.
-async fn axe_violations(
-    browser: &fantoccini::Client,
-) -> Result<Vec<String>, fantoccini::error::CmdError> {
-    let script = workspace_root().join(".cache/axe/node_modules/axe-core/axe.min.js");
-    let source = std::fs::read_to_string(&script)
-        .unwrap_or_else(|err| panic!("{}: {err} (run scripts/test-setup)", script.display()));
-    browser.execute(&source, vec![]).await?;
-    let found = browser
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             axe.run(document).then((r) => done(r.violations
-               .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-               .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`)));",
-            vec![],
-        )
-        .await?;
-    Ok(found
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|v| v.as_str().unwrap_or("?").to_owned())
-                .collect()
-        })
-        .unwrap_or_default())
-}
-
 /// The same page with an `ofa-ve` pack (the tiny random-init one): the page
 /// knows no model kind, so it shows OFA's verdicts, with a premise, as it
 /// shows the default pack's. Random weights: the labels are not asserted,
@@ -404,7 +292,7 @@ async fn the_page_shows_an_ofa_packs_verdicts_with_a_premise() {
         )
         .await;
     let browser_dir = tempfile::tempdir().unwrap();
-    let (_driver, browser) = browser(browser_dir.path()).await;
+    let (_driver, browser) = browser::start(browser_dir.path()).await;
     let result = drive_ofa(&browser, &stack.api_url).await;
     let _ = browser.close().await;
     result.unwrap();
@@ -465,10 +353,6 @@ async fn drive_ofa(
         assert!(why.contains("OFA answered"), "{why}");
         assert!(why.contains("steam rises from the cup."), "{why}");
     }
-    let artifacts = workspace_root().join("tests/artifacts");
-    std::fs::create_dir_all(&artifacts).expect("tests/artifacts");
-    let shot = artifacts.join("web_page_ofa.png");
-    std::fs::write(&shot, browser.screenshot().await?).expect("write the screenshot");
-    println!("screenshot: {}", shot.display());
+    browser::screenshot(browser, "web_page_ofa").await?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! printed when a test panics.
 
 pub mod binaries;
+pub mod browser;
 pub mod client;
 pub mod fixtures;
 pub mod fleet;
