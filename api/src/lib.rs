@@ -12,7 +12,8 @@
 //!   token), `body_rate` (a minimum body rate), `body_drain`, `request_log`;
 //! - the endpoints: `routes`, `submission` (parsing and checking jobs),
 //!   `enqueue`, `idempotency`, `wait` (long-polls), `callbacks`, `metrics`,
-//!   `openapi` (with `openapi_limits`: the refusals written into the spec);
+//!   `openapi` (with `openapi_limits`: the refusals written into the spec;
+//!   `routes::docs` renders it for people at `/docs`);
 //!   `state`, `error`, `redis_deadline`, `cli`.
 //!
 //! The library exists so that the submission parsers can be fuzzed as the

@@ -9,7 +9,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::routes::{
-    batches, dead, health, jobs_cancel, jobs_get, jobs_submit, metrics, openapi, page,
+    batches, dead, docs, health, jobs_cancel, jobs_get, jobs_submit, metrics, openapi, page,
 };
 
 /// The multipart form of `POST /v1/jobs` (documentation only: the handler
@@ -54,6 +54,10 @@ pub struct MultipartSubmission {
         page::index,
         page::script,
         page::style,
+        docs::page,
+        docs::script,
+        docs::swagger_script,
+        docs::swagger_style,
     ),
     components(schemas(
         crate::error::ErrorBody,
@@ -82,7 +86,7 @@ pub struct MultipartSubmission {
         (name = "jobs", description = "Submit jobs and read their verdicts"),
         (name = "dead letters", description = "Jobs given up on after their last attempt: list, retry, discard"),
         (name = "operations", description = "Health, readiness, metrics, this description"),
-        (name = "page", description = "The web page to try verdict"),
+        (name = "page", description = "The web page to try verdict, and this reference at /docs"),
     )
 )]
 pub struct ApiDoc;

@@ -2,6 +2,7 @@
 
 pub(crate) mod batches;
 pub(crate) mod dead;
+pub(crate) mod docs;
 mod fallback;
 pub(crate) mod health;
 mod job_id;
@@ -35,6 +36,10 @@ pub fn router() -> Router<AppState> {
         .route("/", get(page::index))
         .route("/static/app.js", get(page::script))
         .route("/static/style.css", get(page::style))
+        .route("/docs", get(docs::page))
+        .route("/docs/docs.js", get(docs::script))
+        .route("/docs/swagger-ui-bundle.js", get(docs::swagger_script))
+        .route("/docs/swagger-ui.css", get(docs::swagger_style))
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
 }
