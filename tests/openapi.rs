@@ -48,6 +48,8 @@ async fn the_served_description_matches_the_routes() {
         "/openapi.json",
         "/",
         "/docs",
+        "/examples",
+        "/examples/{image}",
     ] {
         assert!(paths.contains_key(expected), "{expected} is not documented");
     }

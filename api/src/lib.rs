@@ -14,7 +14,8 @@
 //!   `enqueue`, `idempotency`, `wait` (long-polls), `callbacks`, `metrics`,
 //!   `openapi` (with `openapi_limits`: the refusals written into the spec;
 //!   `routes::docs` renders it for people at `/docs`);
-//!   `state`, `error`, `redis_deadline`, `cli`.
+//!   `state`, `error`, `redis_deadline`, `cli`;
+//! - the web page's example photos: `examples` (`--examples DIR`).
 //!
 //! The library exists so that the submission parsers can be fuzzed as the
 //! server runs them (`fuzz/fuzz_targets/submission_multipart.rs` and `submission_json.rs`): [`submission`] is
@@ -28,6 +29,7 @@ pub mod cli;
 mod connections;
 mod enqueue;
 pub mod error;
+mod examples;
 mod fd_limit;
 mod idempotency;
 mod metrics;

@@ -9,7 +9,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::routes::{
-    batches, dead, docs, health, jobs_cancel, jobs_get, jobs_submit, metrics, openapi, page,
+    batches, dead, docs, examples, health, jobs_cancel, jobs_get, jobs_submit, metrics, openapi,
+    page,
 };
 
 /// The multipart form of `POST /v1/jobs` (documentation only: the handler
@@ -54,6 +55,8 @@ pub struct MultipartSubmission {
         page::index,
         page::script,
         page::style,
+        examples::list,
+        examples::photo,
         docs::page,
         docs::script,
         docs::swagger_script,
@@ -70,6 +73,8 @@ pub struct MultipartSubmission {
         batches::BatchItem,
         verdict_shared::queue::dead_list::DeadPage,
         dead::Discarded,
+        examples::ExampleList,
+        examples::ExampleItem,
         verdict_shared::queue::dead_list::DeadJob,
         verdict_shared::job::Job,
         verdict_shared::job::JobState,

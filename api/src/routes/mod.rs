@@ -3,6 +3,7 @@
 pub(crate) mod batches;
 pub(crate) mod dead;
 pub(crate) mod docs;
+pub(crate) mod examples;
 mod fallback;
 pub(crate) mod health;
 mod job_id;
@@ -36,6 +37,8 @@ pub fn router() -> Router<AppState> {
         .route("/", get(page::index))
         .route("/static/app.js", get(page::script))
         .route("/static/style.css", get(page::style))
+        .route("/examples", get(examples::list))
+        .route("/examples/{image}", get(examples::photo))
         .route("/docs", get(docs::page))
         .route("/docs/docs.js", get(docs::script))
         .route("/docs/swagger-ui-bundle.js", get(docs::swagger_script))
