@@ -6,6 +6,7 @@
 //!   `scale`, `logs`, `batch`, `unit`, and the hidden `watchdog`);
 //! - [`binaries`]: finding `verdict-api`, `verdict-worker` and `redis-server`;
 //! - [`model`]: which model pack the workers load;
+//! - [`project_dirs`]: where it is looked for when no flag names it;
 //! - [`log_line`]: the processes' JSON log lines, rendered for people;
 //! - [`queue_stats`]: the queue figures `fleet status` shows.
 
@@ -13,4 +14,5 @@ pub mod binaries;
 pub mod cli;
 pub mod log_line;
 pub mod model;
+pub mod project_dirs;
 pub mod queue_stats;
