@@ -11,6 +11,7 @@
 //!   the default model, answers yes, no and maybe. axe-core finds no serious
 //!   or critical violation, nothing is loaded from elsewhere, a screenshot is
 //!   saved; an api without examples shows no row.
+//! - `fleet up --examples DIR` passes them to its api.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ use serde_json::Value;
 use verdict_e2e::binaries::{binary, workspace_root};
 use verdict_e2e::browser::{self, axe_violations};
 use verdict_e2e::fixtures::model_dir;
+use verdict_e2e::fleet::{Fleet, http};
 use verdict_e2e::{Stack, StackOptions};
 
 /// The coffee example's sentences and the default model's answers.
@@ -320,4 +322,38 @@ async fn no_row_without_examples(
             .await?
     );
     Ok(())
+}
+
+#[test]
+fn fleet_up_passes_the_examples_to_its_api() {
+    let fleet = Fleet::new();
+    let photos = photos_dir();
+    let up = fleet.up(1, &["--examples", photos.to_str().unwrap()]);
+    assert!(up.ok(), "fleet up failed:\n{}", up.output());
+    let resolved = photos.canonicalize().unwrap();
+    assert!(
+        up.stdout
+            .contains(&format!("page examples     {}", resolved.display())),
+        "{}",
+        up.output()
+    );
+    let url = format!("{}/examples", fleet.api_url());
+    let (status, listed) = http(move |client| client.get(url));
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(
+        listed["examples"].as_array().map(Vec::len),
+        Some(manifest().len()),
+        "{listed}"
+    );
+
+    // A directory without a manifest is refused before anything starts.
+    let empty = tempfile::tempdir().unwrap();
+    let other = Fleet::new();
+    let refused = other.up(1, &["--examples", empty.path().to_str().unwrap()]);
+    assert!(!refused.ok(), "{}", refused.output());
+    assert!(
+        refused.stderr.contains("no examples.json"),
+        "{}",
+        refused.output()
+    );
 }
