@@ -20,7 +20,7 @@ use std::time::Duration;
 use fantoccini::{Client, Locator};
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use verdict_e2e::browser::{assert_loaded_only_from, axe_violations, browser, save_screenshot};
+use verdict_e2e::browser::{self, assert_loaded_only_from, axe_violations, screenshot};
 use verdict_e2e::fixtures::{model_dir, photo, truncated_png};
 use verdict_e2e::{Stack, StackOptions};
 
@@ -34,7 +34,7 @@ async fn the_dashboard_shows_the_fleet_and_mends_it_in_headless_chromium() {
     let mut stack = Stack::start(StackOptions::default()).await;
     let client = stack.client();
     let browser_dir = tempfile::tempdir().unwrap();
-    let (_driver, browser) = browser(browser_dir.path()).await;
+    let (_driver, browser) = browser::start(browser_dir.path()).await;
     let url = format!("{}/dashboard", stack.api_url);
 
     let result = async {
@@ -139,7 +139,7 @@ async fn the_dashboard_shows_the_fleet_and_mends_it_in_headless_chromium() {
         let violations = axe_violations(&browser).await?;
         assert!(violations.is_empty(), "axe-core: {violations:#?}");
         assert_loaded_only_from(&browser, &stack.api_url).await?;
-        save_screenshot(&browser, "dashboard").await?;
+        screenshot(&browser, "dashboard").await?;
 
         // Discard one dead letter: out of the stream, the job stays failed.
         click(&browser, &format!("Discard job {doomed}")).await?;

@@ -2,7 +2,7 @@
 //! operation answers (not the "no route" fallback) with one of its documented
 //! statuses, every other method on a documented path is refused as not
 //! allowed (so no undocumented operation hides there), errors use the one
-//! error schema, and every `$ref` resolves.
+//! error schema, every `$ref` resolves, and no operation id is used twice.
 
 use reqwest::Method;
 use serde_json::Value;
@@ -47,9 +47,30 @@ async fn the_served_description_matches_the_routes() {
         "/metrics",
         "/openapi.json",
         "/",
+        "/docs",
+        "/examples",
+        "/examples/{image}",
     ] {
         assert!(paths.contains_key(expected), "{expected} is not documented");
     }
+    // Operation ids name one operation each (OpenAPI requires it; clients
+    // generated from the description name their methods after them).
+    let mut ids: Vec<&str> = paths
+        .values()
+        .flat_map(|item| item.as_object().into_iter().flat_map(|m| m.values()))
+        .filter_map(|operation| operation["operationId"].as_str())
+        .collect();
+    assert!(ids.len() >= 10, "operation ids: {ids:?}");
+    ids.sort_unstable();
+    let repeated: Vec<&str> = ids
+        .windows(2)
+        .filter(|pair| pair[0] == pair[1])
+        .map(|pair| pair[0])
+        .collect();
+    assert!(
+        repeated.is_empty(),
+        "operation ids used twice: {repeated:?}"
+    );
 
     let mut all_refs = Vec::new();
     refs(&spec, &mut all_refs);

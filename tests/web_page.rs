@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use fantoccini::Locator;
 use verdict_e2e::binaries::workspace_root;
-use verdict_e2e::browser::{
-    assert_loaded_only_from, axe_violations, browser, save_screenshot, shown_error,
-};
+use verdict_e2e::browser::{self, axe_violations, shown_error};
 use verdict_e2e::fixtures::model_dir;
 use verdict_e2e::{Stack, StackOptions};
 
@@ -29,7 +27,7 @@ async fn the_page_judges_coffee_png_in_headless_chromium() {
     let model = model_dir();
     let mut stack = Stack::start(StackOptions::default()).await;
     let browser_dir = tempfile::tempdir().unwrap();
-    let (_driver, browser) = browser(browser_dir.path()).await;
+    let (_driver, browser) = browser::start(browser_dir.path()).await;
 
     // No worker yet: the page says so while the job waits, then the
     // worker starts and the job is judged.
@@ -164,8 +162,10 @@ async fn drive(
         "done"
     );
 
-    save_screenshot(browser, "web_page").await?;
-    assert_loaded_only_from(browser, api_url).await?;
+    browser::screenshot(browser, "web_page").await?;
+
+    // Everything the page loaded came from the api: no CDN, no other host.
+    browser::assert_loaded_only_from(browser, api_url).await?;
 
     // axe-core finds no serious or critical accessibility violation in the
     // page with its verdicts on it.
@@ -292,7 +292,7 @@ async fn the_page_shows_an_ofa_packs_verdicts_with_a_premise() {
         )
         .await;
     let browser_dir = tempfile::tempdir().unwrap();
-    let (_driver, browser) = browser(browser_dir.path()).await;
+    let (_driver, browser) = browser::start(browser_dir.path()).await;
     let result = drive_ofa(&browser, &stack.api_url).await;
     let _ = browser.close().await;
     result.unwrap();
@@ -353,6 +353,6 @@ async fn drive_ofa(
         assert!(why.contains("OFA answered"), "{why}");
         assert!(why.contains("steam rises from the cup."), "{why}");
     }
-    save_screenshot(browser, "web_page_ofa").await?;
+    browser::screenshot(browser, "web_page_ofa").await?;
     Ok(())
 }

@@ -127,6 +127,13 @@ pub struct Args {
         value_delimiter = ','
     )]
     pub cors_origins: Vec<String>,
+
+    /// A directory of example photos for the web page, named with their alt
+    /// text and sentences in DIR/examples.json (scripts/fetch-test-photos
+    /// writes one in .cache/photos). Read once at start; without it the page
+    /// shows no examples.
+    #[arg(long, value_name = "DIR")]
+    pub examples: Option<std::path::PathBuf>,
 }
 
 /// The default queue limit: about 1000 x the average image in Redis's memory

@@ -13,8 +13,10 @@
 //! - the endpoints: `routes`, `dashboard` (the operator's snapshot and the
 //!   queue sampler behind its charts), `submission` (parsing and checking jobs),
 //!   `enqueue`, `idempotency`, `wait` (long-polls), `callbacks`, `metrics`,
-//!   `openapi` (with `openapi_limits`: the refusals written into the spec);
-//!   `state`, `error`, `redis_deadline`, `cli`.
+//!   `openapi` (with `openapi_limits`: the refusals written into the spec;
+//!   `routes::docs` renders it for people at `/docs`);
+//!   `state`, `error`, `redis_deadline`, `cli`;
+//! - the web page's example photos: `examples` (`--examples DIR`).
 //!
 //! The library exists so that the submission parsers can be fuzzed as the
 //! server runs them (`fuzz/fuzz_targets/submission_multipart.rs` and `submission_json.rs`): [`submission`] is
@@ -29,6 +31,7 @@ mod connections;
 mod dashboard;
 mod enqueue;
 pub mod error;
+mod examples;
 mod fd_limit;
 mod idempotency;
 mod metrics;

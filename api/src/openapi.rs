@@ -9,7 +9,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::routes::{
-    batches, dashboard, dead, health, jobs_cancel, jobs_get, jobs_submit, metrics, openapi, page,
+    batches, dashboard, dead, docs, examples, health, jobs_cancel, jobs_get, jobs_submit, metrics,
+    openapi, page,
 };
 
 /// The multipart form of `POST /v1/jobs` (documentation only: the handler
@@ -58,6 +59,12 @@ pub struct MultipartSubmission {
         dashboard::page,
         dashboard::script,
         dashboard::style,
+        examples::list,
+        examples::photo,
+        docs::page,
+        docs::script,
+        docs::swagger_script,
+        docs::swagger_style,
     ),
     components(schemas(
         crate::error::ErrorBody,
@@ -77,6 +84,8 @@ pub struct MultipartSubmission {
         verdict_shared::queue::activity::MinuteActivity,
         verdict_shared::queue::recent_failures::RecentFailure,
         verdict_shared::queue::queued::QueuedJob,
+        examples::ExampleList,
+        examples::ExampleItem,
         verdict_shared::queue::dead_list::DeadJob,
         verdict_shared::job::Job,
         verdict_shared::job::JobState,
@@ -93,7 +102,7 @@ pub struct MultipartSubmission {
         (name = "jobs", description = "Submit jobs and read their verdicts"),
         (name = "dead letters", description = "Jobs given up on after their last attempt: list, retry, discard"),
         (name = "operations", description = "Health, readiness, metrics, this description"),
-        (name = "page", description = "The web page to try verdict"),
+        (name = "page", description = "The web page to try verdict, and this reference at /docs"),
     )
 )]
 pub struct ApiDoc;

@@ -17,6 +17,7 @@ use crate::body_rate::{self, BodyRate};
 use crate::callbacks::{self, CallbackConfig};
 use crate::cli::Args;
 use crate::connections::{self, ConnectionLimits};
+use crate::examples::Examples;
 use crate::fd_limit;
 use crate::origin::{self, OriginPolicy};
 use crate::request_log;
@@ -64,6 +65,14 @@ pub fn app(
 pub async fn serve(mut args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
     args.redis = args.redis.with_tls(&args.redis_tls)?;
     let token = ApiToken::from_env()?;
+    // Checked before anything starts: a bad examples directory stops the
+    // api with the reason, as a bad flag does.
+    let examples = match &args.examples {
+        Some(dir) => Examples::load(dir, args.max_image_bytes)
+            .with_context(|| format!("--examples {}", dir.display()))?,
+        None => Examples::default(),
+    };
+    let example_count = examples.list().len();
     let pool = args
         .redis
         .pool(POOL_SIZE)
@@ -113,6 +122,7 @@ pub async fn serve(mut args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         },
         max_queue_depth: args.max_queue_depth,
         redis_timeout: Duration::from_millis(args.redis_timeout_ms),
+        examples: Arc::new(examples),
     };
     let open_files = fd_limit::raise();
     let mut max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
@@ -161,6 +171,7 @@ pub async fn serve(mut args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         body_min_rate = args.body_min_rate,
         max_connections,
         open_file_limit = open_files,
+        examples = example_count,
         "listening"
     );
     let mut stop = shutdown.clone();

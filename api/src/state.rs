@@ -7,6 +7,7 @@ use verdict_shared::redis_pool::Pool;
 use verdict_shared::shutdown::Shutdown;
 
 use crate::callbacks::CallbackConfig;
+use crate::examples::Examples;
 use crate::submission::Limits;
 use crate::wait::Waiters;
 use crate::wait::subscriber::Subscribed;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub max_queue_depth: u64,
     /// How long a request waits for Redis before answering 503.
     pub redis_timeout: Duration,
+    /// The web page's example photos (`--examples`), read at start.
+    pub examples: Arc<Examples>,
 }
 
 /// How large a batch may be.

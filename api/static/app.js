@@ -1,6 +1,7 @@
 // The verdict page: submits the image, the sentences and the optional premise
 // to POST /v1/jobs, waits for the job with GET /v1/jobs/{id}?wait=30 and shows
-// each verdict. Public API only; no other server is contacted.
+// each verdict; offers the api's example photos (GET /examples). Public API
+// only; no other server is contacted.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -272,3 +273,50 @@ document.addEventListener("paste", (event) => {
   event.preventDefault();
   pick(new File([image], image.name || "pasted.png", { type: image.type }));
 });
+
+// The api's example photos (GET /examples), one thumbnail button each: a
+// click puts the photo in the form as if it had been picked, and its
+// sentences in the box. The row stays hidden when the api has none.
+async function showExamples() {
+  let examples = [];
+  try {
+    const answer = await fetch("/examples");
+    if (!answer.ok) return;
+    examples = (await answer.json()).examples || [];
+  } catch (_) {
+    return; // the page works without them
+  }
+  if (examples.length === 0) return;
+  const row = $("example-list");
+  for (const example of examples) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "example";
+    button.title = example.texts.join("\n");
+    const thumbnail = document.createElement("img");
+    thumbnail.src = example.url;
+    // The button's accessible name: what the photo shows.
+    thumbnail.alt = example.alt;
+    button.append(thumbnail);
+    button.addEventListener("click", () => useExample(example));
+    row.append(button);
+  }
+  $("examples").hidden = false;
+}
+
+async function useExample(example) {
+  try {
+    const answer = await fetch(example.url);
+    if (!answer.ok) return showError(await apiError(answer));
+    const blob = await answer.blob();
+    pick(new File([blob], example.image, { type: blob.type }));
+  } catch (error) {
+    return showError({ code: "network", message: `the api could not be reached (${error.message})` });
+  }
+  textsInput.value = example.texts.join("\n");
+  premiseInput.value = "";
+  // The verdicts on the page were about other sentences.
+  results.replaceChildren();
+  if (!current) statusLine.textContent = `${example.image} and ${example.texts.length} sentences are in the form: press Judge`;
+}
+showExamples();

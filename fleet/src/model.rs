@@ -8,7 +8,7 @@
 //! when complete, see docs/model-pack.md), and is refused here rather than by
 //! every worker at start.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 
@@ -22,7 +22,7 @@ pub fn resolve(flag: Option<&Path>, noop: bool) -> anyhow::Result<ModelPlan> {
     let dir = match flag {
         Some(dir) => dir.to_path_buf(),
         None => {
-            let candidates = default_candidates();
+            let candidates = crate::project_dirs::candidates("models/default");
             match candidates
                 .iter()
                 .find(|dir| dir.join("manifest.json").is_file())
@@ -52,23 +52,6 @@ pub fn resolve(flag: Option<&Path>, noop: bool) -> anyhow::Result<ModelPlan> {
         .with_context(|| format!("cannot resolve {}", dir.display()))?;
     let label = describe(&manifest).unwrap_or_else(|| dir.display().to_string());
     Ok(ModelPlan::Pack { dir, label })
-}
-
-fn default_candidates() -> Vec<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Ok(cwd) = std::env::current_dir() {
-        candidates.push(cwd.join("models/default"));
-    }
-    if let Some(repo) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent()?.parent()?.parent().map(Path::to_path_buf))
-    {
-        let candidate = repo.join("models/default");
-        if !candidates.contains(&candidate) {
-            candidates.push(candidate);
-        }
-    }
-    candidates
 }
 
 /// "name version" from the manifest, for the summary.

@@ -4,7 +4,9 @@ Usage: python fetch_photos.py DIR   (scripts/fetch-test-photos is the entry poin
 
 DIR/photos.json is written last and lists every photo with its sha256, size and
 source; when it exists, matches the lock and every file checks out, nothing is
-downloaded again. Prints DIR on stdout.
+downloaded again. DIR/examples.json, the example photos of the web page
+(verdict-api --examples DIR), is written from examples.json beside this script
+on every run. Prints DIR on stdout.
 """
 
 import json
@@ -18,6 +20,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 LOCK = HERE / "photos.lock.json"
 INDEX = "photos.json"
+EXAMPLES = HERE / "examples.json"
+EXAMPLES_OUT = "examples.json"
 
 
 def up_to_date(out_dir, lock_sha):
@@ -36,8 +40,31 @@ def up_to_date(out_dir, lock_sha):
 def fetch_photos(out_dir, cache_dir=ROOT / ".cache" / "parts"):
     out_dir = pathlib.Path(out_dir)
     lock_sha = wheels.sha256_file(LOCK)
-    if up_to_date(out_dir, lock_sha):
-        return out_dir
+    if not up_to_date(out_dir, lock_sha):
+        extract_photos(out_dir, lock_sha, cache_dir)
+    photos = json.loads((out_dir / INDEX).read_text())["photos"]
+    write_examples(out_dir, photos)
+    return out_dir
+
+
+def write_examples(out_dir, photos):
+    """DIR/examples.json from EXAMPLES, without its comment, once every photo
+    it names is one of DIR's (the api refuses a manifest naming a missing file
+    at start)."""
+    examples = json.loads(EXAMPLES.read_text())["examples"]
+    for example in examples:
+        if example["image"] not in photos:
+            raise wheels.WheelError(f"{EXAMPLES} names {example['image']}, which is not a test photo")
+    text = json.dumps({"examples": examples}, indent=2) + "\n"
+    path = out_dir / EXAMPLES_OUT
+    if path.is_file() and path.read_text() == text:
+        return
+    tmp = out_dir / f".{EXAMPLES_OUT}.tmp-{os.getpid()}"
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def extract_photos(out_dir, lock_sha, cache_dir):
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / INDEX).unlink(missing_ok=True)
     photos = {}
@@ -58,7 +85,6 @@ def fetch_photos(out_dir, cache_dir=ROOT / ".cache" / "parts"):
     tmp = out_dir / f".{INDEX}.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(index, indent=2) + "\n")
     os.replace(tmp, out_dir / INDEX)
-    return out_dir
 
 
 def main(argv):

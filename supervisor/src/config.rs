@@ -138,6 +138,10 @@ pub struct FleetConfig {
     /// the api in its environment. This file is 0600 in a 0700 home.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_token: Option<ApiToken>,
+    /// The web page's example photos, passed to the api as `--examples DIR`
+    /// (none: the page shows no examples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub examples: Option<PathBuf>,
 }
 
 impl FleetConfig {
@@ -248,6 +252,7 @@ pub(crate) fn sample(home: &Path) -> FleetConfig {
         },
         jobs: JobPolicy::default(),
         api_token: None,
+        examples: None,
     }
 }
 

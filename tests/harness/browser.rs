@@ -1,21 +1,28 @@
-//! Headless Chromium for the page tests: Debian's `chromium` and
-//! `chromium-driver` (installed by `scripts/test-setup`) driven through
-//! WebDriver with fantoccini, and the checks every page test makes: axe-core
-//! (`.cache/axe`, also from `scripts/test-setup`) finds no serious or
-//! critical violation, every resource came from the api, and a screenshot is
-//! saved under `tests/artifacts/`.
+//! Headless Chromium for the tests that open a page of the api: Debian's
+//! `chromium` and `chromium-driver`, installed by `scripts/test-setup`,
+//! driven through WebDriver (fantoccini), with the checks every page gets:
+//! axe-core's serious and critical violations, and that nothing was loaded
+//! from anywhere but the api.
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::error::CmdError;
+use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 
 use crate::binaries::workspace_root;
 use crate::process::ChildGuard;
-use crate::redis_server::free_port;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
 
 /// chromedriver on a free port, waited for.
 fn chromedriver(dir: &Path) -> (ChildGuard, String) {
@@ -36,8 +43,8 @@ fn chromedriver(dir: &Path) -> (ChildGuard, String) {
 }
 
 /// chromedriver and a headless Chromium session driven through it, with its
-/// profile and logs in `dir`. Keep the guard as long as the client.
-pub async fn browser(dir: &Path) -> (ChildGuard, fantoccini::Client) {
+/// profile and logs in `dir`. Keep the guard for as long as the session.
+pub async fn start(dir: &Path) -> (ChildGuard, Client) {
     let (driver, driver_url) = chromedriver(dir);
     let profile = dir.join("profile");
     let capabilities: serde_json::Map<String, Value> = serde_json::from_value(json!({
@@ -60,25 +67,53 @@ pub async fn browser(dir: &Path) -> (ChildGuard, fantoccini::Client) {
     (driver, browser)
 }
 
-/// Waits up to `within` for the page to show its `#error` box, and returns
-/// its text.
-pub async fn shown_error(
-    browser: &fantoccini::Client,
-    within: Duration,
-) -> Result<String, fantoccini::error::CmdError> {
-    let error = browser
-        .wait()
-        .at_most(within)
-        .for_element(Locator::Css("#error:not([hidden])"))
-        .await?;
-    error.text().await
+/// Saves a screenshot of the window as `tests/artifacts/{name}.png`.
+pub async fn screenshot(browser: &Client, name: &str) -> Result<PathBuf, CmdError> {
+    let artifacts = workspace_root().join("tests/artifacts");
+    std::fs::create_dir_all(&artifacts).expect("tests/artifacts");
+    let shot = artifacts.join(format!("{name}.png"));
+    std::fs::write(&shot, browser.screenshot().await?).expect("write the screenshot");
+    println!("screenshot: {}", shot.display());
+    Ok(shot)
 }
 
-/// The serious and critical violations axe-core finds in the page as it is
-/// now, one line each.
-pub async fn axe_violations(
-    browser: &fantoccini::Client,
-) -> Result<Vec<String>, fantoccini::error::CmdError> {
+/// Everything the page loaded so far came from `api_url`: every resource the
+/// browser fetched (scripts, style sheets, images, `fetch` calls) and every
+/// image, script, `link` (style sheet, icon) and frame the document names.
+/// No CDN, no other host.
+pub async fn assert_loaded_only_from(browser: &Client, api_url: &str) -> Result<(), CmdError> {
+    let fetched = browser
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => e.name);",
+            Vec::new(),
+        )
+        .await?;
+    let fetched = fetched.as_array().cloned().unwrap_or_default();
+    assert!(!fetched.is_empty(), "the page loaded nothing at all");
+    let named = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('img[src], script[src], link[href], iframe[src], source[src]'))
+               .map(e => e.src || e.href);",
+            Vec::new(),
+        )
+        .await?;
+    let named = named.as_array().cloned().unwrap_or_default();
+    for resource in fetched.iter().chain(&named) {
+        let url = resource.as_str().unwrap_or("");
+        // Inline data, and files the page itself holds (a picked image's
+        // preview), are no load from elsewhere.
+        let local = url.starts_with("data:") || url.starts_with(&format!("blob:{api_url}/"));
+        assert!(
+            url.starts_with(&format!("{api_url}/")) || local,
+            "loaded from elsewhere: {resource} (the api is {api_url})"
+        );
+    }
+    Ok(())
+}
+
+/// The serious and critical violations axe-core (`.cache/axe`, installed by
+/// `scripts/test-setup`) finds in the page as it is now.
+pub async fn axe_violations(browser: &Client) -> Result<Vec<String>, CmdError> {
     let script = workspace_root().join(".cache/axe/node_modules/axe-core/axe.min.js");
     let source = std::fs::read_to_string(&script)
         .unwrap_or_else(|err| panic!("{}: {err} (run scripts/test-setup)", script.display()));
@@ -102,38 +137,13 @@ pub async fn axe_violations(
         .unwrap_or_default())
 }
 
-/// Saves the page as `tests/artifacts/{name}.png` and returns the path.
-pub async fn save_screenshot(
-    browser: &fantoccini::Client,
-    name: &str,
-) -> Result<PathBuf, fantoccini::error::CmdError> {
-    let artifacts = workspace_root().join("tests/artifacts");
-    std::fs::create_dir_all(&artifacts).expect("tests/artifacts");
-    let shot = artifacts.join(format!("{name}.png"));
-    std::fs::write(&shot, browser.screenshot().await?).expect("write the screenshot");
-    println!("screenshot: {}", shot.display());
-    Ok(shot)
-}
-
-/// Asserts that everything the page loaded came from `api_url`: no CDN, no
-/// other host.
-pub async fn assert_loaded_only_from(
-    browser: &fantoccini::Client,
-    api_url: &str,
-) -> Result<(), fantoccini::error::CmdError> {
-    let resources = browser
-        .execute(
-            "return performance.getEntriesByType('resource').map(e => e.name);",
-            Vec::new(),
-        )
+/// Waits up to `within` for the verdict page to show an error, and returns
+/// its text (`code: message`).
+pub async fn shown_error(browser: &Client, within: Duration) -> Result<String, CmdError> {
+    let error = browser
+        .wait()
+        .at_most(within)
+        .for_element(Locator::Css("#error:not([hidden])"))
         .await?;
-    let resources = resources.as_array().cloned().unwrap_or_default();
-    assert!(!resources.is_empty(), "the page loaded nothing?");
-    for resource in &resources {
-        assert!(
-            resource.as_str().unwrap_or("").starts_with(api_url),
-            "loaded from elsewhere: {resource}"
-        );
-    }
-    Ok(())
+    error.text().await
 }

@@ -26,6 +26,7 @@ const STYLE: &str = include_str!("../../static/dashboard.css");
     get,
     path = "/v1/dashboard",
     tag = "operations",
+    operation_id = "dashboard_snapshot",
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "A snapshot of the fleet", body = Dashboard),
@@ -44,21 +45,21 @@ pub async fn snapshot(State(state): State<AppState>) -> Result<Json<Dashboard>, 
 }
 
 /// The dashboard page.
-#[utoipa::path(get, path = "/dashboard", tag = "page",
+#[utoipa::path(get, path = "/dashboard", tag = "page", operation_id = "dashboard_page",
     responses((status = 200, description = "The dashboard", body = String, content_type = "text/html")))]
 pub async fn page() -> Response {
     asset("text/html; charset=utf-8", PAGE)
 }
 
 /// The dashboard's script.
-#[utoipa::path(get, path = "/static/dashboard.js", tag = "page",
+#[utoipa::path(get, path = "/static/dashboard.js", tag = "page", operation_id = "dashboard_script",
     responses((status = 200, description = "JavaScript", body = String, content_type = "text/javascript")))]
 pub async fn script() -> Response {
     asset("text/javascript; charset=utf-8", SCRIPT)
 }
 
 /// The dashboard's style sheet (on top of the page's).
-#[utoipa::path(get, path = "/static/dashboard.css", tag = "page",
+#[utoipa::path(get, path = "/static/dashboard.css", tag = "page", operation_id = "dashboard_style",
     responses((status = 200, description = "CSS", body = String, content_type = "text/css")))]
 pub async fn style() -> Response {
     asset("text/css; charset=utf-8", STYLE)

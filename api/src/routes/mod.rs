@@ -3,6 +3,8 @@
 pub(crate) mod batches;
 pub(crate) mod dashboard;
 pub(crate) mod dead;
+pub(crate) mod docs;
+pub(crate) mod examples;
 mod fallback;
 pub(crate) mod health;
 mod job_id;
@@ -40,6 +42,12 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard", get(dashboard::page))
         .route("/static/dashboard.js", get(dashboard::script))
         .route("/static/dashboard.css", get(dashboard::style))
+        .route("/examples", get(examples::list))
+        .route("/examples/{image}", get(examples::photo))
+        .route("/docs", get(docs::page))
+        .route("/docs/docs.js", get(docs::script))
+        .route("/docs/swagger-ui-bundle.js", get(docs::swagger_script))
+        .route("/docs/swagger-ui.css", get(docs::swagger_style))
         .fallback(fallback::not_found)
         .method_not_allowed_fallback(fallback::method_not_allowed)
 }

@@ -6,11 +6,11 @@
 //! length and UTF-8, the optional premise's length. Nothing here decodes the
 //! image.
 
-mod image_format;
+pub(crate) mod image_format;
 pub mod json;
 mod multipart;
 mod premise;
-mod texts;
+pub(crate) mod texts;
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};

@@ -68,6 +68,15 @@ pub struct UpArgs {
     /// For tests and queue benchmarks only; never for real verdicts.
     #[arg(long)]
     pub noop_workers: bool,
+    /// Example photos the web page offers: a directory with the manifest
+    /// examples.json (scripts/fetch-test-photos writes one) [default:
+    /// ./.cache/photos, or the repository's .cache/photos next to this
+    /// build, when it has one; else none]
+    #[arg(long, value_name = "DIR", conflicts_with = "no_examples")]
+    pub examples: Option<PathBuf>,
+    /// Offer no example photos on the web page
+    #[arg(long)]
+    pub no_examples: bool,
     /// One more argument for every worker, passed through as given (repeat
     /// for several), e.g. --worker-arg=--noop-delay-ms=2000. For tests and
     /// benchmarks: the fleet does not check what the worker makes of it
@@ -254,6 +263,7 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
         ),
     };
     let model = crate::model::resolve(args.model.as_deref(), args.noop_workers)?;
+    let examples = crate::examples::resolve(args.examples.as_deref(), args.no_examples)?;
     Ok(FleetConfig {
         home: home.root().to_path_buf(),
         workers,
@@ -276,6 +286,7 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
         },
         jobs,
         api_token,
+        examples,
     })
 }
 
@@ -348,11 +359,16 @@ pub fn summary(home: &Home, config: &FleetConfig, watchdog_pid: u32) -> String {
         .worker_memory
         .map(|m| format!("{threads}, {} address space each", format_size(m)))
         .unwrap_or(threads);
+    let examples = match &config.examples {
+        Some(dir) => dir.display().to_string(),
+        None => "none (see fleet up --examples)".into(),
+    };
     let home_flag = format!("--home {}", home.root().display());
     format!(
         "verdict fleet is up (watchdog PID {watchdog_pid})\n\
          \x20 web page and API  {url}/\n\
          \x20 model             {model}\n\
+         \x20 page examples     {examples}\n\
          \x20 workers           {workers}{memory}\n\
          \x20 Redis             {redis}\n\
          \x20 PID files         {run}\n\

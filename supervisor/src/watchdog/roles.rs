@@ -53,8 +53,8 @@ pub fn redis(config: &FleetConfig, home: &Home) -> Option<Launch> {
     }
 }
 
-/// `verdict-api --bind ADDR:PORT --log-format json --max-queue-depth N`,
-/// with the Redis URL, the api token and the callback secret (those it has)
+/// `verdict-api --bind ADDR:PORT --log-format json --max-queue-depth N
+/// [--examples DIR]`, with the Redis URL, the api token and the callback secret (those it has)
 /// in its environment: never on a command line, which every local user can
 /// read.
 pub fn api(config: &FleetConfig, home: &Home) -> Launch {
@@ -65,6 +65,10 @@ pub fn api(config: &FleetConfig, home: &Home) -> Launch {
         "json".into(),
     ];
     args.extend(config.jobs.api_args());
+    if let Some(dir) = &config.examples {
+        args.push("--examples".into());
+        args.push(dir.clone().into());
+    }
     let mut launch = base(home, "api", &config.api_program, args);
     redis_env(config, &mut launch);
     // Only the api sends callbacks: the secret the watchdog was started
@@ -167,5 +171,25 @@ mod tests {
             .map(|a| a.to_string_lossy().into())
             .collect();
         assert!(args.windows(2).any(|w| w == ["--threads", "2"]));
+    }
+
+    #[test]
+    fn the_api_gets_the_examples_directory_when_there_is_one() {
+        let home = Home::resolve(Some(Path::new("/h"))).unwrap();
+        let mut config = crate::config::sample(home.root());
+        let args = |config: &FleetConfig| -> Vec<String> {
+            api(config, &home)
+                .args
+                .iter()
+                .map(|a| a.to_string_lossy().into())
+                .collect()
+        };
+        assert!(!args(&config).iter().any(|a| a == "--examples"));
+        config.examples = Some("/repo/.cache/photos".into());
+        assert!(
+            args(&config)
+                .windows(2)
+                .any(|w| w == ["--examples", "/repo/.cache/photos"])
+        );
     }
 }
