@@ -13,6 +13,8 @@
 //! - [`shutdown`]: telling every task of a process to stop;
 //! - [`telemetry`]: logging, as JSON or for people;
 //! - [`clock`]: the wall clock in milliseconds; [`host`]: this machine's name;
+//!   [`unique_id`]: random ids that make names unique where a host name
+//!   cannot;
 //! - [`heap`]: handing freed memory back to the system.
 
 pub mod clock;
@@ -27,4 +29,5 @@ pub mod redis_url;
 pub mod shutdown;
 pub mod telemetry;
 pub mod text_content;
+pub mod unique_id;
 pub mod verdict;
