@@ -144,6 +144,8 @@ fn report(redis_ok: bool, workers: &[(&str, u32, u64)], wall_ms: u64) -> HealthR
                     model: "noop".into(),
                     started_ms: 0,
                     heartbeat_ms: *heartbeat_ms,
+                    beats: 0,
+                    instance: String::new(),
                     jobs_done: 0,
                     current_job: None,
                 };
