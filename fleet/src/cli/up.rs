@@ -224,11 +224,14 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
         ),
         Some(url) => {
             validate_redis_url(url)?;
-            // Workers of several machines share this Redis: their names must
-            // not collide, so they carry this machine's name.
+            // Workers of several fleets share this Redis: their names carry
+            // this fleet's id (unique by construction, kept in the home so a
+            // restarted worker finds its pending jobs) and, to be read, the
+            // host name (two machines may share one).
+            let fleet_id = verdict_supervisor::fleet_id::load_or_create(home)?;
             (
                 RedisPlan::External { url: url.clone() },
-                format!("{}-", verdict_shared::host::name_for_ids()),
+                format!("{}-{fleet_id}-", verdict_shared::host::name_for_ids()),
             )
         }
         None => (
