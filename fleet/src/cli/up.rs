@@ -80,7 +80,8 @@ pub struct UpArgs {
     /// How long to wait for the fleet to become ready
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// A registered worker whose heartbeat is older than this is hung: killed and restarted
+    /// A registered worker whose heartbeat has not changed for this long
+    /// (on the watchdog's monotonic clock) is hung: killed and restarted
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     pub hung_after: Duration,
     /// A process that crashes more than this many times within --crash-window is marked failed

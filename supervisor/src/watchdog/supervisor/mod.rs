@@ -14,8 +14,9 @@
 //! - an api or worker exit during a Redis outage (Redis answered before and
 //!   does not now) is not counted toward that limit (the outage is not the
 //!   process's fault); it is still restarted with a delay;
-//! - a registered worker whose heartbeat is older than the hung timeout, while
-//!   Redis has been reachable for at least that long, is killed (SIGKILL) and
+//! - a registered worker whose heartbeat has not changed for the hung
+//!   timeout (on the watchdog's monotonic clock: [`heartbeat`]), while Redis
+//!   has been reachable for at least that long, is killed (SIGKILL) and
 //!   restarted; the hang counts as a crash;
 //! - with the embedded Redis, the api and workers start once Redis answers,
 //!   and `down` stops them first and Redis last, so a worker can still
@@ -38,6 +39,7 @@ mod deadlines;
 mod down;
 mod exits;
 mod health;
+pub mod heartbeat;
 pub mod phase;
 mod redis_health;
 mod requests;
