@@ -130,6 +130,9 @@ fn mark_ready(
                 .get(&format!("{prefix}{name}"))
                 .filter(|record| record.pid == instance.pid);
             let record = record?;
+            if !record.instance.is_empty() {
+                slot.registered_instance = Some(record.instance.clone());
+            }
             let was_starting = matches!(slot.phase, Phase::Starting(_));
             slot.phase = Phase::Running {
                 instance,

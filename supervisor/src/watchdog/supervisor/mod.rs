@@ -179,13 +179,21 @@ impl Supervisor {
         }
     }
 
-    /// Asks for a new instance of `name`.
+    /// Asks for a new instance of `name` (none is running: the previous
+    /// one, if any, was reaped). A worker is told the instance of the
+    /// previous process registered under its name, now known dead.
     fn start(&mut self, name: &str, at: Moment, out: &mut Out) {
         let slot = self.slot(name);
         slot.phase = Phase::BackingOff { until: at.now };
+        let mut launch = slot.launch.clone();
+        if let (Role::Worker, Some(instance)) = (slot.role, &slot.registered_instance) {
+            launch
+                .env
+                .push((roles::WORKER_PREDECESSOR_ENV.into(), instance.clone()));
+        }
         out.push(Action::Spawn {
             name: name.to_string(),
-            launch: slot.launch.clone(),
+            launch,
         });
     }
 

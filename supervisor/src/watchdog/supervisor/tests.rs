@@ -779,6 +779,55 @@ fn a_heartbeat_that_changes_only_its_counter_or_only_its_stamp_is_a_beat() {
     );
 }
 
+/// The predecessor a spawn of `name` among `actions` names, if any.
+fn predecessor(actions: &[Action], name: &str) -> Option<String> {
+    actions.iter().find_map(|a| match a {
+        Action::Spawn { name: n, launch } if n == name => Some(
+            launch
+                .env
+                .iter()
+                .find(|(key, _)| key == crate::watchdog::roles::WORKER_PREDECESSOR_ENV)
+                .map(|(_, value)| value.clone()),
+        ),
+        _ => None,
+    })?
+}
+
+#[test]
+fn a_restarted_worker_is_told_the_instance_last_registered_under_its_name() {
+    let mut h = harness(1, 5, false);
+    let actions = h.run(Event::Start, h.at(0));
+    assert_eq!(spawned(&actions), ["api", "worker-0"]);
+    assert_eq!(
+        predecessor(&actions, "worker-0"),
+        None,
+        "none registered yet"
+    );
+    let first = h.pid("worker-0");
+    let registered = report_of(true, vec![record("worker-0", first, 1, 1)]);
+    h.run(Event::Health(registered), h.at(100));
+
+    // It dies: its successor may take its record over at once.
+    let actions = h.crash("worker-0", Signal::SIGKILL, h.at(200));
+    assert_eq!(
+        predecessor(&actions, "worker-0"),
+        Some(format!("instance-{first}"))
+    );
+    // The successor dies before it registers: the record under the name is
+    // still the first one's, and so is the next successor's predecessor.
+    h.crash("worker-0", Signal::SIGKILL, h.at(300));
+    let actions = h.run(Event::Tick, h.at(10_000));
+    assert_eq!(spawned(&actions), ["worker-0"]);
+    assert_eq!(
+        predecessor(&actions, "worker-0"),
+        Some(format!("instance-{first}"))
+    );
+    // The api is never told one.
+    let actions = h.crash("api", Signal::SIGKILL, h.at(10_000));
+    assert_eq!(spawned(&actions), ["api"]);
+    assert_eq!(predecessor(&actions, "api"), None);
+}
+
 #[test]
 fn down_stops_the_apps_before_redis_and_kills_what_ignores_sigterm() {
     let mut h = harness(2, 5, true);
