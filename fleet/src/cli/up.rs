@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use nix::sys::signal::{SigHandler, Signal, signal};
+use verdict_shared::outln;
 use verdict_shared::telemetry::{self, LogFormat};
 use verdict_supervisor::pidfile::{self, Probe};
 
@@ -118,7 +119,7 @@ pub fn main(home_flag: Option<&Path>, args: UpArgs) -> anyhow::Result<ExitCode> 
         }
         Probe::Stale { pid } => {
             pidfile::remove_if_stale(&watchdog_pid)?;
-            println!(
+            outln!(
                 "stale PID file run/watchdog.pid ({}, lock free: that process is gone); removed",
                 pid.map_or_else(|| "no valid PID".into(), |p| format!("PID {p}"))
             );
@@ -131,7 +132,7 @@ pub fn main(home_flag: Option<&Path>, args: UpArgs) -> anyhow::Result<ExitCode> 
     // and cleaned before anything starts.
     let sweep = recovery::sweep(&home, Duration::from_secs(10))?;
     for line in sweep.lines() {
-        println!("{line}");
+        outln!("{line}");
     }
     check_bind(&config.bind)?;
     config.save(&home.config_file())?;
