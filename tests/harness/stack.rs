@@ -74,20 +74,23 @@ impl Stack {
 
     /// Starts a worker named `name` with `args` (e.g. `["--noop"]`).
     pub fn spawn_worker(&mut self, name: &str, args: &[&str]) {
+        self.spawn_worker_as(name, Some(name), args);
+    }
+
+    /// Starts a worker process known to the test as `label` (its log is
+    /// `label.log`, [`Stack::worker`] finds it by `label`), with `--name
+    /// name`, or without `--name` (the worker makes its own).
+    pub fn spawn_worker_as(&mut self, label: &str, name: Option<&str>, args: &[&str]) {
         let mut cmd = Command::new(binary("verdict-worker"));
-        cmd.args([
-            "run",
-            "--redis",
-            &self.redis_url,
-            "--name",
-            name,
-            "--log-format",
-            "json",
-        ])
-        .args(args)
-        .env("RUST_LOG", "info");
-        let log = self.dir.path().join(format!("{name}.log"));
-        self.workers.push(ChildGuard::spawn(name, cmd, &log));
+        cmd.args(["run", "--redis", &self.redis_url]);
+        if let Some(name) = name {
+            cmd.args(["--name", name]);
+        }
+        cmd.args(["--log-format", "json"])
+            .args(args)
+            .env("RUST_LOG", "info");
+        let log = self.dir.path().join(format!("{label}.log"));
+        self.workers.push(ChildGuard::spawn(label, cmd, &log));
     }
 
     /// Starts workers and waits until `/readyz` lists every one of them.
@@ -136,7 +139,7 @@ impl Stack {
         &mut self.api
     }
 
-    /// The worker process named `name`.
+    /// The worker process named (or labelled) `name`.
     pub fn worker(&mut self, name: &str) -> &mut ChildGuard {
         self.workers
             .iter_mut()
