@@ -56,6 +56,14 @@ fn kill_9_of_a_worker_is_restarted_within_two_seconds_counted_and_logged() {
     let row = process(&status, "worker-1");
     assert_eq!(row["pid"].as_u64(), Some(u64::from(other)));
     assert_eq!(row["restarts"], 0);
+    // The new worker-0 took its name over from the dead one at once: the
+    // watchdog, which reaped it, named it as the predecessor (without that,
+    // the new one would have waited for the old record to go stale).
+    let log = fleet.log("worker-0");
+    assert!(
+        log.contains("registered in place of its predecessor, which the watchdog reaped"),
+        "worker-0 log:\n{log}"
+    );
 
     // Logged with the signal, and `fleet logs --level warn` shows it.
     let log = fleet.log("watchdog");

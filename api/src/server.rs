@@ -93,10 +93,13 @@ pub async fn serve(mut args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
             args.redis.clone(),
             pool.clone(),
             callbacks.clone(),
+            // A random id, not the PID: two machines may share a host name
+            // and a PID (containers), and one consumer name would then be
+            // two senders.
             format!(
                 "api-{}-{}",
                 verdict_shared::host::name_for_ids(),
-                std::process::id()
+                verdict_shared::unique_id::short()
             ),
             shutdown.clone(),
         ))

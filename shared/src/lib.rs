@@ -12,8 +12,11 @@
 //!   certificates for TLS;
 //! - [`reconnect`]: how long to wait before reconnecting to Redis;
 //! - [`shutdown`]: telling every task of a process to stop;
+//! - [`stdout`]: a command's output, ended quietly when its reader goes away;
 //! - [`telemetry`]: logging, as JSON or for people;
 //! - [`clock`]: the wall clock in milliseconds; [`host`]: this machine's name;
+//!   [`unique_id`]: random ids that make names unique where a host name
+//!   cannot;
 //! - [`heap`]: handing freed memory back to the system.
 
 pub mod clock;
@@ -27,6 +30,8 @@ pub mod redis_pool;
 pub mod redis_tls;
 pub mod redis_url;
 pub mod shutdown;
+pub mod stdout;
 pub mod telemetry;
 pub mod text_content;
+pub mod unique_id;
 pub mod verdict;

@@ -125,9 +125,10 @@ pub struct FleetConfig {
     /// Extra arguments for every worker (`--worker-arg`, tests and benchmarks).
     #[serde(default)]
     pub worker_args: Vec<String>,
-    /// Prefix of the names workers register under in Redis (empty with the
-    /// embedded Redis; the host name with a shared one, so two machines'
-    /// `worker-0` do not collide).
+    /// Prefix of the names workers register under in Redis: empty with the
+    /// embedded Redis (this fleet's alone); with a shared one `HOST-ID-`, the
+    /// fleet's id ([`crate::fleet_id`]) making two fleets' `worker-0`
+    /// distinct whatever their hosts are called.
     pub worker_name_prefix: String,
     pub policy: Policy,
     /// Attempts, reclaim and queue limits for the workers and the api

@@ -11,6 +11,7 @@
 //!     fleet.json        the fleet's configuration as `fleet up` resolved it
 //!   logs/               one log file per process name: watchdog.log, api.log, ...
 //!   redis/              the embedded Redis's append-only files
+//!   fleet-id            the fleet's id, with a shared Redis (`crate::fleet_id`)
 //! ```
 
 use std::fs;
@@ -116,6 +117,10 @@ impl Home {
     }
     pub fn config_file(&self) -> PathBuf {
         self.run_dir().join("fleet.json")
+    }
+    /// The fleet's id (made once, kept for the home's life).
+    pub fn fleet_id_file(&self) -> PathBuf {
+        self.root.join("fleet-id")
     }
 
     /// The names of the processes that have a PID file in `run/`, sorted.

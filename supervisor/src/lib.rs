@@ -10,6 +10,8 @@
 //!   [`job_policy`] (attempts, reclaim, queue limit), [`embedded_redis`] (how
 //!   the fleet's own Redis runs) and [`api_token`];
 //! - [`home`]: the fleet's directory: PID files, sockets, logs, Redis data;
+//! - [`fleet_id`]: the fleet's random id, kept in its home, that makes its
+//!   workers' names unique in a shared Redis;
 //! - [`names`]: process names and roles, and their order;
 //! - [`pidfile`]: one locked PID file per process;
 //! - [`recovery`]: cleaning up after a fleet that did not stop cleanly;
@@ -21,6 +23,7 @@ pub mod config;
 pub mod control;
 pub mod durations_and_sizes;
 pub mod embedded_redis;
+pub mod fleet_id;
 pub mod home;
 pub mod job_policy;
 pub mod names;

@@ -91,28 +91,35 @@ impl Stack {
 
     /// Starts a worker named `name` with `args` (e.g. `["--noop"]`).
     pub fn spawn_worker(&mut self, name: &str, args: &[&str]) {
-        self.spawn_worker_with_env(name, args, &[]);
+        self.spawn(name, Some(name), args, &[]);
     }
 
     /// [`Stack::spawn_worker`] with `env` added to the worker's environment
     /// (the test-only fault triggers, for example).
     pub fn spawn_worker_with_env(&mut self, name: &str, args: &[&str], env: &[(&str, &str)]) {
+        self.spawn(name, Some(name), args, env);
+    }
+
+    /// Starts a worker process known to the test as `label` (its log is
+    /// `label.log`, [`Stack::worker`] finds it by `label`), with `--name
+    /// name`, or without `--name` (the worker makes its own).
+    pub fn spawn_worker_as(&mut self, label: &str, name: Option<&str>, args: &[&str]) {
+        self.spawn(label, name, args, &[]);
+    }
+
+    fn spawn(&mut self, label: &str, name: Option<&str>, args: &[&str], env: &[(&str, &str)]) {
         let mut cmd = Command::new(binary("verdict-worker"));
         cmd.envs(self.redis_env.iter().map(|(k, v)| (k, v)));
         cmd.envs(env.iter().copied());
-        cmd.args([
-            "run",
-            "--redis",
-            &self.redis_url,
-            "--name",
-            name,
-            "--log-format",
-            "json",
-        ])
-        .args(args)
-        .env("RUST_LOG", "info");
-        let log = self.dir.path().join(format!("{name}.log"));
-        self.workers.push(ChildGuard::spawn(name, cmd, &log));
+        cmd.args(["run", "--redis", &self.redis_url]);
+        if let Some(name) = name {
+            cmd.args(["--name", name]);
+        }
+        cmd.args(["--log-format", "json"])
+            .args(args)
+            .env("RUST_LOG", "info");
+        let log = self.dir.path().join(format!("{label}.log"));
+        self.workers.push(ChildGuard::spawn(label, cmd, &log));
     }
 
     /// Starts workers and waits until `/readyz` lists every one of them.
@@ -161,7 +168,7 @@ impl Stack {
         &mut self.api
     }
 
-    /// The worker process named `name`.
+    /// The worker process named (or labelled) `name`.
     pub fn worker(&mut self, name: &str) -> &mut ChildGuard {
         self.workers
             .iter_mut()

@@ -11,6 +11,7 @@ mod long_poll;
 mod redis_restart;
 mod tcp_url;
 mod undecodable_image;
+mod worker_names;
 
 use std::time::Duration;
 

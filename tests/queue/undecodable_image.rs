@@ -56,6 +56,7 @@ async fn an_undecodable_image_fails_at_once_with_a_reason() {
     let (stop, shutdown) = shutdown::channel();
     let config = RunnerConfig {
         name: "in-process".into(),
+        predecessor: None,
         batch_size: 4,
         block: RunnerConfig::DEFAULT_BLOCK,
         max_attempts: verdict_shared::queue::policy::DEFAULT_MAX_ATTEMPTS,

@@ -2,17 +2,19 @@
 //! the last hour, throughput and latency per minute, the recent failures,
 //! the dead letters and the jobs still waiting.
 //!
-//! Ages are measured on Redis's clock (`TIME`), the one clock every process
-//! of the fleet shares, never on this host's.
+//! Ages are measured on Redis's clock, the one clock every process of the
+//! fleet shares, never on this host's: a worker's last heartbeat is how long
+//! ago its record was rewritten (its TTL left, as `register.lua` judges a
+//! stale name), not its own `heartbeat_ms` (docs/protocol.md, Heartbeats).
 
 use redis::aio::ConnectionLike;
 use serde::Serialize;
 use verdict_shared::queue::activity::{self, MinuteActivity};
 use verdict_shared::queue::dead_list::{self, DeadJob};
-use verdict_shared::queue::heartbeat::{self, STALE_AFTER};
+use verdict_shared::queue::heartbeat::{self, HEARTBEAT_TTL, STALE_AFTER};
 use verdict_shared::queue::queued::{self, QueuedJob};
 use verdict_shared::queue::recent_failures::{self, RecentFailure};
-use verdict_shared::queue::{QueueError, WorkerRecord, stats};
+use verdict_shared::queue::{QueueError, WorkerRecord, keys, stats};
 
 /// How many entries of each list a snapshot carries.
 const LISTED: usize = 20;
@@ -45,15 +47,16 @@ pub struct WorkerRow {
     pub pid: u32,
     pub model: String,
     /// `busy` (it holds a job), `idle`, or `silent` (its record is alive but
-    /// its heartbeat is older than 6 s: hung, or cut off from Redis).
+    /// was not rewritten for 6 s: hung, or cut off from Redis).
     pub state: WorkerState,
     /// The job it holds now.
     pub current_job: Option<String>,
     /// Jobs it finished since it started.
     pub jobs_done: u64,
-    /// Seconds since its last heartbeat.
+    /// Seconds since its last heartbeat, on Redis's clock.
     pub heartbeat_age_s: f64,
-    /// Seconds since it started.
+    /// Seconds since it started (its own clock's start time against Redis's
+    /// clock: for people, off by any difference of the two).
     pub uptime_s: f64,
 }
 
@@ -84,10 +87,20 @@ pub struct QueueNow {
 pub async fn read<C: ConnectionLike>(conn: &mut C) -> Result<Dashboard, QueueError> {
     let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
     let at_ms = seconds * 1000 + micros / 1000;
-    let workers = heartbeat::live_workers(conn)
-        .await?
+    let records = heartbeat::live_workers(conn).await?;
+    let mut ttls = redis::pipe();
+    for record in &records {
+        ttls.cmd("PTTL").arg(keys::worker(&record.name));
+    }
+    let ttls: Vec<i64> = if records.is_empty() {
+        Vec::new()
+    } else {
+        ttls.query_async(conn).await?
+    };
+    let workers = records
         .into_iter()
-        .map(|record| WorkerRow::new(record, at_ms))
+        .zip(ttls)
+        .map(|(record, ttl_ms)| WorkerRow::new(record, at_ms, ttl_ms))
         .collect();
     let counters = stats::read_stats(conn).await?;
     let in_flight = stats::in_flight(conn).await?;
@@ -112,9 +125,12 @@ pub async fn read<C: ConnectionLike>(conn: &mut C) -> Result<Dashboard, QueueErr
 }
 
 impl WorkerRow {
-    fn new(record: WorkerRecord, now_ms: u64) -> WorkerRow {
-        let age_ms = now_ms.saturating_sub(record.heartbeat_ms);
-        let state = if age_ms > STALE_AFTER.as_millis() as u64 {
+    /// `ttl_ms`: the record's TTL left (PTTL), which every beat resets to
+    /// [`HEARTBEAT_TTL`].
+    fn new(record: WorkerRecord, now_ms: u64, ttl_ms: i64) -> WorkerRow {
+        let full = HEARTBEAT_TTL.as_millis() as u64;
+        let age_ms = full.saturating_sub(u64::try_from(ttl_ms).unwrap_or(0));
+        let state = if age_ms >= STALE_AFTER.as_millis() as u64 {
             WorkerState::Silent
         } else if record.current_job.is_some() {
             WorkerState::Busy
@@ -147,30 +163,32 @@ mod tests {
             model: "m".into(),
             started_ms: 1_000,
             heartbeat_ms,
+            beats: 5,
+            instance: "i".into(),
             jobs_done: 3,
             current_job: current_job.map(str::to_string),
         }
     }
 
     #[test]
-    fn a_worker_is_busy_idle_or_silent() {
+    fn a_worker_is_busy_idle_or_silent_by_its_records_ttl() {
         let now = 100_000;
         assert_eq!(
-            WorkerRow::new(record(now - 1_000, Some("j")), now).state,
+            WorkerRow::new(record(now, Some("j")), now, 9_000).state,
             WorkerState::Busy
         );
         assert_eq!(
-            WorkerRow::new(record(now - 1_000, None), now).state,
+            WorkerRow::new(record(now, None), now, 9_000).state,
             WorkerState::Idle
         );
-        let silent = WorkerRow::new(record(now - 7_000, Some("j")), now);
+        // Not rewritten for 7 s: silent, whatever its own clock says.
+        let silent = WorkerRow::new(record(now + 120_000, Some("j")), now, 3_000);
         assert_eq!(silent.state, WorkerState::Silent);
         assert_eq!(silent.heartbeat_age_s, 7.0);
         assert_eq!(silent.uptime_s, 99.0);
-        // A heartbeat from a clock ahead of Redis's is not a negative age.
-        assert_eq!(
-            WorkerRow::new(record(now + 5_000, None), now).heartbeat_age_s,
-            0.0
-        );
+        // A clock 120 s behind Redis's changes nothing either.
+        let behind = WorkerRow::new(record(now - 120_000, None), now, 9_500);
+        assert_eq!(behind.state, WorkerState::Idle);
+        assert_eq!(behind.heartbeat_age_s, 0.5);
     }
 }

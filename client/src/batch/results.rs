@@ -230,8 +230,10 @@ impl Sink {
         Sink::new(Box::new(file), format, true)
     }
 
+    /// Stdout; a reader that goes away ends the run quietly, as it would
+    /// end `cat` (`verdict_shared::stdout`).
     pub fn stdout(format: Format) -> anyhow::Result<Sink> {
-        Sink::new(Box::new(std::io::stdout()), format, true)
+        Sink::new(Box::new(verdict_shared::stdout::Stdout), format, true)
     }
 
     fn new(out: Box<dyn Write + Send>, format: Format, fresh: bool) -> anyhow::Result<Sink> {

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use verdict_client::api::Api;
+use verdict_shared::outln;
 use verdict_shared::queue::dead_list::DeadJob;
 
 /// A page of the api's listing, and the most `--all` walks through.
@@ -61,9 +62,9 @@ async fn run(api: &Api, command: DeadCommand) -> anyhow::Result<ExitCode> {
     match command {
         DeadCommand::List { limit } => {
             let page = api.dead_page(None, limit.clamp(1, PAGE)).await?;
-            println!("{} dead-lettered job(s)", page.count);
+            outln!("{} dead-lettered job(s)", page.count);
             for dead in &page.dead {
-                println!("{}", row(dead));
+                outln!("{}", row(dead));
             }
         }
         DeadCommand::Show { id } => {
@@ -73,7 +74,7 @@ async fn run(api: &Api, command: DeadCommand) -> anyhow::Result<ExitCode> {
             };
             let job = api.job(&id).await.ok();
             let shown = serde_json::json!({"dead_letter": entry, "job": job});
-            println!("{}", serde_json::to_string_pretty(&shown)?);
+            outln!("{}", serde_json::to_string_pretty(&shown)?);
         }
         DeadCommand::Retry { ids, all: every } => {
             let ids = if every {
@@ -86,7 +87,7 @@ async fn run(api: &Api, command: DeadCommand) -> anyhow::Result<ExitCode> {
             }
             for id in &ids {
                 let job = api.dead_retry(id).await?;
-                println!("{id}: {}", job.state.as_str());
+                outln!("{id}: {}", job.state.as_str());
             }
         }
         DeadCommand::Purge => {
@@ -94,7 +95,7 @@ async fn run(api: &Api, command: DeadCommand) -> anyhow::Result<ExitCode> {
             for entry in &dead {
                 api.dead_discard(&entry.job).await?;
             }
-            println!("discarded {} dead-lettered job(s)", dead.len());
+            outln!("discarded {} dead-lettered job(s)", dead.len());
         }
     }
     Ok(ExitCode::SUCCESS)

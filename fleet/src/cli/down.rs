@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use verdict_shared::outln;
 use verdict_supervisor::pidfile::{self, Probe};
 
 use verdict_supervisor::control::client;
@@ -30,7 +31,7 @@ pub struct DownArgs {
 pub fn main(home_flag: Option<&Path>, args: DownArgs) -> anyhow::Result<ExitCode> {
     let home = Home::resolve(home_flag)?;
     if !home.exists() {
-        println!("{}", nothing_to_stop(&home));
+        outln!("{}", nothing_to_stop(&home));
         return Ok(ExitCode::SUCCESS);
     }
     let start = Instant::now();
@@ -40,7 +41,7 @@ pub fn main(home_flag: Option<&Path>, args: DownArgs) -> anyhow::Result<ExitCode
     match probe {
         Probe::Running { pid } => {
             let pid_text = pid.map_or_else(|| "unknown".into(), |p| p.to_string());
-            println!(
+            outln!(
                 "stopping the fleet in {} (watchdog PID {pid_text}, up to {} per process)",
                 home.root().display(),
                 format_duration(args.timeout)
@@ -54,7 +55,7 @@ pub fn main(home_flag: Option<&Path>, args: DownArgs) -> anyhow::Result<ExitCode
                 Ok(Response::Down(report)) => {
                     for entry in &report.stopped {
                         let pid = entry.pid.map_or(String::new(), |p| format!(" (PID {p})"));
-                        println!("  {}{pid}: {}", entry.name, entry.how);
+                        outln!("  {}{pid}: {}", entry.name, entry.how);
                     }
                     if !wait_for_unlock(&watchdog_file, Duration::from_secs(10)) {
                         eprintln!(
@@ -62,7 +63,7 @@ pub fn main(home_flag: Option<&Path>, args: DownArgs) -> anyhow::Result<ExitCode
                         );
                         stop_watchdog(&home, args.timeout);
                     } else {
-                        println!("  watchdog (PID {pid_text}): exited");
+                        outln!("  watchdog (PID {pid_text}): exited");
                     }
                 }
                 Ok(other) => anyhow::bail!("unexpected answer from the watchdog: {other:?}"),
@@ -81,17 +82,17 @@ pub fn main(home_flag: Option<&Path>, args: DownArgs) -> anyhow::Result<ExitCode
     let sweep = recovery::sweep(&home, args.timeout)?;
     let swept = sweep.lines();
     if !was_running && swept.is_empty() {
-        println!("{}", nothing_to_stop(&home));
+        outln!("{}", nothing_to_stop(&home));
         return Ok(ExitCode::SUCCESS);
     }
     if !was_running {
-        println!(
+        outln!(
             "no watchdog was running in {}; cleaned up what its fleet left:",
             home.root().display()
         );
     }
     for line in swept {
-        println!("  {line}");
+        outln!("  {line}");
     }
 
     let mut left = Vec::new();
@@ -108,7 +109,7 @@ pub fn main(home_flag: Option<&Path>, args: DownArgs) -> anyhow::Result<ExitCode
         return Ok(ExitCode::FAILURE);
     }
     let _ = std::fs::remove_file(home.control_socket());
-    println!("fleet stopped in {}", format_duration(start.elapsed()));
+    outln!("fleet stopped in {}", format_duration(start.elapsed()));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -134,7 +135,7 @@ fn stop_watchdog(home: &Home, timeout: Duration) {
     let holders = pidfile::holders(&path).unwrap_or_default();
     for pid in holders.into_iter().filter(|&p| p != std::process::id()) {
         match recovery::stop(pid, timeout * 2 + Duration::from_secs(5)) {
-            Some(how) => println!("  watchdog (PID {pid}): {how}"),
+            Some(how) => outln!("  watchdog (PID {pid}): {how}"),
             None => eprintln!("fleet: the watchdog (PID {pid}) could not be stopped"),
         }
     }

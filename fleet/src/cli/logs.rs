@@ -14,6 +14,7 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use anyhow::bail;
+use verdict_shared::outln;
 
 use crate::log_line::{self, Level};
 use verdict_supervisor::home::Home;
@@ -52,9 +53,9 @@ pub fn main(home_flag: Option<&Path>, args: LogsArgs) -> anyhow::Result<ExitCode
             parsed.text.as_str()
         };
         if prefix {
-            println!("{name:<10} | {text}");
+            outln!("{name:<10} | {text}");
         } else {
-            println!("{text}");
+            outln!("{text}");
         }
     };
     let mut offsets = Vec::new();

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::bail;
+use verdict_shared::outln;
 
 use verdict_supervisor::control::client;
 use verdict_supervisor::control::protocol::{Request, Response};
@@ -47,9 +48,9 @@ pub fn main(home_flag: Option<&Path>, args: RestartArgs) -> anyhow::Result<ExitC
         Response::Restarting { names } => names,
         other => bail!("unexpected answer from the watchdog: {other:?}"),
     };
-    println!("restarting {}", names.join(", "));
+    outln!("restarting {}", names.join(", "));
     if wait::until_running(&home, &names, &before, &[], args.timeout)? {
-        println!("restarted: {} running", names.join(", "));
+        outln!("restarted: {} running", names.join(", "));
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("fleet: not everything restarted within the timeout (see above; `fleet status`)");

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::bail;
+use verdict_shared::outln;
 
 use verdict_supervisor::control::client;
 use verdict_supervisor::control::protocol::{Request, Response};
@@ -53,17 +54,17 @@ pub fn main(home_flag: Option<&Path>, args: ScaleArgs) -> anyhow::Result<ExitCod
             other => bail!("unexpected answer from the watchdog: {other:?}"),
         };
     if started.is_empty() && stopping.is_empty() {
-        println!("already {} workers", args.workers);
+        outln!("already {} workers", args.workers);
         return Ok(ExitCode::SUCCESS);
     }
     if !started.is_empty() {
-        println!("starting {}", started.join(", "));
+        outln!("starting {}", started.join(", "));
     }
     if !stopping.is_empty() {
-        println!("stopping {}", stopping.join(", "));
+        outln!("stopping {}", stopping.join(", "));
     }
     if wait::until_running(&home, &started, &HashMap::new(), &stopping, args.timeout)? {
-        println!("scaled to {} workers", args.workers);
+        outln!("scaled to {} workers", args.workers);
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("fleet: scaling did not finish within the timeout (see above; `fleet status`)");

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde::Serialize;
+use verdict_shared::{out, outln};
 use verdict_supervisor::pidfile::{self, Probe};
 
 use crate::queue_stats::{self, QueueFigures};
@@ -63,9 +64,9 @@ pub fn main(home_flag: Option<&Path>, args: StatusArgs) -> anyhow::Result<ExitCo
     let home = Home::resolve(home_flag)?;
     let report = collect(&home)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", render(&report));
+        out!("{}", render(&report));
     }
     Ok(ExitCode::from(exit_code(&report)))
 }

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use verdict_shared::out;
 
 use verdict_supervisor::home::Home;
 
@@ -45,7 +46,7 @@ pub fn main(home_flag: Option<&Path>, args: UnitArgs) -> anyhow::Result<ExitCode
         Some(user) => user.clone(),
         None => current_user()?,
     };
-    print!("{}", render(&exe, &home, &user, &args)?);
+    out!("{}", render(&exe, &home, &user, &args)?);
     Ok(ExitCode::SUCCESS)
 }
 

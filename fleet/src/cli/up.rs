@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use nix::sys::signal::{SigHandler, Signal, signal};
+use verdict_shared::outln;
 use verdict_shared::redis_tls::RedisTlsArgs;
 use verdict_shared::redis_url::RedisUrl;
 use verdict_shared::telemetry::{self, LogFormat};
@@ -95,7 +96,8 @@ pub struct UpArgs {
     /// How long to wait for the fleet to become ready
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// A registered worker whose heartbeat is older than this is hung: killed and restarted
+    /// A registered worker whose heartbeat has not changed for this long
+    /// (on the watchdog's monotonic clock) is hung: killed and restarted
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
     pub hung_after: Duration,
     /// A process that crashes more than this many times within --crash-window is marked failed
@@ -132,7 +134,7 @@ pub fn main(home_flag: Option<&Path>, args: UpArgs) -> anyhow::Result<ExitCode> 
         }
         Probe::Stale { pid } => {
             pidfile::remove_if_stale(&watchdog_pid)?;
-            println!(
+            outln!(
                 "stale PID file run/watchdog.pid ({}, lock free: that process is gone); removed",
                 pid.map_or_else(|| "no valid PID".into(), |p| format!("PID {p}"))
             );
@@ -145,7 +147,7 @@ pub fn main(home_flag: Option<&Path>, args: UpArgs) -> anyhow::Result<ExitCode> 
     // and cleaned before anything starts.
     let sweep = recovery::sweep(&home, Duration::from_secs(10))?;
     for line in sweep.lines() {
-        println!("{line}");
+        outln!("{line}");
     }
     check_bind(&config.bind)?;
     config.save(&home.config_file())?;
@@ -239,14 +241,17 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
         ),
         Some(url) => {
             validate_redis_url(url, &args.redis_tls)?;
-            // Workers of several machines share this Redis: their names must
-            // not collide, so they carry this machine's name.
+            // Workers of several fleets share this Redis: their names carry
+            // this fleet's id (unique by construction, kept in the home so a
+            // restarted worker finds its pending jobs) and, to be read, the
+            // host name (two machines may share one).
+            let fleet_id = verdict_supervisor::fleet_id::load_or_create(home)?;
             (
                 RedisPlan::External {
                     url: url.clone(),
                     tls: args.redis_tls.clone(),
                 },
-                format!("{}-", verdict_shared::host::name_for_ids()),
+                format!("{}-{fleet_id}-", verdict_shared::host::name_for_ids()),
             )
         }
         None if !args.redis_tls.is_empty() => bail!(

@@ -12,6 +12,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use crate::log_line;
+use verdict_shared::outln;
 use verdict_supervisor::config::FleetConfig;
 use verdict_supervisor::control::client;
 use verdict_supervisor::control::protocol::{FleetStatus, ProcessStatus, Request, Response, State};
@@ -32,7 +33,7 @@ pub fn until_up(
     mut watchdog: Child,
     timeout: Duration,
 ) -> anyhow::Result<ExitCode> {
-    println!(
+    outln!(
         "starting verdict in {} ({} worker{}); waiting up to {} for it to be ready",
         home.root().display(),
         config.workers,
@@ -74,8 +75,8 @@ pub fn until_up(
                 return Ok(ExitCode::FAILURE);
             }
             if all_running(&status) {
-                println!();
-                println!("{}", up::summary(home, config, watchdog.id()));
+                outln!();
+                outln!("{}", up::summary(home, config, watchdog.id()));
                 return Ok(ExitCode::SUCCESS);
             }
             last = Some(status);
@@ -210,7 +211,7 @@ fn progress(status: &FleetStatus, shown: &mut HashMap<String, (State, Option<u32
                 (Role::Api, State::Running) => " ready",
                 _ => "",
             };
-            println!("  {:<10} {}{pid}{note}", p.name, p.state.as_str());
+            outln!("  {:<10} {}{pid}{note}", p.name, p.state.as_str());
             shown.insert(p.name.clone(), now);
         }
     }

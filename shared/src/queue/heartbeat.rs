@@ -1,18 +1,30 @@
-//! Workers announcing themselves: register, heartbeat, deregister.
+//! Workers announcing that they are alive: the heartbeat, and reading the
+//! records.
 //!
-//! A worker keeps its [`WorkerRecord`] at `verdict:worker:{name}` with a TTL of
-//! [`HEARTBEAT_TTL`], rewriting it every [`HEARTBEAT_INTERVAL`], and its name in
-//! the set `verdict:workers`. A record that exists belongs to a worker that was
-//! alive within the TTL; one whose `heartbeat_ms` is older than [`STALE_AFTER`]
-//! belongs to a worker that is alive but not beating (hung, or cut off from
-//! Redis). A name in the set without a record is a worker that died without
-//! deregistering.
+//! A worker claims its name once ([`super::register`]), then keeps its
+//! [`WorkerRecord`] at `verdict:worker:{name}` with a TTL of
+//! [`HEARTBEAT_TTL`], rewriting it every [`HEARTBEAT_INTERVAL`] (each time
+//! with [`WorkerRecord::beats`] one higher), and its name in the set
+//! `verdict:workers`; it leaves with [`super::deregister`]. A record that
+//! exists belongs to a worker that beat within the TTL; a name in the set
+//! without a record is a worker that died without deregistering.
+//!
+//! Liveness is never judged by comparing the record's `heartbeat_ms` (the
+//! worker's wall clock) with a reader's wall clock: hosts' clocks differ and
+//! step. A reader that can watch over time (the watchdog) judges by the time
+//! on its own monotonic clock since the record last *changed*; one that
+//! looks once (`/readyz`, `/metrics`, `fleet status`) by whether the record
+//! exists, that is by its TTL on Redis's clock; the register script by the
+//! TTL left ([`STALE_AFTER`]).
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
+use redis::{Script, Value};
 
-use super::{QueueError, WorkerRecord, keys};
+use super::worker_name_script::{Holder, record_json, worker_name_script};
+use super::{QueueError, WorkerRecord, keys, reply};
 
 /// How often a worker rewrites its record.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
@@ -20,48 +32,52 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
 /// How long a record lives without being rewritten.
 pub const HEARTBEAT_TTL: Duration = Duration::from_secs(10);
 
-/// How old a heartbeat may be before the worker counts as not beating.
+/// How long a record may go without being rewritten before its worker
+/// counts as not beating (dead, hung or cut off), and another process may
+/// take its name ([`super::register`]): three beats.
 pub const STALE_AFTER: Duration = Duration::from_secs(6);
 
-/// Writes (or rewrites) the worker's record with a fresh TTL and adds its
-/// name to the set of workers. Used both to register and to heartbeat.
+static BEAT: LazyLock<Script> = LazyLock::new(|| worker_name_script(include_str!("lua/beat.lua")));
+
+/// What a heartbeat did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Beat {
+    /// The record is rewritten with a fresh TTL.
+    Beaten,
+    /// Another process holds the name now (this one did not beat for
+    /// [`STALE_AFTER`] and it registered): nothing was written; this process
+    /// must stop.
+    Taken { holder: Holder },
+}
+
+/// Rewrites the worker's record with a fresh TTL (and keeps its name in the
+/// set of workers), unless another process has taken the name.
 pub async fn beat<C: ConnectionLike>(
     conn: &mut C,
     record: &WorkerRecord,
-) -> Result<(), QueueError> {
-    let json = serde_json::to_string(record)
-        .map_err(|err| QueueError::corrupt(format!("worker record: {err}")))?;
-    redis::pipe()
-        .atomic()
-        .cmd("SET")
-        .arg(keys::worker(&record.name))
-        .arg(json)
-        .arg("PX")
-        .arg(HEARTBEAT_TTL.as_millis() as u64)
-        .ignore()
-        .cmd("SADD")
-        .arg(keys::WORKERS)
+) -> Result<Beat, QueueError> {
+    let reply: Vec<Value> = BEAT
+        .key(keys::worker(&record.name))
+        .key(keys::WORKERS)
         .arg(&record.name)
-        .ignore()
-        .query_async::<()>(conn)
+        .arg(&record.instance)
+        .arg(record_json(record)?)
+        .arg(HEARTBEAT_TTL.as_millis() as u64)
+        .invoke_async(conn)
         .await?;
-    Ok(())
+    parse_beat_reply(reply)
 }
 
-/// Removes the worker's record and its name from the set.
-pub async fn deregister<C: ConnectionLike>(conn: &mut C, name: &str) -> Result<(), QueueError> {
-    redis::pipe()
-        .atomic()
-        .cmd("DEL")
-        .arg(keys::worker(name))
-        .ignore()
-        .cmd("SREM")
-        .arg(keys::WORKERS)
-        .arg(name)
-        .ignore()
-        .query_async::<()>(conn)
-        .await?;
-    Ok(())
+/// What `beat.lua` answered, typed.
+pub fn parse_beat_reply(reply: Vec<Value>) -> Result<Beat, QueueError> {
+    let mut parts = reply::Parts::new("beat", reply);
+    match parts.verb()?.as_str() {
+        "beat" => Ok(Beat::Beaten),
+        "taken" => Ok(Beat::Taken {
+            holder: Holder::from_raw(parts.string("current record")?),
+        }),
+        other => Err(parts.unknown(other)),
+    }
 }
 
 /// The records of the workers whose record has not expired, by name.
@@ -134,6 +150,18 @@ mod tests {
         assert!(!is_valid_worker_name("a b"));
         assert!(!is_valid_worker_name("*"));
         assert!(!is_valid_worker_name(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn beat_replies_are_typed() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        assert_eq!(parse_beat_reply(vec![bulk("beat")]).unwrap(), Beat::Beaten);
+        match parse_beat_reply(vec![bulk("taken"), bulk("{}")]).unwrap() {
+            Beat::Taken { holder } => assert_eq!(holder.raw, "{}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_beat_reply(vec![bulk("taken")]).is_err());
+        assert!(parse_beat_reply(vec![bulk("shared")]).is_err());
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //!   (the second half of a claim: the record says who runs it, attempt n);
 //! - [`finish`]: the worker stores the outcome, acknowledges, announces;
 //! - [`read`]: the api serves the record;
-//! - [`heartbeat`]: workers announce that they are alive;
+//! - [`register`]: a worker process claims its name (refused while another
+//!   live process holds it), [`heartbeat`]: it announces that it is alive
+//!   (and notices a name taken over), [`deregister`]: it leaves;
 //! - [`stats`]: the counters;
 //! - [`metrics`]: what the workers report for `/metrics`;
 //! - [`callbacks`]: the jobs still to be POSTed to their `callback_url`;
@@ -36,7 +38,8 @@
 //! - [`policy`]: the limits and delays those steps use.
 //!
 //! State changes are Lua scripts (`lua/*.lua`), each atomic in Redis; the
-//! three a worker runs on a job share their beginning (`job_script.rs`). A
+//! three a worker runs on a job share their beginning (`job_script.rs`), and
+//! so do the three that write a worker's record (`worker_name_script.rs`). A
 //! job's image never passes through Lua: submit and start move it with plain
 //! commands in the same MULTI/EXEC as their script (`transaction.rs`). A
 //! script's reply is read part by part, its verb first (`reply.rs`).
@@ -49,6 +52,7 @@ pub mod consumer_group;
 pub mod dead_letter;
 pub mod dead_list;
 pub mod dead_retry;
+pub mod deregister;
 mod error;
 pub mod finish;
 pub mod heartbeat;
@@ -62,6 +66,7 @@ pub mod queued;
 pub mod read;
 pub mod recent_failures;
 pub mod reclaim;
+pub mod register;
 pub mod renew;
 mod reply;
 pub mod retry;
@@ -69,10 +74,12 @@ pub mod start;
 pub mod stats;
 pub mod submit;
 mod transaction;
+mod worker_name_script;
 pub mod worker_record;
 
 pub use claim::StreamEntry;
 pub use error::QueueError;
 pub use finish::{Finish, Outcome};
 pub use start::{Start, StartedJob};
+pub use worker_name_script::Holder;
 pub use worker_record::WorkerRecord;

@@ -4,16 +4,26 @@
 //! refreshes it on every heartbeat with a TTL of a few heartbeat intervals, so a
 //! record that is present means a worker that was alive recently. `fleet` reads
 //! these records to know that a worker has registered, whether it is hung (its
-//! heartbeat is old although its process lives) and how many jobs it has done.
+//! heartbeat stopped changing although its process lives) and how many jobs it
+//! has done.
+//!
+//! The name is the worker's identity in the consumer group; `instance` is the
+//! identity of the process holding it (a random token made when the process
+//! starts), so that a second live process can never take a name that is
+//! alive ([`super::register`]), and a process whose name was taken over
+//! notices it at its next heartbeat ([`super::heartbeat`]).
 
 use serde::{Deserialize, Serialize};
 
 /// A worker's self-description, stored as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerRecord {
-    /// The worker's name (`--name`), unique in a fleet: `worker-0`, `worker-1`, ...
+    /// The worker's name (`--name`), its consumer in the group: unique by
+    /// construction (`worker-0` in a fleet with its own Redis,
+    /// `HOST-FLEETID-worker-0` with a shared one, `HOST-RANDOM` by hand).
     pub name: String,
-    /// Host name of the machine it runs on.
+    /// Host name of the machine it runs on, as the kernel has it: a label for
+    /// people, never part of an identity (two machines may share it).
     pub host: String,
     /// Its process id on that host.
     pub pid: u32,
@@ -21,8 +31,18 @@ pub struct WorkerRecord {
     pub model: String,
     /// When it started, in milliseconds since the Unix epoch.
     pub started_ms: u64,
-    /// Its last heartbeat, in milliseconds since the Unix epoch.
+    /// Its last heartbeat, in milliseconds since the Unix epoch, on its own
+    /// wall clock: for people; no reader compares it with another clock.
     pub heartbeat_ms: u64,
+    /// Heartbeats written since it started: a reader that sees this change
+    /// knows the worker beat in between, whatever the clocks say.
+    #[serde(default)]
+    pub beats: u64,
+    /// The process holding the name: a random token per process
+    /// ([`crate::unique_id::instance`]). Empty in records written before
+    /// instances existed.
+    #[serde(default)]
+    pub instance: String,
     /// Jobs it finished (done or failed) since it started.
     pub jobs_done: u64,
     /// The job it holds now, if any.

@@ -14,8 +14,6 @@ use redis::aio::MultiplexedConnection;
 use verdict_shared::queue::{WorkerRecord, heartbeat};
 use verdict_shared::redis_url::RedisUrl;
 
-use verdict_shared::clock::wall_ms;
-
 /// How long one Redis or HTTP call of a probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -26,11 +24,10 @@ pub struct HealthReport {
     pub redis_error: Option<String>,
     /// `GET /readyz` answered 200.
     pub api_ready: bool,
-    /// Heartbeat records found, by registered worker name.
+    /// Heartbeat records found, by registered worker name. The supervisor
+    /// reads whether each changed since the last probe, never how old its
+    /// wall-clock stamp is.
     pub workers: HashMap<String, WorkerRecord>,
-    /// Wall-clock time of the probe, in ms since the epoch (heartbeats are
-    /// wall-clock times written by the workers on this machine).
-    pub wall_ms: u64,
 }
 
 /// What the next probes should look at.
@@ -70,10 +67,7 @@ impl Prober {
 
     /// One probe of `targets`.
     pub async fn probe(&mut self, targets: &Targets) -> HealthReport {
-        let mut report = HealthReport {
-            wall_ms: wall_ms(),
-            ..HealthReport::default()
-        };
+        let mut report = HealthReport::default();
         match self.redis(&targets.workers).await {
             Ok(records) => {
                 report.redis_ok = true;

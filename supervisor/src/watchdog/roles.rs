@@ -16,6 +16,11 @@ use super::child::Launch;
 /// environment variable): it may hold a password.
 pub const REDIS_URL_ENV: &str = "VERDICT_REDIS_URL";
 
+/// Where a worker reads the instance token of the dead process that held
+/// its name before it (`verdict-worker run --predecessor`): it takes that
+/// record over at once.
+pub const WORKER_PREDECESSOR_ENV: &str = "VERDICT_WORKER_PREDECESSOR";
+
 /// The api's callback signing secret.
 pub const CALLBACK_SECRET_ENV: &str = "VERDICT_CALLBACK_SECRET";
 

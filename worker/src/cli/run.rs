@@ -2,8 +2,9 @@
 //!
 //! Loads the judge once (the model pack in `--model`, or the no-op judge with
 //! `--noop`), then hands it to the run loop in [`crate::runner`]. Exits 0 after
-//! a SIGTERM or SIGINT once the jobs in hand are finished, non-zero only when
-//! it cannot start (bad flags, a model that does not load).
+//! a SIGTERM or SIGINT once the jobs in hand are finished, non-zero when it
+//! cannot start (bad flags, a model that does not load, a name that another
+//! live process holds) or when its name is taken over while it runs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +23,10 @@ use crate::engine::{Judge, NoopJudge};
 use crate::runner::simulated_delay::DelayedJudge;
 use crate::runner::{self, RunnerConfig};
 
+/// Where the fleet's watchdog names a worker's dead predecessor
+/// (`--predecessor`).
+pub const PREDECESSOR_ENV: &str = "VERDICT_WORKER_PREDECESSOR";
+
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Redis to use: redis://HOST:PORT, rediss://HOST:PORT or unix:///PATH.
@@ -35,10 +40,20 @@ pub struct RunArgs {
     #[arg(long, env = "VERDICT_MODEL", required_unless_present = "noop")]
     pub model: Option<PathBuf>,
 
-    /// This worker's name, unique in the fleet (letters, digits, '.', '_', '-').
-    /// Default: HOST-PID.
+    /// This worker's name: its consumer in the group, so it must be unique
+    /// among the processes sharing the Redis (letters, digits, '.', '_', '-').
+    /// A name that a live process holds is refused. Default: HOST-RANDOM (the
+    /// host name cut to 24 characters and 12 random hex digits), unique by
+    /// construction, new at every start.
     #[arg(long)]
     pub name: Option<String>,
+
+    /// The instance token of the process that held --name before this one,
+    /// known to be dead: its record is taken over at once instead of after
+    /// it goes unwritten for STALE_AFTER. Set by the fleet's watchdog, which
+    /// reaped that process; not for people.
+    #[arg(long, env = PREDECESSOR_ENV, hide = true, value_name = "INSTANCE")]
+    pub predecessor: Option<String>,
 
     /// Skip inference: answer `maybe` to everything (for measuring the queue).
     #[arg(long)]
@@ -125,6 +140,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             shutdown::on_terminate_signals().context("cannot install signal handlers")?;
         let config = RunnerConfig {
             name,
+            predecessor: args.predecessor.clone().filter(|p| !p.is_empty()),
             batch_size: usize::from(args.batch_size),
             block: RunnerConfig::DEFAULT_BLOCK,
             max_attempts: args.max_attempts,
@@ -187,11 +203,24 @@ fn check_memory_limit(judge: &dyn Judge) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// HOST-PID, cleaned to a valid worker name.
+/// HOST-RANDOM: two machines may share a host name, and a PID is only
+/// unique on one machine, so the host is only a readable beginning.
 fn default_name() -> String {
     format!(
         "{}-{}",
         verdict_shared::host::name_for_ids(),
-        std::process::id()
+        verdict_shared::unique_id::short()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_default_name_is_valid_and_new_each_time() {
+        let name = default_name();
+        assert!(is_valid_worker_name(&name), "{name}");
+        assert_ne!(name, default_name());
+    }
 }

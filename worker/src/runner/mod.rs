@@ -1,11 +1,14 @@
 //! The worker's run loop: read jobs from the consumer group, judge them,
 //! post verdicts back, until told to stop.
 //!
+//! - [`registration`]: claiming the worker's name before any read (refused
+//!   while another live process holds it);
 //! - [`read_loop`]: connecting to Redis, reading entries (own pending ones
 //!   first, then new and reclaimed ones), reconnecting after a loss;
 //! - [`job`]: one job, from start to finish;
 //! - [`outcome`]: how a judgement ends a job (done, failed, or retried);
-//! - [`heartbeat`]: the task that keeps the worker's record alive;
+//! - [`heartbeat`]: the task that keeps the worker's record alive (and
+//!   stops the worker if its name was taken over);
 //! - [`status`]: what the heartbeat reports;
 //! - [`reclaim`]: taking over the jobs of workers that went silent;
 //! - [`image_probe`]: the image size for the log line;
@@ -30,6 +33,7 @@ mod job;
 mod outcome;
 mod read_loop;
 mod reclaim;
+mod registration;
 mod report;
 pub(crate) mod simulated_delay;
 mod status;
@@ -40,7 +44,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::sync::Semaphore;
 use verdict_shared::clock::wall_ms;
-use verdict_shared::queue::heartbeat as protocol_heartbeat;
+use verdict_shared::queue::deregister::{Deregistration, deregister as deregister_name};
 use verdict_shared::queue::{QueueError, WorkerRecord};
 use verdict_shared::redis_pool::Pool;
 use verdict_shared::redis_url::{self, RedisUrl};
@@ -54,6 +58,9 @@ use status::WorkerStatus;
 pub struct RunnerConfig {
     /// The worker's name: its consumer name in the group and its record's key.
     pub name: String,
+    /// The instance of the dead process that held the name before, named by
+    /// the supervisor that reaped it: its record is taken over at once.
+    pub predecessor: Option<String>,
     /// Most entries read at once.
     pub batch_size: usize,
     /// How long one read waits for new entries. A SIGTERM is seen within this
@@ -89,9 +96,10 @@ pub(crate) struct Context {
     pub(crate) stopping: Shutdown,
 }
 
-/// Runs jobs until `shutdown` fires, then finishes the jobs in hand,
-/// deregisters and returns. Redis being away is not an error: the loop waits
-/// and reconnects.
+/// Claims the worker's name, runs jobs until `shutdown` fires, then
+/// finishes the jobs in hand, deregisters and returns. Redis being away is
+/// not an error: the loop waits and reconnects. An error: the name is
+/// another live process's (at the start, or taken over later).
 pub async fn run(
     redis: RedisUrl,
     config: RunnerConfig,
@@ -109,6 +117,8 @@ pub async fn run(
         model: judge.model_name().to_owned(),
         started_ms: wall_ms(),
         heartbeat_ms: wall_ms(),
+        beats: 0,
+        instance: verdict_shared::unique_id::instance().to_owned(),
         jobs_done: 0,
         current_job: None,
     };
@@ -122,12 +132,36 @@ pub async fn run(
         reclaim_after_s = config.reclaim_after.as_secs_f64(),
         "worker starting"
     );
+    // The worker stops when told to, or when its name is taken over.
+    let (stop, stopping) = shutdown::channel();
+    let forward = tokio::spawn({
+        let (stop, mut shutdown) = (stop.clone(), shutdown);
+        async move {
+            shutdown.recv().await;
+            stop.fire();
+        }
+    });
+    let claimed = registration::claim_name(
+        &pool,
+        &record,
+        config.predecessor.as_deref(),
+        &mut stopping.clone(),
+    )
+    .await;
+    if !matches!(claimed, Ok(true)) {
+        forward.abort();
+        if claimed.is_ok() {
+            tracing::info!(worker = %config.name, "stopped before it registered");
+        }
+        return claimed.map(|_| ());
+    }
     let (stop_heartbeat, heartbeat_stop) = shutdown::channel();
     let heartbeat = tokio::spawn(heartbeat::run(
         pool.clone(),
         record,
         status.clone(),
         heartbeat_stop,
+        stop,
     ));
 
     let ctx = Context {
@@ -140,13 +174,22 @@ pub async fn run(
         max_attempts: config.max_attempts,
         #[cfg(any(test, feature = "test-hooks"))]
         faults: faulty_judge::Faults::armed_from_env(),
-        stopping: shutdown.clone(),
+        stopping: stopping.clone(),
     };
-    read_loop::consume_until_shutdown(&redis, &config, &ctx, shutdown).await;
+    read_loop::consume_until_shutdown(&redis, &config, &ctx, stopping).await;
+    forward.abort();
 
     stop_heartbeat.fire();
-    if let Err(err) = heartbeat.await {
-        tracing::warn!(error = %err, "the heartbeat task ended badly");
+    match heartbeat.await {
+        Ok(heartbeat::Ended::NameTaken(holder)) => {
+            anyhow::bail!(
+                "the worker name {:?} was taken over by {holder} while this process was not \
+                 beating; stopped so that the two do not share one consumer",
+                config.name
+            )
+        }
+        Ok(heartbeat::Ended::Stopped) => {}
+        Err(err) => tracing::warn!(error = %err, "the heartbeat task ended badly"),
     }
     deregister(&pool, &config.name, status.jobs_done()).await;
     Ok(())
@@ -176,16 +219,25 @@ impl Context {
     }
 }
 
-/// Removes the worker's record, and says so.
+/// Removes the worker's record (if the name is still this process's), and
+/// says so.
 async fn deregister(pool: &Pool, name: &str, jobs_done: u64) {
     let removed = async {
         let mut conn = pool.get().await?;
-        protocol_heartbeat::deregister(&mut conn, name).await
+        deregister_name(&mut conn, name, verdict_shared::unique_id::instance()).await
     }
     .await;
     match removed {
-        Ok(()) => tracing::info!(worker = %name, jobs_done, "worker stopped and deregistered"),
-        Err::<(), QueueError>(err) => tracing::warn!(
+        Ok(Deregistration::Deregistered) => {
+            tracing::info!(worker = %name, jobs_done, "worker stopped and deregistered")
+        }
+        Ok(Deregistration::NotOurs { holder }) => tracing::warn!(
+            worker = %name,
+            holder = %holder,
+            jobs_done,
+            "worker stopped; its name is another process's now, whose record is left alone"
+        ),
+        Err::<_, QueueError>(err) => tracing::warn!(
             worker = %name,
             error = %err,
             "worker stopped but could not deregister; its record expires by itself"

@@ -10,6 +10,7 @@ use crate::names::Role;
 use crate::watchdog::event::{Action, Level, Moment};
 use crate::watchdog::health::HealthReport;
 
+use super::heartbeat::Heartbeat;
 use super::phase::{Phase, Stop, StopWhy};
 use super::slot::Slot;
 use super::{Out, Supervisor};
@@ -25,7 +26,7 @@ impl Supervisor {
         let mut hung = Vec::new();
         for (name, slot) in &mut self.slots {
             let name = name.to_string();
-            if let Some(pid) = mark_ready(&name, slot, report, &prefix) {
+            if let Some(pid) = mark_ready(&name, slot, report, &prefix, at) {
                 let message = match slot.role {
                     Role::Worker => format!("{name} (PID {pid}) registered"),
                     _ => format!("{name} (PID {pid}) is ready"),
@@ -33,18 +34,18 @@ impl Supervisor {
                 out.push(Action::log(Level::Info, &name, Some(pid), message));
             }
             if let Phase::Running {
-                heartbeat_ms: Some(beat),
+                heartbeat: Some(beat),
                 ..
             } = slot.phase
             {
-                let age = Duration::from_millis(report.wall_ms.saturating_sub(beat));
-                if watch_hangs && age > hung_after {
-                    hung.push((name, age));
+                let unchanged = beat.unchanged_for(at.now);
+                if watch_hangs && unchanged > hung_after {
+                    hung.push((name, unchanged));
                 }
             }
         }
-        for (name, age) in hung {
-            self.kill_hung(&name, age, at, out);
+        for (name, unchanged) in hung {
+            self.kill_hung(&name, unchanged, at, out);
         }
         if self.redis.healthy && self.shutdown.is_none() {
             for name in self.names_where(|slot| slot.phase == Phase::WaitingForRedis) {
@@ -77,15 +78,16 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn kill_hung(&mut self, name: &str, age: Duration, at: Moment, out: &mut Out) {
+    /// Kills a worker whose heartbeat has not changed for `unchanged`.
+    pub(super) fn kill_hung(&mut self, name: &str, unchanged: Duration, at: Moment, out: &mut Out) {
         let slot = self.slot(name);
         let Some(instance) = slot.phase.instance() else {
             return;
         };
         let pid = instance.pid;
         let message = format!(
-            "{name} (PID {pid}) is hung: last heartbeat {} ago; SIGKILL",
-            format_duration(age)
+            "{name} (PID {pid}) is hung: its heartbeat has not changed for {}; SIGKILL",
+            format_duration(unchanged)
         );
         out.push(Action::log(Level::Warn, name, Some(pid), message));
         out.push(Action::signal(name, pid, Signal::SIGKILL));
@@ -102,14 +104,21 @@ impl Supervisor {
 }
 
 /// Moves a starting process that the report shows ready to `Running` and
-/// returns its PID; keeps a worker's newest heartbeat.
-fn mark_ready(name: &str, slot: &mut Slot, report: &HealthReport, prefix: &str) -> Option<u32> {
+/// returns its PID; keeps a worker's newest heartbeat, and when it was first
+/// seen (a record that did not change keeps its first sighting).
+fn mark_ready(
+    name: &str,
+    slot: &mut Slot,
+    report: &HealthReport,
+    prefix: &str,
+    at: Moment,
+) -> Option<u32> {
     let (instance, heartbeat) = match slot.phase {
         Phase::Starting(instance) => (instance, None),
         Phase::Running {
             instance,
-            heartbeat_ms,
-        } => (instance, heartbeat_ms),
+            heartbeat,
+        } => (instance, heartbeat),
         _ => return None,
     };
     let ready = match slot.role {
@@ -121,11 +130,13 @@ fn mark_ready(name: &str, slot: &mut Slot, report: &HealthReport, prefix: &str) 
                 .get(&format!("{prefix}{name}"))
                 .filter(|record| record.pid == instance.pid);
             let record = record?;
-            let heartbeat_ms = Some(heartbeat.unwrap_or(0).max(record.heartbeat_ms));
+            if !record.instance.is_empty() {
+                slot.registered_instance = Some(record.instance.clone());
+            }
             let was_starting = matches!(slot.phase, Phase::Starting(_));
             slot.phase = Phase::Running {
                 instance,
-                heartbeat_ms,
+                heartbeat: Some(Heartbeat::observe(heartbeat, record, at.now)),
             };
             return was_starting.then_some(instance.pid);
         }
@@ -134,7 +145,7 @@ fn mark_ready(name: &str, slot: &mut Slot, report: &HealthReport, prefix: &str) 
     if ready && matches!(slot.phase, Phase::Starting(_)) {
         slot.phase = Phase::Running {
             instance,
-            heartbeat_ms: None,
+            heartbeat: None,
         };
         return Some(instance.pid);
     }

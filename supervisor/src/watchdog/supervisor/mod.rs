@@ -14,8 +14,9 @@
 //! - an api or worker exit during a Redis outage (Redis answered before and
 //!   does not now) is not counted toward that limit (the outage is not the
 //!   process's fault); it is still restarted with a delay;
-//! - a registered worker whose heartbeat is older than the hung timeout, while
-//!   Redis has been reachable for at least that long, is killed (SIGKILL) and
+//! - a registered worker whose heartbeat has not changed for the hung
+//!   timeout (on the watchdog's monotonic clock: [`heartbeat`]), while Redis
+//!   has been reachable for at least that long, is killed (SIGKILL) and
 //!   restarted; the hang counts as a crash;
 //! - with the embedded Redis, the api and workers start once Redis answers,
 //!   and `down` stops them first and Redis last, so a worker can still
@@ -38,6 +39,7 @@ mod deadlines;
 mod down;
 mod exits;
 mod health;
+pub mod heartbeat;
 pub mod phase;
 mod redis_health;
 mod requests;
@@ -177,13 +179,21 @@ impl Supervisor {
         }
     }
 
-    /// Asks for a new instance of `name`.
+    /// Asks for a new instance of `name` (none is running: the previous
+    /// one, if any, was reaped). A worker is told the instance of the
+    /// previous process registered under its name, now known dead.
     fn start(&mut self, name: &str, at: Moment, out: &mut Out) {
         let slot = self.slot(name);
         slot.phase = Phase::BackingOff { until: at.now };
+        let mut launch = slot.launch.clone();
+        if let (Role::Worker, Some(instance)) = (slot.role, &slot.registered_instance) {
+            launch
+                .env
+                .push((roles::WORKER_PREDECESSOR_ENV.into(), instance.clone()));
+        }
         out.push(Action::Spawn {
             name: name.to_string(),
-            launch: slot.launch.clone(),
+            launch,
         });
     }
 

@@ -18,6 +18,7 @@
 
 use std::time::Instant;
 
+use super::heartbeat::Heartbeat;
 use crate::control::protocol::State;
 
 /// One running instance of a process.
@@ -62,11 +63,11 @@ pub enum Phase {
     /// Started, not ready yet (Redis has not answered PING, the api not
     /// `/readyz`, the worker has not registered with its PID).
     Starting(Instance),
-    /// Ready. For a worker, the newest heartbeat of this instance (ms since
-    /// the epoch); `None` for the api and Redis.
+    /// Ready. For a worker, the newest heartbeat of this instance and when
+    /// it was first seen; `None` for the api and Redis.
     Running {
         instance: Instance,
-        heartbeat_ms: Option<u64>,
+        heartbeat: Option<Heartbeat>,
     },
     /// Signalled; it leaves this phase when the reaper reports its exit.
     Stopping { instance: Instance, stop: Stop },

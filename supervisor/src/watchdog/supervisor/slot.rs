@@ -22,6 +22,11 @@ pub struct Slot {
     pub backoff: Backoff,
     /// Times in a row it was marked failed (its cool-down doubles each time).
     pub failed_times: u32,
+    /// For a worker: the instance token of the newest process seen
+    /// registered under its name (from its record). Once that process is
+    /// gone, the next one is told it was its predecessor, and takes its
+    /// record (and pending jobs) over at once.
+    pub registered_instance: Option<String>,
 }
 
 impl Slot {
@@ -36,6 +41,7 @@ impl Slot {
             backoff: Backoff::new(policy.crash_limit, policy.crash_window())
                 .with_max_delay(policy.max_restart_delay()),
             failed_times: 0,
+            registered_instance: None,
         }
     }
 

@@ -15,6 +15,7 @@ use crate::embedded_redis::Appendfsync;
 use crate::watchdog::event::{Action, Event, Moment};
 use crate::watchdog::health::HealthReport;
 use crate::watchdog::reaper::Exit;
+use heartbeat::Heartbeat;
 use phase::{Phase, StopWhy};
 
 struct Harness {
@@ -129,28 +130,41 @@ impl Harness {
     }
 }
 
-fn report(redis_ok: bool, workers: &[(&str, u32, u64)], wall_ms: u64) -> HealthReport {
+/// A probe's report: Redis up or down, the api ready, and the records of
+/// `workers` (name, PID, the record's `heartbeat_ms`; no beat counter).
+fn report(redis_ok: bool, workers: &[(&str, u32, u64)]) -> HealthReport {
+    let records = workers
+        .iter()
+        .map(|&(name, pid, heartbeat_ms)| record(name, pid, 0, heartbeat_ms))
+        .collect();
+    report_of(redis_ok, records)
+}
+
+/// A worker's record with its beat counter and wall-clock stamp.
+fn record(name: &str, pid: u32, beats: u64, heartbeat_ms: u64) -> WorkerRecord {
+    WorkerRecord {
+        name: name.to_string(),
+        host: "test".into(),
+        pid,
+        model: "noop".into(),
+        started_ms: 0,
+        heartbeat_ms,
+        beats,
+        instance: format!("instance-{pid}"),
+        jobs_done: 0,
+        current_job: None,
+    }
+}
+
+fn report_of(redis_ok: bool, records: Vec<WorkerRecord>) -> HealthReport {
     HealthReport {
         redis_ok,
         redis_error: (!redis_ok).then(|| "connection refused".to_string()),
         api_ready: true,
-        workers: workers
-            .iter()
-            .map(|(name, pid, heartbeat_ms)| {
-                let record = WorkerRecord {
-                    name: name.to_string(),
-                    host: "test".into(),
-                    pid: *pid,
-                    model: "noop".into(),
-                    started_ms: 0,
-                    heartbeat_ms: *heartbeat_ms,
-                    jobs_done: 0,
-                    current_job: None,
-                };
-                (name.to_string(), record)
-            })
+        workers: records
+            .into_iter()
+            .map(|record| (record.name.clone(), record))
             .collect(),
-        wall_ms,
     }
 }
 
@@ -227,7 +241,7 @@ fn put(from: Before) -> Harness {
         Before::Running => {
             let pid = h.pid("worker-0");
             h.run(
-                Event::Health(report(true, &[("worker-0", pid, t.wall_ms)], t.wall_ms)),
+                Event::Health(report(true, &[("worker-0", pid, t.wall_ms)])),
                 t,
             );
         }
@@ -364,22 +378,20 @@ fn every_phase_meets_every_event() {
                 },
                 O::Tick => Event::Tick,
                 O::HealthUp => {
-                    // A running worker's record is as old as the fleet: by
-                    // now it is hung, Redis having answered since +10 s.
+                    // A running worker's record is the one it registered
+                    // with at +10 s, unchanged: by now it is hung, Redis
+                    // having answered since +10 s.
                     let workers: Vec<_> = before
                         .pid()
-                        .map(|pid| ("worker-0", pid, h.t0.wall_ms))
+                        .map(|pid| ("worker-0", pid, h.at(10_000).wall_ms))
                         .into_iter()
                         .collect();
                     if from == F::Running {
-                        h.run(
-                            Event::Health(report(true, &[], h.at(10_000).wall_ms)),
-                            h.at(10_000),
-                        );
+                        h.run(Event::Health(report(true, &[])), h.at(10_000));
                     }
-                    Event::Health(report(true, &workers, at.wall_ms))
+                    Event::Health(report(true, &workers))
                 }
-                O::HealthDown => Event::Health(report(false, &[], at.wall_ms)),
+                O::HealthDown => Event::Health(report(false, &[])),
                 O::Restart => Event::Restart {
                     all_at_once: false,
                     target: Some("worker-0".into()),
@@ -394,7 +406,7 @@ fn every_phase_meets_every_event() {
             let event = match (from, on, event) {
                 (F::Starting, O::HealthUp, _) => {
                     let pid = before.pid().unwrap();
-                    Event::Health(report(true, &[("worker-0", pid, at.wall_ms)], at.wall_ms))
+                    Event::Health(report(true, &[("worker-0", pid, at.wall_ms)]))
                 }
                 (_, _, event) => event,
             };
@@ -578,8 +590,8 @@ fn exits_during_a_redis_outage_are_not_counted_but_exits_without_redis_ever_are(
     let mut h = harness(1, 1, false);
     let t = h.at(0);
     h.run(Event::Start, t);
-    h.run(Event::Health(report(true, &[], 0)), t);
-    h.run(Event::Health(report(false, &[], 0)), t);
+    h.run(Event::Health(report(true, &[])), t);
+    h.run(Event::Health(report(false, &[])), t);
     let mut now = t;
     for _ in 0..5 {
         h.crash("worker-0", Signal::SIGKILL, now);
@@ -600,7 +612,7 @@ fn exits_during_a_redis_outage_are_not_counted_but_exits_without_redis_ever_are(
     // A Redis that never answered: crashes count (limit 1: the second fails).
     let mut g = harness(1, 1, false);
     g.run(Event::Start, t);
-    g.run(Event::Health(report(false, &[], 0)), t);
+    g.run(Event::Health(report(false, &[])), t);
     g.crash("worker-0", Signal::SIGKILL, t);
     assert_eq!(g.row("worker-0").last_exit.unwrap().reason, "crashed");
     g.crash("worker-0", Signal::SIGKILL, t);
@@ -608,46 +620,51 @@ fn exits_during_a_redis_outage_are_not_counted_but_exits_without_redis_ever_are(
 }
 
 #[test]
-fn a_registered_worker_with_an_old_heartbeat_is_hung_unless_redis_just_came_back() {
+fn a_registered_worker_whose_heartbeat_stops_changing_is_hung_unless_redis_just_came_back() {
     let mut h = harness(1, 5, false);
     let t = h.at(0);
     let wall = 1_000_000;
     h.run(Event::Start, t);
     let worker = h.pid("worker-0");
     h.run(
-        Event::Health(report(true, &[("worker-0", worker, wall)], wall)),
+        Event::Health(report(true, &[("worker-0", worker, wall)])),
         t,
     );
     assert_eq!(h.row("worker-0").state, State::Running, "registered");
     let api = h.pid("api");
     assert_eq!(h.row("api").state, State::Running);
     // Another worker's record with a different PID is not this one's.
-    let other = report(true, &[("worker-0", worker + 1, wall + 900)], wall + 900);
+    let other = report(true, &[("worker-0", worker + 1, wall + 900)]);
     h.run(Event::Health(other), t);
     assert_eq!(
         h.phase("worker-0"),
         Phase::Running {
             instance: h.phase("worker-0").instance().unwrap(),
-            heartbeat_ms: Some(wall),
+            heartbeat: Some(Heartbeat {
+                beats: 0,
+                heartbeat_ms: wall,
+                seen: t.now,
+            }),
         }
     );
 
-    // Redis blinked: back since t+2s. At t+3s the heartbeat is 3 s old, but
-    // Redis has only been back 1 s: not hung.
-    h.run(Event::Health(report(false, &[], wall + 1000)), h.at(1000));
+    // Redis blinked: back since t+2s. At t+3s the heartbeat has not changed
+    // for 3 s, but Redis has only been back 1 s: not hung.
+    h.run(Event::Health(report(false, &[])), h.at(1000));
     h.run(
-        Event::Health(report(true, &[("worker-0", worker, wall)], wall + 2000)),
+        Event::Health(report(true, &[("worker-0", worker, wall)])),
         h.at(2000),
     );
     let actions = h.run(
-        Event::Health(report(true, &[("worker-0", worker, wall)], wall + 3000)),
+        Event::Health(report(true, &[("worker-0", worker, wall)])),
         h.at(3000),
     );
     assert!(signals(&actions).is_empty(), "killed right after an outage");
 
-    // At t+5s Redis has answered for 3 s (> 2 s) and the heartbeat is 5 s old.
+    // At t+5s Redis has answered for 3 s (> 2 s) and the heartbeat has not
+    // changed for 5 s.
     let actions = h.run(
-        Event::Health(report(true, &[("worker-0", worker, wall)], wall + 5000)),
+        Event::Health(report(true, &[("worker-0", worker, wall)])),
         h.at(5000),
     );
     assert_eq!(signals(&actions), [("worker-0".into(), Signal::SIGKILL)]);
@@ -662,6 +679,155 @@ fn a_registered_worker_with_an_old_heartbeat_is_hung_unless_redis_just_came_back
     assert_eq!(h.pid("api"), api);
 }
 
+/// Whose wall clock steps in [`clock_steps_kill_no_worker_that_beats_and_hide_no_hang`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stepped {
+    /// The worker's host: its records' `heartbeat_ms` jump.
+    Worker,
+    /// The watchdog's host: the wall clock of its moments jumps.
+    Watchdog,
+}
+
+#[test]
+fn clock_steps_kill_no_worker_that_beats_and_hide_no_hang() {
+    // The hang limit is 2 s (the harness's). A worker beats every 2 s and is
+    // probed every 500 ms; at +10 s a wall clock steps by 120 s, forward or
+    // back. The watchdog's monotonic clock (`Moment::now`) never steps.
+    let cases = [
+        (Stepped::Worker, 120_000),
+        (Stepped::Worker, -120_000),
+        (Stepped::Watchdog, 120_000),
+        (Stepped::Watchdog, -120_000),
+    ];
+    for (stepped, step_ms) in cases {
+        let case = format!("{stepped:?} clock stepped by {step_ms} ms");
+        let mut h = harness(1, 5, false);
+        h.run(Event::Start, h.at(0));
+        let pid = h.pid("worker-0");
+        let moment = |h: &Harness, ms: u64| {
+            let mut at = h.at(ms);
+            if stepped == Stepped::Watchdog && ms >= 10_000 {
+                at.wall_ms = at.wall_ms.saturating_add_signed(step_ms);
+            }
+            at
+        };
+        let worker_wall = |h: &Harness, ms: u64| {
+            let wall = h.at(ms).wall_ms;
+            if stepped == Stepped::Worker && ms >= 10_000 {
+                wall.saturating_add_signed(step_ms)
+            } else {
+                wall
+            }
+        };
+        let mut beats = 0;
+        let mut stamp = 0;
+        for ms in (0..=30_000).step_by(500) {
+            if ms % 2_000 == 0 {
+                beats += 1;
+                stamp = worker_wall(&h, ms);
+            }
+            let probe = report_of(true, vec![record("worker-0", pid, beats, stamp)]);
+            let actions = h.run(Event::Health(probe), moment(&h, ms));
+            assert!(signals(&actions).is_empty(), "{case}: killed at +{ms} ms");
+        }
+        assert_eq!(h.row("worker-0").state, State::Running, "{case}");
+        assert_eq!(h.pid("worker-0"), pid, "{case}");
+
+        // Then it freezes: its record stays as written at +30 s, whatever its
+        // stamp says (120 s ahead, or behind). Hung once unchanged for more
+        // than 2 s on the monotonic clock: not at +32 s, at +32.5 s.
+        let frozen = || report_of(true, vec![record("worker-0", pid, beats, stamp)]);
+        let actions = h.run(Event::Health(frozen()), moment(&h, 32_000));
+        assert!(signals(&actions).is_empty(), "{case}: killed at the limit");
+        let actions = h.run(Event::Health(frozen()), moment(&h, 32_500));
+        assert_eq!(
+            signals(&actions),
+            [("worker-0".into(), Signal::SIGKILL)],
+            "{case}: a frozen worker was not killed"
+        );
+    }
+}
+
+#[test]
+fn a_heartbeat_that_changes_only_its_counter_or_only_its_stamp_is_a_beat() {
+    // The counter is what new workers change; records written before it
+    // existed change only their stamp. Either is a beat; only a record
+    // that changes in neither is silent.
+    let mut h = harness(1, 5, false);
+    h.run(Event::Start, h.at(0));
+    let pid = h.pid("worker-0");
+    let probes = [
+        (0, record("worker-0", pid, 1, 500)),
+        // The counter moves, the stamp does not (a clock stopped, or stepped
+        // back to the same millisecond).
+        (1_500, record("worker-0", pid, 2, 500)),
+        (3_000, record("worker-0", pid, 3, 500)),
+        // The stamp moves, the counter does not (an older worker).
+        (4_500, record("worker-0", pid, 3, 400)),
+        (6_000, record("worker-0", pid, 3, 900)),
+    ];
+    for (ms, beat) in probes {
+        let actions = h.run(Event::Health(report_of(true, vec![beat])), h.at(ms));
+        assert!(signals(&actions).is_empty(), "killed at +{ms} ms");
+    }
+    // Nothing moves from +6 s: hung after 2 s.
+    let silent = || report_of(true, vec![record("worker-0", pid, 3, 900)]);
+    assert!(signals(&h.run(Event::Health(silent()), h.at(8_000))).is_empty());
+    assert_eq!(
+        signals(&h.run(Event::Health(silent()), h.at(8_001))),
+        [("worker-0".into(), Signal::SIGKILL)]
+    );
+}
+
+/// The predecessor a spawn of `name` among `actions` names, if any.
+fn predecessor(actions: &[Action], name: &str) -> Option<String> {
+    actions.iter().find_map(|a| match a {
+        Action::Spawn { name: n, launch } if n == name => Some(
+            launch
+                .env
+                .iter()
+                .find(|(key, _)| key == crate::watchdog::roles::WORKER_PREDECESSOR_ENV)
+                .map(|(_, value)| value.clone()),
+        ),
+        _ => None,
+    })?
+}
+
+#[test]
+fn a_restarted_worker_is_told_the_instance_last_registered_under_its_name() {
+    let mut h = harness(1, 5, false);
+    let actions = h.run(Event::Start, h.at(0));
+    assert_eq!(spawned(&actions), ["api", "worker-0"]);
+    assert_eq!(
+        predecessor(&actions, "worker-0"),
+        None,
+        "none registered yet"
+    );
+    let first = h.pid("worker-0");
+    let registered = report_of(true, vec![record("worker-0", first, 1, 1)]);
+    h.run(Event::Health(registered), h.at(100));
+
+    // It dies: its successor may take its record over at once.
+    let actions = h.crash("worker-0", Signal::SIGKILL, h.at(200));
+    assert_eq!(
+        predecessor(&actions, "worker-0"),
+        Some(format!("instance-{first}"))
+    );
+    // The successor dies before it registers: the record under the name is
+    // still the first one's, and so is the next successor's predecessor.
+    h.crash("worker-0", Signal::SIGKILL, h.at(300));
+    let actions = h.run(Event::Tick, h.at(10_000));
+    assert_eq!(spawned(&actions), ["worker-0"]);
+    assert_eq!(
+        predecessor(&actions, "worker-0"),
+        Some(format!("instance-{first}"))
+    );
+    // The api is never told one.
+    let actions = h.crash("api", Signal::SIGKILL, h.at(10_000));
+    assert_eq!(spawned(&actions), ["api"]);
+    assert_eq!(predecessor(&actions, "api"), None);
+}
+
 #[test]
 fn down_stops_the_apps_before_redis_and_kills_what_ignores_sigterm() {
     let mut h = harness(2, 5, true);
@@ -670,7 +836,7 @@ fn down_stops_the_apps_before_redis_and_kills_what_ignores_sigterm() {
     // Only Redis starts; the others wait for it to answer.
     assert_eq!(spawned(&actions), ["redis"]);
     assert_eq!(h.row("api").pid, None);
-    let actions = h.run(Event::Health(report(true, &[], 0)), t);
+    let actions = h.run(Event::Health(report(true, &[])), t);
     assert_eq!(spawned(&actions), ["api", "worker-0", "worker-1"]);
     assert_eq!(h.row("redis").state, State::Running);
 
@@ -852,7 +1018,7 @@ fn a_rolling_restart_stops_the_next_worker_once_the_previous_one_is_back() {
             .into_iter()
             .filter_map(|name| h.phase(name).pid().map(|pid| (name, pid, at.wall_ms)))
             .collect();
-        h.run(Event::Health(report(true, &workers, at.wall_ms)), at)
+        h.run(Event::Health(report(true, &workers)), at)
     };
     register(&mut h, t);
     let old: Vec<u32> = ["worker-0", "worker-1", "worker-2"]
