@@ -1,6 +1,7 @@
 //! What the fleet tells its workers and api about giving up on jobs, taking
 //! over abandoned ones and refusing new ones (issue 6, `docs/reliability.md`):
-//! `fleet up --max-attempts`, `--reclaim-after`, `--max-queue-depth`.
+//! `fleet up --max-attempts`, `--reclaim-after`, `--max-queue-depth`, and how
+//! long the api waits for Redis before it answers 503 (`--redis-timeout-ms`).
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -20,6 +21,18 @@ pub struct JobPolicy {
     /// Most jobs queued or running; beyond it the api answers 429
     /// (`verdict-api --max-queue-depth`; 0: no limit).
     pub max_queue_depth: u64,
+    /// How long an api request waits for Redis before it answers 503
+    /// (`verdict-api --redis-timeout-ms`; raise it for a Redis across a
+    /// network).
+    #[serde(default = "default_redis_timeout_ms")]
+    pub redis_timeout_ms: u64,
+}
+
+/// The api's default Redis deadline (kept equal to `verdict-api`'s).
+pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 800;
+
+fn default_redis_timeout_ms() -> u64 {
+    DEFAULT_REDIS_TIMEOUT_MS
 }
 
 /// The api's default queue limit (kept equal to `verdict-api`'s).
@@ -31,6 +44,7 @@ impl Default for JobPolicy {
             max_attempts: policy::DEFAULT_MAX_ATTEMPTS,
             reclaim_after_s: policy::DEFAULT_RECLAIM_AFTER.as_secs(),
             max_queue_depth: DEFAULT_MAX_QUEUE_DEPTH,
+            redis_timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
         }
     }
 }
@@ -55,6 +69,8 @@ impl JobPolicy {
         vec![
             "--max-queue-depth".into(),
             self.max_queue_depth.to_string().into(),
+            "--redis-timeout-ms".into(),
+            self.redis_timeout_ms.to_string().into(),
         ]
     }
 }
@@ -76,7 +92,9 @@ mod tests {
         );
         assert_eq!(
             policy.api_args(),
-            ["--max-queue-depth", "1000"].map(OsString::from).to_vec()
+            ["--max-queue-depth", "1000", "--redis-timeout-ms", "800"]
+                .map(OsString::from)
+                .to_vec()
         );
     }
 }

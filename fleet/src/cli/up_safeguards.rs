@@ -11,7 +11,7 @@ use verdict_shared::queue::policy;
 use verdict_supervisor::api_token::ApiToken;
 use verdict_supervisor::durations_and_sizes::parse_duration;
 use verdict_supervisor::embedded_redis::Appendfsync;
-use verdict_supervisor::job_policy::{DEFAULT_MAX_QUEUE_DEPTH, JobPolicy};
+use verdict_supervisor::job_policy::{DEFAULT_MAX_QUEUE_DEPTH, DEFAULT_REDIS_TIMEOUT_MS, JobPolicy};
 
 /// How the embedded Redis flushes its append-only file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -53,6 +53,11 @@ pub struct ReliabilityArgs {
     /// Retry-After (0: no limit)
     #[arg(long, default_value_t = DEFAULT_MAX_QUEUE_DEPTH, value_name = "N")]
     pub max_queue_depth: u64,
+    /// How long an api request waits for Redis before it answers 503, in
+    /// milliseconds (50 to 60000); raise it for a Redis across a network
+    #[arg(long, default_value_t = DEFAULT_REDIS_TIMEOUT_MS, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub redis_timeout_ms: u64,
     /// The longest wait before restarting a crashed process (the delay
     /// doubles from 100 ms with each crash in a row)
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
@@ -94,6 +99,7 @@ impl ReliabilityArgs {
             max_attempts: self.max_attempts,
             reclaim_after_s: self.reclaim_after.as_secs().max(min.as_secs()),
             max_queue_depth: self.max_queue_depth,
+            redis_timeout_ms: self.redis_timeout_ms,
         })
     }
 
