@@ -11,7 +11,9 @@ use verdict_shared::queue::policy;
 use verdict_supervisor::api_token::ApiToken;
 use verdict_supervisor::durations_and_sizes::parse_duration;
 use verdict_supervisor::embedded_redis::Appendfsync;
-use verdict_supervisor::job_policy::{DEFAULT_MAX_QUEUE_DEPTH, DEFAULT_REDIS_TIMEOUT_MS, JobPolicy};
+use verdict_supervisor::job_policy::{
+    DEFAULT_MAX_QUEUE_DEPTH, DEFAULT_REDIS_TIMEOUT_MS, JobPolicy,
+};
 
 /// How the embedded Redis flushes its append-only file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
