@@ -261,27 +261,7 @@ async fn drive(browser: &fantoccini::Client, api_url: &str) -> Result<(), CmdErr
         .unwrap_or_default();
     assert_eq!(filled, texts.join("\n"));
 
-    browser.find(Locator::Css("#submit")).await?.click().await?;
-    browser
-        .wait()
-        .at_most(Duration::from_secs(120))
-        .for_element(Locator::Css("#results .verdict:nth-child(3)"))
-        .await?;
-    let cards = browser.find_all(Locator::Css("#results .verdict")).await?;
-    assert_eq!(cards.len(), 3);
-    for (card, (sentence, label)) in cards.iter().zip(COFFEE) {
-        assert_eq!(
-            card.find(Locator::Css(".sentence")).await?.text().await?,
-            sentence
-        );
-        assert_eq!(
-            card.attr("data-label").await?.as_deref(),
-            Some(label),
-            "{sentence}"
-        );
-        let badge = card.find(Locator::Css(".badge")).await?;
-        assert_eq!(badge.text().await?.to_lowercase(), label);
-    }
+    browser::judge(browser, &COFFEE).await?;
 
     browser::screenshot(browser, "page_examples").await?;
     browser::assert_loaded_only_from(browser, api_url).await?;

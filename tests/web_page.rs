@@ -108,31 +108,8 @@ async fn drive(
     browser: &fantoccini::Client,
     api_url: &str,
 ) -> Result<(), fantoccini::error::CmdError> {
-    browser.find(Locator::Css("#submit")).await?.click().await?;
-    browser
-        .wait()
-        .at_most(Duration::from_secs(120))
-        .for_element(Locator::Css("#results .verdict:nth-child(3)"))
-        .await?;
-
-    let cards = browser.find_all(Locator::Css("#results .verdict")).await?;
-    assert_eq!(cards.len(), 3);
-    for (card, (sentence, label)) in cards.iter().zip(SENTENCES) {
-        assert_eq!(
-            card.find(Locator::Css(".sentence")).await?.text().await?,
-            sentence
-        );
-        assert_eq!(
-            card.attr("data-label").await?.as_deref(),
-            Some(label),
-            "{sentence}"
-        );
-        let badge = card.find(Locator::Css(".badge")).await?;
-        assert_eq!(badge.text().await?.to_lowercase(), label);
-        assert_eq!(
-            badge.attr("class").await?.unwrap_or_default(),
-            format!("badge badge-{label}")
-        );
+    let cards = browser::judge(browser, &SENTENCES).await?;
+    for card in &cards {
         let bars = card.find_all(Locator::Css(".bar")).await?;
         assert_eq!(bars.len(), 3, "three score bars");
         for bar in &bars {

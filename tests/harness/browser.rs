@@ -147,3 +147,42 @@ pub async fn shown_error(browser: &Client, within: Duration) -> Result<String, C
         .await?;
     error.text().await
 }
+
+/// Clicks the page's Judge button and waits (up to 2 minutes: a real model)
+/// for one verdict card per `(sentence, label)`, in order; checks that each
+/// card shows its sentence, carries its label and has the matching badge.
+/// Returns the cards, for further checks.
+pub async fn judge(
+    browser: &Client,
+    expected: &[(&str, &str)],
+) -> Result<Vec<fantoccini::elements::Element>, CmdError> {
+    browser.find(Locator::Css("#submit")).await?.click().await?;
+    browser
+        .wait()
+        .at_most(Duration::from_secs(120))
+        .for_element(Locator::Css(&format!(
+            "#results .verdict:nth-child({})",
+            expected.len()
+        )))
+        .await?;
+    let cards = browser.find_all(Locator::Css("#results .verdict")).await?;
+    assert_eq!(cards.len(), expected.len());
+    for (card, (sentence, label)) in cards.iter().zip(expected) {
+        assert_eq!(
+            card.find(Locator::Css(".sentence")).await?.text().await?,
+            *sentence
+        );
+        assert_eq!(
+            card.attr("data-label").await?.as_deref(),
+            Some(*label),
+            "{sentence}"
+        );
+        let badge = card.find(Locator::Css(".badge")).await?;
+        assert_eq!(badge.text().await?.to_lowercase(), *label);
+        assert_eq!(
+            badge.attr("class").await?.unwrap_or_default(),
+            format!("badge badge-{label}")
+        );
+    }
+    Ok(cards)
+}
