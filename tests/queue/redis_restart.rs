@@ -28,7 +28,15 @@ async fn workers_and_api_reconnect_after_redis_restarts() {
         "{}",
         answer.body
     );
-    assert_eq!(answer.body["error"]["code"], "redis_unavailable");
+    // Not sent (redis_unavailable), or sent on a pooled connection that
+    // failed before any answer (outcome_unknown: the api cannot tell whether
+    // Redis took it; docs/reliability.md).
+    let code = answer.body["error"]["code"].as_str().unwrap_or("");
+    assert!(
+        ["redis_unavailable", "outcome_unknown"].contains(&code),
+        "{}",
+        answer.body
+    );
     assert!(asked.elapsed() < Duration::from_secs(10));
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
