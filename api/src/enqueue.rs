@@ -1,4 +1,5 @@
-//! Storing a checked submission: hash the image, check the callback URL,
+//! Storing a checked submission: hash the image (or check the reference it
+//! names against the server's image hosts and root), check the callback URL,
 //! submit with the idempotency key. Shared by `POST /v1/jobs` and each job of
 //! `POST /v1/batches`.
 
@@ -15,6 +16,7 @@ use crate::error::ApiError;
 use crate::idempotency;
 use crate::redis_deadline::within;
 use crate::state::AppState;
+use crate::submission::SubmittedImage;
 
 /// Images larger than this are hashed on a blocking thread, not on the
 /// runtime's (an 8 MiB image takes tens of milliseconds).
@@ -23,8 +25,8 @@ const HASH_INLINE_MAX: usize = 256 * 1024;
 /// What to store.
 #[derive(Debug)]
 pub struct Request {
-    pub image: Bytes,
-    /// The format named by the image's magic bytes.
+    pub image: SubmittedImage,
+    /// The format named by the image's magic bytes (empty for a reference).
     pub format: &'static str,
     pub texts: Vec<String>,
     pub premise: Option<String>,
@@ -58,16 +60,31 @@ pub async fn enqueue(state: &AppState, request: Request) -> Result<Enqueued, Api
     if let Some(url) = &request.callback_url {
         state.callbacks.allow.check(url)?;
     }
-    let sha256 = sha256_hex(&request.image).await?;
-    let image_info = ImageInfo {
-        bytes: request.image.len() as u64,
-        sha256,
-        format: request.format.to_owned(),
+    let empty = Bytes::new();
+    let (image_info, image, image_key) = match &request.image {
+        SubmittedImage::Bytes(image) => {
+            let sha256 = sha256_hex(image).await?;
+            let info = ImageInfo {
+                bytes: image.len() as u64,
+                sha256: sha256.clone(),
+                format: request.format.to_owned(),
+                reference: None,
+            };
+            (info, image, sha256)
+        }
+        SubmittedImage::Reference(reference) => {
+            state.images.check(reference)?;
+            // An idempotency key names the reference, not bytes nobody read.
+            let key = hex::encode(Sha256::digest(
+                format!("{}:{}", reference.kind(), reference.as_str()).as_bytes(),
+            ));
+            (ImageInfo::by_reference(reference.clone()), &empty, key)
+        }
     };
     let idempotency = request.idempotency_key.as_deref().map(|key| {
         idempotency::for_request(
             key,
-            &image_info.sha256,
+            &image_key,
             &request.texts,
             request.premise.as_deref(),
             request.callback_url.as_deref(),
@@ -88,7 +105,7 @@ pub async fn enqueue(state: &AppState, request: Request) -> Result<Enqueued, Api
                 texts: &request.texts,
                 premise: request.premise.as_deref(),
                 image_info: &image_info,
-                image: &request.image,
+                image,
                 result_ttl: state.result_ttl,
                 max_queue_depth: state.max_queue_depth,
             },
@@ -114,7 +131,7 @@ pub async fn enqueue(state: &AppState, request: Request) -> Result<Enqueued, Api
     })?;
     match submitted {
         Submitted::New(job) => {
-            tracing::debug!(job_id = %id, image_bytes = request.image.len(), format = request.format, sentences = request.texts.len(), premise = request.premise.is_some(), "job queued");
+            tracing::debug!(job_id = %id, image_bytes = image.len(), by_reference = image_info.reference.as_ref().map(|r| r.kind()), format = request.format, sentences = request.texts.len(), premise = request.premise.is_some(), "job queued");
             Ok(Enqueued {
                 job: *job,
                 created: true,

@@ -22,8 +22,8 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::submission::image_format;
 use crate::submission::texts;
+use verdict_shared::image_format;
 
 /// The manifest's file name in the examples directory.
 pub const MANIFEST: &str = "examples.json";

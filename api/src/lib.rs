@@ -12,6 +12,7 @@
 //!   token), `body_rate` (a minimum body rate), `body_drain`, `request_log`;
 //! - the endpoints: `routes`, `dashboard` (the operator's snapshot and the
 //!   queue sampler behind its charts), `submission` (parsing and checking jobs),
+//!   `image_references` (which images a job may name by URL or path),
 //!   `enqueue`, `idempotency`, `wait` (long-polls), `callbacks`, `metrics`,
 //!   `openapi` (with `openapi_limits`: the refusals written into the spec;
 //!   `routes::docs` renders it for people at `/docs`);
@@ -34,6 +35,7 @@ pub mod error;
 mod examples;
 mod fd_limit;
 mod idempotency;
+mod image_references;
 mod metrics;
 mod openapi;
 mod openapi_limits;

@@ -18,9 +18,13 @@ use crate::routes::{
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct MultipartSubmission {
-    /// The image file.
+    /// The image file; or, instead, an `image_url` or `image_path` part.
     #[schema(format = Binary, value_type = String)]
     image: Vec<u8>,
+    /// Instead of the image: an https URL on this server's --image-hosts.
+    image_url: Option<String>,
+    /// Instead of the image: a path under this server's --image-root.
+    image_path: Option<String>,
     /// One part per sentence (1 to 64).
     text: Vec<String>,
     /// Optional, at most one part: a text that holds together with the image

@@ -37,6 +37,10 @@ pub struct SpecLimits {
     pub max_batch_jobs: usize,
     /// The allowed callback hosts (`host` or `host:port`), as configured.
     pub callback_hosts: Vec<String>,
+    /// The hosts `image_url`s may name (`[scheme://]host[:port]`).
+    pub image_hosts: Vec<String>,
+    /// Whether `image_path` is accepted (the server has an `--image-root`).
+    pub image_paths: bool,
 }
 
 /// A canonical, hyphenated UUID (the api also accepts upper-case hex).
@@ -107,6 +111,83 @@ fn callback_schema(hosts: &[String]) -> Value {
     })
 }
 
+/// Exactly one of `fields` present and not null: the one image of a job.
+fn exactly_one_image(fields: &[&str]) -> Value {
+    json!(
+        fields
+            .iter()
+            .map(|field| json!({
+                "required": [field],
+                "properties": {*field: {"not": {"type": "null"}}},
+            }))
+            .collect::<Vec<_>>()
+    )
+}
+
+/// `image_url`: null only without `--image-hosts`; otherwise a URL on one of
+/// them, by the scheme its entry allows (https unless it names http).
+fn image_url_schema(hosts: &[String]) -> Value {
+    if hosts.is_empty() {
+        return json!({
+            "type": "null",
+            "description": "Images by URL are off on this server (no --image-hosts): leave it out or null.",
+        });
+    }
+    let entries: Vec<String> = hosts
+        .iter()
+        .map(|entry| {
+            let (scheme, rest) = match entry.trim().split_once("://") {
+                Some(("http", rest)) => ("[hH][tT][tT][pP]", rest),
+                Some((_, rest)) => ("[hH][tT][tT][pP][sS]", rest),
+                None => ("[hH][tT][tT][pP][sS]", entry.trim()),
+            };
+            let (host, port) = match rest.rsplit_once(':') {
+                Some((host, port)) if !rest.ends_with(']') && port.parse::<u16>().is_ok() => {
+                    (host, Some(port))
+                }
+                _ => (rest, None),
+            };
+            let port = match port {
+                Some(port) => format!(":{port}"),
+                None => "(?::[0-9]{1,5})?".to_owned(),
+            };
+            format!(
+                "{scheme}://{}{port}",
+                regex_escape(&host.to_ascii_lowercase())
+            )
+        })
+        .collect();
+    json!({
+        "type": ["string", "null"],
+        "maxLength": verdict_shared::image_reference::MAX_REFERENCE_CHARS,
+        "pattern": format!("^(?:{})(?:[/?#][!-~]*)?$", entries.join("|")),
+        "description": "Instead of image_base64: an https URL (http where this server's entry says so) on one of this server's --image-hosts; the worker fetches it.",
+    })
+}
+
+/// `image_path`: null only without `--image-root`; otherwise `/`-separated
+/// components, none empty, `.` or `..`, with no backslash or control
+/// character (the pattern spells "not `.` or `..`" without lookahead, which
+/// the regex crate lacks).
+fn image_path_schema(on: bool) -> Value {
+    if !on {
+        return json!({
+            "type": "null",
+            "description": "Images by path are off on this server (no --image-root): leave it out or null.",
+        });
+    }
+    let any = r"[^/\\\x00-\x1f\x7f-\x9f]";
+    let not_dot = r"[^/.\\\x00-\x1f\x7f-\x9f]";
+    let component = format!(r"(?:{not_dot}{any}*|\.{not_dot}{any}*|\.\.{any}+)");
+    json!({
+        "type": ["string", "null"],
+        "minLength": 1,
+        "maxLength": verdict_shared::image_reference::MAX_REFERENCE_CHARS,
+        "pattern": format!("^{component}(?:/{component})*$"),
+        "description": "Instead of image_base64: a path relative to this server's --image-root, which the workers read.",
+    })
+}
+
 fn regex_escape(text: &str) -> String {
     text.chars()
         .flat_map(|c| {
@@ -130,6 +211,11 @@ pub fn apply(spec: &mut Value, limits: &SpecLimits) {
     props["premise"] = text_schema("Optional: a text that holds together with the image.");
     props["premise"]["type"] = json!(["string", "null"]);
     props["callback_url"] = callback_schema(&limits.callback_hosts);
+    props["image_base64"]["type"] = json!(["string", "null"]);
+    props["image_url"] = image_url_schema(&limits.image_hosts);
+    props["image_path"] = image_path_schema(limits.image_paths);
+    schemas["JsonSubmission"]["oneOf"] =
+        exactly_one_image(&["image_base64", "image_url", "image_path"]);
     // A batch's jobs keep their loose shape on purpose: each is checked as
     // `POST /v1/jobs` would check it and refused in its own item (status and
     // error), not by refusing the batch.
@@ -146,6 +232,28 @@ pub fn apply(spec: &mut Value, limits: &SpecLimits) {
     multipart["image"]["maxLength"] = json!(limits.max_image_bytes);
     multipart["image"]["minLength"] = json!(1);
     multipart["premise"] = text_schema("Optional, at most one part.");
+    let mut image_parts = vec!["image"];
+    for (part, on, schema) in [
+        (
+            "image_url",
+            !limits.image_hosts.is_empty(),
+            image_url_schema(&limits.image_hosts),
+        ),
+        (
+            "image_path",
+            limits.image_paths,
+            image_path_schema(limits.image_paths),
+        ),
+    ] {
+        if on {
+            multipart[part] = schema;
+            multipart[part]["type"] = json!("string");
+            image_parts.push(part);
+        } else if let Some(props) = multipart.as_object_mut() {
+            // A form part is text: there is no null to send, only no part.
+            props.remove(part);
+        }
+    }
     if limits.callback_hosts.is_empty() {
         // A form part is text: there is no null to send, only no part.
         if let Some(props) = multipart.as_object_mut() {
@@ -154,6 +262,21 @@ pub fn apply(spec: &mut Value, limits: &SpecLimits) {
     } else {
         multipart["callback_url"] = callback_schema(&limits.callback_hosts);
         multipart["callback_url"]["type"] = json!("string");
+    }
+    // Exactly one image part: the file alone stays plainly required; with
+    // references on, one of the parts (a part is never null, so presence
+    // is all a branch asks).
+    if image_parts.len() > 1 {
+        let form = &mut schemas["MultipartSubmission"];
+        if let Some(required) = form["required"].as_array_mut() {
+            required.retain(|name| !image_parts.iter().any(|part| name == part));
+        }
+        form["oneOf"] = json!(
+            image_parts
+                .iter()
+                .map(|part| json!({"required": [part]}))
+                .collect::<Vec<_>>()
+        );
     }
 
     // The image part is a file of one of these formats (the api reads its
@@ -255,6 +378,58 @@ mod tests {
                 .is_err()
         );
         assert!(!matches_image_pattern("/9j/ab"));
+    }
+
+    #[test]
+    fn image_paths_follow_the_servers_own_check() {
+        assert_eq!(image_path_schema(false)["type"], "null");
+        let pattern = image_path_schema(true)["pattern"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for path in [
+            "a.png",
+            "shop/2026/cup.jpg",
+            ".hidden/a.png",
+            "..x/a",
+            "a/...",
+            "caf\u{e9}.png",
+        ] {
+            assert!(regex_match(&pattern, path), "{path}");
+            assert!(
+                verdict_shared::image_reference::check_image_path(path).is_ok(),
+                "{path}"
+            );
+        }
+        for path in [
+            "", "/a.png", "../a.png", "a/../b", "a/./b", ".", "a//b", "a/", "a\\b", "a\nb",
+            "a\u{85}b",
+        ] {
+            assert!(!regex_match(&pattern, path), "{path:?}");
+            assert!(
+                verdict_shared::image_reference::check_image_path(path).is_err(),
+                "{path:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn image_urls_name_the_listed_hosts_and_schemes() {
+        assert_eq!(image_url_schema(&[])["type"], "null");
+        let on = image_url_schema(&["img.example.com".into(), "http://10.0.0.7:9000".into()]);
+        let pattern = on["pattern"].as_str().unwrap();
+        assert!(regex_match(pattern, "https://img.example.com/a.png"));
+        assert!(regex_match(
+            pattern,
+            "https://img.example.com:8443/a.png?sig=1"
+        ));
+        assert!(regex_match(pattern, "http://10.0.0.7:9000/a.png"));
+        assert!(!regex_match(pattern, "http://img.example.com/a.png"));
+        assert!(!regex_match(pattern, "https://10.0.0.7:9000/a.png"));
+        assert!(!regex_match(
+            pattern,
+            "https://img.example.com.evil.example/a.png"
+        ));
     }
 
     #[test]

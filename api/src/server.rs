@@ -8,6 +8,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use verdict_shared::host_allow_list::HostAllowList;
 use verdict_shared::redis_url;
 use verdict_shared::shutdown::Shutdown;
 
@@ -19,6 +20,7 @@ use crate::cli::Args;
 use crate::connections::{self, ConnectionLimits};
 use crate::examples::Examples;
 use crate::fd_limit;
+use crate::image_references::ImageReferences;
 use crate::origin::{self, OriginPolicy};
 use crate::request_log;
 use crate::routes;
@@ -125,6 +127,11 @@ pub async fn serve(mut args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         },
         max_queue_depth: args.max_queue_depth,
         redis_timeout: Duration::from_millis(args.redis_timeout_ms),
+        images: ImageReferences {
+            hosts: HostAllowList::parse(&args.image_hosts, "--image-hosts entry")
+                .map_err(anyhow::Error::msg)?,
+            root: args.image_root.clone(),
+        },
         examples: Arc::new(examples),
     };
     let open_files = fd_limit::raise();

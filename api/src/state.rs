@@ -8,6 +8,7 @@ use verdict_shared::shutdown::Shutdown;
 
 use crate::callbacks::CallbackConfig;
 use crate::examples::Examples;
+use crate::image_references::ImageReferences;
 use crate::submission::Limits;
 use crate::wait::Waiters;
 use crate::wait::subscriber::Subscribed;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub max_queue_depth: u64,
     /// How long a request waits for Redis before answering 503.
     pub redis_timeout: Duration,
+    /// Which images jobs may name instead of carrying.
+    pub images: ImageReferences,
     /// The web page's example photos (`--examples`), read at start.
     pub examples: Arc<Examples>,
 }

@@ -18,10 +18,30 @@ use verdict_shared::queue::dead_list::DeadPage;
 /// The longest wait between two tries.
 const MAX_DELAY: Duration = Duration::from_secs(30);
 
+/// How a job of a batch gives its image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchImage {
+    /// The bytes, in standard base64.
+    Base64(String),
+    /// `image_url`: the workers fetch it.
+    Url(String),
+    /// `image_path`: relative to the fleet's `--image-root`.
+    Path(String),
+}
+
+impl BatchImage {
+    /// Bytes the job adds to a request body (roughly).
+    pub fn body_bytes(&self) -> usize {
+        match self {
+            BatchImage::Base64(s) | BatchImage::Url(s) | BatchImage::Path(s) => s.len(),
+        }
+    }
+}
+
 /// One job of a batch request.
 #[derive(Debug, Clone)]
 pub struct BatchJob {
-    pub image_base64: String,
+    pub image: BatchImage,
     pub texts: Vec<String>,
     /// The row's premise, if it has one.
     pub premise: Option<String>,
@@ -338,10 +358,15 @@ impl Api {
 /// catalogue without premises reads as it always did.
 fn job_body(job: &BatchJob) -> Value {
     let mut body = json!({
-        "image_base64": job.image_base64,
         "texts": job.texts,
         "idempotency_key": job.idempotency_key,
     });
+    let (field, value) = match &job.image {
+        BatchImage::Base64(b64) => ("image_base64", b64),
+        BatchImage::Url(url) => ("image_url", url),
+        BatchImage::Path(path) => ("image_path", path),
+    };
+    body[field] = json!(value);
     if let Some(premise) = &job.premise {
         body["premise"] = json!(premise);
     }
@@ -386,7 +411,7 @@ mod tests {
     #[test]
     fn a_job_carries_its_premise_only_when_it_has_one() {
         let mut job = BatchJob {
-            image_base64: "aGVsbG8=".into(),
+            image: BatchImage::Base64("aGVsbG8=".into()),
             texts: vec!["It is hot.".into()],
             premise: None,
             idempotency_key: "batch-1".into(),

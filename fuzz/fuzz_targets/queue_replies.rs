@@ -37,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
                     bytes: 1,
                     sha256: "00".into(),
                     format: "png".into(),
+                    reference: None,
                 },
                 callback_url: None,
             };

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::image_reference::ImageReference;
 use crate::verdict::SentenceVerdict;
 
 /// A job's id: a UUIDv7, so ids sort by submission time.
@@ -169,7 +170,10 @@ impl fmt::Display for JobError {
     }
 }
 
-/// What the api learned about the image without decoding it.
+/// What is known about the image without decoding it: from the api for an
+/// image sent with the job, from the worker that fetched it for an image
+/// named by `reference` (until then `bytes` is 0 and `sha256` and `format`
+/// are empty).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImageInfo {
@@ -179,6 +183,24 @@ pub struct ImageInfo {
     pub sha256: String,
     /// The format named by the file's magic bytes ("png", "jpeg", "gif", "webp", ...).
     pub format: String,
+    /// Where the image is, when the job named it (`{"url": ...}` or
+    /// `{"path": ...}`) instead of carrying it; absent for an image sent
+    /// with the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ImageReference>,
+}
+
+impl ImageInfo {
+    /// What is known of an image named by `reference` before a worker
+    /// fetched it.
+    pub fn by_reference(reference: ImageReference) -> ImageInfo {
+        ImageInfo {
+            bytes: 0,
+            sha256: String::new(),
+            format: String::new(),
+            reference: Some(reference),
+        }
+    }
 }
 
 /// A job as stored in Redis and served by the api.
@@ -268,6 +290,7 @@ mod tests {
                 bytes: 10,
                 sha256: "00".repeat(32),
                 format: "png".into(),
+                reference: None,
             },
         );
         let json = serde_json::to_string(&job).unwrap();
@@ -285,6 +308,7 @@ mod tests {
                 bytes: 10,
                 sha256: "00".repeat(32),
                 format: "png".into(),
+                reference: None,
             },
         );
         job.premise = Some("Steam rises from the cup.".into());

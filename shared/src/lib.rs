@@ -5,6 +5,12 @@
 //!   explanation);
 //! - [`queue`]: the Redis queue protocol, one file and one Lua script per step
 //!   of a job (`docs/protocol.md`);
+//! - [`image_format`]: an image's format named by its magic bytes;
+//! - [`image_reference`]: an image a job names (a URL, a path under the
+//!   shared image root) instead of carrying it;
+//! - [`host_allow_list`]: the hosts the fleet may send requests to for a
+//!   client (callbacks, images by URL); [`public_address`],
+//!   [`public_resolver`]: the addresses an allowed name may lead to;
 //! - [`limits`]: the sizes the api refuses and the worker enforces;
 //! - [`text_content`]: what counts as a sentence worth judging;
 //! - [`redis_url`], [`redis_pool`]: reaching Redis (TCP, TLS, unix socket)
@@ -22,8 +28,13 @@
 pub mod clock;
 pub mod heap;
 pub mod host;
+pub mod host_allow_list;
+pub mod image_format;
+pub mod image_reference;
 pub mod job;
 pub mod limits;
+pub mod public_address;
+pub mod public_resolver;
 pub mod queue;
 pub mod reconnect;
 pub mod redis_pool;

@@ -143,6 +143,39 @@ pub struct FleetConfig {
     /// (none: the page shows no examples).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub examples: Option<PathBuf>,
+    /// The images jobs may name instead of carrying, given to the api and
+    /// every worker (`--image-hosts`, `--image-root`).
+    #[serde(default, skip_serializing_if = "ImageSources::is_empty")]
+    pub images: ImageSources,
+}
+
+/// `--image-hosts` and `--image-root`, as `fleet up` was given them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSources {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
+}
+
+impl ImageSources {
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty() && self.root.is_none()
+    }
+
+    /// The flags that pass them on, the same for the api and the workers.
+    pub fn args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = Vec::new();
+        if !self.hosts.is_empty() {
+            args.push("--image-hosts".into());
+            args.push(self.hosts.join(",").into());
+        }
+        if let Some(root) = &self.root {
+            args.push("--image-root".into());
+            args.push(root.clone().into());
+        }
+        args
+    }
 }
 
 impl FleetConfig {
@@ -254,6 +287,7 @@ pub(crate) fn sample(home: &Path) -> FleetConfig {
         jobs: JobPolicy::default(),
         api_token: None,
         examples: None,
+        images: ImageSources::default(),
     }
 }
 

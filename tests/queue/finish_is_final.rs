@@ -28,6 +28,7 @@ async fn a_finished_job_is_never_moved_again() {
         bytes: 3,
         sha256: "00".repeat(32),
         format: "png".into(),
+        reference: None,
     };
     submit(
         &mut conn,

@@ -61,6 +61,7 @@ async fn an_undecodable_image_fails_at_once_with_a_reason() {
         block: RunnerConfig::DEFAULT_BLOCK,
         max_attempts: verdict_shared::queue::policy::DEFAULT_MAX_ATTEMPTS,
         reclaim_after: verdict_shared::queue::policy::DEFAULT_RECLAIM_AFTER,
+        images: verdict_worker::image_fetch::FetchConfig::default(),
     };
     let worker = tokio::spawn(runner::run(url, config, Arc::new(DecodingJudge), shutdown));
     let client = stack.client();

@@ -3,6 +3,8 @@
 //! - [`engine`]: the [`engine::Judge`] trait and its pack kinds (the
 //!   default `label-grounded` pack, OFA visual entailment, the no-op judge),
 //!   model packs, image preprocessing, tract graphs, the profiler;
+//! - [`image_fetch`]: the image of a job that names it, from a URL on the
+//!   allow-list or a file under the shared image root;
 //! - [`runner`]: the run loop: reading jobs from Redis, judging them on a
 //!   blocking thread, posting verdicts, heartbeats, reclaim, reconnection;
 //! - [`cli`]: the subcommands of `verdict-worker` (`run`, `judge`,
@@ -10,4 +12,5 @@
 
 pub mod cli;
 pub mod engine;
+pub mod image_fetch;
 pub mod runner;

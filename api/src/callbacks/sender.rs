@@ -7,7 +7,9 @@
 //! wait and each attempt so that no other sender claims it while it is alive
 //! (claims happen after `CLAIM_IDLE`, 30 s, longer than any wait or request
 //! timeout here). Redirects are not followed: they could lead off the
-//! allow-list.
+//! allow-list. A host listed by name is reached only at its public addresses
+//! (`verdict_shared::public_resolver`): no private, loopback or link-local
+//! address unless the list names that address.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,9 +56,13 @@ pub async fn run(
     name: String,
     mut shutdown: Shutdown,
 ) {
+    // Names lead only to public addresses (an address listed as such is
+    // used as is), and no proxy from the environment stands in between.
     let http = match reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(verdict_shared::public_resolver::PublicResolver))
+        .no_proxy()
         .user_agent(concat!("verdict/", env!("CARGO_PKG_VERSION")))
         .build()
     {

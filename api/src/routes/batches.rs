@@ -38,8 +38,14 @@ pub struct BatchRequest {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchJob {
-    /// The image file, standard base64.
-    pub image_base64: String,
+    /// The image file, standard base64; or, instead, `image_url` or
+    /// `image_path` as in `POST /v1/jobs`.
+    #[serde(default)]
+    pub image_base64: Option<String>,
+    #[serde(default)]
+    pub image_url: Option<String>,
+    #[serde(default)]
+    pub image_path: Option<String>,
     /// 1 to 64 sentences.
     pub texts: Vec<String>,
     /// Optional: a text that holds together with the image, as in `POST
@@ -201,6 +207,8 @@ async fn one(
         .transpose()?;
     let submission = JsonSubmission {
         image_base64: job.image_base64,
+        image_url: job.image_url,
+        image_path: job.image_path,
         texts: job.texts,
         premise: job.premise,
         callback_url: job.callback_url.or(default_callback.map(str::to_owned)),

@@ -32,6 +32,8 @@ pub async fn openapi_json(State(state): State<AppState>) -> Response {
             max_image_bytes: state.limits.max_image_bytes,
             max_batch_jobs: state.batch.max_jobs,
             callback_hosts: state.callbacks.allow.hosts(),
+            image_hosts: state.images.hosts.hosts(),
+            image_paths: state.images.root.is_some(),
         })
     });
     ([(header::CONTENT_TYPE, "application/json")], spec.as_str()).into_response()

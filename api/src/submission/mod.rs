@@ -6,7 +6,6 @@
 //! length and UTF-8, the optional premise's length. Nothing here decodes the
 //! image.
 
-pub(crate) mod image_format;
 pub mod json;
 mod multipart;
 mod premise;
@@ -15,6 +14,9 @@ pub(crate) mod texts;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use bytes::Bytes;
+
+use verdict_shared::image_format;
+use verdict_shared::image_reference::{ImageReference, MAX_REFERENCE_CHARS, check_image_path};
 
 use crate::error::ApiError;
 
@@ -25,11 +27,43 @@ pub struct Limits {
     pub max_image_bytes: usize,
 }
 
+/// The image of a submission: sent with it, or named by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmittedImage {
+    /// The encoded image, as uploaded.
+    Bytes(Bytes),
+    /// `image_url` or `image_path`: fetched by the worker (checked against
+    /// the server's `--image-hosts` or `--image-root` when stored).
+    Reference(ImageReference),
+}
+
+impl SubmittedImage {
+    /// Exactly one of the three ways to give an image, or the error to answer.
+    pub fn one_of(
+        bytes: Option<Bytes>,
+        url: Option<String>,
+        path: Option<String>,
+    ) -> Result<SubmittedImage, ApiError> {
+        match (bytes, url, path) {
+            (Some(bytes), None, None) => Ok(SubmittedImage::Bytes(bytes)),
+            (None, Some(url), None) => Ok(SubmittedImage::Reference(ImageReference::Url(url))),
+            (None, None, Some(path)) => Ok(SubmittedImage::Reference(ImageReference::Path(path))),
+            (None, None, None) => Err(ApiError::bad_request(
+                "missing_image",
+                "no image: send the image (an \"image\" file part, or image_base64), or name it with image_url or image_path",
+            )),
+            _ => Err(ApiError::bad_request(
+                "multiple_images",
+                "more than one image: send exactly one of the image, image_url and image_path",
+            )),
+        }
+    }
+}
+
 /// A submission that passed every cheap check.
 #[derive(Debug)]
 pub struct Submission {
-    /// The encoded image, as uploaded.
-    pub image: Bytes,
+    pub image: SubmittedImage,
     pub texts: Vec<String>,
     /// The optional premise: a text that holds together with the image.
     pub premise: Option<String>,
@@ -37,7 +71,8 @@ pub struct Submission {
     pub callback_url: Option<String>,
 }
 
-/// A checked submission and the format its magic bytes name.
+/// A checked submission and the format its magic bytes name (empty for an
+/// image by reference: nobody has read it yet).
 #[derive(Debug)]
 pub struct Checked {
     pub submission: Submission,
@@ -96,8 +131,33 @@ pub async fn from_request(req: Request, limits: &Limits) -> Result<Checked, ApiE
 pub fn check(submission: Submission, limits: &Limits) -> Result<Checked, ApiError> {
     texts::check(&submission.texts)?;
     premise::check(submission.premise.as_deref())?;
-    let format = check_image(&submission.image, limits)?;
+    let format = match &submission.image {
+        SubmittedImage::Bytes(image) => check_image(image, limits)?,
+        SubmittedImage::Reference(reference) => {
+            check_reference(reference)?;
+            ""
+        }
+    };
     Ok(Checked { submission, format })
+}
+
+/// Checks a reference by its form; the server's configuration (which hosts,
+/// whether paths at all) is checked when the job is stored.
+fn check_reference(reference: &ImageReference) -> Result<(), ApiError> {
+    match reference {
+        ImageReference::Url(url) => {
+            if url.chars().count() > MAX_REFERENCE_CHARS {
+                return Err(ApiError::bad_request(
+                    "invalid_image_url",
+                    format!("image_url is longer than {MAX_REFERENCE_CHARS} characters"),
+                ));
+            }
+            Ok(())
+        }
+        ImageReference::Path(path) => check_image_path(path)
+            .map(|_| ())
+            .map_err(|err| ApiError::bad_request("invalid_image_path", err.to_string())),
+    }
 }
 
 /// Checks the image's size and names its format from its magic bytes.
@@ -141,7 +201,7 @@ mod tests {
 
     fn submission(premise: Option<&str>) -> Submission {
         Submission {
-            image: Bytes::from_static(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            image: SubmittedImage::Bytes(Bytes::from_static(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR")),
             texts: vec!["The cup is hot.".into()],
             premise: premise.map(str::to_owned),
             callback_url: None,
@@ -180,6 +240,67 @@ mod tests {
         assert_eq!(
             check(parsed, &limits()).unwrap_err().code,
             "premise_too_long"
+        );
+    }
+
+    #[test]
+    fn references_are_checked_by_their_form() {
+        let with = |image: SubmittedImage| Submission {
+            image,
+            texts: vec!["A cup.".into()],
+            premise: None,
+            callback_url: None,
+        };
+        let path = |p: &str| with(SubmittedImage::Reference(ImageReference::Path(p.into())));
+        let checked = check(path("shop/cup.png"), &limits()).unwrap();
+        assert_eq!(checked.format, "");
+        assert_eq!(
+            check(path("../etc/passwd"), &limits()).unwrap_err().code,
+            "invalid_image_path"
+        );
+        assert_eq!(
+            check(path("/etc/passwd"), &limits()).unwrap_err().code,
+            "invalid_image_path"
+        );
+        let url = |u: String| with(SubmittedImage::Reference(ImageReference::Url(u)));
+        assert!(check(url("https://img.example.com/a.png".into()), &limits()).is_ok());
+        assert_eq!(
+            check(
+                url(format!(
+                    "https://img.example.com/{}",
+                    "a".repeat(MAX_REFERENCE_CHARS)
+                )),
+                &limits()
+            )
+            .unwrap_err()
+            .code,
+            "invalid_image_url"
+        );
+    }
+
+    #[test]
+    fn exactly_one_image_is_given() {
+        let bytes = || Some(Bytes::from_static(b"x"));
+        let code = |r: Result<SubmittedImage, ApiError>| r.unwrap_err().code;
+        assert_eq!(
+            code(SubmittedImage::one_of(None, None, None)),
+            "missing_image"
+        );
+        assert_eq!(
+            code(SubmittedImage::one_of(bytes(), Some("u".into()), None)),
+            "multiple_images"
+        );
+        assert_eq!(
+            code(SubmittedImage::one_of(
+                None,
+                Some("u".into()),
+                Some("p".into())
+            )),
+            "multiple_images"
+        );
+        assert_eq!(
+            SubmittedImage::one_of(None, None, Some("a.png".into())).unwrap(),
+            SubmittedImage::Reference(ImageReference::Path("a.png".into()))
         );
     }
 }

@@ -1,4 +1,5 @@
-//! `multipart/form-data` submissions: one `image` file part, one or more
+//! `multipart/form-data` submissions: one `image` file part (or an
+//! `image_url` or `image_path` text part naming the image), one or more
 //! `text` parts and at most one `premise` part, as `curl -F image=@cup.png
 //! -F text='A cup.' -F premise='Steam rises from it.'` sends them.
 
@@ -9,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use verdict_shared::limits::MAX_SENTENCES;
 
 use super::premise::not_utf8 as premise_not_utf8;
-use super::{Limits, Submission, image_too_large, texts};
+use super::{Limits, Submission, SubmittedImage, image_too_large, texts};
 use crate::error::ApiError;
 
 /// Reads the parts, stopping at the first that is wrong; the body limit set on
@@ -27,6 +28,8 @@ pub async fn parse(req: Request, limits: &Limits) -> Result<Submission, ApiError
     let mut texts: Vec<String> = Vec::new();
     let mut premise: Option<String> = None;
     let mut callback_url: Option<String> = None;
+    let mut image_url: Option<String> = None;
+    let mut image_path: Option<String> = None;
     while let Some(mut field) = multipart
         .next_field()
         .await
@@ -85,6 +88,33 @@ pub async fn parse(req: Request, limits: &Limits) -> Result<Submission, ApiError
                 })?;
                 callback_url = Some(url);
             }
+            Some(name @ ("image_url" | "image_path")) => {
+                let name = name.to_owned();
+                let slot = if name == "image_url" {
+                    &mut image_url
+                } else {
+                    &mut image_path
+                };
+                if slot.is_some() {
+                    return Err(ApiError::bad_request(
+                        "multiple_images",
+                        format!("more than one {name} part: send one image per job"),
+                    ));
+                }
+                let bytes = field
+                    .bytes()
+                    .await
+                    .map_err(|err| multipart_error(err, limits))?;
+                let code = if name == "image_url" {
+                    "invalid_image_url"
+                } else {
+                    "invalid_image_path"
+                };
+                *slot =
+                    Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
+                        ApiError::bad_request(code, format!("{name} is not UTF-8"))
+                    })?);
+            }
             other => {
                 let name = other.unwrap_or("").chars().take(64).collect::<String>();
                 return Err(ApiError::bad_request(
@@ -97,11 +127,8 @@ pub async fn parse(req: Request, limits: &Limits) -> Result<Submission, ApiError
             }
         }
     }
-    let image = image.ok_or_else(|| {
-        ApiError::bad_request("missing_image", "no image: send an \"image\" file part")
-    })?;
     Ok(Submission {
-        image,
+        image: SubmittedImage::one_of(image, image_url, image_path)?,
         texts,
         premise,
         callback_url,
@@ -218,7 +245,7 @@ mod tests {
         .unwrap();
         assert_eq!(sub.texts, vec!["The cup is hot.", "The cup is empty."]);
         assert_eq!(sub.premise.as_deref(), Some("Du thé fume dans la tasse."));
-        assert_eq!(&sub.image[..], PNG);
+        assert_eq!(sub.image, SubmittedImage::Bytes(Bytes::from_static(PNG)));
 
         let sub = parse(request(&[("image", PNG), ("text", b"A cup.")]), &limits())
             .await

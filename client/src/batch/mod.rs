@@ -24,7 +24,7 @@ pub mod results;
 pub mod summary;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,7 @@ use tokio::task::JoinSet;
 use verdict_shared::job::{Job, JobError, JobState};
 use verdict_shared::shutdown::{self, Shutdown, ShutdownTrigger};
 
-use crate::api::{self, Api, BatchJob, Item, Reachability};
+use crate::api::{self, Api, BatchImage, BatchJob, Item, Reachability};
 use input::Row;
 use progress::Progress;
 use results::{ResultLine, Sink};
@@ -64,6 +64,10 @@ pub struct Options {
     pub retry_failed: bool,
     /// How the result lines are written (and read back to resume).
     pub format: results::Format,
+    /// `--by-reference`: send each image as its path under this folder (the
+    /// fleet's `--image-root`, as this machine sees it; canonical) instead of
+    /// its bytes.
+    pub image_root: Option<PathBuf>,
 }
 
 /// How a run ended.
@@ -198,22 +202,21 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
                 }
             }
         };
-        let image = match tokio::fs::read(&row.image_path).await {
+        let image = match row_image(&row, options.image_root.as_deref()).await {
             Ok(image) => image,
-            Err(err) => {
-                let message = format!("cannot read {}: {err}", row.image_path.display());
-                record(&shared, &failed_lines(&row, "image_unreadable", &message))?;
+            Err((code, message)) => {
+                record(&shared, &failed_lines(&row, code, &message))?;
                 continue;
             }
         };
         let key = idempotency_key(&row, &image);
         let job = BatchJob {
-            image_base64: base64::engine::general_purpose::STANDARD.encode(&image),
+            image: image.into_batch_image(),
             texts: row.texts.clone(),
             premise: row.premise.clone(),
             idempotency_key: key,
         };
-        chunk.bytes += job.image_base64.len();
+        chunk.bytes += job.image.body_bytes();
         chunk.jobs.push((job, row, permit));
         if chunk.jobs.len() >= options.batch_size || chunk.bytes >= BATCH_BYTES {
             submitter.flush(&mut chunk, &mut waiters).await?;
@@ -403,11 +406,85 @@ fn lines_for(row: &Row, id: &str, job: &Job) -> Vec<ResultLine> {
 /// The row's idempotency key: the same row (id, image bytes, sentences,
 /// premise) always gets the same key, so a resubmission finds its job, and a
 /// row whose premise was edited is a new job rather than a conflict.
-fn idempotency_key(row: &Row, image: &[u8]) -> String {
+/// A row's image as the job will give it.
+enum RowImage {
+    /// The file's bytes.
+    Bytes(Vec<u8>),
+    /// An `https://` or `http://` row: the workers fetch it.
+    Url(String),
+    /// `--by-reference`: the file's path under the image root.
+    Path(String),
+}
+
+impl RowImage {
+    fn into_batch_image(self) -> BatchImage {
+        match self {
+            RowImage::Bytes(bytes) => {
+                BatchImage::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
+            }
+            RowImage::Url(url) => BatchImage::Url(url),
+            RowImage::Path(path) => BatchImage::Path(path),
+        }
+    }
+}
+
+/// Reads the row's image, or names it: a URL as the row gives it; with an
+/// image root (`--by-reference`), the file's path relative to that root. An
+/// error is the row's failure: its code and message.
+async fn row_image(
+    row: &Row,
+    image_root: Option<&Path>,
+) -> Result<RowImage, (&'static str, String)> {
+    if row.image.starts_with("https://") || row.image.starts_with("http://") {
+        return Ok(RowImage::Url(row.image.clone()));
+    }
+    let Some(root) = image_root else {
+        return match tokio::fs::read(&row.image_path).await {
+            Ok(image) => Ok(RowImage::Bytes(image)),
+            Err(err) => Err((
+                "image_unreadable",
+                format!("cannot read {}: {err}", row.image_path.display()),
+            )),
+        };
+    };
+    let real = tokio::fs::canonicalize(&row.image_path)
+        .await
+        .map_err(|err| {
+            (
+                "image_unreadable",
+                format!("cannot find {}: {err}", row.image_path.display()),
+            )
+        })?;
+    let relative = real.strip_prefix(root).map_err(|_| {
+        (
+            "image_outside_root",
+            format!(
+                "{} is not under the image root {}: --by-reference can only name files there",
+                real.display(),
+                root.display()
+            ),
+        )
+    })?;
+    let relative = relative.to_str().ok_or_else(|| {
+        (
+            "image_unreadable",
+            format!("{} is not a UTF-8 path", relative.display()),
+        )
+    })?;
+    Ok(RowImage::Path(relative.to_owned()))
+}
+
+fn idempotency_key(row: &Row, image: &RowImage) -> String {
     let mut hash = Sha256::new();
     hash.update(row.id.as_bytes());
     hash.update([0]);
-    hash.update(Sha256::digest(image));
+    match image {
+        RowImage::Bytes(bytes) => hash.update(Sha256::digest(bytes)),
+        // Named images: a key of their own kind, so that a row sent by
+        // reference after being sent inline is a new job.
+        RowImage::Url(url) => hash.update(Sha256::digest(format!("url:{url}"))),
+        RowImage::Path(path) => hash.update(Sha256::digest(format!("path:{path}"))),
+    }
     for text in &row.texts {
         hash.update([0]);
         hash.update(text.as_bytes());
@@ -439,21 +516,64 @@ mod tests {
 
     #[test]
     fn the_idempotency_key_follows_the_premise() {
-        let image = b"\x89PNG";
+        let bytes = b"\x89PNG";
+        let image = &RowImage::Bytes(bytes.to_vec());
         let none = idempotency_key(&row(None), image);
         let steam = idempotency_key(&row(Some("Steam rises.")), image);
         assert_ne!(none, steam);
         assert_ne!(steam, idempotency_key(&row(Some("Ice floats.")), image));
         assert_eq!(steam, idempotency_key(&row(Some("Steam rises.")), image));
+        let by_path = idempotency_key(&row(None), &RowImage::Path("cup.png".into()));
+        assert_ne!(none, by_path, "by reference is another job");
+        assert_ne!(
+            by_path,
+            idempotency_key(&row(None), &RowImage::Url("cup.png".into()))
+        );
 
         // Without a premise, the key a run made before premises existed: a
         // run resumed across the upgrade finds its jobs.
         let mut hash = Sha256::new();
         hash.update(b"sku-1");
         hash.update([0]);
-        hash.update(Sha256::digest(image));
+        hash.update(Sha256::digest(bytes));
         hash.update([0]);
         hash.update(b"It is hot.");
         assert_eq!(none, format!("batch-{}", hex::encode(hash.finalize())));
+    }
+
+    #[tokio::test]
+    async fn by_reference_rows_name_their_file_under_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("catalogue");
+        std::fs::create_dir_all(root.join("shop")).unwrap();
+        std::fs::write(root.join("shop/cup.png"), b"png").unwrap();
+        std::fs::write(dir.path().join("elsewhere.png"), b"png").unwrap();
+        let root = root.canonicalize().unwrap();
+        let with = |image: &str, path: PathBuf| Row {
+            image: image.into(),
+            image_path: path,
+            ..row(None)
+        };
+
+        let named = row_image(
+            &with("shop/cup.png", root.join("shop/cup.png")),
+            Some(&root),
+        )
+        .await;
+        assert!(matches!(named, Ok(RowImage::Path(p)) if p == "shop/cup.png"));
+        let outside = row_image(
+            &with("../elsewhere.png", dir.path().join("elsewhere.png")),
+            Some(&root),
+        )
+        .await;
+        assert!(matches!(outside, Err(("image_outside_root", _))));
+        let url = row_image(
+            &with("https://img.example.com/a.png", PathBuf::from("x")),
+            None,
+        )
+        .await;
+        assert!(matches!(url, Ok(RowImage::Url(u)) if u == "https://img.example.com/a.png"));
+        let inline = row_image(&with("shop/cup.png", root.join("shop/cup.png")), None).await;
+        assert!(matches!(inline, Ok(RowImage::Bytes(b)) if b == b"png"));
     }
 }

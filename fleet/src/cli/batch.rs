@@ -84,6 +84,19 @@ pub struct BatchArgs {
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     pub give_up_after: Duration,
 
+    /// Send each image as its path under the fleet's image root (`image_path`)
+    /// instead of its bytes: for a fleet whose workers mount the catalogue's
+    /// folder (fleet up --image-root), so that images never pass through
+    /// Redis. Rows whose image is an https:// URL are sent as image_url
+    /// either way.
+    #[arg(long)]
+    pub by_reference: bool,
+
+    /// With --by-reference: the image root as this machine sees it [default:
+    /// the --image-root of the fleet in the home]
+    #[arg(long, value_name = "DIR", requires = "by_reference")]
+    pub image_root: Option<PathBuf>,
+
     /// Bearer token for an api that asks for one.
     #[arg(long, env = "VERDICT_API_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -92,6 +105,11 @@ pub struct BatchArgs {
 pub fn main(home_flag: Option<&Path>, args: BatchArgs) -> anyhow::Result<ExitCode> {
     let (api, source) = super::api_of(home_flag, args.api.as_deref())?;
     eprintln!("fleet batch: api {api} (from {source})");
+    let image_root = if args.by_reference {
+        Some(image_root(home_flag, args.image_root.as_deref())?)
+    } else {
+        None
+    };
     let options = Options {
         input: args.input.clone(),
         out: args.out.clone(),
@@ -107,6 +125,7 @@ pub fn main(home_flag: Option<&Path>, args: BatchArgs) -> anyhow::Result<ExitCod
             (Some(OutFormat::Jsonl), _) | (None, None) => Format::Jsonl,
             (None, Some(out)) => Format::of(out),
         },
+        image_root,
     };
     let format = options.format;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -144,4 +163,32 @@ pub fn main(home_flag: Option<&Path>, args: BatchArgs) -> anyhow::Result<ExitCod
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The folder `--by-reference` names images under: `--image-root`, else the
+/// home's fleet's; canonical, as the rows' paths will be.
+fn image_root(home_flag: Option<&Path>, flag: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let root = match flag {
+        Some(root) => root.to_path_buf(),
+        None => {
+            let home = verdict_supervisor::home::Home::resolve(home_flag)?;
+            let file = home.config_file();
+            let root = file
+                .exists()
+                .then(|| verdict_supervisor::config::FleetConfig::load(&file))
+                .transpose()?
+                .and_then(|config| config.images.root);
+            root.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--by-reference needs the image root: the fleet in {} has no --image-root; \
+                     give --image-root DIR (the folder the fleet's workers read images under)",
+                    home.root().display()
+                )
+            })?
+        }
+    };
+    root.canonicalize()
+        .ok()
+        .filter(|root| root.is_dir())
+        .ok_or_else(|| anyhow::anyhow!("--image-root {} is not a folder", root.display()))
 }

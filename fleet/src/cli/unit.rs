@@ -51,7 +51,7 @@ pub fn main(home_flag: Option<&Path>, args: UnitArgs) -> anyhow::Result<ExitCode
 }
 
 /// Refuses a unit whose paths the service could not use: a `fleet` binary
-/// under /tmp (hidden by PrivateTmp=yes), a model or examples directory or
+/// under /tmp (hidden by PrivateTmp=yes), a model, examples or image-root directory or
 /// token file that does not exist (the service would crash-loop on it).
 fn check_paths(exe: &Path, up: &UpArgs) -> anyhow::Result<()> {
     if under_tmp(exe) {
@@ -64,6 +64,7 @@ fn check_paths(exe: &Path, up: &UpArgs) -> anyhow::Result<()> {
     let named = [
         ("--model", up.model.as_deref(), true),
         ("--examples", up.examples.as_deref(), true),
+        ("--image-root", up.image_root.as_deref(), true),
         (
             "--api-token-file",
             up.reliability.api_token_file.as_deref(),

@@ -19,7 +19,7 @@ use verdict_shared::telemetry::{self, LogFormat};
 use verdict_supervisor::pidfile::{self, Probe};
 
 use crate::binaries;
-use verdict_supervisor::config::{FleetConfig, ModelPlan, Policy, RedisPlan};
+use verdict_supervisor::config::{FleetConfig, ImageSources, ModelPlan, Policy, RedisPlan};
 use verdict_supervisor::durations_and_sizes::{format_size, parse_duration, parse_size};
 use verdict_supervisor::home::Home;
 use verdict_supervisor::recovery;
@@ -78,6 +78,16 @@ pub struct UpArgs {
     /// Offer no example photos on the web page
     #[arg(long)]
     pub no_examples: bool,
+    /// Hosts whose images jobs may name by image_url (HOST, HOST:PORT, or
+    /// http://HOST:PORT for plain HTTP; https otherwise), given to the api
+    /// and every worker. A host listed by name is fetched from only at
+    /// public addresses; list a private address itself to allow it
+    #[arg(long, value_delimiter = ',', value_name = "HOST[:PORT],...")]
+    pub image_hosts: Vec<String>,
+    /// The shared folder jobs may name images in by image_path (relative to
+    /// it), given to the api and every worker
+    #[arg(long, value_name = "DIR")]
+    pub image_root: Option<PathBuf>,
     /// One more argument for every worker, passed through as given (repeat
     /// for several), e.g. --worker-arg=--noop-delay-ms=2000. For tests and
     /// benchmarks: the fleet does not check what the worker makes of it
@@ -269,6 +279,7 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
     };
     let model = crate::model::resolve(args.model.as_deref(), args.noop_workers)?;
     let examples = crate::examples::resolve(args.examples.as_deref(), args.no_examples)?;
+    let images = image_sources(args)?;
     Ok(FleetConfig {
         home: home.root().to_path_buf(),
         workers,
@@ -292,6 +303,28 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
         jobs,
         api_token,
         examples,
+        images,
+    })
+}
+
+/// `--image-hosts` and `--image-root`, checked here (the list's form, the
+/// folder's existence) rather than by every child; the root is made
+/// absolute, since the children run in the fleet's home.
+fn image_sources(args: &UpArgs) -> anyhow::Result<ImageSources> {
+    verdict_shared::host_allow_list::HostAllowList::parse(&args.image_hosts, "--image-hosts entry")
+        .map_err(anyhow::Error::msg)?;
+    let root = match &args.image_root {
+        Some(root) => Some(
+            root.canonicalize()
+                .ok()
+                .filter(|root| root.is_dir())
+                .with_context(|| format!("--image-root {} is not a folder", root.display()))?,
+        ),
+        None => None,
+    };
+    Ok(ImageSources {
+        hosts: args.image_hosts.clone(),
+        root,
     })
 }
 

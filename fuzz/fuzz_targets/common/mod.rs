@@ -5,7 +5,8 @@ use std::sync::OnceLock;
 
 use axum::body::Body;
 use axum::extract::Request;
-use verdict_api::submission::{self, Limits};
+use verdict_api::submission::{self, Limits, SubmittedImage};
+use verdict_shared::image_reference::{ImageReference, MAX_REFERENCE_CHARS, check_image_path};
 use verdict_shared::limits::{MAX_SENTENCE_CHARS, MAX_SENTENCES};
 use verdict_shared::text_content::has_content;
 
@@ -32,8 +33,20 @@ pub fn submit(content_type: &str, body: &[u8]) {
     match runtime.block_on(submission::from_request(request, &LIMITS)) {
         Ok(checked) => {
             let s = &checked.submission;
-            assert!(!s.image.is_empty() && s.image.len() <= LIMITS.max_image_bytes);
-            assert!(!checked.format.is_empty());
+            match &s.image {
+                SubmittedImage::Bytes(image) => {
+                    assert!(!image.is_empty() && image.len() <= LIMITS.max_image_bytes);
+                    assert!(!checked.format.is_empty());
+                }
+                SubmittedImage::Reference(ImageReference::Path(path)) => {
+                    assert!(check_image_path(path).is_ok(), "{path:?}");
+                    assert!(checked.format.is_empty());
+                }
+                SubmittedImage::Reference(ImageReference::Url(url)) => {
+                    assert!(url.chars().count() <= MAX_REFERENCE_CHARS);
+                    assert!(checked.format.is_empty());
+                }
+            }
             assert!(
                 (1..=MAX_SENTENCES).contains(&s.texts.len()),
                 "{}",

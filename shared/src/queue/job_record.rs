@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::QueueError;
+use super::image_fetched::FetchedImage;
 use crate::job::{ImageInfo, Job, JobError, JobId, JobState};
 use crate::verdict::SentenceVerdict;
 
@@ -24,8 +25,14 @@ pub mod field {
     /// JSON [`super::JobSpec`]: the sentences, the premise if any, and what the
     /// api learned about the image.
     pub const SPEC: &str = "spec";
-    /// The encoded image bytes, exactly as submitted. Deleted when the job finishes.
+    /// The encoded image bytes, exactly as submitted; for a job that names
+    /// its image instead, the reference's JSON (`{"url": ...}`): the record
+    /// holds what its worker needs to get the image until the job ends, the
+    /// same for every script. Deleted when the job finishes.
     pub const IMAGE: &str = "image";
+    /// JSON `{bytes, sha256, format}`: what the worker fetched for a job by
+    /// reference (`image_fetched.lua`).
+    pub const IMAGE_FETCHED: &str = "image_fetched";
     /// `queued`, `running`, `done`, `failed` or `cancelled`.
     pub const STATE: &str = "state";
     /// How many times a worker has started the job.
@@ -50,7 +57,7 @@ pub mod field {
 }
 
 /// The fields a reader fetches, in this order (everything but the image).
-pub const READ_FIELDS: [&str; 9] = [
+pub const READ_FIELDS: [&str; 10] = [
     field::SPEC,
     field::STATE,
     field::ATTEMPTS,
@@ -60,6 +67,7 @@ pub const READ_FIELDS: [&str; 9] = [
     field::FINISHED_US,
     field::RESULTS,
     field::ERROR,
+    field::IMAGE_FETCHED,
 ];
 
 /// The immutable part of a job, written once by the api.
@@ -90,6 +98,7 @@ pub fn assemble(id: JobId, values: &[Option<Vec<u8>>]) -> Result<Option<Job>, Qu
         finished,
         results,
         error,
+        image_fetched,
     ] = values
     else {
         return Err(QueueError::corrupt(format!(
@@ -101,8 +110,15 @@ pub fn assemble(id: JobId, values: &[Option<Vec<u8>>]) -> Result<Option<Job>, Qu
     let (Some(spec), Some(state)) = (spec, state) else {
         return Ok(None);
     };
-    let spec: JobSpec = serde_json::from_slice(spec)
+    let mut spec: JobSpec = serde_json::from_slice(spec)
         .map_err(|err| QueueError::corrupt(format!("job {id}: spec: {err}")))?;
+    if let Some(raw) = image_fetched {
+        let fetched: FetchedImage = serde_json::from_slice(raw)
+            .map_err(|err| QueueError::corrupt(format!("job {id}: image_fetched: {err}")))?;
+        spec.image.bytes = fetched.bytes;
+        spec.image.sha256 = fetched.sha256;
+        spec.image.format = fetched.format;
+    }
     let state: JobState = text(id, "state", state)?
         .parse()
         .map_err(|err: String| QueueError::corrupt(format!("job {id}: {err}")))?;
@@ -181,6 +197,7 @@ mod tests {
                 bytes: 3,
                 sha256: "ab".repeat(32),
                 format: "png".into(),
+                reference: None,
             },
             callback_url: None,
         })
@@ -233,6 +250,7 @@ mod tests {
                 bytes: 3,
                 sha256: "ab".repeat(32),
                 format: "png".into(),
+                reference: None,
             },
             callback_url: None,
         };
@@ -260,5 +278,35 @@ mod tests {
             assemble(id, &values[..3]),
             Err(QueueError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn what_a_worker_fetched_fills_in_a_reference_jobs_image() {
+        let id = JobId::new();
+        let reference =
+            crate::image_reference::ImageReference::Url("https://img.example.com/cup.png".into());
+        let spec = JobSpec {
+            texts: vec!["A cup.".into()],
+            premise: None,
+            image: ImageInfo::by_reference(reference.clone()),
+            callback_url: None,
+        };
+        let mut values = vec![None; READ_FIELDS.len()];
+        values[0] = Some(serde_json::to_vec(&spec).unwrap());
+        values[1] = Some(b"running".to_vec());
+        values[4] = Some(b"1732450000123456".to_vec());
+        let before = assemble(id, &values).unwrap().unwrap();
+        assert_eq!(before.image, ImageInfo::by_reference(reference.clone()));
+
+        values[9] = Some(br#"{"bytes": 1234, "sha256": "cd", "format": "jpeg"}"#.to_vec());
+        let after = assemble(id, &values).unwrap().unwrap().image;
+        assert_eq!(
+            (after.bytes, after.sha256.as_str(), after.format.as_str()),
+            (1234, "cd", "jpeg")
+        );
+        assert_eq!(after.reference, Some(reference));
+
+        values[9] = Some(b"not json".to_vec());
+        assert!(assemble(id, &values).is_err());
     }
 }

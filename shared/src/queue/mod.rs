@@ -9,6 +9,8 @@
 //!   entry is now pending in this worker's name);
 //! - [`start`]: the worker marks the job running and fetches the image
 //!   (the second half of a claim: the record says who runs it, attempt n);
+//! - [`image_fetched`]: for a job that names its image (a URL, a path), the
+//!   worker records the size, hash and format of what it fetched;
 //! - [`finish`]: the worker stores the outcome, acknowledges, announces;
 //! - [`read`]: the api serves the record;
 //! - [`register`]: a worker process claims its name (refused while another
@@ -56,6 +58,7 @@ pub mod deregister;
 mod error;
 pub mod finish;
 pub mod heartbeat;
+pub mod image_fetched;
 pub mod job_record;
 mod job_script;
 pub mod keys;

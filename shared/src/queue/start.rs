@@ -35,7 +35,9 @@ pub enum Start {
 pub struct StartedJob {
     /// The job as stored now (state `running`).
     pub job: Job,
-    /// The encoded image.
+    /// The encoded image; for a job that names its image
+    /// (`job.image.reference`), that reference's JSON: the worker fetches
+    /// the image itself.
     pub image: Vec<u8>,
     /// The stream entry to acknowledge when finishing.
     pub entry_id: String,

@@ -24,7 +24,9 @@ pub struct NewJob<'a> {
     /// The text that holds with the image, if the submission gave one.
     pub premise: Option<&'a str>,
     pub image_info: &'a ImageInfo,
-    /// The encoded image, exactly as submitted.
+    /// The encoded image, exactly as submitted; empty for a job that names
+    /// its image (`image_info.reference`), whose reference is stored in the
+    /// image's place.
     pub image: &'a [u8],
     /// How long the record is kept once the job has finished.
     pub result_ttl: Duration,
@@ -91,6 +93,20 @@ pub async fn submit_with<C: ConnectionLike>(
     };
     let spec_json =
         serde_json::to_vec(&spec).map_err(|err| QueueError::corrupt(format!("spec: {err}")))?;
+    let reference_json;
+    let image: &[u8] = match &new.image_info.reference {
+        None => new.image,
+        Some(_) if !new.image.is_empty() => {
+            return Err(QueueError::corrupt(
+                "submit: a job that names its image carries no image bytes",
+            ));
+        }
+        Some(reference) => {
+            reference_json = serde_json::to_vec(reference)
+                .map_err(|err| QueueError::corrupt(format!("reference: {err}")))?;
+            &reference_json
+        }
+    };
     let record = keys::job(&new.id);
     let mut invocation = SUBMIT.prepare_invoke();
     invocation
@@ -111,7 +127,7 @@ pub async fn submit_with<C: ConnectionLike>(
     // would hash every byte), a grace TTL in case the script never runs,
     // then the script (see transaction.rs).
     let reply = transaction::in_transaction(conn, &SUBMIT, |pipe| {
-        pipe.hset(&record, job_record::field::IMAGE, new.image)
+        pipe.hset(&record, job_record::field::IMAGE, image)
             .ignore()
             .expire(&record, UNSUBMITTED_IMAGE_TTL_S)
             .ignore()

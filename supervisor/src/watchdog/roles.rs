@@ -59,7 +59,7 @@ pub fn redis(config: &FleetConfig, home: &Home) -> Option<Launch> {
 }
 
 /// `verdict-api --bind ADDR:PORT --log-format json --max-queue-depth N
-/// [--examples DIR]`, with the Redis URL, the api token and the callback secret (those it has)
+/// [--examples DIR] [--image-hosts H,... --image-root DIR]`, with the Redis URL, the api token and the callback secret (those it has)
 /// in its environment: never on a command line, which every local user can
 /// read.
 pub fn api(config: &FleetConfig, home: &Home) -> Launch {
@@ -74,6 +74,7 @@ pub fn api(config: &FleetConfig, home: &Home) -> Launch {
         args.push("--examples".into());
         args.push(dir.clone().into());
     }
+    args.extend(config.images.args());
     let mut launch = base(home, "api", &config.api_program, args);
     redis_env(config, &mut launch);
     // Only the api sends callbacks: the secret the watchdog was started
@@ -90,7 +91,8 @@ pub fn api(config: &FleetConfig, home: &Home) -> Launch {
     launch
 }
 
-/// `verdict-worker run --name NAME (--model DIR | --noop) --log-format json`,
+/// `verdict-worker run --name NAME (--model DIR | --noop) --log-format json
+/// [--image-hosts H,... --image-root DIR]`,
 /// with the Redis URL in its environment and the per-worker memory limit.
 pub fn worker(config: &FleetConfig, home: &Home, name: &str) -> Launch {
     let mut args: Vec<OsString> = vec![
@@ -108,6 +110,7 @@ pub fn worker(config: &FleetConfig, home: &Home, name: &str) -> Launch {
         ModelPlan::Noop => args.push("--noop".into()),
     }
     args.extend(config.jobs.worker_args());
+    args.extend(config.images.args());
     if config.worker_threads > 1 {
         args.push("--threads".into());
         args.push(config.worker_threads.to_string().into());
@@ -196,5 +199,40 @@ mod tests {
                 .windows(2)
                 .any(|w| w == ["--examples", "/repo/.cache/photos"])
         );
+    }
+
+    #[test]
+    fn the_api_and_every_worker_get_the_same_image_sources() {
+        let home = Home::resolve(Some(Path::new("/h"))).unwrap();
+        let mut config = crate::config::sample(home.root());
+        let strings = |launch: Launch| -> Vec<String> {
+            launch
+                .args
+                .iter()
+                .map(|a| a.to_string_lossy().into())
+                .collect()
+        };
+        assert!(
+            !strings(api(&config, &home))
+                .iter()
+                .any(|a| a.starts_with("--image"))
+        );
+        config.images.hosts = vec!["img.example.com".into(), "http://10.0.0.7:9000".into()];
+        config.images.root = Some("/mnt/catalogue".into());
+        for args in [
+            strings(api(&config, &home)),
+            strings(worker(&config, &home, "worker-0")),
+        ] {
+            assert!(
+                args.windows(2)
+                    .any(|w| w == ["--image-hosts", "img.example.com,http://10.0.0.7:9000"]),
+                "{args:?}"
+            );
+            assert!(
+                args.windows(2)
+                    .any(|w| w == ["--image-root", "/mnt/catalogue"]),
+                "{args:?}"
+            );
+        }
     }
 }

@@ -20,8 +20,10 @@ use verdict_shared::shutdown;
 use verdict_shared::telemetry::{self, LogFormat};
 
 use crate::engine::{Judge, NoopJudge};
+use crate::image_fetch::FetchConfig;
 use crate::runner::simulated_delay::DelayedJudge;
 use crate::runner::{self, RunnerConfig};
+use verdict_shared::host_allow_list::HostAllowList;
 
 /// Where the fleet's watchdog names a worker's dead predecessor
 /// (`--predecessor`).
@@ -90,6 +92,35 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
 
+    /// Hosts whose `image_url`s this worker fetches: HOST, HOST:PORT
+    /// ([::1]:8080 for IPv6), or http://HOST:PORT to allow plain HTTP (https
+    /// otherwise). A host listed by name is reached only at public addresses;
+    /// list a private address itself to allow it. Give the api the same list.
+    #[arg(
+        long,
+        env = "VERDICT_IMAGE_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOST[:PORT],..."
+    )]
+    pub image_hosts: Vec<String>,
+
+    /// The shared folder (NFS, a mounted bucket) that `image_path`s are
+    /// relative to; the same files as the api's --image-root, wherever
+    /// this host mounts them.
+    #[arg(long, env = "VERDICT_IMAGE_ROOT", value_name = "DIR")]
+    pub image_root: Option<PathBuf>,
+
+    /// The largest image fetched by reference, in bytes (the api's limit for
+    /// an image sent with the job).
+    #[arg(long, default_value_t = verdict_shared::limits::DEFAULT_MAX_IMAGE_BYTES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=512 << 20))]
+    pub max_image_bytes: usize,
+
+    /// How long fetching one image_url may take, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::image_fetch::DEFAULT_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub image_timeout: u64,
+
     /// Log format: pretty (for a terminal) or json (one object per line).
     #[arg(long, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -115,6 +146,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         None => default_name(),
     };
     let redis = args.redis.clone().with_tls(&args.redis_tls)?;
+    let images = FetchConfig {
+        hosts: HostAllowList::parse(&args.image_hosts, "--image-hosts entry")
+            .map_err(anyhow::Error::msg)?,
+        root: args.image_root.clone(),
+        max_bytes: args.max_image_bytes,
+        timeout: Duration::from_secs(args.image_timeout),
+    };
     crate::engine::threads::use_threads(usize::from(args.threads));
     let judge = load_judge(&args).map_err(|err| {
         // Under a memory limit a load that cannot allocate says what to do.
@@ -145,6 +183,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             block: RunnerConfig::DEFAULT_BLOCK,
             max_attempts: args.max_attempts,
             reclaim_after: Duration::from_secs(args.reclaim_after),
+            images,
         };
         runner::run(redis, config, judge, shutdown).await
     })

@@ -1,4 +1,5 @@
-//! Running one job: start it, judge it on a blocking thread, finish it, log it;
+//! Running one job: start it, fetch its image if it names one, judge it on a
+//! blocking thread, finish it, log it;
 //! give it back and try again after a transient failure; dead-letter it when
 //! its attempts have run out.
 
@@ -14,6 +15,10 @@ use verdict_shared::queue::{Finish, Outcome, QueueError, Start, StartedJob, Stre
 
 use super::outcome::{self, Decision};
 use super::{Context, image_probe};
+use crate::image_fetch::{self, FetchFailure};
+use verdict_shared::image_reference::ImageReference;
+use verdict_shared::job::Job;
+use verdict_shared::queue::image_fetched::image_fetched;
 use verdict_shared::reconnect::Backoff;
 
 /// How long a worker keeps trying to store a result while Redis is away
@@ -131,32 +136,23 @@ async fn judge_and_finish(
         image,
         entry_id,
     } = started;
-    let image = Arc::new(image);
     let texts = Arc::new(job.texts.clone());
-    // One judgement at a time per worker: several jobs read together are
-    // started and finished concurrently, but the CPU-bound part is serial.
-    let permit = ctx.judge_permit.acquire().await;
-    let began = Instant::now();
-    let judged = {
-        let (judge, image, texts) = (ctx.judge_for(job.attempts), image.clone(), texts.clone());
-        // The job's premise, if it has one: the judge answers with it or
-        // refuses it (`premise_unsupported`), never ignores it.
-        let premise = job.premise.clone();
-        tokio::task::spawn_blocking(move || {
-            let dims = image_probe::dimensions(&image);
-            (dims, judge.judge(&image, &texts, premise.as_deref()))
-        })
-        .await
+    // A job that names its image: fetched first, outside the judge's turn.
+    let image = match &job.image.reference {
+        None => Ok(image),
+        Some(reference) => fetch_image(ctx, &job, reference).await,
     };
-    let inference = began.elapsed();
-    drop(permit);
-
-    let (dims, decision) = match judged {
-        Ok((dims, result)) => (dims, outcome::decide(result, &texts)),
-        Err(join_error) => {
-            let decision = outcome::task_failed(join_error);
-            tracing::error!(job_id = %job.id, ?decision, "the judge panicked or was cancelled");
-            (None, decision)
+    let (image, dims, decision, inference) = match image {
+        Err(failure) => (
+            Arc::new(Vec::new()),
+            None,
+            outcome::fetch_failed(failure),
+            Duration::ZERO,
+        ),
+        Ok(image) => {
+            let image = Arc::new(image);
+            let (dims, decision, inference) = judge(ctx, &job, &image, &texts).await;
+            (image, dims, decision, inference)
         }
     };
     let queue_wait = job
@@ -246,6 +242,71 @@ async fn judge_and_finish(
         Finish::Finished { .. } => Ended::Finished,
         Finish::Stale(_) | Finish::Missing => Ended::NotOurs,
     })
+}
+
+/// Judges `image` on a blocking thread, in the worker's one judging slot:
+/// the image's size (for the log), the decision, and how long the judge took.
+async fn judge(
+    ctx: &Context,
+    job: &Job,
+    image: &Arc<Vec<u8>>,
+    texts: &Arc<Vec<String>>,
+) -> (Option<(u32, u32)>, Decision, Duration) {
+    // One judgement at a time per worker: several jobs read together are
+    // started and finished concurrently, but the CPU-bound part is serial.
+    let permit = ctx.judge_permit.acquire().await;
+    let began = Instant::now();
+    let judged = {
+        let (judge, image, texts) = (ctx.judge_for(job.attempts), image.clone(), texts.clone());
+        // The job's premise, if it has one: the judge answers with it or
+        // refuses it (`premise_unsupported`), never ignores it.
+        let premise = job.premise.clone();
+        tokio::task::spawn_blocking(move || {
+            let dims = image_probe::dimensions(&image);
+            (dims, judge.judge(&image, &texts, premise.as_deref()))
+        })
+        .await
+    };
+    let inference = began.elapsed();
+    drop(permit);
+    match judged {
+        Ok((dims, result)) => (dims, outcome::decide(result, texts), inference),
+        Err(join_error) => {
+            let decision = outcome::task_failed(join_error);
+            tracing::error!(job_id = %job.id, ?decision, "the judge panicked or was cancelled");
+            (None, decision, inference)
+        }
+    }
+}
+
+/// Fetches the image a job names and records what was fetched on the job
+/// (a record that cannot be written is only logged: the verdict matters
+/// more than the note).
+async fn fetch_image(
+    ctx: &Context,
+    job: &Job,
+    reference: &ImageReference,
+) -> Result<Vec<u8>, FetchFailure> {
+    let began = Instant::now();
+    let bytes = ctx.images.fetch(reference).await;
+    let bytes = match bytes {
+        Ok(bytes) => bytes,
+        Err(failure) => {
+            tracing::info!(job_id = %job.id, reference = reference.kind(), code = %failure.error.code, transient = failure.transient, error = %failure.error.message, "image not fetched");
+            return Err(failure);
+        }
+    };
+    let fetched = image_fetch::describe(&bytes);
+    tracing::debug!(job_id = %job.id, reference = reference.kind(), bytes = fetched.bytes, sha256 = %fetched.sha256, fetch_ms = began.elapsed().as_millis() as u64, "image fetched");
+    let recorded = async {
+        let mut conn = ctx.pool.get().await?;
+        image_fetched(&mut conn, job.id, &ctx.name, &fetched).await
+    }
+    .await;
+    if let Err(err) = recorded {
+        tracing::warn!(job_id = %job.id, error = %err, "what was fetched could not be noted on the job");
+    }
+    Ok(bytes)
 }
 
 /// Stores the outcome and the job's metrics, retrying with backoff while Redis is unreachable

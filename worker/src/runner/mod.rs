@@ -51,6 +51,7 @@ use verdict_shared::redis_url::{self, RedisUrl};
 use verdict_shared::shutdown::{self, Shutdown};
 
 use crate::engine::Judge;
+use crate::image_fetch::{FetchConfig, ImageSources};
 use status::WorkerStatus;
 
 /// How the loop runs.
@@ -71,6 +72,8 @@ pub struct RunnerConfig {
     /// How long an entry may sit idle in a silent worker's hands before this
     /// worker claims it.
     pub reclaim_after: Duration,
+    /// Where jobs that name their image may have it fetched from.
+    pub images: FetchConfig,
 }
 
 impl RunnerConfig {
@@ -86,6 +89,8 @@ pub(crate) struct Context {
     pub(crate) judge_permit: Semaphore,
     pub(crate) status: Arc<WorkerStatus>,
     pub(crate) reporter: report::Reporter,
+    /// Fetches the images that jobs name instead of carrying.
+    pub(crate) images: ImageSources,
     pub(crate) max_attempts: u32,
     /// Test-only faults to inject, if the environment arms any.
     #[cfg(any(test, feature = "test-hooks"))]
@@ -109,6 +114,7 @@ pub async fn run(
     let pool = redis
         .pool(config.batch_size.clamp(2, 16))
         .with_context(|| format!("cannot use Redis at {redis}"))?;
+    let images = ImageSources::new(&config.images).context("cannot set up image fetching")?;
     let status = Arc::new(WorkerStatus::default());
     let record = WorkerRecord {
         name: config.name.clone(),
@@ -171,6 +177,7 @@ pub async fn run(
         judge_permit: Semaphore::new(1),
         status: status.clone(),
         reporter: report::Reporter::default(),
+        images,
         max_attempts: config.max_attempts,
         #[cfg(any(test, feature = "test-hooks"))]
         faults: faulty_judge::Faults::armed_from_env(),

@@ -46,6 +46,18 @@ pub fn decide(result: Result<Vec<SentenceVerdict>, JudgeError>, texts: &[String]
     }
 }
 
+/// Decides how a job ends whose named image could not be fetched: failed at
+/// once when fetching again cannot help (a host off the list, a 404, a
+/// missing file), given back for another attempt when it may (a timeout, a
+/// 5xx, a read error).
+pub fn fetch_failed(failure: crate::image_fetch::FetchFailure) -> Decision {
+    if failure.transient {
+        Decision::Retry(failure.error)
+    } else {
+        Decision::Finish(Outcome::Failed(failure.error))
+    }
+}
+
 /// Decides how a job ends when the blocking task that ran its judge did not
 /// return: cancelled, or panicked.
 pub fn task_failed(err: tokio::task::JoinError) -> Decision {

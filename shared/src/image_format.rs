@@ -1,8 +1,9 @@
 //! Naming an image's format from its first bytes, without decoding it.
 //!
-//! The api refuses anything that is not one of the formats the worker decodes;
-//! whether the rest of the file is sound is the worker's business (a truncated
-//! PNG passes here and fails there with `image_decode`).
+//! The api refuses an image sent with a job that is not one of the formats the
+//! worker decodes; whether the rest of the file is sound is the worker's
+//! business (a truncated PNG passes here and fails there with `image_decode`).
+//! The worker names the format of an image it fetched the same way.
 
 /// The formats the worker can decode, by their magic bytes.
 pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
