@@ -29,6 +29,7 @@ use anyhow::{Context, bail};
 use futures::StreamExt;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use verdict_e2e::bench_report::{cpu_model, write_section};
 use verdict_e2e::fixtures::{photo, png};
 use verdict_e2e::{ApiClient, Stack, StackOptions};
 
@@ -330,8 +331,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("{section}");
     if let Some(path) = &options.write {
-        let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
-        std::fs::write(path, replace_section(&old, &section))?;
+        write_section(path, &section)?;
         eprintln!("wrote the Queue ({mode}) section of {path}");
     }
     Ok(())
@@ -378,55 +378,5 @@ impl RedisUsage {
             cpu_s: self.cpu_s - before.cpu_s,
             calls: self.calls.saturating_sub(before.calls),
         }
-    }
-}
-
-/// Replaces the section with `section`'s heading (up to the next `## `
-/// heading or model-bench marker) or appends it.
-fn replace_section(doc: &str, section: &str) -> String {
-    let heading = section.lines().next().unwrap_or_default().trim_end();
-    let mut out = String::new();
-    let mut lines = doc.lines().peekable();
-    let mut replaced = false;
-    while let Some(line) = lines.next() {
-        if line.trim_end() == heading && !replaced {
-            while lines
-                .peek()
-                .is_some_and(|next| !next.starts_with("## ") && !next.starts_with("<!--"))
-            {
-                lines.next();
-            }
-            out.push_str(section);
-            out.push('\n');
-            replaced = true;
-        } else {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    if !replaced {
-        if !out.ends_with("\n\n") {
-            out.push('\n');
-        }
-        out.push_str(section);
-    }
-    out
-}
-
-/// The CPU as `/proc/cpuinfo` names it, with family and model: the name alone
-/// ("AMD EPYC") has covered machines of clearly different speeds here, and
-/// figures are only comparable on the same one.
-fn cpu_model() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |key: &str| {
-        info.lines().find_map(|line| {
-            let (k, v) = line.split_once(':')?;
-            (k.trim() == key).then(|| v.trim().to_owned())
-        })
-    };
-    let name = field("model name").unwrap_or_else(|| "unknown CPU".to_owned());
-    match (field("cpu family"), field("model")) {
-        (Some(family), Some(model)) => format!("{name}, family {family}, model {model}"),
-        _ => name,
     }
 }

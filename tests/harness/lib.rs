@@ -3,6 +3,7 @@
 //! when a test fails), with their logs kept in a temporary directory and
 //! printed when a test panics.
 
+pub mod bench_report;
 pub mod binaries;
 pub mod browser;
 pub mod client;
