@@ -11,10 +11,9 @@
 //!    line carries the Redis password, no log prints it;
 //! 2. 200 jobs, half through each api: all done, by workers of both hosts;
 //! 3. host B's end of the cable goes down for 12 s while 300 jobs flow:
-//!    host A's workers carry on and take over the jobs B held (B's late
-//!    results are refused); every job ends done; with the cable back, B's
-//!    api answers again and B's workers take jobs again, and no process of
-//!    either host was restarted;
+//!    host A's workers carry on and take over the jobs B held; every job
+//!    ends done; with the cable back, B's api answers again and B's workers
+//!    take jobs again, and no process of either host was restarted;
 //! 4. every process of host B (its watchdog, api and workers) is SIGKILLed
 //!    in the middle of 150 jobs: the jobs B held are finished by A's workers,
 //!    every job ends done, and B's workers leave `/readyz`.
