@@ -10,10 +10,12 @@
 //!    `/readyz` and `verdict_workers` count all four; no process's command
 //!    line carries the Redis password, no log prints it;
 //! 2. 200 jobs, half through each api: all done, by workers of both hosts;
-//! 3. host B's end of the cable goes down for 12 s while 300 jobs flow:
-//!    host A's workers carry on and take over the jobs B held; every job
-//!    ends done; with the cable back, B's api answers again and B's workers
-//!    take jobs again, and no process of either host was restarted;
+//! 3. the cable goes down for 12 s while 300 jobs flow, twice: at host B's
+//!    end (B's sends fail at once) and at host A's (B's packets vanish, B
+//!    finds out by its timeouts). Each time host A's workers carry on and
+//!    take over the jobs B held; every job ends done; with the cable back,
+//!    B's api answers again and B's workers take jobs again, and no process
+//!    of either host was restarted;
 //! 4. every process of host B (its watchdog, api and workers) is SIGKILLed
 //!    in the middle of 150 jobs: the jobs B held are finished by A's workers,
 //!    every job ends done, and B's workers leave `/readyz`.
@@ -40,8 +42,8 @@ const WORKERS: usize = 2;
 const JOB_DELAY: &str = "--worker-arg=--noop-delay-ms=100";
 /// The shortest the workers accept (three heartbeats).
 const RECLAIM_AFTER: &str = "6s";
-/// How long host B's cable stays down: longer than the reclaim time (and
-/// than a worker record's TTL, 10 s), shorter than the watchdog's
+/// How long the cable stays down each time: longer than the reclaim time
+/// (and than a worker record's TTL, 10 s), shorter than the watchdog's
 /// `--hung-after` (30 s).
 const CUT: Duration = Duration::from_secs(12);
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -53,10 +55,11 @@ struct Host {
     ip: String,
 }
 
-/// The two hosts and the interface of host B's end of the cable.
+/// The two hosts and the interfaces at the two ends of the cable.
 struct Network {
     a: Host,
     b: Host,
+    a_if: String,
     b_if: String,
 }
 
@@ -84,6 +87,7 @@ fn network() -> Result<Network, String> {
             netns: b,
             ip: format!("{subnet}.2"),
         },
+        a_if,
         b_if,
     })
 }
@@ -214,6 +218,94 @@ fn two_hosts_on_one_redis_share_the_work_and_lose_no_job() {
     );
 }
 
+/// What the cable cuts need of the scenario.
+struct Scene<'a> {
+    a: &'a Fleet,
+    b: &'a Fleet,
+    api_a: &'a ApiClient,
+    api_b: &'a ApiClient,
+    names_a: &'a BTreeSet<String>,
+    names_b: &'a BTreeSet<String>,
+    all: &'a BTreeSet<String>,
+    image: &'a [u8],
+}
+
+impl Scene<'_> {
+    /// The fleets' processes, `(host, name) -> (PID, restarts)`.
+    fn processes(&self) -> Processes {
+        processes("A", self.a)
+            .into_iter()
+            .chain(processes("B", self.b))
+            .collect()
+    }
+
+    /// Cuts the cable at `end`'s interface `iface` for [`CUT`] while 300
+    /// jobs flow (more than host A alone does in that time: some are left
+    /// for both hosts when it is back), then restores it. Insists that every
+    /// job ends done, those host B held by host A, that B serves and works
+    /// again afterwards, and that no process was restarted. The jobs it
+    /// submitted, and how many of them B held through the cut.
+    async fn cut_and_restore(&self, end: &str, netns: &Netns, iface: &str) -> (usize, usize) {
+        let (api_a, api_b) = (self.api_a, self.api_b);
+        let processes_before = self.processes();
+        let mut ids = submit(api_a, self.image, 300, &format!("cut at {end}")).await;
+        netns
+            .ip(&["link", "set", iface, "down"])
+            .expect("cut the cable");
+        let cut_at = Instant::now();
+        // What B held is stuck with it: nothing from B reaches Redis now.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = states(api_a, &ids).await;
+        let held_by_b = running_on(&before, self.names_b);
+        assert!(
+            !held_by_b.is_empty(),
+            "host B held no job when the cable was cut at {end}: {before:#?}"
+        );
+        let done_before = count_done(&before);
+        tokio::time::sleep(CUT.saturating_sub(cut_at.elapsed())).await;
+        let done_during = count_done(&states(api_a, &ids).await);
+        netns
+            .ip(&["link", "set", iface, "up"])
+            .expect("restore the cable");
+        assert!(
+            done_during > done_before,
+            "no job was done while the cable was cut at {end} ({done_before} before, {done_during} after)"
+        );
+        let jobs = wait_all_done(api_a, &ids, self.all).await;
+        for job in jobs.iter().filter(|j| held_by_b.contains(&id_of(j))) {
+            assert!(
+                self.names_a.contains(job["worker"].as_str().unwrap_or("")) && job["attempts"] == 2,
+                "a job host B held through the cut at {end} was not taken over by host A: {job:#}"
+            );
+        }
+        println!(
+            "two_hosts: cable cut at {end} for {}s: {} job(s) host B held were taken over by host A, \
+             {done_during} of {} done during the cut",
+            CUT.as_secs(),
+            held_by_b.len(),
+            ids.len()
+        );
+        // With the cable back, B's api serves again and B's workers work
+        // again, the same processes: losing Redis for a while is no crash.
+        let ready = wait_ready_with(api_b, self.all).await;
+        assert_eq!(&ready, self.all);
+        assert_eq!(
+            self.processes(),
+            processes_before,
+            "a process was restarted through the cut at {end} ((host, name) -> (PID, restarts))"
+        );
+        let after = submit(api_b, self.image, 100, &format!("after the cut at {end}")).await;
+        let jobs = wait_all_done(api_b, &after, self.all).await;
+        let (on_a, on_b) = by_host(&jobs, self.names_a, self.names_b);
+        assert!(
+            on_a > 0 && on_b > 0,
+            "after the cut at {end}, not both hosts worked: {on_a} jobs on A, {on_b} on B"
+        );
+        ids.extend(after);
+        (ids.len(), held_by_b.len())
+    }
+}
+
 async fn scenario(net: &Network, redis: &RedisServer, password: &str, a: &Fleet, b: &Fleet) {
     let api_a = ApiClient::new(&a.api_url());
     let api_b = ApiClient::new(&b.api_url());
@@ -307,72 +399,24 @@ async fn scenario(net: &Network, redis: &RedisServer, password: &str, a: &Fleet,
     );
     println!("two_hosts: 200 jobs, {on_a} on host A's workers, {on_b} on host B's");
 
-    // 3. Host B's cable is cut while jobs flow, and comes back. More jobs
-    //    than host A alone does in the cut (2 workers, 100 ms each): some
-    //    are left for both hosts when it is back.
-    let processes_before: Processes = processes("A", a)
-        .into_iter()
-        .chain(processes("B", b))
-        .collect();
-    let ids = submit(&api_a, &image, 300, "cut").await;
-    submitted += ids.len();
-    net.b
-        .netns
-        .ip(&["link", "set", &net.b_if, "down"])
-        .expect("cut host B's cable");
-    let cut_at = Instant::now();
-    // What B held is stuck with it: nothing reaches Redis from B now.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = states(&api_a, &ids).await;
-    let held_by_b = running_on(&before, &names_b);
-    assert!(
-        !held_by_b.is_empty(),
-        "host B held no job when its cable was cut: {before:#?}"
-    );
-    let done_before = count_done(&before);
-    tokio::time::sleep(CUT.saturating_sub(cut_at.elapsed())).await;
-    let done_during = count_done(&states(&api_a, &ids).await);
-    net.b
-        .netns
-        .ip(&["link", "set", &net.b_if, "up"])
-        .expect("restore host B's cable");
-    assert!(
-        done_during > done_before,
-        "no job was done while host B was cut off ({done_before} before, {done_during} after)"
-    );
-    let jobs = wait_all_done(&api_a, &ids, &all).await;
-    for job in jobs.iter().filter(|j| held_by_b.contains(&id_of(j))) {
-        assert!(
-            names_a.contains(job["worker"].as_str().unwrap_or("")) && job["attempts"] == 2,
-            "a job host B held through the cut was not taken over by host A: {job:#}"
-        );
-    }
-    println!(
-        "two_hosts: cable cut for {}s: {} job(s) host B held were taken over by host A, {done_during} of {} done during the cut",
-        CUT.as_secs(),
-        held_by_b.len(),
-        ids.len()
-    );
-    // With the cable back, B's api serves again and B's workers work again,
-    // the same processes: losing Redis for a while is no crash.
-    let ready = wait_ready_with(&api_b, &all).await;
-    assert_eq!(ready, all);
-    let processes_after: Processes = processes("A", a)
-        .into_iter()
-        .chain(processes("B", b))
-        .collect();
-    assert_eq!(
-        processes_after, processes_before,
-        "a process was restarted through the cut ((host, name) -> (PID, restarts))"
-    );
-    let ids = submit(&api_b, &image, 100, "after the cut").await;
-    submitted += ids.len();
-    let jobs = wait_all_done(&api_b, &ids, &all).await;
-    let (on_a, on_b) = by_host(&jobs, &names_a, &names_b);
-    assert!(
-        on_a > 0 && on_b > 0,
-        "after the cut, not both hosts worked: {on_a} jobs on A, {on_b} on B"
-    );
+    // 3. The cable is cut while jobs flow, and comes back: at host B's end
+    //    (B's sends fail at once: no route), then at host A's (B's packets
+    //    vanish: B finds out by its timeouts).
+    let scene = Scene {
+        a,
+        b,
+        api_a: &api_a,
+        api_b: &api_b,
+        names_a: &names_a,
+        names_b: &names_b,
+        all: &all,
+        image: &image,
+    };
+    let (sent, held_at_b_end) = scene.cut_and_restore("B", &net.b.netns, &net.b_if).await;
+    submitted += sent;
+    let (sent, held_at_a_end) = scene.cut_and_restore("A", &net.a.netns, &net.a_if).await;
+    submitted += sent;
+    let held_by_b = held_at_b_end + held_at_a_end;
 
     // 4. Every process of host B is SIGKILLed in the middle of the work.
     let ids = submit(&api_a, &image, 150, "kill").await;
@@ -444,7 +488,7 @@ async fn scenario(net: &Network, redis: &RedisServer, password: &str, a: &Fleet,
     assert_eq!(stats.failed, 0, "{stats:?}");
     assert_eq!(stats.dead_lettered, 0, "{stats:?}");
     assert!(
-        stats.reclaimed >= (held_by_b.len() + orphans.len()) as u64,
+        stats.reclaimed >= (held_by_b + orphans.len()) as u64,
         "{stats:?}"
     );
 }
