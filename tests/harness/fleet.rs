@@ -68,6 +68,10 @@ impl Run {
 pub struct Fleet {
     home: tempfile::TempDir,
     pub port: u16,
+    /// The address the api binds and the test reaches it at.
+    address: String,
+    /// The network namespace its commands run in (`ip netns exec`), if any.
+    netns: Option<String>,
 }
 
 impl Default for Fleet {
@@ -86,7 +90,21 @@ impl Fleet {
         Fleet {
             home,
             port: free_port(),
+            address: "127.0.0.1".into(),
+            netns: None,
         }
+    }
+
+    /// A fleet whose every command (`up` and so the watchdog and its
+    /// children, `status`, `down`) runs in the network namespace `netns`
+    /// (see [`crate::netns`]), its api on `address` there. The test reaches
+    /// that api only from a thread inside a namespace joined to it
+    /// ([`crate::netns::Netns::run_inside`]).
+    pub fn in_netns(netns: &crate::netns::Netns, address: &str) -> Fleet {
+        let mut fleet = Fleet::new();
+        fleet.address = address.to_string();
+        fleet.netns = Some(netns.name().to_string());
+        fleet
     }
 
     pub fn home(&self) -> &Path {
@@ -94,12 +112,26 @@ impl Fleet {
     }
 
     pub fn api_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.address, self.port)
     }
 
-    /// `fleet --home HOME ARGS...`, without the caller's VERDICT_* settings.
+    /// `ADDRESS:PORT`, what `--bind` gets.
+    pub fn bind(&self) -> String {
+        format!("{}:{}", self.address, self.port)
+    }
+
+    /// `fleet --home HOME ARGS...`, without the caller's VERDICT_* settings
+    /// (in the fleet's network namespace, if it has one).
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin_dir().join("fleet"));
+        let program = bin_dir().join("fleet");
+        let mut cmd = match &self.netns {
+            Some(netns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", netns]).arg(program);
+                cmd
+            }
+            None => Command::new(program),
+        };
         cmd.arg("--home").arg(self.home()).args(args);
         for var in [
             "VERDICT_HOME",
@@ -115,8 +147,13 @@ impl Fleet {
 
     /// Runs a `fleet` command to completion (killed after `limit`).
     pub fn run_with_limit(&self, args: &[&str], limit: Duration) -> Run {
-        let mut child = self
-            .command(args)
+        self.run_command(self.command(args), limit)
+    }
+
+    /// Runs `cmd` (from [`Fleet::command`], with more set on it: an
+    /// environment variable) to completion, killed after `limit`.
+    pub fn run_command(&self, mut cmd: Command, limit: Duration) -> Run {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -144,7 +181,7 @@ impl Fleet {
         self.run_with_limit(args, Duration::from_secs(120))
     }
 
-    /// `fleet up --allow-root --workers N --bind 127.0.0.1:PORT --model MODEL
+    /// `fleet up --allow-root --workers N --bind ADDRESS:PORT --model MODEL
     /// --timeout T EXTRA...`: real-model workers; waits T and a minute more.
     pub fn up_with_model(
         &self,
@@ -154,7 +191,7 @@ impl Fleet {
         extra: &[&str],
     ) -> Run {
         let workers = workers.to_string();
-        let bind = format!("127.0.0.1:{}", self.port);
+        let bind = self.bind();
         let timeout_arg = format!("{}s", timeout.as_secs());
         let mut args = vec![
             "up",
@@ -172,10 +209,10 @@ impl Fleet {
         self.run_with_limit(&args, timeout + Duration::from_secs(60))
     }
 
-    /// `fleet up --allow-root --noop-workers --workers N --bind 127.0.0.1:PORT EXTRA...`.
+    /// `fleet up --allow-root --noop-workers --workers N --bind ADDRESS:PORT EXTRA...`.
     pub fn up(&self, workers: usize, extra: &[&str]) -> Run {
         let workers = workers.to_string();
-        let bind = format!("127.0.0.1:{}", self.port);
+        let bind = self.bind();
         let mut args = vec![
             "up",
             "--allow-root",

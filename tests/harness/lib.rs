@@ -9,6 +9,7 @@ pub mod browser;
 pub mod client;
 pub mod fixtures;
 pub mod fleet;
+pub mod netns;
 pub mod process;
 pub mod redis_server;
 pub mod reliability;

@@ -21,6 +21,10 @@ pub struct RedisServer {
     /// Serve TLS (only) on the port, with this PKI's server certificate,
     /// asking clients for a certificate the PKI's CA signed.
     tls: Option<TestPki>,
+    /// The address it binds its TCP port to.
+    bind: String,
+    /// The network namespace it runs in (`ip netns exec`), if any.
+    netns: Option<String>,
     process: Option<ChildGuard>,
 }
 
@@ -33,6 +37,8 @@ impl RedisServer {
             port: None,
             password: None,
             tls: None,
+            bind: "127.0.0.1".into(),
+            netns: None,
             process: None,
         };
         server.launch();
@@ -48,6 +54,8 @@ impl RedisServer {
             port: Some(port),
             password: None,
             tls: None,
+            bind: "127.0.0.1".into(),
+            netns: None,
             process: None,
         };
         server.launch();
@@ -63,6 +71,32 @@ impl RedisServer {
             port: Some(free_port()),
             password: Some(password.to_string()),
             tls: None,
+            bind: "127.0.0.1".into(),
+            netns: None,
+            process: None,
+        };
+        server.launch();
+        server
+    }
+
+    /// As [`RedisServer::start_tcp_with_password`], run in the network
+    /// namespace `netns` (see [`crate::netns`]) on `address:6379` there, as
+    /// on another host; its unix socket, in `dir`, is for the test's own
+    /// inspection (a path, not an address: any namespace reaches it).
+    pub fn start_in_netns(
+        dir: &Path,
+        netns: &crate::netns::Netns,
+        address: &str,
+        password: &str,
+    ) -> RedisServer {
+        let mut server = RedisServer {
+            dir: dir.to_owned(),
+            socket: dir.join("redis.sock"),
+            port: Some(6379),
+            password: Some(password.to_string()),
+            tls: None,
+            bind: address.to_string(),
+            netns: Some(netns.name().to_string()),
             process: None,
         };
         server.launch();
@@ -79,6 +113,8 @@ impl RedisServer {
             port: Some(free_port()),
             password: None,
             tls: Some(pki.clone()),
+            bind: "127.0.0.1".into(),
+            netns: None,
             process: None,
         };
         server.launch();
@@ -98,10 +134,12 @@ impl RedisServer {
         format!("unix://{}", self.socket.display())
     }
 
-    /// `redis://127.0.0.1:PORT` (only for [`RedisServer::start_tcp`]).
+    /// `redis://ADDRESS:PORT` (only for [`RedisServer::start_tcp`] and the
+    /// like: 127.0.0.1 but in a namespace).
     pub fn tcp_url(&self) -> String {
         format!(
-            "redis://127.0.0.1:{}",
+            "redis://{}:{}",
+            self.bind,
             self.port.expect("started with start_tcp")
         )
     }
@@ -138,7 +176,14 @@ impl RedisServer {
 
     fn launch(&mut self) {
         let _ = std::fs::remove_file(&self.socket);
-        let mut cmd = Command::new("redis-server");
+        let mut cmd = match &self.netns {
+            Some(netns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", netns, "redis-server"]);
+                cmd
+            }
+            None => Command::new("redis-server"),
+        };
         if let Some(password) = &self.password {
             use std::os::unix::fs::OpenOptionsExt;
             let conf = self.dir.join("redis.conf");
@@ -168,7 +213,7 @@ impl RedisServer {
             (_, port) => port.unwrap_or(0),
         };
         cmd.args(["--port", &plain_port.to_string()])
-            .args(["--bind", "127.0.0.1"])
+            .args(["--bind", &self.bind])
             .arg("--unixsocket")
             .arg(&self.socket)
             .args(["--unixsocketperm", "700"])
