@@ -125,6 +125,7 @@ pub async fn serve(mut args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         },
         max_queue_depth: args.max_queue_depth,
         redis_timeout: Duration::from_millis(args.redis_timeout_ms),
+        durability: args.durability,
         examples: Arc::new(examples),
     };
     let open_files = fd_limit::raise();
@@ -169,6 +170,7 @@ pub async fn serve(mut args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         callbacks = callbacks.enabled(),
         max_queue_depth = args.max_queue_depth,
         redis_timeout_ms = args.redis_timeout_ms,
+        durability = ?args.durability,
         api_token = token.is_some(),
         header_timeout_s = args.header_timeout,
         body_min_rate = args.body_min_rate,

@@ -7,6 +7,7 @@ use verdict_shared::redis_pool::Pool;
 use verdict_shared::shutdown::Shutdown;
 
 use crate::callbacks::CallbackConfig;
+use crate::durability::Durability;
 use crate::examples::Examples;
 use crate::submission::Limits;
 use crate::wait::Waiters;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub max_queue_depth: u64,
     /// How long a request waits for Redis before answering 503.
     pub redis_timeout: Duration,
+    /// Whether a submission waits for a replica before it is accepted.
+    pub durability: Durability,
     /// The web page's example photos (`--examples`), read at start.
     pub examples: Arc<Examples>,
 }
