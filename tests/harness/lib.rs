@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod process;
 pub mod redis_server;
 pub mod reliability;
+pub mod replicated_redis;
 pub mod stack;
 pub mod tls;
 
