@@ -136,7 +136,7 @@ impl RedisUrl {
         }
         if !self.is_tls() {
             return Err(InvalidRedisUrl(format!(
-                "--redis-ca, --redis-cert and --redis-key need a rediss:// or rediss+sentinel:// URL, not {self}"
+                "--redis-ca, --redis-cert and --redis-key need a rediss:// URL (or rediss+sentinel://), not {self}"
             )));
         }
         args.load().map_err(InvalidRedisUrl)?;
