@@ -23,6 +23,13 @@
 //! to a primary that was turned into a replica while it stayed up answers
 //! `READONLY`; the submission fails as "Redis unavailable" (503, not 500) and
 //! the connection is replaced, never handed out again.
+//!
+//! And `fleet up` on the sentinel URL (`--durability replicated`): the api
+//! gets the flag and the URL stays off every command line; after the same
+//! failover, `fleet status` reads the queue from the new primary, the
+//! watchdog restarts nothing, and a new job is accepted and done. Bad
+//! sentinel URLs and impossible `--durability` choices are refused before
+//! anything starts.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -36,7 +43,9 @@ use serde_json::json;
 use verdict_e2e::ApiClient;
 use verdict_e2e::binaries::binary;
 use verdict_e2e::fixtures::png;
+use verdict_e2e::fleet::{Fleet, process, wait_for};
 use verdict_e2e::process::ChildGuard;
+use verdict_e2e::reliability::{run_command, up};
 use verdict_e2e::replicated_redis::{ReplicatedRedis, wait_until};
 use verdict_e2e::stack::wait_for_listening;
 use verdict_shared::job::{ImageInfo, JobId};
@@ -419,5 +428,138 @@ async fn a_pooled_connection_answered_readonly_is_replaced() {
     assert_ne!(
         replaced, first,
         "the connection answered READONLY was handed out again"
+    );
+}
+
+#[test]
+fn a_fleet_on_sentinels_follows_a_failover_without_restarting_anything() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let password = format!("pw-{}", verdict_shared::unique_id::short());
+    let mut redis = ReplicatedRedis::start(dir.path(), &password);
+    let url = redis.url();
+    let fleet = Fleet::new();
+
+    // Refused before anything starts, with the reason and no password.
+    let refusals = [
+        (
+            vec!["--durability", "replicated"],
+            None,
+            "--durability replicated needs a Redis with replicas",
+        ),
+        (
+            vec!["--durability", "strict"],
+            Some(url.clone()),
+            "--durability strict applies to the embedded Redis only",
+        ),
+        (
+            vec![],
+            Some(format!(
+                "redis+sentinel://:{password}@127.0.0.1:99999/verdict"
+            )),
+            "is not a port",
+        ),
+        (
+            vec![],
+            Some(format!("redis+sentinel://:{password}@127.0.0.1:1")),
+            "names no service",
+        ),
+    ];
+    for (extra, redis_url, reason) in refusals {
+        let mut args = vec!["up", "--allow-root", "--noop-workers"];
+        args.extend(extra);
+        let mut cmd = fleet.command(&args);
+        if let Some(redis_url) = &redis_url {
+            cmd.env("VERDICT_REDIS_URL", redis_url);
+        }
+        let run = run_command(cmd, Duration::from_secs(60));
+        assert!(!run.ok(), "fleet up {args:?} was not refused");
+        assert!(run.output().contains(reason), "{args:?}: {}", run.output());
+        assert!(!run.output().contains(&password), "{}", run.output());
+    }
+
+    up(
+        &fleet,
+        1,
+        &["--noop-workers", "--durability", "replicated"],
+        &[("VERDICT_REDIS_URL", &url)],
+    );
+    let api_pid = fleet.pid_in_file("api").expect("api.pid");
+    let cmdline = std::fs::read(format!("/proc/{api_pid}/cmdline")).expect("the api's cmdline");
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(cmdline.contains("--durability replicated"), "{cmdline}");
+    assert!(
+        !cmdline.contains(&password),
+        "the password is on a command line"
+    );
+    let (_, status) = fleet.status();
+    assert_eq!(status["queue"]["redis_ok"], true, "{status:#}");
+    let shown = status["queue"]["redis"].as_str().unwrap_or("");
+    assert!(shown.starts_with("redis+sentinel://***@"), "{shown}");
+    assert!(!status.to_string().contains(&password));
+    let first = fleet.submit();
+    assert_eq!(
+        fleet.wait_job(&first, Duration::from_secs(30))["state"],
+        "done"
+    );
+
+    let old_primary = redis.primary.port;
+    redis.primary.kill();
+    wait_until(
+        Duration::from_secs(30),
+        "the sentinels to promote the replica",
+        || redis.primary_port() == Some(redis.replica.port),
+    );
+    // `fleet status` reads the queue through the sentinels: from the new
+    // primary (the job done before the failover is counted there).
+    let status = wait_for(Duration::from_secs(30), || {
+        let (_, status) = fleet.status();
+        (status["queue"]["redis_ok"] == true).then_some(status)
+    })
+    .expect("fleet status never reached the new primary");
+    assert!(status["queue"]["done"].as_u64() >= Some(1), "{status:#}");
+    // Back as a replica of the new primary, the old node lets WAIT 1 be
+    // answered again: a new job is accepted and done.
+    redis.primary.start(None);
+    let client = ApiClient::new(&fleet.api_url());
+    let second = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer = client
+                .submit_json(&png(8, 8), &["after the failover"])
+                .await;
+            if answer.status == StatusCode::ACCEPTED {
+                break answer.body["id"].as_str().expect("id").to_owned();
+            }
+            assert_eq!(
+                answer.status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{}",
+                answer.body
+            );
+            assert!(
+                Instant::now() < deadline,
+                "never accepted again: {}",
+                answer.body
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    assert_eq!(
+        fleet.wait_job(&second, Duration::from_secs(30))["state"],
+        "done"
+    );
+    let info = redis
+        .node_info(old_primary, "replication")
+        .unwrap_or_default();
+    assert!(info.contains("role:slave"), "{info}");
+
+    let (_, status) = fleet.status();
+    for name in ["api", "worker-0"] {
+        assert_eq!(process(&status, name)["restarts"], 0, "{status:#}");
+    }
+    assert_eq!(
+        fleet.pid_in_file("api"),
+        Some(api_pid),
+        "the api was restarted"
     );
 }
