@@ -24,6 +24,10 @@
 //! `READONLY`; the submission fails as "Redis unavailable" (503, not 500) and
 //! the connection is replaced, never handed out again.
 //!
+//! Over TLS (`rediss+sentinel://` and `--redis-ca`): the sentinels and the
+//! nodes are reached through the test's private CA, and not without it, and
+//! a failover is followed the same way.
+//!
 //! And `fleet up` on the sentinel URL (`--durability replicated`): the api
 //! gets the flag and the URL stays off every command line; after the same
 //! failover, `fleet status` reads the queue from the new primary, the
@@ -32,6 +36,7 @@
 //! anything starts.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,6 +53,7 @@ use verdict_e2e::process::ChildGuard;
 use verdict_e2e::reliability::{run_command, up};
 use verdict_e2e::replicated_redis::{ReplicatedRedis, wait_until};
 use verdict_e2e::stack::wait_for_listening;
+use verdict_e2e::tls::TestPki;
 use verdict_shared::job::{ImageInfo, JobId};
 use verdict_shared::queue::submit::{NewJob, submit};
 use verdict_shared::redis_url::RedisUrl;
@@ -123,6 +129,55 @@ async fn submit_jobs(client: ApiClient, tally: Arc<Tally>, run: String) {
     }
 }
 
+/// verdict-api on a free port with `redis_url` (and `env`) in its
+/// environment; its base URL once it listens.
+fn spawn_api(
+    dir: &Path,
+    label: &str,
+    redis_url: &str,
+    env: &[(String, String)],
+    durability: &str,
+) -> (ChildGuard, String) {
+    let mut cmd = Command::new(binary("verdict-api"));
+    cmd.args(["--bind", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--durability", durability, "--max-queue-depth", "0"])
+        .env("VERDICT_REDIS_URL", redis_url)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("RUST_LOG", "info");
+    let mut api = ChildGuard::spawn(label, cmd, &dir.join(format!("{label}.log")));
+    let url = wait_for_listening(&mut api);
+    (api, url)
+}
+
+/// A `--noop` worker `failover-w{i}` with `redis_url` (and `env`) in its
+/// environment.
+fn spawn_worker(dir: &Path, i: usize, redis_url: &str, env: &[(String, String)]) -> ChildGuard {
+    let mut cmd = Command::new(binary("verdict-worker"));
+    cmd.args(["run", "--name", &format!("failover-w{i}"), "--noop"])
+        .args(["--noop-delay-ms", "5", "--log-format", "json"])
+        .env("VERDICT_REDIS_URL", redis_url)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("RUST_LOG", "info");
+    ChildGuard::spawn(
+        &format!("worker-{i}"),
+        cmd,
+        &dir.join(format!("worker-{i}.log")),
+    )
+}
+
+/// Waits until `/readyz` answers 200 and lists `workers` workers.
+async fn wait_ready(client: &ApiClient, workers: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = client.get_path("/readyz").await;
+        if status == 200 && body["workers"].as_array().map_or(0, Vec::len) == workers {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not ready: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// What one run measured.
 struct Outcome {
     accepted: usize,
@@ -144,40 +199,12 @@ fn failover_run(durability: &str) -> Outcome {
     let mut redis = ReplicatedRedis::start(dir.path(), &password);
     let url = redis.url();
 
-    let mut api_cmd = Command::new(binary("verdict-api"));
-    api_cmd
-        .args(["--bind", "127.0.0.1:0", "--log-format", "json"])
-        .args(["--durability", durability, "--max-queue-depth", "0"])
-        .env("VERDICT_REDIS_URL", &url)
-        .env("RUST_LOG", "info");
-    let mut api = ChildGuard::spawn("verdict-api", api_cmd, &dir.path().join("api.log"));
-    let api_url = wait_for_listening(&mut api);
+    let (mut api, api_url) = spawn_api(dir.path(), "api", &url, &[], durability);
     let mut workers: Vec<ChildGuard> = (0..WORKERS)
-        .map(|i| {
-            let mut cmd = Command::new(binary("verdict-worker"));
-            cmd.args(["run", "--name", &format!("failover-w{i}"), "--noop"])
-                .args(["--noop-delay-ms", "5", "--log-format", "json"])
-                .env("VERDICT_REDIS_URL", &url)
-                .env("RUST_LOG", "info");
-            ChildGuard::spawn(
-                &format!("worker-{i}"),
-                cmd,
-                &dir.path().join(format!("worker-{i}.log")),
-            )
-        })
+        .map(|i| spawn_worker(dir.path(), i, &url, &[]))
         .collect();
     let client = ApiClient::new(&api_url);
-    runtime.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (status, body) = client.get_path("/readyz").await;
-            if status == 200 && body["workers"].as_array().map_or(0, Vec::len) == WORKERS {
-                break;
-            }
-            assert!(Instant::now() < deadline, "not ready: {status} {body}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    });
+    runtime.block_on(wait_ready(&client, WORKERS));
     for process in [&api].into_iter().chain(&workers) {
         let log = process.log();
         assert!(
@@ -562,4 +589,71 @@ fn a_fleet_on_sentinels_follows_a_failover_without_restarting_anything() {
         Some(api_pid),
         "the api was restarted"
     );
+}
+
+#[test]
+fn over_tls_the_sentinels_and_the_nodes_are_trusted_through_the_private_ca() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pki = TestPki::new(dir.path());
+    let password = format!("pw-{}", verdict_shared::unique_id::short());
+    let mut redis = ReplicatedRedis::start_tls(dir.path(), &password, &pki);
+    let url = redis.url();
+    assert!(
+        url.starts_with("rediss+sentinel://"),
+        "the harness serves TLS"
+    );
+    // The CA and a client certificate, as `fleet up` hands them over.
+    let env = pki.client_env();
+    let (_api, api_url) = spawn_api(dir.path(), "api", &url, &env, "async");
+    let _worker = spawn_worker(dir.path(), 0, &url, &env);
+    let client = ApiClient::new(&api_url);
+    runtime.block_on(async {
+        wait_ready(&client, 1).await;
+        let id = client.submit(&png(8, 8), &["over TLS"]).await;
+        let job = client.wait_end(&id, Duration::from_secs(30)).await;
+        assert_eq!(job["state"], "done", "{job}");
+    });
+
+    // Without the private CA (the web PKI roots), neither the sentinels nor
+    // the nodes are trusted: the api never reaches Redis.
+    let (_stranger, stranger_url) = spawn_api(dir.path(), "api-without-ca", &url, &[], "async");
+    let stranger = ApiClient::new(&stranger_url);
+    runtime.block_on(async {
+        let (status, body) = stranger.get_path("/readyz").await;
+        assert_eq!(status, 503, "an api without the CA reached Redis: {body}");
+        assert_eq!(body["error"]["code"], "redis_unavailable", "{body}");
+    });
+
+    redis.primary.kill();
+    wait_until(
+        Duration::from_secs(30),
+        "the sentinels to promote the replica",
+        || redis.primary_port() == Some(redis.replica.port),
+    );
+    runtime.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let id = loop {
+            let answer = client
+                .submit_json(&png(8, 8), &["after the failover"])
+                .await;
+            if answer.status == StatusCode::ACCEPTED {
+                break answer.body["id"].as_str().expect("id").to_owned();
+            }
+            assert_eq!(
+                answer.status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{}",
+                answer.body
+            );
+            assert!(
+                Instant::now() < deadline,
+                "never accepted again: {}",
+                answer.body
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let job = client.wait_end(&id, Duration::from_secs(30)).await;
+        assert_eq!(job["state"], "done", "{job}");
+    });
 }

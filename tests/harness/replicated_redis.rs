@@ -4,7 +4,9 @@
 //! (`down-after-milliseconds` 1000, so a dead primary is replaced within
 //! seconds). Never the shared Redis at 6379. Every password is in a 0600
 //! config file, never on a command line; all processes are killed when
-//! dropped.
+//! dropped. With a [`TestPki`], every node and sentinel speaks TLS only
+//! (`tls-replication yes`: among themselves too), with the PKI's server
+//! certificate (valid for 127.0.0.1, the address the sentinels name).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,6 +16,7 @@ use nix::sys::signal::Signal;
 
 use crate::process::ChildGuard;
 use crate::redis_server::free_port;
+use crate::tls::TestPki;
 
 /// The name the sentinels know the primary by.
 pub const SERVICE: &str = "verdict";
@@ -31,7 +34,7 @@ pub struct Node {
 }
 
 impl Node {
-    fn new(root: &Path, name: &str, password: &str) -> Node {
+    fn new(root: &Path, name: &str, password: &str, tls: Option<&TestPki>) -> Node {
         let port = free_port();
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).expect("node dir");
@@ -39,8 +42,9 @@ impl Node {
         write_secret_file(
             &conf,
             &format!(
-                "port {port}\nbind 127.0.0.1\nrequirepass {password}\nmasterauth {password}\n\
+                "{}bind 127.0.0.1\nrequirepass {password}\nmasterauth {password}\n\
                  save \"\"\nappendonly no\ndir {}\nloglevel notice\n",
+                listen(port, tls),
                 dir.display()
             ),
         );
@@ -90,6 +94,21 @@ impl Node {
     }
 }
 
+/// The config lines that open `port`: plain, or TLS only with `tls`'s
+/// server certificate (clients are not asked for one).
+fn listen(port: u16, tls: Option<&TestPki>) -> String {
+    match tls {
+        None => format!("port {port}\n"),
+        Some(pki) => format!(
+            "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\n\
+             tls-ca-cert-file {}\ntls-auth-clients no\ntls-replication yes\n",
+            pki.server_cert.display(),
+            pki.server_key.display(),
+            pki.ca_cert.display()
+        ),
+    }
+}
+
 /// The primary, the replica and three sentinels.
 #[derive(Debug)]
 pub struct ReplicatedRedis {
@@ -98,6 +117,7 @@ pub struct ReplicatedRedis {
     sentinels: Vec<ChildGuard>,
     pub sentinel_ports: Vec<u16>,
     password: String,
+    tls: Option<TestPki>,
 }
 
 impl ReplicatedRedis {
@@ -105,8 +125,17 @@ impl ReplicatedRedis {
     /// sentinel knows the replica and the two other sentinels (before that,
     /// a dead primary would not be replaced).
     pub fn start(dir: &Path, password: &str) -> ReplicatedRedis {
-        let mut primary = Node::new(dir, "node-a", password);
-        let mut replica = Node::new(dir, "node-b", password);
+        Self::start_with(dir, password, None)
+    }
+
+    /// [`ReplicatedRedis::start`], every port TLS only with `pki`.
+    pub fn start_tls(dir: &Path, password: &str, pki: &TestPki) -> ReplicatedRedis {
+        Self::start_with(dir, password, Some(pki))
+    }
+
+    fn start_with(dir: &Path, password: &str, tls: Option<&TestPki>) -> ReplicatedRedis {
+        let mut primary = Node::new(dir, "node-a", password, tls);
+        let mut replica = Node::new(dir, "node-b", password, tls);
         primary.start(None);
         replica.start(Some(primary.port));
         let mut redis = ReplicatedRedis {
@@ -115,6 +144,7 @@ impl ReplicatedRedis {
             sentinels: Vec::new(),
             sentinel_ports: Vec::new(),
             password: password.to_owned(),
+            tls: tls.cloned(),
         };
         for i in 0..3 {
             let port = free_port();
@@ -126,12 +156,13 @@ impl ReplicatedRedis {
             write_secret_file(
                 &conf,
                 &format!(
-                    "port {port}\nbind 127.0.0.1\ndir {}\n\
+                    "{}bind 127.0.0.1\ndir {}\n\
                      sentinel monitor {SERVICE} 127.0.0.1 {} 2\n\
                      sentinel auth-pass {SERVICE} {password}\n\
                      sentinel down-after-milliseconds {SERVICE} {}\n\
                      sentinel failover-timeout {SERVICE} 3000\n\
                      sentinel known-replica {SERVICE} 127.0.0.1 {}\n",
+                    listen(port, tls),
                     sentinel_dir.display(),
                     redis.primary.port,
                     DOWN_AFTER.as_millis(),
@@ -152,7 +183,8 @@ impl ReplicatedRedis {
             "the sentinels to know the replica and each other",
             || {
                 redis.sentinel_ports.iter().all(|&port| {
-                    sentinel_query(port, &["MASTER", SERVICE])
+                    redis
+                        .sentinel_query(port, &["MASTER", SERVICE])
                         .map(|fields| {
                             field(&fields, "num-slaves") == Some("1")
                                 && field(&fields, "num-other-sentinels") == Some("2")
@@ -169,8 +201,9 @@ impl ReplicatedRedis {
         redis
     }
 
-    /// `redis+sentinel://:PASSWORD@127.0.0.1:S1,...,127.0.0.1:S3/verdict`:
-    /// for the environment only, it holds the password.
+    /// `redis+sentinel://:PASSWORD@127.0.0.1:S1,...,127.0.0.1:S3/verdict`
+    /// (`rediss+sentinel://` with TLS): for the environment only, it holds
+    /// the password.
     pub fn url(&self) -> String {
         let sentinels: Vec<String> = self
             .sentinel_ports
@@ -178,21 +211,51 @@ impl ReplicatedRedis {
             .map(|port| format!("127.0.0.1:{port}"))
             .collect();
         format!(
-            "redis+sentinel://:{}@{}/{SERVICE}",
+            "{}+sentinel://:{}@{}/{SERVICE}",
+            self.scheme(),
             self.password,
             sentinels.join(",")
         )
     }
 
-    /// `redis://:PASSWORD@127.0.0.1:PORT`: one node, directly.
+    /// `redis://:PASSWORD@127.0.0.1:PORT` (`rediss://` with TLS): one node,
+    /// directly.
     pub fn node_url(&self, port: u16) -> String {
-        format!("redis://:{}@127.0.0.1:{port}", self.password)
+        format!("{}://:{}@127.0.0.1:{port}", self.scheme(), self.password)
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        }
+    }
+
+    /// A client of `url` (trusting the test CA with TLS).
+    fn client(&self, url: &str) -> Option<redis::Client> {
+        match &self.tls {
+            None => redis::Client::open(url).ok(),
+            Some(pki) => {
+                let root_cert = std::fs::read(&pki.ca_cert).ok()?;
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                };
+                redis::Client::build_with_tls(url, certificates).ok()
+            }
+        }
+    }
+
+    /// A client of the sentinel at `port` (they ask for no password).
+    fn sentinel_client(&self, port: u16) -> Option<redis::Client> {
+        self.client(&format!("{}://127.0.0.1:{port}", self.scheme()))
     }
 
     /// The port the first sentinel that answers names as the primary.
     pub fn primary_port(&self) -> Option<u16> {
         self.sentinel_ports.iter().find_map(|&port| {
-            let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
+            let client = self.sentinel_client(port)?;
             let mut conn = client
                 .get_connection_with_timeout(Duration::from_secs(1))
                 .ok()?;
@@ -207,34 +270,35 @@ impl ReplicatedRedis {
 
     /// `INFO section` of the node on `port`, if it answers.
     pub fn node_info(&self, port: u16, section: &str) -> Option<String> {
-        let client = redis::Client::open(self.node_url(port)).ok()?;
+        let client = self.client(&self.node_url(port))?;
         let mut conn = client
             .get_connection_with_timeout(Duration::from_secs(1))
             .ok()?;
         redis::cmd("INFO").arg(section).query(&mut conn).ok()
     }
-}
 
-/// `SENTINEL args...` on the sentinel at `port`, as a flat list of strings.
-fn sentinel_query(port: u16, args: &[&str]) -> Option<Vec<String>> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
-    let mut conn = client
-        .get_connection_with_timeout(Duration::from_secs(1))
-        .ok()?;
-    let mut cmd = redis::cmd("SENTINEL");
-    for arg in args {
-        cmd.arg(*arg);
+    /// `SENTINEL args...` on the sentinel at `port`, as a flat list of
+    /// strings.
+    fn sentinel_query(&self, port: u16, args: &[&str]) -> Option<Vec<String>> {
+        let client = self.sentinel_client(port)?;
+        let mut conn = client
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .ok()?;
+        let mut cmd = redis::cmd("SENTINEL");
+        for arg in args {
+            cmd.arg(*arg);
+        }
+        let value: redis::Value = cmd.query(&mut conn).ok()?;
+        let pairs: Vec<String> = match value {
+            redis::Value::Map(pairs) => pairs
+                .into_iter()
+                .flat_map(|(k, v)| [k, v])
+                .filter_map(|v| redis::from_redis_value(v).ok())
+                .collect(),
+            other => redis::from_redis_value(other).ok()?,
+        };
+        Some(pairs)
     }
-    let value: redis::Value = cmd.query(&mut conn).ok()?;
-    let pairs: Vec<String> = match value {
-        redis::Value::Map(pairs) => pairs
-            .into_iter()
-            .flat_map(|(k, v)| [k, v])
-            .filter_map(|v| redis::from_redis_value(v).ok())
-            .collect(),
-        other => redis::from_redis_value(other).ok()?,
-    };
-    Some(pairs)
 }
 
 /// The value after `name` in a flat `[name, value, ...]` list.
