@@ -49,10 +49,11 @@ pub struct UpArgs {
         value_name = "ADDR:PORT"
     )]
     pub bind: String,
-    /// Use this Redis instead of starting an embedded one (redis://, rediss:// or unix://)
+    /// Use this Redis instead of starting an embedded one (redis://, rediss://, unix://, or
+    /// redis+sentinel://HOST[:PORT],.../SERVICE to follow a Redis that fails over)
     #[arg(long, env = "VERDICT_REDIS_URL", value_name = "URL")]
     pub redis: Option<String>,
-    /// TLS to a --redis rediss:// URL with a private CA or client
+    /// TLS to a --redis rediss:// (or rediss+sentinel://) URL with a private CA or client
     /// certificates; handed to the api and every worker.
     #[command(flatten)]
     pub redis_tls: RedisTlsArgs,
