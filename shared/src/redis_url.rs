@@ -50,7 +50,8 @@ pub struct RedisUrl {
     /// What a `redis+sentinel://` URL names (`None` for the other forms);
     /// boxed, so that a `RedisUrl` in every binary's arguments stays small.
     sentinel: Option<Box<SentinelUrl>>,
-    /// Certificates beyond the web PKI (`rediss://` only).
+    /// Certificates beyond the web PKI (`rediss://` and
+    /// `rediss+sentinel://` only).
     tls: Option<RedisTlsArgs>,
 }
 
