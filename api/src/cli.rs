@@ -12,7 +12,9 @@ use verdict_shared::telemetry::LogFormat;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "verdict-api", version)]
 pub struct Args {
-    /// Redis to use: redis://HOST:PORT, rediss://HOST:PORT or unix:///PATH.
+    /// Redis to use: redis://HOST:PORT, rediss://HOST:PORT, unix:///PATH or
+    /// redis+sentinel://HOST[:PORT][,HOST[:PORT]...]/SERVICE (whichever node
+    /// the sentinels name as primary, followed through failovers).
     #[arg(long, env = "VERDICT_REDIS_URL")]
     pub redis: RedisUrl,
 
@@ -94,6 +96,12 @@ pub struct Args {
     /// with Retry-After (backpressure). 0: no limit.
     #[arg(long, env = "VERDICT_MAX_QUEUE_DEPTH", default_value_t = DEFAULT_MAX_QUEUE_DEPTH)]
     pub max_queue_depth: u64,
+
+    /// When a submission is accepted: async (once the primary has it) or
+    /// replicated (once a replica has it too: WAIT 1 after the submission;
+    /// 503 not_replicated when no replica confirms it in time).
+    #[arg(long, value_enum, env = "VERDICT_DURABILITY", default_value = "async")]
+    pub durability: crate::durability::Durability,
 
     /// How long a request waits for Redis before it answers 503
     /// redis_unavailable, in milliseconds.

@@ -4,14 +4,17 @@
 //! `POST /v1/batches`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use axum::http::StatusCode;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use verdict_shared::job::{ImageInfo, Job, JobId};
 use verdict_shared::queue::read::read_job;
+use verdict_shared::queue::replicate::wait_for_replicas;
 use verdict_shared::queue::submit::{NewJob, SubmitOptions, Submitted, submit_with};
 
+use crate::durability;
 use crate::error::ApiError;
 use crate::idempotency;
 use crate::redis_deadline::within;
@@ -95,6 +98,7 @@ pub async fn enqueue(state: &AppState, request: Request) -> Result<Enqueued, Api
     // deadline or a dropped connection says nothing about whether Redis
     // stored the job (it may run the command when it wakes up).
     let sent = AtomicBool::new(false);
+    let started = Instant::now();
     let stored = within(state.redis_timeout, async {
         let mut conn = state.pool.get().await?;
         sent.store(true, Ordering::Relaxed);
@@ -115,20 +119,41 @@ pub async fn enqueue(state: &AppState, request: Request) -> Result<Enqueued, Api
             },
         )
         .await?;
+        // On the connection that wrote: the transaction always writes (the
+        // image), so WAIT covers this job, or the one an Idempotency-Key
+        // found (written before it, on this primary or replicated to it).
+        let wanted = state.durability.replicas();
+        let replicated = if wanted == 0 {
+            true
+        } else {
+            let timeout = durability::wait_timeout(state.redis_timeout, started.elapsed());
+            wait_for_replicas(&mut conn, wanted, timeout).await? >= u64::from(wanted)
+        };
         let existing_job = match &submitted {
             Submitted::Existing { id, .. } => read_job(&mut conn, *id).await?,
             Submitted::New(_) => None,
         };
-        Ok((submitted, existing_job))
+        Ok((submitted, existing_job, replicated))
     })
     .await;
-    let (submitted, existing_job) = stored.map_err(|err| {
+    let (submitted, existing_job, replicated) = stored.map_err(|err| {
         if err.status == StatusCode::SERVICE_UNAVAILABLE && sent.load(Ordering::Relaxed) {
             ApiError::outcome_unknown(id, request.idempotency_key.is_some())
         } else {
             err
         }
     })?;
+    if !replicated {
+        let stored_as = match &submitted {
+            Submitted::New(_) => id,
+            Submitted::Existing { id, .. } => *id,
+        };
+        tracing::warn!(job_id = %stored_as, "no replica confirmed the job in time: answered 503 not_replicated");
+        return Err(ApiError::not_replicated(
+            stored_as,
+            request.idempotency_key.is_some(),
+        ));
+    }
     match submitted {
         Submitted::New(job) => {
             tracing::debug!(job_id = %id, image_bytes = image.len(), by_reference = image_info.reference.as_ref().map(|r| r.kind()), format = request.format, sentences = request.texts.len(), premise = request.premise.is_some(), "job queued");

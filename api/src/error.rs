@@ -104,6 +104,30 @@ impl From<QueueError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// `--durability replicated`: job `id` is stored on the primary, but no
+    /// replica confirmed it within the wait. A 503 that says so: the job
+    /// will probably run, but a failover now could lose it.
+    pub fn not_replicated(id: verdict_shared::job::JobId, had_idempotency_key: bool) -> ApiError {
+        let resend = if had_idempotency_key {
+            "Sending the same request again with the same Idempotency-Key is safe: it finds \
+             the job and waits for a replica again."
+        } else {
+            "This request had no Idempotency-Key, so sending it again makes a second job: \
+             send one with every submission."
+        };
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_replicated",
+            format!(
+                "the job was stored as job {id} on the Redis primary, but no replica confirmed \
+                 it in time: it may run, or be lost if the primary fails now \
+                 (GET /v1/jobs/{id} tells). {resend}"
+            ),
+        )
+    }
+}
+
 /// The error body, as documented in the OpenAPI description.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {

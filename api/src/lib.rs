@@ -13,7 +13,8 @@
 //! - the endpoints: `routes`, `dashboard` (the operator's snapshot and the
 //!   queue sampler behind its charts), `submission` (parsing and checking jobs),
 //!   `image_references` (which images a job may name by URL or path),
-//!   `enqueue`, `idempotency`, `wait` (long-polls), `callbacks`, `metrics`,
+//!   `enqueue` (with `durability`: when a submission counts as accepted),
+//!   `idempotency`, `wait` (long-polls), `callbacks`, `metrics`,
 //!   `openapi` (with `openapi_limits`: the refusals written into the spec;
 //!   `routes::docs` renders it for people at `/docs`);
 //!   `state`, `error`, `redis_deadline`, `cli`;
@@ -21,7 +22,8 @@
 //!
 //! The library exists so that the submission parsers can be fuzzed as the
 //! server runs them (`fuzz/fuzz_targets/submission_multipart.rs` and `submission_json.rs`): [`submission`] is
-//! public with [`server`] and [`cli`]; everything else is private.
+//! public with [`server`] and [`cli`] (and [`durability`], a type of its
+//! flags); everything else is private.
 
 mod auth;
 mod body_drain;
@@ -30,6 +32,7 @@ mod callbacks;
 pub mod cli;
 mod connections;
 mod dashboard;
+pub mod durability;
 mod enqueue;
 pub mod error;
 mod examples;

@@ -132,6 +132,7 @@ pub async fn serve(mut args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)?,
             root: args.image_root.clone(),
         },
+        durability: args.durability,
         examples: Arc::new(examples),
     };
     let open_files = fd_limit::raise();
@@ -176,6 +177,7 @@ pub async fn serve(mut args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         callbacks = callbacks.enabled(),
         max_queue_depth = args.max_queue_depth,
         redis_timeout_ms = args.redis_timeout_ms,
+        durability = ?args.durability,
         api_token = token.is_some(),
         header_timeout_s = args.header_timeout,
         body_min_rate = args.body_min_rate,

@@ -7,6 +7,7 @@ use verdict_shared::redis_pool::Pool;
 use verdict_shared::shutdown::Shutdown;
 
 use crate::callbacks::CallbackConfig;
+use crate::durability::Durability;
 use crate::examples::Examples;
 use crate::image_references::ImageReferences;
 use crate::submission::Limits;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub redis_timeout: Duration,
     /// Which images jobs may name instead of carrying.
     pub images: ImageReferences,
+    /// Whether a submission waits for a replica before it is accepted.
+    pub durability: Durability,
     /// The web page's example photos (`--examples`), read at start.
     pub examples: Arc<Examples>,
 }

@@ -35,14 +35,10 @@ pub async fn read(
     workers: &[String],
     timeout: Duration,
 ) -> Result<(QueueFigures, Vec<Option<WorkerRecord>>), String> {
-    let client = redis?.client().map_err(|e| e.to_string())?;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout));
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut conn = redis?.connect(&config).await.map_err(|e| e.to_string())?;
     // The counters and the stream length as the queue code itself reads
     // them, so that a change of the protocol changes both.
     let counters = verdict_shared::queue::stats::read_stats(&mut conn)

@@ -13,9 +13,11 @@
 //!   [`public_resolver`]: the addresses an allowed name may lead to;
 //! - [`limits`]: the sizes the api refuses and the worker enforces;
 //! - [`text_content`]: what counts as a sentence worth judging;
-//! - [`redis_url`], [`redis_pool`]: reaching Redis (TCP, TLS, unix socket)
-//!   and pooling connections; [`redis_tls`]: a private CA and client
-//!   certificates for TLS;
+//! - [`redis_url`], [`redis_pool`]: reaching Redis (TCP, TLS, unix socket,
+//!   Sentinel) and pooling connections; [`redis_tls`]: a private CA and
+//!   client certificates for TLS; [`redis_sentinel`]: `redis+sentinel://`
+//!   URLs and asking the sentinels for the primary; [`redis_failover`]:
+//!   recognising, in Redis's answers, a node that is no longer the primary;
 //! - [`reconnect`]: how long to wait before reconnecting to Redis;
 //! - [`shutdown`]: telling every task of a process to stop;
 //! - [`stdout`]: a command's output, ended quietly when its reader goes away;
@@ -37,7 +39,9 @@ pub mod public_address;
 pub mod public_resolver;
 pub mod queue;
 pub mod reconnect;
+pub mod redis_failover;
 pub mod redis_pool;
+pub mod redis_sentinel;
 pub mod redis_tls;
 pub mod redis_url;
 pub mod shutdown;

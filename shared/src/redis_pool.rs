@@ -1,33 +1,46 @@
 //! The pool of multiplexed Redis connections that the api's requests and a
 //! worker's jobs take their short commands from.
 //!
-//! deadpool-redis makes and checks the connections; this module only decides
-//! *when* a connection is checked. deadpool-redis's manager checks every
-//! connection it hands out with an `UNWATCH` + `PING` round trip. On the queue
-//! path that was a round trip, and two of the ~45 Redis commands, for every
-//! checkout — several per job — while the connection had answered a moment
-//! before. Here a connection is checked only when there is reason to doubt it:
+//! deadpool makes the pool; this module makes the connections (through
+//! [`RedisUrl::connect`], so that a `redis+sentinel://` URL asks the
+//! sentinels for the primary at each new connection) and decides *when* a
+//! connection is checked. deadpool-redis's manager checks every connection
+//! it hands out with an `UNWATCH` + `PING` round trip. On the queue path that
+//! was a round trip, and two of the ~45 Redis commands, for every checkout —
+//! several per job — while the connection had answered a moment before. Here
+//! a connection is checked only when there is reason to doubt it:
 //!
 //! - a connection that failed a command with a connection-level error (I/O,
-//!   dropped, timed out) is thrown away when it comes back, never handed out
-//!   again;
+//!   dropped, timed out), or that was answered `READONLY` or `MASTERDOWN`
+//!   (it reaches a node that is no longer the primary: a failover,
+//!   [`crate::redis_failover`]), is thrown away when it comes back, never
+//!   handed out again;
 //! - a connection that has not answered anything for [`CHECK_AFTER`] is
-//!   checked (deadpool-redis's `UNWATCH` + `PING`) before it is handed out,
-//!   so a Redis that restarted while the pool sat idle is noticed by the pool,
-//!   not by a caller.
+//!   checked (`UNWATCH` + `PING`, as deadpool-redis does) before it is
+//!   handed out, so a Redis that restarted while the pool sat idle is
+//!   noticed by the pool, not by a caller.
 //!
 //! A connection that broke in the last [`CHECK_AFTER`] without being used
 //! reaches one caller, whose command fails with a Redis error: every caller
 //! already treats that as "Redis unavailable" (retry, backoff, 503). verdict
 //! never uses `WATCH`, so there is no transaction state to reset between
 //! users.
+//!
+//! (deadpool-redis's own sentinel manager is not used: it opens connections
+//! with redis-rs's default half-second reply timeout, too short for an 8 MiB
+//! image on a loaded machine, and without the TLS files of
+//! [`crate::redis_tls`].)
 
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
-use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, Value};
+
+use crate::redis_failover;
+use crate::redis_url::RedisUrl;
 
 /// How long a connection may go without a successful reply before it is
 /// checked again on its way out of the pool.
@@ -39,20 +52,31 @@ pub type Pool = managed::Pool<Manager, Connection>;
 /// Why no connection could be had.
 pub type PoolError = managed::PoolError<RedisError>;
 
-/// Makes connections (through deadpool-redis) and decides when to check them.
+/// Makes connections and decides when to check them.
 pub struct Manager {
-    inner: deadpool_redis::Manager,
+    url: RedisUrl,
+    config: AsyncConnectionConfig,
+    /// Makes each check's `PING` argument unique, so a stale reply cannot
+    /// pass for the answer.
+    ping_number: AtomicUsize,
 }
 
 impl Manager {
-    pub fn new(inner: deadpool_redis::Manager) -> Manager {
-        Manager { inner }
+    /// Connections to `url` with `config`'s timeouts.
+    pub fn new(url: RedisUrl, config: AsyncConnectionConfig) -> Manager {
+        Manager {
+            url,
+            config,
+            ping_number: AtomicUsize::new(0),
+        }
     }
 }
 
 impl std::fmt::Debug for Manager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Manager").finish_non_exhaustive()
+        f.debug_struct("Manager")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -66,8 +90,11 @@ pub struct Tracked {
 }
 
 impl Tracked {
-    fn note<T>(&mut self, result: &Result<T, RedisError>) {
+    /// Takes note of what a command got: `wrong_node` says whether a reply
+    /// holds an error reply of a node that is not the primary.
+    fn note<T>(&mut self, result: &Result<T, RedisError>, wrong_node: impl Fn(&T) -> bool) {
         match result {
+            Ok(reply) if wrong_node(reply) => self.broken = true,
             Ok(_) => self.last_answer = Instant::now(),
             // A server error (a script's error reply, WRONGTYPE, NOSCRIPT...)
             // comes over a healthy connection; these do not.
@@ -78,12 +105,14 @@ impl Tracked {
     }
 }
 
-/// Whether an error means the connection cannot be trusted any more.
+/// Whether an error means the connection cannot be trusted any more: it is
+/// broken, or it reaches a node that is no longer the primary.
 fn breaks_connection(err: &RedisError) -> bool {
     err.is_io_error()
         || err.is_connection_dropped()
         || err.is_timeout()
         || err.is_unrecoverable_error()
+        || redis_failover::error_is_wrong_node(err)
 }
 
 impl managed::Manager for Manager {
@@ -91,7 +120,7 @@ impl managed::Manager for Manager {
     type Error = RedisError;
 
     async fn create(&self) -> Result<Tracked, RedisError> {
-        let conn = managed::Manager::create(&self.inner).await?;
+        let conn = self.url.connect(&self.config).await?;
         Ok(Tracked {
             conn,
             broken: false,
@@ -99,7 +128,7 @@ impl managed::Manager for Manager {
         })
     }
 
-    async fn recycle(&self, tracked: &mut Tracked, metrics: &Metrics) -> RecycleResult<RedisError> {
+    async fn recycle(&self, tracked: &mut Tracked, _: &Metrics) -> RecycleResult<RedisError> {
         if tracked.broken {
             return Err(RecycleError::message(
                 "the connection failed a command: replaced",
@@ -108,7 +137,18 @@ impl managed::Manager for Manager {
         if tracked.last_answer.elapsed() < CHECK_AFTER {
             return Ok(());
         }
-        managed::Manager::recycle(&self.inner, &mut tracked.conn, metrics).await?;
+        let ping_number = self.ping_number.fetch_add(1, Ordering::Relaxed).to_string();
+        // One round trip: UNWATCH pipelined before the PING.
+        let (echoed,): (String,) = redis::pipe()
+            .cmd("UNWATCH")
+            .ignore()
+            .cmd("PING")
+            .arg(&ping_number)
+            .query_async(&mut tracked.conn)
+            .await?;
+        if echoed != ping_number {
+            return Err(RecycleError::message("the check's PING got another answer"));
+        }
         tracked.last_answer = Instant::now();
         Ok(())
     }
@@ -144,7 +184,7 @@ impl ConnectionLike for Connection {
         Box::pin(async move {
             let tracked: &mut Tracked = &mut self.object;
             let result = tracked.conn.req_packed_command(cmd).await;
-            tracked.note(&result);
+            tracked.note(&result, redis_failover::answer_is_wrong_node);
             result
         })
     }
@@ -161,7 +201,9 @@ impl ConnectionLike for Connection {
                 .conn
                 .req_packed_commands(pipeline, offset, count)
                 .await;
-            tracked.note(&result);
+            tracked.note(&result, |replies| {
+                replies.iter().any(redis_failover::answer_is_wrong_node)
+            });
             result
         })
     }
@@ -188,5 +230,12 @@ mod tests {
             "ERR finish: outcome must be done or failed",
         ));
         assert!(!breaks_connection(&reply));
+        let readonly: RedisError = match redis::parse_redis_value(
+            b"-READONLY You can't write against a read only replica.\r\n",
+        ) {
+            Ok(Value::ServerError(err)) => err.into(),
+            other => panic!("not an error reply: {other:?}"),
+        };
+        assert!(breaks_connection(&readonly), "a demoted primary's answer");
     }
 }

@@ -1,14 +1,18 @@
 //! Where Redis is, and how verdict's processes connect to it.
 //!
 //! One type, [`RedisUrl`], is what every binary's `--redis` flag parses into. It
-//! accepts the three forms the fleet uses — `redis://host:port/db` (TCP),
+//! accepts the forms the fleet uses — `redis://host:port/db` (TCP),
 //! `rediss://host:port/db` (TCP with TLS, verified against the web PKI roots,
-//! or against a private CA with client certificates: [`crate::redis_tls`])
-//! and `unix:///path/to/redis.sock` (a local socket, the fastest) — and refuses
-//! anything else when the flag is parsed, not at the first job. Its `Display`
-//! hides the password, so a URL can be logged.
+//! or against a private CA with client certificates: [`crate::redis_tls`]),
+//! `unix:///path/to/redis.sock` (a local socket, the fastest) and
+//! `redis+sentinel://host1,host2,host3/service` (whichever node the sentinels
+//! name as primary, followed through failovers: [`crate::redis_sentinel`]) —
+//! and refuses anything else when the flag is parsed, not at the first job.
+//! Its `Display` hides the passwords, so a URL can be logged.
 //!
-//! Connections come in two kinds:
+//! Every connection is opened by [`RedisUrl::connect`] (or through
+//! [`RedisUrl::client`]), which for a sentinel URL asks the sentinels where
+//! the primary is at that moment. Connections come in two kinds:
 //! - a pool ([`RedisUrl::pool`], [`crate::redis_pool`]) of multiplexed
 //!   connections for short commands, with short timeouts so that a lost Redis
 //!   is noticed within seconds;
@@ -22,9 +26,11 @@ use std::time::Duration;
 
 use deadpool::Runtime;
 use deadpool::managed::{PoolConfig, Timeouts};
+use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo};
 
 use crate::redis_pool::{Manager, Pool};
+use crate::redis_sentinel::{self, SentinelUrl};
 use crate::redis_tls::RedisTlsArgs;
 
 /// How long a pooled command may wait for its reply before it fails.
@@ -41,7 +47,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisUrl {
     url: String,
-    /// Certificates beyond the web PKI (`rediss://` only).
+    /// What a `redis+sentinel://` URL names (`None` for the other forms);
+    /// boxed, so that a `RedisUrl` in every binary's arguments stays small.
+    sentinel: Option<Box<SentinelUrl>>,
+    /// Certificates beyond the web PKI (`rediss://` and
+    /// `rediss+sentinel://` only).
     tls: Option<RedisTlsArgs>,
 }
 
@@ -54,14 +64,28 @@ impl FromStr for RedisUrl {
     type Err = InvalidRedisUrl;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if redis_sentinel::is_sentinel_url(s) {
+            let sentinel = SentinelUrl::parse(s).map_err(|reason| {
+                InvalidRedisUrl(format!(
+                    "{} is not a usable Redis Sentinel URL: {reason}",
+                    redact(s)
+                ))
+            })?;
+            return Ok(RedisUrl {
+                url: s.to_owned(),
+                sentinel: Some(Box::new(sentinel)),
+                tls: None,
+            });
+        }
         let scheme = s.split_once("://").map(|(scheme, _)| scheme);
         match scheme {
             Some("redis" | "rediss" | "unix" | "redis+unix") => {}
             _ => {
                 return Err(InvalidRedisUrl(format!(
                     "{} is not a Redis URL: expected redis://HOST[:PORT][/DB], \
-                     rediss://HOST[:PORT][/DB] or unix:///PATH/TO/SOCKET",
-                    redact(s)
+                     rediss://HOST[:PORT][/DB], unix:///PATH/TO/SOCKET or {}",
+                    redact(s),
+                    redis_sentinel::FORM
                 )));
             }
         }
@@ -72,6 +96,7 @@ impl FromStr for RedisUrl {
         })?;
         Ok(RedisUrl {
             url: s.to_owned(),
+            sentinel: None,
             tls: None,
         })
     }
@@ -90,9 +115,17 @@ impl fmt::Debug for RedisUrl {
 }
 
 impl RedisUrl {
-    /// Whether the connection is encrypted (`rediss://`).
+    /// Whether the connection is encrypted (`rediss://`, `rediss+sentinel://`).
     pub fn is_tls(&self) -> bool {
-        self.url.starts_with("rediss://")
+        match &self.sentinel {
+            Some(sentinel) => sentinel.is_tls(),
+            None => self.url.starts_with("rediss://"),
+        }
+    }
+
+    /// What a `redis+sentinel://` URL names, if this is one.
+    pub fn sentinel(&self) -> Option<&SentinelUrl> {
+        self.sentinel.as_deref()
     }
 
     /// The same URL with the TLS files of `args` (a private CA, a client
@@ -104,7 +137,7 @@ impl RedisUrl {
         }
         if !self.is_tls() {
             return Err(InvalidRedisUrl(format!(
-                "--redis-ca, --redis-cert and --redis-key need a rediss:// URL, not {self}"
+                "--redis-ca, --redis-cert and --redis-key need a rediss:// URL (or rediss+sentinel://), not {self}"
             )));
         }
         args.load().map_err(InvalidRedisUrl)?;
@@ -127,20 +160,28 @@ impl RedisUrl {
     /// No connection is opened here: the first command opens one, so a process
     /// can start while Redis is still coming up.
     pub fn pool(&self, max_size: usize) -> Result<Pool, redis::RedisError> {
+        // Refuse now what would fail at every connection (TLS files that
+        // cannot be read, a URL the client library refuses).
+        self.certificates()?;
+        if self.sentinel.is_none() {
+            self.client_now()?;
+        }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT));
-        let manager = Manager::new(deadpool_redis::Manager::new_with_config(
-            self.client()?.get_connection_info().clone(),
-            config,
-        )?);
+        let manager = Manager::new(self.clone(), config);
         let mut pool_config = PoolConfig::new(max_size.max(1));
         // Waiting for a free connection, opening one, and checking a returned
         // one all give up quickly: a caller would rather get an error it can
-        // report than hang while Redis is away.
+        // report than hang while Redis is away. Through sentinels, opening
+        // one starts with asking them where the primary is.
+        let create = match self.sentinel {
+            Some(_) => CONNECT_TIMEOUT + redis_sentinel::LOOKUP_TIMEOUT,
+            None => CONNECT_TIMEOUT,
+        };
         pool_config.timeouts = Timeouts {
             wait: Some(COMMAND_TIMEOUT),
-            create: Some(CONNECT_TIMEOUT),
+            create: Some(create),
             recycle: Some(COMMAND_TIMEOUT),
         };
         Pool::builder(manager)
@@ -156,23 +197,28 @@ impl RedisUrl {
             })
     }
 
-    /// A client for dedicated connections (blocking reads, pub/sub).
-    /// With TLS files, they are read now (a renewed certificate is used
-    /// from the next connection on).
-    pub fn client(&self) -> Result<Client, redis::RedisError> {
-        match &self.tls {
-            None => Client::open(self.url.as_str()),
-            Some(args) => {
-                let certificates = args.load().map_err(|err| {
-                    redis::RedisError::from((
-                        redis::ErrorKind::InvalidClientConfig,
-                        "cannot read the Redis TLS files",
-                        err,
-                    ))
-                })?;
-                Client::build_with_tls(self.url.as_str(), certificates)
-            }
+    /// A client for the Redis to use now, for one connection (a dedicated
+    /// one: blocking reads, pub/sub) or a few: for a sentinel URL, the
+    /// primary the sentinels name at this moment, so ask again for each new
+    /// connection. With TLS files, they are read now (a renewed certificate
+    /// is used from the next connection on).
+    pub async fn client(&self) -> Result<Client, redis::RedisError> {
+        match &self.sentinel {
+            Some(sentinel) => sentinel.primary(self.certificates()?).await,
+            None => self.client_now(),
         }
+    }
+
+    /// A multiplexed connection with `config`'s timeouts, to the primary
+    /// the sentinels name now for a sentinel URL.
+    pub async fn connect(
+        &self,
+        config: &AsyncConnectionConfig,
+    ) -> Result<MultiplexedConnection, redis::RedisError> {
+        self.client()
+            .await?
+            .get_multiplexed_async_connection_with_config(config)
+            .await
     }
 
     /// A dedicated multiplexed connection whose replies may take up to
@@ -181,13 +227,33 @@ impl RedisUrl {
     pub async fn dedicated(
         &self,
         longest_block: Duration,
-    ) -> Result<redis::aio::MultiplexedConnection, redis::RedisError> {
+    ) -> Result<MultiplexedConnection, redis::RedisError> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(longest_block + COMMAND_TIMEOUT));
-        self.client()?
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
+        self.connect(&config).await
+    }
+
+    /// The client of a URL that names one node (not a sentinel URL).
+    fn client_now(&self) -> Result<Client, redis::RedisError> {
+        match self.certificates()? {
+            None => Client::open(self.url.as_str()),
+            Some(certificates) => Client::build_with_tls(self.url.as_str(), certificates),
+        }
+    }
+
+    /// The TLS files, read now (`None` without any).
+    fn certificates(&self) -> Result<Option<redis::TlsCertificates>, redis::RedisError> {
+        let Some(args) = &self.tls else {
+            return Ok(None);
+        };
+        args.load().map(Some).map_err(|err| {
+            redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "cannot read the Redis TLS files",
+                err,
+            ))
+        })
     }
 }
 
@@ -210,19 +276,35 @@ fn redact(url: &str) -> String {
         }
         None => url.to_owned(),
     };
-    // Unix URLs carry credentials in the query: `?pass=...`.
-    if let Some(start) = redacted.find("pass=") {
-        let value_start = start + "pass=".len();
-        let value_end = redacted[value_start..]
-            .find('&')
-            .map_or(redacted.len(), |i| value_start + i);
-        redacted.replace_range(value_start..value_end, "***");
+    // Credentials in the query: unix URLs' `?pass=...`, sentinel URLs'
+    // `?sentinel_password=...`.
+    if let Some(start) = redacted.find('?') {
+        let (head, query) = redacted.split_at(start + 1);
+        let (query, fragment) = query.split_at(query.find('#').unwrap_or(query.len()));
+        let query: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.ends_with("pass") || key.ends_with("password") => {
+                    format!("{key}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        redacted = format!("{head}{}{fragment}", query.join("&"));
     }
     redacted
 }
 
-/// What kind of address a URL names, for logs ("unix", "tcp", "tls").
+/// What kind of address a URL names, for logs ("unix", "tcp", "tls",
+/// "sentinel", "sentinel+tls").
 pub fn transport(url: &RedisUrl) -> &'static str {
+    if let Some(sentinel) = url.sentinel() {
+        return if sentinel.is_tls() {
+            "sentinel+tls"
+        } else {
+            "sentinel"
+        };
+    }
     match url
         .as_secret_str()
         .into_connection_info()
@@ -279,5 +361,63 @@ mod tests {
         assert_eq!(url.to_string(), "unix:///tmp/r.sock?pass=***&db=2");
         let err = "http://u:s3cret@host".parse::<RedisUrl>().unwrap_err();
         assert!(!err.to_string().contains("s3cret"));
+        let url: RedisUrl = "redis+sentinel://:s3cret@h1,h2:26380/verdict/1?sentinel_password=t0p"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            url.to_string(),
+            "redis+sentinel://***@h1,h2:26380/verdict/1?sentinel_password=***"
+        );
+        assert_eq!(format!("{url:?}"), format!("RedisUrl({url})"));
+    }
+
+    #[test]
+    fn sentinel_urls_are_parsed_or_refused_with_the_reason() {
+        let url: RedisUrl = "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/verdict"
+            .parse()
+            .unwrap();
+        let sentinel = url.sentinel().expect("a sentinel URL");
+        assert_eq!(sentinel.service(), "verdict");
+        assert_eq!(sentinel.sentinels().len(), 2);
+        assert!(!url.is_tls());
+        assert_eq!(transport(&url), "sentinel");
+        let tls: RedisUrl = "rediss+sentinel://s1/verdict".parse().unwrap();
+        assert!(tls.is_tls());
+        assert_eq!(transport(&tls), "sentinel+tls");
+
+        let err = "redis+sentinel://:s3cret@h1:70000/verdict"
+            .parse::<RedisUrl>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("not a usable Redis Sentinel URL") && err.contains("is not a port"),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
+        let err = "redis+sentinel://h1".parse::<RedisUrl>().unwrap_err();
+        assert!(err.to_string().contains("names no service"), "{err}");
+        // Other schemes' errors name the sentinel form among those accepted.
+        let err = "sentinel://h1/verdict".parse::<RedisUrl>().unwrap_err();
+        assert!(err.to_string().contains("redis+sentinel://"), "{err}");
+    }
+
+    #[test]
+    fn tls_files_need_a_tls_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("ca.pem");
+        std::fs::write(
+            &pem,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let args = RedisTlsArgs {
+            ca: Some(pem),
+            ..Default::default()
+        };
+        let plain: RedisUrl = "redis+sentinel://h1/verdict".parse().unwrap();
+        let err = plain.with_tls(&args).unwrap_err().to_string();
+        assert!(err.contains("rediss+sentinel://"), "{err}");
+        let tls: RedisUrl = "rediss+sentinel://h1/verdict".parse().unwrap();
+        assert!(tls.with_tls(&args).unwrap().tls().is_some());
     }
 }

@@ -207,6 +207,11 @@ impl FleetConfig {
     /// The Redis URL with any password hidden, for printing.
     pub fn redis_url_redacted(&self) -> String {
         let url = self.redis_url();
+        // A URL the api and the workers accept hides its passwords itself
+        // (a sentinel URL's query holds one too).
+        if let Ok(parsed) = url.parse::<RedisUrl>() {
+            return parsed.to_string();
+        }
         match (url.find("://"), url.rfind('@')) {
             (Some(scheme_end), Some(at)) if at > scheme_end => {
                 format!("{}***{}", &url[..scheme_end + 3], &url[at..])
@@ -312,6 +317,14 @@ mod tests {
             tls: RedisTlsArgs::default(),
         };
         assert_eq!(config.redis_url_redacted(), "redis://***@db.example:6379/0");
+        config.redis = RedisPlan::External {
+            url: "redis+sentinel://:s3cret@s1,s2/verdict?sentinel_password=t0p".into(),
+            tls: RedisTlsArgs::default(),
+        };
+        assert_eq!(
+            config.redis_url_redacted(),
+            "redis+sentinel://***@s1,s2/verdict?sentinel_password=***"
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! What the fleet tells its workers and api about giving up on jobs, taking
 //! over abandoned ones and refusing new ones (issue 6, `docs/reliability.md`):
-//! `fleet up --max-attempts`, `--reclaim-after`, `--max-queue-depth`, and how
-//! long the api waits for Redis before it answers 503 (`--redis-timeout-ms`).
+//! `fleet up --max-attempts`, `--reclaim-after`, `--max-queue-depth`, how
+//! long the api waits for Redis before it answers 503 (`--redis-timeout-ms`),
+//! and whether it waits for a replica before it accepts a job
+//! (`--durability replicated`, issue 19).
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -26,6 +28,10 @@ pub struct JobPolicy {
     /// network).
     #[serde(default = "default_redis_timeout_ms")]
     pub redis_timeout_ms: u64,
+    /// Whether the api accepts a job only once a replica has it
+    /// (`verdict-api --durability replicated`).
+    #[serde(default)]
+    pub replicated: bool,
 }
 
 /// The api's default Redis deadline (kept equal to `verdict-api`'s).
@@ -45,6 +51,7 @@ impl Default for JobPolicy {
             reclaim_after_s: policy::DEFAULT_RECLAIM_AFTER.as_secs(),
             max_queue_depth: DEFAULT_MAX_QUEUE_DEPTH,
             redis_timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
+            replicated: false,
         }
     }
 }
@@ -66,12 +73,16 @@ impl JobPolicy {
 
     /// The arguments the api gets.
     pub fn api_args(&self) -> Vec<OsString> {
-        vec![
+        let mut args: Vec<OsString> = vec![
             "--max-queue-depth".into(),
             self.max_queue_depth.to_string().into(),
             "--redis-timeout-ms".into(),
             self.redis_timeout_ms.to_string().into(),
-        ]
+        ];
+        if self.replicated {
+            args.extend(["--durability".into(), "replicated".into()]);
+        }
+        args
     }
 }
 
@@ -96,5 +107,20 @@ mod tests {
                 .map(OsString::from)
                 .to_vec()
         );
+        let replicated = JobPolicy {
+            replicated: true,
+            ..policy
+        };
+        assert!(
+            replicated
+                .api_args()
+                .ends_with(&["--durability".into(), "replicated".into()])
+        );
+        // A fleet.json written before the field existed reads as async.
+        let old: JobPolicy = serde_json::from_str(
+            r#"{"max_attempts": 3, "reclaim_after_s": 30, "max_queue_depth": 1000}"#,
+        )
+        .unwrap();
+        assert!(!old.replicated);
     }
 }

@@ -13,6 +13,7 @@ pub mod netns;
 pub mod process;
 pub mod redis_server;
 pub mod reliability;
+pub mod replicated_redis;
 pub mod stack;
 pub mod tls;
 

@@ -186,7 +186,7 @@ impl Stack {
 }
 
 /// Reads the api's log until its `listening` line names the address.
-fn wait_for_listening(api: &mut ChildGuard) -> String {
+pub fn wait_for_listening(api: &mut ChildGuard) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         for line in api.log().lines() {

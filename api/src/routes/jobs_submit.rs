@@ -51,7 +51,7 @@ use crate::submission;
         (status = 429, description = "queue_full: the queue holds its maximum depth; retry after Retry-After seconds", body = ErrorBody,
          headers(("Retry-After" = String, description = "seconds"))),
         (status = 500, description = "internal", body = ErrorBody),
-        (status = 503, description = "redis_unavailable: Redis did not answer in time; retry after Retry-After seconds", body = ErrorBody,
+        (status = 503, description = "redis_unavailable: Redis did not answer in time, the job was not stored; outcome_unknown: the submission reached Redis and no answer came back, the job may be stored; not_replicated (--durability replicated): stored on the primary, no replica confirmed it in time. Retry after Retry-After seconds, with the same Idempotency-Key", body = ErrorBody,
          headers(("Retry-After" = String, description = "seconds"))),
     )
 )]

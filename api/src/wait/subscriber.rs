@@ -67,7 +67,7 @@ async fn session(
     waiters: &Waiters,
     subscribed: &Subscribed,
 ) -> Result<(), redis::RedisError> {
-    let client = url.client()?;
+    let client = url.client().await?;
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(keys::EVENTS).await?;
     subscribed.0.store(true, Ordering::Relaxed);

@@ -49,10 +49,11 @@ pub struct UpArgs {
         value_name = "ADDR:PORT"
     )]
     pub bind: String,
-    /// Use this Redis instead of starting an embedded one (redis://, rediss:// or unix://)
+    /// Use this Redis instead of starting an embedded one (redis://, rediss://, unix://, or
+    /// redis+sentinel://HOST[:PORT],.../SERVICE to follow a Redis that fails over)
     #[arg(long, env = "VERDICT_REDIS_URL", value_name = "URL")]
     pub redis: Option<String>,
-    /// TLS to a --redis rediss:// URL with a private CA or client
+    /// TLS to a --redis rediss:// (or rediss+sentinel://) URL with a private CA or client
     /// certificates; handed to the api and every worker.
     #[command(flatten)]
     pub redis_tls: RedisTlsArgs,
@@ -246,8 +247,8 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
     let jobs = args.reliability.job_policy(args.crash_limit)?;
     let api_token = args.reliability.api_token()?;
     let (redis, worker_name_prefix) = match &args.redis {
-        Some(_) if args.reliability.durability != Durability::Normal => bail!(
-            "--durability applies to the embedded Redis only: set appendfsync on the Redis at --redis"
+        Some(_) if args.reliability.durability == Durability::Strict => bail!(
+            "--durability strict applies to the embedded Redis only: set appendfsync on the Redis at --redis"
         ),
         Some(url) => {
             validate_redis_url(url, &args.redis_tls)?;
@@ -264,6 +265,10 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
                 format!("{}-{fleet_id}-", verdict_shared::host::name_for_ids()),
             )
         }
+        None if args.reliability.durability == Durability::Replicated => bail!(
+            "--durability replicated needs a Redis with replicas: give --redis \
+             (redis+sentinel://... to follow failovers); the embedded Redis has none"
+        ),
         None if !args.redis_tls.is_empty() => bail!(
             "--redis-ca, --redis-cert and --redis-key are for a Redis given with --redis rediss://...; the embedded Redis is on a unix socket"
         ),
@@ -386,6 +391,10 @@ pub fn summary(home: &Home, config: &FleetConfig, watchdog_pid: u32) -> String {
             "embedded, unix socket {} (data in {})",
             socket.display(),
             data_dir.display()
+        ),
+        RedisPlan::External { .. } if config.jobs.replicated => format!(
+            "external, {} (--durability replicated: jobs accepted once a replica has them)",
+            config.redis_url_redacted()
         ),
         RedisPlan::External { .. } => format!("external, {}", config.redis_url_redacted()),
     };

@@ -1,6 +1,7 @@
 //! The `fleet up` flags that keep jobs from being lost and strangers out:
-//! durability of the embedded Redis, attempts, reclaim, queue limit, restart
-//! delays and the api token. See `docs/reliability.md`.
+//! durability (of the embedded Redis, or replication to a replica of an
+//! external one), attempts, reclaim, queue limit, restart delays and the api
+//! token. See `docs/reliability.md` and `docs/scale-out.md`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,21 +16,31 @@ use verdict_supervisor::job_policy::{
     DEFAULT_MAX_QUEUE_DEPTH, DEFAULT_REDIS_TIMEOUT_MS, JobPolicy,
 };
 
-/// How the embedded Redis flushes its append-only file.
+/// What an accepted job (202) has survived: how the embedded Redis flushes
+/// its append-only file, or whether a replica of an external Redis has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Durability {
-    /// `appendfsync everysec`: a crash of Redis loses nothing; a crash of the
-    /// machine may lose the last second of accepted jobs.
+    /// `appendfsync everysec` for the embedded Redis: a crash of Redis loses
+    /// nothing; a crash of the machine may lose the last second of accepted
+    /// jobs. With --redis: accepted once the primary has the job, replicas
+    /// follow (`async`, the api's default).
+    #[value(alias = "async")]
     Normal,
-    /// `appendfsync always`: an accepted job is on disk before the api
-    /// answers 202; each write waits for an fsync.
+    /// `appendfsync always` (embedded Redis only): an accepted job is on
+    /// disk before the api answers 202; each write waits for an fsync.
     Strict,
+    /// With --redis only (a primary with replicas, best through Sentinel):
+    /// accepted once a replica has the job too (`verdict-api --durability
+    /// replicated`, WAIT 1); otherwise 503 not_replicated.
+    Replicated,
 }
 
 impl Durability {
+    /// The embedded Redis's `appendfsync` (`replicated` is refused with the
+    /// embedded Redis before this is asked).
     pub fn appendfsync(self) -> Appendfsync {
         match self {
-            Durability::Normal => Appendfsync::Everysec,
+            Durability::Normal | Durability::Replicated => Appendfsync::Everysec,
             Durability::Strict => Appendfsync::Always,
         }
     }
@@ -37,9 +48,11 @@ impl Durability {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReliabilityArgs {
-    /// Embedded Redis persistence: normal (appendfsync everysec) or strict
-    /// (appendfsync always: accepted jobs survive even a machine crash, at
-    /// the cost of an fsync per write)
+    /// What an accepted job survives. Embedded Redis: normal (appendfsync
+    /// everysec) or strict (appendfsync always: accepted jobs survive even a
+    /// machine crash, at the cost of an fsync per write). With --redis:
+    /// normal (alias async: once the primary has it) or replicated (once a
+    /// replica has it too: survives a failover)
     #[arg(long, value_enum, default_value = "normal")]
     pub durability: Durability,
     /// Starts allowed per job; the next moves it to the dead-letter stream,
@@ -102,6 +115,7 @@ impl ReliabilityArgs {
             reclaim_after_s: self.reclaim_after.as_secs().max(min.as_secs()),
             max_queue_depth: self.max_queue_depth,
             redis_timeout_ms: self.redis_timeout_ms,
+            replicated: self.durability == Durability::Replicated,
         })
     }
 

@@ -25,7 +25,9 @@ impl QueueError {
     }
 
     /// Whether the error means Redis is unreachable or slow (worth retrying
-    /// later) rather than a protocol violation.
+    /// later) rather than a protocol violation: a failover in progress (no
+    /// primary named yet, or a node that is no longer the primary answered)
+    /// counts, it is over in seconds.
     pub fn is_unavailable(&self) -> bool {
         match self {
             QueueError::Redis(err) => {
@@ -34,6 +36,8 @@ impl QueueError {
                     || err.is_connection_dropped()
                     || err.is_connection_refusal()
                     || err.code() == Some("LOADING")
+                    || crate::redis_failover::error_is_wrong_node(err)
+                    || crate::redis_failover::is_no_primary_yet(err)
             }
             QueueError::Pool(_) => true,
             QueueError::Corrupt(_) | QueueError::QueueFull { .. } => false,

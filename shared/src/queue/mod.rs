@@ -5,6 +5,8 @@
 //! per step:
 //!
 //! - [`submit`]: the api stores the record and appends the id to the stream;
+//!   with `--durability replicated`, [`replicate`]: it waits until a replica
+//!   has them too;
 //! - [`claim`]: a worker claims entries through the consumer group (the
 //!   entry is now pending in this worker's name);
 //! - [`start`]: the worker marks the job running and fetches the image
@@ -71,6 +73,7 @@ pub mod recent_failures;
 pub mod reclaim;
 pub mod register;
 pub mod renew;
+pub mod replicate;
 mod reply;
 pub mod retry;
 pub mod start;

@@ -84,12 +84,16 @@ impl Prober {
 
     async fn redis(&mut self, workers: &[String]) -> Result<HashMap<String, WorkerRecord>, String> {
         if self.connection.is_none() {
-            let client = self.redis.clone()?.client().map_err(|e| e.to_string())?;
             let config = AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(PROBE_TIMEOUT))
                 .set_response_timeout(Some(PROBE_TIMEOUT));
-            let connection = client
-                .get_multiplexed_async_connection_with_config(&config)
+            // Through the sentinels for a sentinel URL: after a failover,
+            // the next probe finds the new primary.
+            let connection = self
+                .redis
+                .as_ref()
+                .map_err(Clone::clone)?
+                .connect(&config)
                 .await
                 .map_err(|e| e.to_string())?;
             self.connection = Some(connection);

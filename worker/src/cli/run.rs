@@ -31,7 +31,9 @@ pub const PREDECESSOR_ENV: &str = "VERDICT_WORKER_PREDECESSOR";
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Redis to use: redis://HOST:PORT, rediss://HOST:PORT or unix:///PATH.
+    /// Redis to use: redis://HOST:PORT, rediss://HOST:PORT, unix:///PATH or
+    /// redis+sentinel://HOST[:PORT][,HOST[:PORT]...]/SERVICE (whichever node
+    /// the sentinels name as primary, followed through failovers).
     #[arg(long, env = "VERDICT_REDIS_URL")]
     pub redis: RedisUrl,
 
