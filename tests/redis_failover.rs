@@ -387,6 +387,7 @@ async fn a_pooled_connection_answered_readonly_is_replaced() {
         bytes: image.len() as u64,
         sha256: "0".repeat(64),
         format: "png".into(),
+        reference: None,
     };
     let texts = vec!["A cup.".to_owned()];
     let new_job = || NewJob {
