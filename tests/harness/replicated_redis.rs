@@ -268,6 +268,41 @@ impl ReplicatedRedis {
         })
     }
 
+    /// Waits until the pair has settled after a failover: the sentinels
+    /// name one of the two nodes as the primary, and the other node is its
+    /// replica with the link up. Returns the primary's port.
+    ///
+    /// Which node that is, is not asserted: on a loaded 2-core machine the
+    /// sentinels (`down-after-milliseconds` 1000) may fail over a second
+    /// time, back to the node that returned, and that is a correct outcome.
+    pub fn wait_settled(&self, limit: Duration) -> u16 {
+        let mut settled = None;
+        wait_until(
+            limit,
+            "the sentinels to settle on a primary with the other node its replica, in sync",
+            || {
+                settled = self.primary_port().filter(|&primary| {
+                    let replica = if primary == self.primary.port {
+                        self.replica.port
+                    } else if primary == self.replica.port {
+                        self.primary.port
+                    } else {
+                        return false;
+                    };
+                    self.node_info(primary, "replication")
+                        .is_some_and(|info| info.contains("role:master"))
+                        && self.node_info(replica, "replication").is_some_and(|info| {
+                            info.contains("role:slave")
+                                && info.contains(&format!("master_port:{primary}"))
+                                && info.contains("master_link_status:up")
+                        })
+                });
+                settled.is_some()
+            },
+        );
+        settled.expect("wait_until returned: settled")
+    }
+
     /// `INFO section` of the node on `port`, if it answers.
     pub fn node_info(&self, port: u16, section: &str) -> Option<String> {
         let client = self.client(&self.node_url(port))?;
