@@ -64,25 +64,8 @@ pub struct Args {
     )]
     pub callback_hosts: Vec<String>,
 
-    /// Hosts whose images jobs may name by `image_url`, comma-separated:
-    /// HOST, HOST:PORT ([::1]:8080 for IPv6), or http://HOST:PORT to allow
-    /// plain HTTP (https otherwise). Give the workers the same list; they
-    /// fetch, and reach a host listed by name only at public addresses.
-    /// Empty: no `image_url` at all.
-    #[arg(
-        long,
-        env = "VERDICT_IMAGE_HOSTS",
-        value_delimiter = ',',
-        value_name = "HOST[:PORT],..."
-    )]
-    pub image_hosts: Vec<String>,
-
-    /// The shared folder (NFS, a mounted bucket) that jobs may name images
-    /// in by `image_path`, relative to it. The api only checks the path's
-    /// form (it need not mount the folder); the workers read the files
-    /// under their own --image-root. Absent: no `image_path` at all.
-    #[arg(long, env = "VERDICT_IMAGE_ROOT", value_name = "DIR")]
-    pub image_root: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub images: verdict_shared::image_source_args::ImageSourceArgs,
 
     /// A file holding the secret that signs callbacks (HMAC-SHA256 of the
     /// body); required with --callback-hosts unless VERDICT_CALLBACK_SECRET is set.

@@ -8,7 +8,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use verdict_shared::host_allow_list::HostAllowList;
 use verdict_shared::redis_url;
 use verdict_shared::shutdown::Shutdown;
 
@@ -128,9 +127,8 @@ pub async fn serve(mut args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
         max_queue_depth: args.max_queue_depth,
         redis_timeout: Duration::from_millis(args.redis_timeout_ms),
         images: ImageReferences {
-            hosts: HostAllowList::parse(&args.image_hosts, "--image-hosts entry")
-                .map_err(anyhow::Error::msg)?,
-            root: args.image_root.clone(),
+            hosts: args.images.allow_list().map_err(anyhow::Error::msg)?,
+            root: args.images.image_root.clone(),
         },
         durability: args.durability,
         examples: Arc::new(examples),

@@ -7,7 +7,8 @@
 //!   of a job (`docs/protocol.md`);
 //! - [`image_format`]: an image's format named by its magic bytes;
 //! - [`image_reference`]: an image a job names (a URL, a path under the
-//!   shared image root) instead of carrying it;
+//!   shared image root) instead of carrying it; [`image_source_args`]: the
+//!   flags saying which hosts and folder those may be;
 //! - [`host_allow_list`]: the hosts the fleet may send requests to for a
 //!   client (callbacks, images by URL); [`public_address`],
 //!   [`public_resolver`]: the addresses an allowed name may lead to;
@@ -33,6 +34,7 @@ pub mod host;
 pub mod host_allow_list;
 pub mod image_format;
 pub mod image_reference;
+pub mod image_source_args;
 pub mod job;
 pub mod limits;
 pub mod public_address;

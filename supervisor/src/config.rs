@@ -6,14 +6,13 @@
 //! URL, the Redis and the model without repeating flags.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use verdict_shared::image_source_args::ImageSourceArgs;
 use verdict_shared::redis_tls::RedisTlsArgs;
 use verdict_shared::redis_url::RedisUrl;
 
@@ -145,37 +144,8 @@ pub struct FleetConfig {
     pub examples: Option<PathBuf>,
     /// The images jobs may name instead of carrying, given to the api and
     /// every worker (`--image-hosts`, `--image-root`).
-    #[serde(default, skip_serializing_if = "ImageSources::is_empty")]
-    pub images: ImageSources,
-}
-
-/// `--image-hosts` and `--image-root`, as `fleet up` was given them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageSources {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub hosts: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub root: Option<PathBuf>,
-}
-
-impl ImageSources {
-    pub fn is_empty(&self) -> bool {
-        self.hosts.is_empty() && self.root.is_none()
-    }
-
-    /// The flags that pass them on, the same for the api and the workers.
-    pub fn args(&self) -> Vec<std::ffi::OsString> {
-        let mut args = Vec::new();
-        if !self.hosts.is_empty() {
-            args.push("--image-hosts".into());
-            args.push(self.hosts.join(",").into());
-        }
-        if let Some(root) = &self.root {
-            args.push("--image-root".into());
-            args.push(root.clone().into());
-        }
-        args
-    }
+    #[serde(default, skip_serializing_if = "ImageSourceArgs::is_empty")]
+    pub images: ImageSourceArgs,
 }
 
 impl FleetConfig {
@@ -239,21 +209,11 @@ impl FleetConfig {
         format!("{}{local}", self.worker_name_prefix)
     }
 
-    /// Writes the file atomically (temporary file, then rename).
+    /// Writes the file atomically (temporary file, then rename), readable
+    /// by its owner only: it may hold the api token.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(self)?;
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(())
+        crate::private_file::replace(path, text.as_bytes())
     }
 
     pub fn load(path: &Path) -> anyhow::Result<FleetConfig> {
@@ -292,7 +252,7 @@ pub(crate) fn sample(home: &Path) -> FleetConfig {
         jobs: JobPolicy::default(),
         api_token: None,
         examples: None,
-        images: ImageSources::default(),
+        images: ImageSourceArgs::default(),
     }
 }
 

@@ -177,7 +177,7 @@ fn image_root(home_flag: Option<&Path>, flag: Option<&Path>) -> anyhow::Result<P
                 .exists()
                 .then(|| verdict_supervisor::config::FleetConfig::load(&file))
                 .transpose()?
-                .and_then(|config| config.images.root);
+                .and_then(|config| config.images.image_root);
             root.ok_or_else(|| {
                 anyhow::anyhow!(
                     "--by-reference needs the image root: the fleet in {} has no --image-root; \

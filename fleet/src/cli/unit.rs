@@ -64,7 +64,7 @@ fn check_paths(exe: &Path, up: &UpArgs) -> anyhow::Result<()> {
     let named = [
         ("--model", up.model.as_deref(), true),
         ("--examples", up.examples.as_deref(), true),
-        ("--image-root", up.image_root.as_deref(), true),
+        ("--image-root", up.images.image_root.as_deref(), true),
         (
             "--api-token-file",
             up.reliability.api_token_file.as_deref(),

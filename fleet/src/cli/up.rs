@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use nix::sys::signal::{SigHandler, Signal, signal};
+use verdict_shared::image_source_args::ImageSourceArgs;
 use verdict_shared::outln;
 use verdict_shared::redis_tls::RedisTlsArgs;
 use verdict_shared::redis_url::RedisUrl;
@@ -19,7 +20,7 @@ use verdict_shared::telemetry::{self, LogFormat};
 use verdict_supervisor::pidfile::{self, Probe};
 
 use crate::binaries;
-use verdict_supervisor::config::{FleetConfig, ImageSources, ModelPlan, Policy, RedisPlan};
+use verdict_supervisor::config::{FleetConfig, ModelPlan, Policy, RedisPlan};
 use verdict_supervisor::durations_and_sizes::{format_size, parse_duration, parse_size};
 use verdict_supervisor::home::Home;
 use verdict_supervisor::recovery;
@@ -79,16 +80,8 @@ pub struct UpArgs {
     /// Offer no example photos on the web page
     #[arg(long)]
     pub no_examples: bool,
-    /// Hosts whose images jobs may name by image_url (HOST, HOST:PORT, or
-    /// http://HOST:PORT for plain HTTP; https otherwise), given to the api
-    /// and every worker. A host listed by name is fetched from only at
-    /// public addresses; list a private address itself to allow it
-    #[arg(long, value_delimiter = ',', value_name = "HOST[:PORT],...")]
-    pub image_hosts: Vec<String>,
-    /// The shared folder jobs may name images in by image_path (relative to
-    /// it), given to the api and every worker
-    #[arg(long, value_name = "DIR")]
-    pub image_root: Option<PathBuf>,
+    #[command(flatten)]
+    pub images: ImageSourceArgs,
     /// One more argument for every worker, passed through as given (repeat
     /// for several), e.g. --worker-arg=--noop-delay-ms=2000. For tests and
     /// benchmarks: the fleet does not check what the worker makes of it
@@ -315,10 +308,9 @@ pub fn resolve(home: &Home, args: &UpArgs) -> anyhow::Result<FleetConfig> {
 /// `--image-hosts` and `--image-root`, checked here (the list's form, the
 /// folder's existence) rather than by every child; the root is made
 /// absolute, since the children run in the fleet's home.
-fn image_sources(args: &UpArgs) -> anyhow::Result<ImageSources> {
-    verdict_shared::host_allow_list::HostAllowList::parse(&args.image_hosts, "--image-hosts entry")
-        .map_err(anyhow::Error::msg)?;
-    let root = match &args.image_root {
+fn image_sources(args: &UpArgs) -> anyhow::Result<ImageSourceArgs> {
+    args.images.allow_list().map_err(anyhow::Error::msg)?;
+    let image_root = match &args.images.image_root {
         Some(root) => Some(
             root.canonicalize()
                 .ok()
@@ -327,9 +319,9 @@ fn image_sources(args: &UpArgs) -> anyhow::Result<ImageSources> {
         ),
         None => None,
     };
-    Ok(ImageSources {
-        hosts: args.image_hosts.clone(),
-        root,
+    Ok(ImageSourceArgs {
+        image_hosts: args.images.image_hosts.clone(),
+        image_root,
     })
 }
 

@@ -217,8 +217,8 @@ mod tests {
                 .iter()
                 .any(|a| a.starts_with("--image"))
         );
-        config.images.hosts = vec!["img.example.com".into(), "http://10.0.0.7:9000".into()];
-        config.images.root = Some("/mnt/catalogue".into());
+        config.images.image_hosts = vec!["img.example.com".into(), "http://10.0.0.7:9000".into()];
+        config.images.image_root = Some("/mnt/catalogue".into());
         for args in [
             strings(api(&config, &home)),
             strings(worker(&config, &home, "worker-0")),

@@ -23,7 +23,6 @@ use crate::engine::{Judge, NoopJudge};
 use crate::image_fetch::FetchConfig;
 use crate::runner::simulated_delay::DelayedJudge;
 use crate::runner::{self, RunnerConfig};
-use verdict_shared::host_allow_list::HostAllowList;
 
 /// Where the fleet's watchdog names a worker's dead predecessor
 /// (`--predecessor`).
@@ -94,23 +93,8 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
 
-    /// Hosts whose `image_url`s this worker fetches: HOST, HOST:PORT
-    /// ([::1]:8080 for IPv6), or http://HOST:PORT to allow plain HTTP (https
-    /// otherwise). A host listed by name is reached only at public addresses;
-    /// list a private address itself to allow it. Give the api the same list.
-    #[arg(
-        long,
-        env = "VERDICT_IMAGE_HOSTS",
-        value_delimiter = ',',
-        value_name = "HOST[:PORT],..."
-    )]
-    pub image_hosts: Vec<String>,
-
-    /// The shared folder (NFS, a mounted bucket) that `image_path`s are
-    /// relative to; the same files as the api's --image-root, wherever
-    /// this host mounts them.
-    #[arg(long, env = "VERDICT_IMAGE_ROOT", value_name = "DIR")]
-    pub image_root: Option<PathBuf>,
+    #[command(flatten)]
+    pub images: verdict_shared::image_source_args::ImageSourceArgs,
 
     /// The largest image fetched by reference, in bytes (the api's limit for
     /// an image sent with the job).
@@ -149,9 +133,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let redis = args.redis.clone().with_tls(&args.redis_tls)?;
     let images = FetchConfig {
-        hosts: HostAllowList::parse(&args.image_hosts, "--image-hosts entry")
-            .map_err(anyhow::Error::msg)?,
-        root: args.image_root.clone(),
+        hosts: args.images.allow_list().map_err(anyhow::Error::msg)?,
+        root: args.images.image_root.clone(),
         max_bytes: args.max_image_bytes,
         timeout: Duration::from_secs(args.image_timeout),
     };
