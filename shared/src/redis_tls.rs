@@ -108,6 +108,19 @@ fn read_pem(path: &Path, flag: &str) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// `DIR/ca.pem`, holding one PEM block (not a real certificate: what the
+/// checks when the flags are read accept). For tests.
+#[cfg(test)]
+pub(crate) fn pem_file_for_tests(dir: &Path) -> PathBuf {
+    let pem = dir.join("ca.pem");
+    std::fs::write(
+        &pem,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    pem
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,12 +128,7 @@ mod tests {
     #[test]
     fn files_are_checked_and_named_in_errors() {
         let dir = tempfile::tempdir().unwrap();
-        let pem = dir.path().join("ca.pem");
-        std::fs::write(
-            &pem,
-            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
+        let pem = pem_file_for_tests(dir.path());
         let der = dir.path().join("ca.der");
         std::fs::write(&der, [0x30, 0x82, 0x01]).unwrap();
         let ok = RedisTlsArgs {

@@ -404,12 +404,7 @@ mod tests {
     #[test]
     fn tls_files_need_a_tls_url() {
         let dir = tempfile::tempdir().unwrap();
-        let pem = dir.path().join("ca.pem");
-        std::fs::write(
-            &pem,
-            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
+        let pem = crate::redis_tls::pem_file_for_tests(dir.path());
         let args = RedisTlsArgs {
             ca: Some(pem),
             ..Default::default()
