@@ -11,8 +11,7 @@
 //! (`verdict_shared::queue::register`); delete the copy's `fleet-id`.
 
 use std::fs;
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::ErrorKind;
 
 use anyhow::{Context, bail};
 
@@ -27,27 +26,10 @@ pub fn load_or_create(home: &Home) -> anyhow::Result<String> {
     // Written aside and linked into place: two `fleet up` racing in one
     // home both end with the id that won, and no reader sees half an id.
     let id = verdict_shared::unique_id::short();
-    let tmp = home
-        .root()
-        .join(format!(".fleet-id.{}.tmp", std::process::id()));
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    file.write_all(format!("{id}\n").as_bytes())?;
-    file.sync_all()?;
-    let linked = fs::hard_link(&tmp, &path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => Ok(id),
-        Err(err) if err.kind() == ErrorKind::AlreadyExists => {
-            read(home)?.with_context(|| format!("{} vanished while it was made", path.display()))
-        }
-        Err(err) => Err(err).with_context(|| format!("cannot write {}", path.display())),
+    if crate::private_file::create_once(&path, format!("{id}\n").as_bytes())? {
+        return Ok(id);
     }
+    read(home)?.with_context(|| format!("{} vanished while it was made", path.display()))
 }
 
 /// The id in `home`, if one was made.

@@ -13,7 +13,8 @@
 //! - [`fleet_id`]: the fleet's random id, kept in its home, that makes its
 //!   workers' names unique in a shared Redis;
 //! - [`names`]: process names and roles, and their order;
-//! - [`pidfile`]: one locked PID file per process;
+//! - [`pidfile`]: one locked PID file per process; [`private_file`]: writing
+//!   a 0600 file whole or not at all (the configuration, the fleet id);
 //! - [`recovery`]: cleaning up after a fleet that did not stop cleanly;
 //! - [`procfs`]: what `/proc` says about a process;
 //! - [`durations_and_sizes`]: `30s`, `500ms`, `4G` as operators write them.
@@ -28,6 +29,7 @@ pub mod home;
 pub mod job_policy;
 pub mod names;
 pub mod pidfile;
+pub mod private_file;
 pub mod procfs;
 pub mod recovery;
 pub mod watchdog;
