@@ -4,11 +4,11 @@
 //! replaced; a Redis outage and a clock step of 120 s either way kill no
 //! worker that beats.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use verdict_e2e::faketime::FakeClock;
 use verdict_e2e::fleet::{Fleet, alive, process, wait_for};
 use verdict_e2e::redis_server::RedisServer;
 use verdict_shared::queue::{WorkerRecord, keys};
@@ -224,10 +224,6 @@ fn a_redis_outage_longer_than_the_hung_limit_kills_no_worker() {
     );
 }
 
-/// Where Debian's `libfaketime` package (installed by `scripts/test-setup`)
-/// puts the preload library.
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
 /// How far each worker's wall clock (the `heartbeat_ms` of its record) is
 /// ahead of Redis's (`TIME`), in seconds, one entry per worker record.
 fn worker_clock_offsets(redis: &RedisServer) -> Vec<f64> {
@@ -285,14 +281,9 @@ fn wait_for_workers_clock(redis: &RedisServer, step_s: f64) {
 ///   the limit (8 s), not 120 s later; worker-1 and the api live on.
 #[test]
 fn a_clock_step_of_120_s_either_way_kills_no_healthy_worker_and_hides_no_hang() {
-    assert!(
-        Path::new(LIBFAKETIME).exists(),
-        "{LIBFAKETIME} is missing: run scripts/test-setup (it installs Debian's libfaketime)"
-    );
     let dir = tempfile::tempdir().unwrap();
     let redis = RedisServer::start_tcp(dir.path());
-    let clock = dir.path().join("clock");
-    std::fs::write(&clock, "+0s\n").unwrap();
+    let clock = FakeClock::new(dir.path().join("clock"), "+0s");
     let fleet = Fleet::new();
     let bind = fleet.bind();
     let redis_url = redis.tcp_url();
@@ -311,10 +302,7 @@ fn a_clock_step_of_120_s_either_way_kills_no_healthy_worker_and_hides_no_hang() 
         "--timeout",
         "60s",
     ]);
-    up.env("LD_PRELOAD", LIBFAKETIME)
-        .env("FAKETIME_TIMESTAMP_FILE", &clock)
-        .env("FAKETIME_NO_CACHE", "1")
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    up.envs(clock.env());
     let up = fleet.run_command(up, Duration::from_secs(120));
     assert!(up.ok(), "fleet up failed:\n{}", up.output());
     let api = fleet.pid_in_file("api").expect("api pid");
@@ -327,7 +315,7 @@ fn a_clock_step_of_120_s_either_way_kills_no_healthy_worker_and_hides_no_hang() 
 
     // +120 s, worker-1 paused across the step.
     kill(Pid::from_raw(healthy as i32), Signal::SIGSTOP).unwrap();
-    std::fs::write(&clock, "+120s\n").unwrap();
+    clock.set("+120s");
     std::thread::sleep(Duration::from_secs(2));
     // (Fails only if the watchdog killed it meanwhile: asserted below.)
     let _ = kill(Pid::from_raw(healthy as i32), Signal::SIGCONT);
@@ -356,7 +344,7 @@ fn a_clock_step_of_120_s_either_way_kills_no_healthy_worker_and_hides_no_hang() 
     // -120 s (back to the real time) just after worker-0 froze.
     kill(Pid::from_raw(frozen as i32), Signal::SIGSTOP).unwrap();
     let stopped_at = Instant::now();
-    std::fs::write(&clock, "+0s\n").unwrap();
+    clock.set("+0s");
     let replaced = wait_for(Duration::from_secs(20), || {
         fleet
             .pid_in_file("worker-0")

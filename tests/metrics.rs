@@ -1,11 +1,16 @@
 //! `GET /metrics` and `fleet status` tell the same story: after a run on a
 //! real fleet, the counters and queue figures of both agree, the page is
 //! well-formed Prometheus text, and the workers' histograms counted every job.
+//! A worker's uptime there and on the dashboard is its own, whatever its
+//! clock says.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use verdict_e2e::faketime::FakeClock;
 use verdict_e2e::fleet::Fleet;
+use verdict_e2e::stack::{Stack, StackOptions};
+use verdict_shared::queue::{WorkerRecord, keys};
 
 /// Parses the text format strictly enough to catch a malformed page: every
 /// sample line is `name[{labels}] value`, every sample belongs to a family
@@ -138,6 +143,71 @@ fn fleet_status_and_metrics_agree_after_a_run() {
 /// queries, the alert rules' expressions) is a family of `page`, or a
 /// histogram's `_bucket`/`_sum`/`_count`; the dashboard is JSON whose every
 /// panel has a query, and every rule has an alert name and an expression.
+/// Issue 19: uptimes are never a worker's clock against the api's. Two
+/// workers whose wall clocks are an hour behind and an hour ahead
+/// (libfaketime; the api and Redis on the real clock) show uptimes of
+/// seconds in `/metrics` (`verdict_worker_youngest_uptime_seconds`) and on
+/// the dashboard: neither an hour nor zero.
+#[tokio::test(flavor = "multi_thread")]
+async fn worker_uptimes_are_their_own_whatever_their_clocks_say() {
+    let mut stack = Stack::start(StackOptions::default()).await;
+    let behind = FakeClock::new(stack.dir().join("clock-behind"), "-1h");
+    let ahead = FakeClock::new(stack.dir().join("clock-ahead"), "+1h");
+    for (name, clock) in [("behind", &behind), ("ahead", &ahead)] {
+        let env = clock.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        stack.spawn_worker_with_env(name, &["--noop"], &env);
+    }
+    stack.wait_ready(&["behind", "ahead"]).await;
+    let ready_at = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // The workers' clocks are off as set: their records' stamps against
+    // Redis's TIME.
+    let mut conn = stack.redis.connection().await;
+    let (seconds, _): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    for (name, offset_s) in [("behind", -3600.0), ("ahead", 3600.0)] {
+        let record: String = redis::cmd("GET")
+            .arg(keys::worker(name))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let record: WorkerRecord = serde_json::from_str(&record).unwrap();
+        let off = record.heartbeat_ms as f64 / 1000.0 - seconds as f64;
+        assert!(
+            (off - offset_s).abs() < 60.0,
+            "{name}: clock off by {off} s"
+        );
+    }
+
+    let ran_s = ready_at.elapsed().as_secs_f64();
+    let page = ::reqwest::get(format!("{}/metrics", stack.api_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let youngest = parse(&page)["verdict_worker_youngest_uptime_seconds"];
+    // At least the time since both were ready less one heartbeat (2 s);
+    // at most a minute.
+    assert!(
+        youngest >= ran_s - 2.5 && youngest < 60.0,
+        "youngest uptime {youngest} s after {ran_s:.1} s"
+    );
+    let (code, snapshot) = stack.client().get_path("/v1/dashboard").await;
+    assert_eq!(code, 200, "{snapshot}");
+    let workers = snapshot["workers"].as_array().expect("workers");
+    assert_eq!(workers.len(), 2, "{snapshot:#}");
+    for worker in workers {
+        let uptime = worker["uptime_s"].as_f64().expect("uptime_s");
+        assert!(
+            uptime >= ran_s - 2.5 && uptime < 60.0,
+            "{}: uptime {uptime} s after {ran_s:.1} s",
+            worker["name"]
+        );
+    }
+}
+
 fn check_monitoring_files(page: &str, metrics: &HashMap<String, f64>) {
     let families: Vec<&str> = page
         .lines()

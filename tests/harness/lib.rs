@@ -7,6 +7,7 @@ pub mod bench_report;
 pub mod binaries;
 pub mod browser;
 pub mod client;
+pub mod faketime;
 pub mod fixtures;
 pub mod fleet;
 pub mod netns;

@@ -20,6 +20,7 @@ fn record(name: &str, host: &str, pid: u32, instance: &str) -> WorkerRecord {
         started_ms: 1,
         heartbeat_ms: 1,
         beats: 0,
+        uptime_ms: None,
         instance: instance.into(),
         jobs_done: 0,
         current_job: None,

@@ -55,8 +55,10 @@ pub struct WorkerRow {
     pub jobs_done: u64,
     /// Seconds since its last heartbeat, on Redis's clock.
     pub heartbeat_age_s: f64,
-    /// Seconds since it started (its own clock's start time against Redis's
-    /// clock: for people, off by any difference of the two).
+    /// Seconds since it started: the uptime its last heartbeat gave (on its
+    /// own monotonic clock) plus that heartbeat's age on Redis's clock
+    /// (records of workers older than that field: this host's clock less its
+    /// start time, off by the two clocks' difference).
     pub uptime_s: f64,
 }
 
@@ -140,7 +142,7 @@ impl WorkerRow {
         WorkerRow {
             state,
             heartbeat_age_s: age_ms as f64 / 1000.0,
-            uptime_s: now_ms.saturating_sub(record.started_ms) as f64 / 1000.0,
+            uptime_s: record.uptime_s(age_ms, now_ms),
             name: record.name,
             host: record.host,
             pid: record.pid,
@@ -164,6 +166,7 @@ mod tests {
             started_ms: 1_000,
             heartbeat_ms,
             beats: 5,
+            uptime_ms: None,
             instance: "i".into(),
             jobs_done: 3,
             current_job: current_job.map(str::to_string),
@@ -190,5 +193,11 @@ mod tests {
         let behind = WorkerRow::new(record(now - 120_000, None), now, 9_500);
         assert_eq!(behind.state, WorkerState::Idle);
         assert_eq!(behind.heartbeat_age_s, 0.5);
+        // With its own uptime in the record: that, plus the beat's age,
+        // whatever its start time on its own clock says.
+        let mut timed = record(now - 120_000, None);
+        timed.started_ms = now + 3_600_000;
+        timed.uptime_ms = Some(60_000);
+        assert_eq!(WorkerRow::new(timed, now, 8_000).uptime_s, 62.0);
     }
 }

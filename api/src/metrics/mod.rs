@@ -48,11 +48,10 @@ pub async fn read<C: ConnectionLike>(conn: &mut C) -> Result<Snapshot, QueueErro
     let in_flight = in_flight(conn).await?;
     let live = heartbeat::live_workers(conn).await?;
     let workers = live.len();
+    // Each worker's uptime as of its last heartbeat (at most one interval
+    // ago), on its own monotonic clock: no clock is compared with another.
     let now_ms = verdict_shared::clock::wall_ms();
-    let youngest_worker_s = live
-        .iter()
-        .map(|w| now_ms.saturating_sub(w.started_ms) as f64 / 1000.0)
-        .reduce(f64::min);
+    let youngest_worker_s = live.iter().map(|w| w.uptime_s(0, now_ms)).reduce(f64::min);
     let dead_letters = verdict_shared::queue::dead_list::count(conn).await?;
     let callbacks_pending: u64 = redis::cmd("XLEN")
         .arg(keys::CALLBACKS)

@@ -66,6 +66,7 @@ mod tests {
             started_ms: 1,
             heartbeat_ms: 2,
             beats: 3,
+            uptime_ms: None,
             instance: "i-1".into(),
             jobs_done: 0,
             current_job: None,

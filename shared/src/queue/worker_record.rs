@@ -38,6 +38,12 @@ pub struct WorkerRecord {
     /// knows the worker beat in between, whatever the clocks say.
     #[serde(default)]
     pub beats: u64,
+    /// How long the process had run at its last heartbeat, in milliseconds
+    /// on its own monotonic clock: its uptime, which a reader on another
+    /// host can show without comparing two clocks ([`WorkerRecord::uptime_s`]).
+    /// Absent in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_ms: Option<u64>,
     /// The process holding the name: a random token per process
     /// ([`crate::unique_id::instance`]). Empty in records written before
     /// instances existed.
@@ -48,4 +54,19 @@ pub struct WorkerRecord {
     /// The job it holds now, if any.
     #[serde(default)]
     pub current_job: Option<String>,
+}
+
+impl WorkerRecord {
+    /// How long the worker has run, in seconds, given how long ago (on
+    /// Redis's clock: the record's TTL spent, `heartbeat_age_ms`) it last
+    /// beat. From [`WorkerRecord::uptime_ms`]; for a record without it,
+    /// `now_ms` (the reader's wall clock) less `started_ms`, which is off by
+    /// the two hosts' clock difference.
+    pub fn uptime_s(&self, heartbeat_age_ms: u64, now_ms: u64) -> f64 {
+        let ms = match self.uptime_ms {
+            Some(uptime_ms) => uptime_ms.saturating_add(heartbeat_age_ms),
+            None => now_ms.saturating_sub(self.started_ms),
+        };
+        ms as f64 / 1000.0
+    }
 }

@@ -13,6 +13,7 @@
 //! consumer; this one stops instead, loudly ([`Ended::NameTaken`]).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use verdict_shared::clock::wall_ms;
 use verdict_shared::queue::heartbeat::{Beat, HEARTBEAT_INTERVAL, HEARTBEAT_TTL, beat};
@@ -44,9 +45,11 @@ pub(super) async fn run(
     name_taken: ShutdownTrigger,
 ) -> Ended {
     let mut failing = false;
+    let started = Instant::now();
     loop {
         record.beats += 1;
         record.heartbeat_ms = wall_ms();
+        record.uptime_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
         record.jobs_done = status.jobs_done();
         record.current_job = status.current_job().map(|id| id.to_string());
         let entries = status.entries_in_hand();

@@ -124,6 +124,7 @@ pub async fn run(
         started_ms: wall_ms(),
         heartbeat_ms: wall_ms(),
         beats: 0,
+        uptime_ms: Some(0),
         instance: verdict_shared::unique_id::instance().to_owned(),
         jobs_done: 0,
         current_job: None,

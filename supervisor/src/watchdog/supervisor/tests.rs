@@ -150,6 +150,7 @@ fn record(name: &str, pid: u32, beats: u64, heartbeat_ms: u64) -> WorkerRecord {
         started_ms: 0,
         heartbeat_ms,
         beats,
+        uptime_ms: None,
         instance: format!("instance-{pid}"),
         jobs_done: 0,
         current_job: None,
