@@ -130,6 +130,7 @@ fn print_report(rule: &RuleParams, samples: &[Sample]) {
         let report = calibration::evaluate(rule, samples, Some(split));
         print_split(split, &report);
     }
+    print_classes(rule, samples);
     println!("## Every row\n");
     println!("| split | image | sentence | expected | verdict | yes | no | maybe | a | r | U |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
@@ -162,6 +163,35 @@ fn print_report(rule: &RuleParams, samples: &[Sample]) {
             s.signals.unverifiable,
         );
     }
+}
+
+/// Right answers per sentence class and split, for dev sets whose rows
+/// name a class (`tests/fixtures/devset-wide.jsonl`).
+fn print_classes(rule: &RuleParams, samples: &[Sample]) {
+    let mut counts: std::collections::BTreeMap<&str, [(usize, usize); 2]> = Default::default();
+    for s in samples {
+        let Some(class) = s.row.sentence_class.as_deref() else {
+            continue;
+        };
+        let right = rule.decide(&s.signals).scores.argmax() == s.row.expected;
+        let split = usize::from(s.row.split != "dev");
+        let cell = &mut counts.entry(class).or_default()[split];
+        cell.0 += usize::from(right);
+        cell.1 += 1;
+    }
+    if counts.is_empty() {
+        return;
+    }
+    println!("## By sentence class\n");
+    println!("| class | dev | holdout |");
+    println!("|---|---|---|");
+    for (class, [dev, holdout]) in counts {
+        println!(
+            "| {class} | {}/{} | {}/{} |",
+            dev.0, dev.1, holdout.0, holdout.1
+        );
+    }
+    println!();
 }
 
 fn print_split(name: &str, report: &SplitReport) {

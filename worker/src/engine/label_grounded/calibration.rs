@@ -33,6 +33,11 @@ pub struct DevRow {
     /// One of the product's acceptance examples: must be judged right.
     #[serde(default)]
     pub acceptance: bool,
+    /// What kind of sentence it is (`second_object`, `people`, `scene`,
+    /// `attribute`, `unknowable`, `far_off`, ...), for the report's
+    /// accuracy per class; rows without one are not counted there.
+    #[serde(default, rename = "class", skip_serializing_if = "Option::is_none")]
+    pub sentence_class: Option<String>,
 }
 
 /// A row with the signals the engine computed for it.
@@ -234,6 +239,7 @@ mod tests {
                 expected,
                 split: split.into(),
                 acceptance: false,
+                sentence_class: None,
             },
             signals: Signals {
                 concept_similarity: a,
