@@ -145,7 +145,11 @@ pub fn collect(home: &Home) -> anyhow::Result<StatusReport> {
                 p.rss_bytes = Some(usage.rss_bytes);
                 p.cpu_ms = Some(usage.cpu.as_millis() as u64);
             }
-            p.uptime_ms = p.started_ms.map(|s| now_ms.saturating_sub(s));
+            // The watchdog's monotonic figure; this clock against the start
+            // time only from a watchdog older than that field.
+            if p.uptime_ms.is_none() {
+                p.uptime_ms = p.started_ms.map(|s| now_ms.saturating_sub(s));
+            }
         }
     }
     let config = FleetConfig::load(&home.config_file())?;

@@ -108,10 +108,12 @@ pub struct ProcessStatus {
     /// Times in a row it was marked failed (its cool-down doubles each time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_times: Option<u32>,
-    // The fields below are filled in by `fleet status` itself, from /proc and
-    // Redis, at the moment it asks.
+    /// How long the current instance has run, on the watchdog's monotonic
+    /// clock (a clock step on the host does not change it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime_ms: Option<u64>,
+    // The fields below are filled in by `fleet status` itself, from /proc and
+    // Redis, at the moment it asks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rss_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

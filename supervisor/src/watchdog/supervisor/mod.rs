@@ -74,6 +74,8 @@ pub struct Supervisor {
     redis: RedisHealth,
     shutdown: Option<Shutdown>,
     started_ms: u64,
+    /// The same moment on the monotonic clock (the watchdog's uptime).
+    started: std::time::Instant,
     /// Failed processes tried again after their cool-down, since the start.
     cooldown_retries: u64,
     /// A rolling restart under way.
@@ -88,6 +90,7 @@ impl Supervisor {
             redis: RedisHealth::default(),
             shutdown: None,
             started_ms: at.wall_ms,
+            started: at.now,
             cooldown_retries: 0,
             rolling: Rolling::default(),
             config,
@@ -318,6 +321,7 @@ impl Supervisor {
             },
             pid: Some(std::process::id()),
             started_ms: Some(self.started_ms),
+            uptime_ms: Some(at.now.saturating_duration_since(self.started).as_millis() as u64),
             ..ProcessStatus::empty(Role::Watchdog, "watchdog")
         };
         let rows = self.slots.iter().map(|(name, slot)| {

@@ -68,7 +68,12 @@ impl Slot {
             registered_as,
             retry_at_ms,
             failed_times: (self.failed_times > 0).then_some(self.failed_times),
-            uptime_ms: None,
+            // On the watchdog's monotonic clock: a clock step on the host
+            // does not change it.
+            uptime_ms: self
+                .phase
+                .instance()
+                .map(|i| at.now.saturating_duration_since(i.started).as_millis() as u64),
             rss_bytes: None,
             cpu_ms: None,
             jobs_done: None,

@@ -750,6 +750,27 @@ fn clock_steps_kill_no_worker_that_beats_and_hide_no_hang() {
 }
 
 #[test]
+fn uptimes_in_the_status_follow_the_monotonic_clock_not_the_wall_clock() {
+    let mut h = harness(1, 5, false);
+    h.run(Event::Start, h.at(0));
+    // 5 s later on the monotonic clock; the wall clock stepped back 120 s,
+    // then forward 120 s.
+    for step_ms in [-120_000_i64, 120_000] {
+        let mut at = h.at(5_000);
+        at.wall_ms = at.wall_ms.saturating_add_signed(step_ms);
+        let status = h.s.status(at);
+        for name in ["watchdog", "api", "worker-0"] {
+            let row = status
+                .processes
+                .iter()
+                .find(|p| p.name == name)
+                .unwrap_or_else(|| panic!("no {name}"));
+            assert_eq!(row.uptime_ms, Some(5_000), "{name}, step {step_ms} ms");
+        }
+    }
+}
+
+#[test]
 fn a_heartbeat_that_changes_only_its_counter_or_only_its_stamp_is_a_beat() {
     // The counter is what new workers change; records written before it
     // existed change only their stamp. Either is a beat; only a record
