@@ -15,7 +15,7 @@ use redis::Value;
 use verdict_shared::job::{ImageInfo, JobId, JobState};
 use verdict_shared::queue::job_record::{self, JobSpec};
 use verdict_shared::queue::{
-    QueueError, Start, cancel, consume, dead_letter, finish, retry, start, submit,
+    QueueError, Start, cancel, claim, dead_letter, finish, retry, start, submit,
 };
 
 const JOB: &str = "0192f0c2-7d0e-7c8a-9b1e-3f4a5b6c7d8e";
@@ -57,8 +57,8 @@ fuzz_target!(|data: &[u8]| {
         3 => array(value).map(|reply| retry::parse_reply(reply).map(drop)),
         4 => array(value).map(|reply| cancel::parse_reply(reply).map(drop)),
         5 => array(value).map(|reply| dead_letter::parse_reply(reply).map(drop)),
-        6 => Ok(consume::parse_read_reply(value).map(drop)),
-        7 => Ok(consume::parse_entries(value).map(drop)),
+        6 => Ok(claim::parse_read_reply(value).map(drop)),
+        7 => Ok(claim::parse_entries(value).map(drop)),
         _ => match redis::from_redis_value::<Vec<Option<Vec<u8>>>>(value) {
             Ok(values) => Ok(job_record::assemble(id, &values).map(|job| {
                 if let Some(job) = job {
