@@ -88,8 +88,13 @@ fn the_dev_set_accuracy_holds_in_the_built_pack() {
     // Calibration measured 53/58 on dev and 25/30 on holdout (docs/rule.md);
     // a pack built from a stale or wrong rule falls below these floors.
     let rows = calibration::read_devset(&common::fixture("devset.jsonl")).expect("devset");
-    let samples =
-        calibration::collect(judge().model(), &rows, &common::photos_dir()).expect("signals");
+    let samples = calibration::collect(
+        judge().model(),
+        &rows,
+        &common::photos_dir(),
+        judge().rule().sentence_probe.as_ref(),
+    )
+    .expect("signals");
     let dev = calibration::evaluate(judge().rule(), &samples, Some("dev"));
     let holdout = calibration::evaluate(judge().rule(), &samples, Some("holdout"));
     eprintln!(

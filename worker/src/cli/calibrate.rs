@@ -13,9 +13,10 @@ pub struct CalibrateArgs {
     /// The model pack directory (its rule section may be empty).
     #[arg(long, env = "VERDICT_MODEL", value_name = "DIR")]
     pub model: PathBuf,
-    /// The labelled dev set (JSONL: image, text, expected, split, acceptance).
-    #[arg(long, value_name = "FILE")]
-    pub devset: PathBuf,
+    /// The labelled dev set (JSONL: image, text, expected, split,
+    /// acceptance, class); repeat to fit or measure on several at once.
+    #[arg(long, value_name = "FILE", required = true)]
+    pub devset: Vec<PathBuf>,
     /// The directory holding the dev set's photos.
     #[arg(long, value_name = "DIR")]
     pub photos: PathBuf,
@@ -47,17 +48,21 @@ pub fn main(args: CalibrateArgs) -> ExitCode {
 
 fn run(args: CalibrateArgs) -> Result<ExitCode, String> {
     let pack = Pack::open(&args.model).map_err(|e| e.to_string())?;
-    let rows = calibration::read_devset(&args.devset)?;
+    let mut rows = Vec::new();
+    for path in &args.devset {
+        rows.extend(calibration::read_devset(path)?);
+    }
     let (rule, samples) = if args.evaluate {
         let mut judge = LabelGroundedJudge::load(&pack).map_err(|e| e.to_string())?;
         judge.model_mut().set_scaled_decode(!args.full_decode);
-        let samples = calibration::collect(judge.model(), &rows, &args.photos)?;
+        let probe = judge.rule().sentence_probe.as_ref();
+        let samples = calibration::collect(judge.model(), &rows, &args.photos, probe)?;
         (judge.rule().clone(), samples)
     } else {
         let mut model = LabelGroundedModel::load(&pack).map_err(|e| e.to_string())?;
         model.set_scaled_decode(!args.full_decode);
-        let samples = calibration::collect(&model, &rows, &args.photos)?;
-        let mut rule = calibration::fit(&samples, *model.evidence_params(), args.seed);
+        let mut samples = calibration::collect(&model, &rows, &args.photos, None)?;
+        let mut rule = calibration::fit(&mut samples, *model.evidence_params(), args.seed);
         rule.calibration = Some(summary(&rule, &samples, &args));
         (rule, samples)
     };
@@ -81,7 +86,12 @@ fn summary(rule: &RuleParams, samples: &[Sample], args: &CalibrateArgs) -> serde
     let dev = calibration::evaluate(rule, samples, Some("dev"));
     let holdout = calibration::evaluate(rule, samples, Some("holdout"));
     serde_json::json!({
-        "devset": args.devset.file_name().map(|n| n.to_string_lossy().to_string()),
+        "devset": args
+            .devset
+            .iter()
+            .filter_map(|p| p.file_name())
+            .map(|n| n.to_string_lossy().to_string())
+            .collect::<Vec<_>>(),
         "seed": args.seed,
         "dev": {"rows": dev.rows, "accuracy": dev.accuracy},
         "holdout": {"rows": holdout.rows, "accuracy": holdout.accuracy},

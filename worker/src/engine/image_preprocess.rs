@@ -149,7 +149,12 @@ impl ImageSpec {
     /// Crops (or not, per `resize`), resizes and normalises `rgb` into the
     /// model's input tensor.
     pub fn tensor(&self, rgb: &RgbImage) -> Tensor {
-        let square = self.square(rgb);
+        self.tensor_of_square(&self.square(rgb))
+    }
+
+    /// Normalises the `size x size` square (`square`'s output) into the
+    /// model's input tensor.
+    pub fn tensor_of_square(&self, square: &RgbImage) -> Tensor {
         let s = self.size as usize;
         let nchw = self.layout != "nhwc";
         let shape = self.input_shape();

@@ -7,9 +7,17 @@
 //! reported holdout accuracy is an honest estimate. Rows marked `acceptance`
 //! (the product's own examples) must come out right for a fit to be accepted.
 //!
-//! The search is a seeded random search followed by local refinement: seven
-//! parameters, a few dozen rows, and a cost of microseconds per evaluation make
-//! anything cleverer unnecessary, and the seed makes it reproducible.
+//! First the sentence probe is fitted on the dev rows' embeddings (target:
+//! `maybe`). The rule's parameters are then fitted on the probe's
+//! *out-of-fold* logits for the dev rows (five folds: each row's logit comes
+//! from a probe that never saw it), so the rule learns how far the probe can
+//! be trusted on sentences it has not seen, not how well it remembers its own
+//! training rows. Holdout rows get the final probe's logits.
+//!
+//! The search is a seeded random search followed by local refinement:
+//! thirteen parameters, a few hundred rows, and a cost of microseconds per
+//! evaluation make anything cleverer unnecessary, and the seed makes it
+//! reproducible.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +28,7 @@ use verdict_shared::verdict::Label;
 use super::LabelGroundedModel;
 use super::evidence::{EvidenceParams, Signals};
 use super::rule::RuleParams;
+use super::sentence_probe::SentenceProbe;
 
 /// One labelled (image, sentence) pair.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,6 +54,8 @@ pub struct DevRow {
 pub struct Sample {
     pub row: DevRow,
     pub signals: Signals,
+    /// The sentence's embedding, which the probe reads.
+    pub embedding: Vec<f32>,
 }
 
 /// Reads a JSONL dev set.
@@ -59,11 +70,13 @@ pub fn read_devset(path: &Path) -> Result<Vec<DevRow>, String> {
         .collect()
 }
 
-/// Computes the signals of every row.
+/// Computes the signals of every row (the probe's logit with `probe`, 0
+/// without).
 pub fn collect(
     model: &LabelGroundedModel,
     rows: &[DevRow],
     photos: &Path,
+    probe: Option<&SentenceProbe>,
 ) -> Result<Vec<Sample>, String> {
     rows.iter()
         .map(|row| {
@@ -77,7 +90,8 @@ pub fn collect(
                 .map_err(|e| format!("{:?}: {e}", row.text))?;
             Ok(Sample {
                 row: row.clone(),
-                signals: Signals::new(&image, &sentence),
+                signals: Signals::new(&image, &sentence, probe),
+                embedding: sentence.embedding.clone(),
             })
         })
         .collect()
@@ -135,17 +149,23 @@ pub fn evaluate(rule: &RuleParams, samples: &[Sample], split: Option<&str>) -> S
 
 /// The search ranges: (low, high) of each fitted parameter, wide enough to
 /// hold every sensible value and narrow enough to keep the search cheap.
-const RANGES: [(f32, f32); 7] = [
-    (0.2, 0.7),   // unverifiable_midpoint
-    (0.02, 0.15), // unverifiable_width
-    (0.2, 0.6),   // similarity_midpoint
-    (5.0, 60.0),  // similarity_slope
-    (0.1, 0.9),   // relative_midpoint
-    (2.0, 25.0),  // relative_slope
-    (0.0, 3.0),   // margin
+const RANGES: [(f32, f32); 13] = [
+    (0.0, 0.9),  // unverifiable_midpoint
+    (0.02, 0.3), // unverifiable_width
+    (0.0, 0.6),  // similarity_midpoint
+    (5.0, 60.0), // similarity_slope
+    (0.1, 0.9),  // relative_midpoint
+    (2.0, 25.0), // relative_slope
+    (0.0, 3.0),  // margin
+    (0.0, 6.0),  // probe_weight
+    (0.0, 10.0), // presence_slope
+    (-4.0, 0.0), // presence_midpoint
+    (0.0, 10.0), // colour_slope
+    (-2.5, 0.0), // colour_midpoint
+    (0.0, 30.0), // people_slope
 ];
 
-fn params_from(v: &[f32; 7], evidence: EvidenceParams) -> RuleParams {
+fn params_from(v: &[f32; 13], evidence: EvidenceParams) -> RuleParams {
     RuleParams {
         evidence,
         unverifiable_midpoint: v[0],
@@ -155,6 +175,13 @@ fn params_from(v: &[f32; 7], evidence: EvidenceParams) -> RuleParams {
         relative_midpoint: v[4],
         relative_slope: v[5],
         margin: v[6],
+        sentence_probe: None,
+        probe_weight: v[7],
+        presence_slope: v[8],
+        presence_midpoint: v[9],
+        colour_slope: v[10],
+        colour_midpoint: v[11],
+        people_slope: v[12],
         calibration: None,
     }
 }
@@ -167,13 +194,59 @@ fn objective(rule: &RuleParams, samples: &[Sample]) -> f32 {
     report.accuracy + 0.2 * report.log_likelihood - penalty
 }
 
-/// Fits the rule on the `dev` samples. Deterministic for a given `seed`.
-pub fn fit(samples: &[Sample], evidence: EvidenceParams, seed: u64) -> RuleParams {
+/// Folds of the probe's cross-fitting.
+const FOLDS: usize = 5;
+
+/// Fits the sentence probe on the dev samples and writes its logit into every
+/// sample: out-of-fold for dev rows, the final probe's for the others.
+pub fn fit_probe(samples: &mut [Sample]) -> SentenceProbe {
+    let dev: Vec<usize> = (0..samples.len())
+        .filter(|&i| samples[i].row.split == "dev")
+        .collect();
+    let fit_on = |rows: &[usize], samples: &[Sample]| {
+        let x: Vec<&[f32]> = rows
+            .iter()
+            .map(|&i| samples[i].embedding.as_slice())
+            .collect();
+        let y: Vec<bool> = rows
+            .iter()
+            .map(|&i| samples[i].row.expected == Label::Maybe)
+            .collect();
+        SentenceProbe::fit(&x, &y)
+    };
+    let mut out_of_fold = vec![0f32; samples.len()];
+    for fold in 0..FOLDS {
+        let in_fold = |n: &usize| n % FOLDS == fold;
+        let held: Vec<usize> = (0..dev.len()).filter(in_fold).map(|n| dev[n]).collect();
+        let train: Vec<usize> = (0..dev.len())
+            .filter(|n| !in_fold(n))
+            .map(|n| dev[n])
+            .collect();
+        let probe = fit_on(&train, samples);
+        for i in held {
+            out_of_fold[i] = probe.logit(&samples[i].embedding);
+        }
+    }
+    let probe = fit_on(&dev, samples);
+    for (i, sample) in samples.iter_mut().enumerate() {
+        sample.signals.sentence_probe = if sample.row.split == "dev" {
+            out_of_fold[i]
+        } else {
+            probe.logit(&sample.embedding)
+        };
+    }
+    probe
+}
+
+/// Fits the probe and the rule on the `dev` samples (whose probe logits it
+/// rewrites, see [`fit_probe`]). Deterministic for a given `seed`.
+pub fn fit(samples: &mut [Sample], evidence: EvidenceParams, seed: u64) -> RuleParams {
+    let probe = fit_probe(samples);
     let mut rng = SplitMix64(seed);
-    let mut best = [0f32; 7];
+    let mut best = [0f32; 13];
     let mut best_score = f32::NEG_INFINITY;
-    for _ in 0..60_000 {
-        let mut v = [0f32; 7];
+    for _ in 0..150_000 {
+        let mut v = [0f32; 13];
         for (x, (lo, hi)) in v.iter_mut().zip(RANGES) {
             *x = lo + (hi - lo) * rng.unit();
         }
@@ -184,8 +257,8 @@ pub fn fit(samples: &[Sample], evidence: EvidenceParams, seed: u64) -> RuleParam
         }
     }
     // Local refinement: perturb the best point with a shrinking step.
-    for round in 0..40_000 {
-        let step = 0.1 * (1.0 - round as f32 / 40_000.0) + 0.005;
+    for round in 0..100_000 {
+        let step = 0.1 * (1.0 - round as f32 / 100_000.0) + 0.005;
         let mut v = best;
         for (x, (lo, hi)) in v.iter_mut().zip(RANGES) {
             *x = (*x + (hi - lo) * step * (2.0 * rng.unit() - 1.0)).clamp(lo, hi);
@@ -198,14 +271,17 @@ pub fn fit(samples: &[Sample], evidence: EvidenceParams, seed: u64) -> RuleParam
     }
     // Round to 4 significant digits so the manifest stays readable.
     let rounded = best.map(|x| {
-        let scale = 10f32.powi(3 - x.abs().log10().floor() as i32);
         if x == 0.0 {
             0.0
         } else {
+            let scale = 10f32.powi(3 - x.abs().log10().floor() as i32);
             (x * scale).round() / scale
         }
     });
-    params_from(&rounded, evidence)
+    RuleParams {
+        sentence_probe: Some(probe),
+        ..params_from(&rounded, evidence)
+    }
 }
 
 /// A tiny deterministic PRNG (SplitMix64): the fit must be reproducible and
@@ -245,8 +321,9 @@ mod tests {
                 concept_similarity: a,
                 relative_support: r,
                 unverifiable: u,
-                label_gap: 0.4,
+                ..Signals::neutral()
             },
+            embedding: vec![u, 1.0 - u],
         }
     }
 
@@ -259,8 +336,8 @@ mod tests {
             samples.push(sample(0.1 + d, 0.1, 0.1, Label::No, "dev"));
             samples.push(sample(0.6 + d, 0.9, 0.8, Label::Maybe, "dev"));
         }
-        let a = fit(&samples, EvidenceParams::default(), 7);
-        let b = fit(&samples, EvidenceParams::default(), 7);
+        let a = fit(&mut samples, EvidenceParams::default(), 7);
+        let b = fit(&mut samples, EvidenceParams::default(), 7);
         assert_eq!(a, b);
         let report = evaluate(&a, &samples, Some("dev"));
         assert_eq!(report.accuracy, 1.0);

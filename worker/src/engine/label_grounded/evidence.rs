@@ -5,9 +5,17 @@
 //!   embeddings (ConSE, Norouzi et al. 2014).
 //! * Sentence: its embedding s, its cosine c_k with every label, and for each
 //!   word how well that word alone names some label ("labelness").
+//! * Image, beside the classifier: the share of each colour in the image
+//!   (`colours.rs`).
+//! * Sentence, beside the encoder's cosines: the classes its words name
+//!   outright ("cup"), the colours it asks about, and how much of it is
+//!   about people (`people.rs`).
 //! * Pair: how similar the image's concept is to the sentence, absolutely and
-//!   relative to the sentence's best possible label, and how much of the
-//!   sentence's meaning lies in words that name nothing the classifier knows.
+//!   relative to the sentence's best possible label, how much of the
+//!   sentence's meaning lies in words that name nothing the classifier knows,
+//!   what the sentence probe makes of it (`sentence_probe.rs`), what
+//!   probability the image gives the classes it names, and how much of the
+//!   image has its colours.
 //!
 //! Image and sentence evidence are independent of each other, so each is
 //! computed once and cached: a catalogue run that checks one rule against many
@@ -15,7 +23,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::colours::{Colour, ColourFractions, colour_terms};
 use super::labels::{Labels, dot, top_k};
+use super::people::is_person_word;
+use super::sentence_probe::SentenceProbe;
 
 /// Fixed parameters of the evidence (part of the pack's `rule` section).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -28,6 +39,15 @@ pub struct EvidenceParams {
     /// How many of the image's most probable classes make its concept vector.
     #[serde(default = "default_concept_top_k")]
     pub concept_top_k: usize,
+    /// A word whose cosine with its closest label reaches this names that
+    /// class outright ("cup" names *cup*, "tripod" *tripod*): the
+    /// probability the image gives the class is evidence for the word.
+    #[serde(default = "default_class_naming")]
+    pub class_naming_threshold: f32,
+}
+
+fn default_class_naming() -> f32 {
+    0.55
 }
 
 fn default_word_labelness() -> f32 {
@@ -43,6 +63,7 @@ impl Default for EvidenceParams {
         EvidenceParams {
             word_labelness_threshold: default_word_labelness(),
             concept_top_k: default_concept_top_k(),
+            class_naming_threshold: default_class_naming(),
         }
     }
 }
@@ -56,10 +77,17 @@ pub struct ImageEvidence {
     pub top: Vec<usize>,
     /// The unit concept vector v.
     pub concept: Vec<f32>,
+    /// The share of each colour in the image.
+    pub colours: ColourFractions,
 }
 
 impl ImageEvidence {
-    pub fn new(probs: Vec<f32>, labels: &Labels, params: &EvidenceParams) -> ImageEvidence {
+    pub fn new(
+        probs: Vec<f32>,
+        colours: ColourFractions,
+        labels: &Labels,
+        params: &EvidenceParams,
+    ) -> ImageEvidence {
         let top = top_k(&probs, params.concept_top_k.max(1));
         let dim = labels.embedding(0).len();
         let mut concept = vec![0f32; dim];
@@ -73,8 +101,23 @@ impl ImageEvidence {
             probs,
             top,
             concept,
+            colours,
         }
     }
+
+    /// The class's place among the image's classes (1: the most probable).
+    pub fn rank(&self, class: usize) -> usize {
+        let p = self.probs.get(class).copied().unwrap_or(0.0);
+        1 + self.probs.iter().filter(|&&q| q > p).count()
+    }
+}
+
+/// A word that names a class outright.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedClass {
+    pub word: String,
+    pub class: usize,
+    pub similarity: f32,
 }
 
 /// One word of a sentence.
@@ -102,6 +145,12 @@ pub struct SentenceEvidence {
     /// The share of the words' weight carried by words below the labelness
     /// threshold, in [0, 1]: the part of the sentence the image cannot check.
     pub unverifiable: f32,
+    /// The words that name a class outright, in order.
+    pub named: Vec<NamedClass>,
+    /// The colours the sentence asks about.
+    pub colours: Vec<Colour>,
+    /// The share of the words' weight carried by words for people, in [0, 1].
+    pub person_share: f32,
 }
 
 impl SentenceEvidence {
@@ -128,6 +177,34 @@ impl SentenceEvidence {
             })
             .collect();
         let total: f32 = words.iter().map(|w| w.weight).sum();
+        let share = |keep: &dyn Fn(&WordEvidence) -> bool| {
+            if total > 0.0 {
+                words
+                    .iter()
+                    .filter(|w| keep(w))
+                    .map(|w| w.weight)
+                    .sum::<f32>()
+                    / total
+            } else {
+                0.0
+            }
+        };
+        let person_share = share(&|w| is_person_word(&w.word));
+        let named = words
+            .iter()
+            .zip(word_vectors)
+            .filter(|(w, _)| w.labelness >= params.class_naming_threshold)
+            .filter_map(|(w, (vector, _))| {
+                let sims = labels.similarities(vector);
+                let class = top_k(&sims, 1).into_iter().next()?;
+                Some(NamedClass {
+                    word: w.word.clone(),
+                    class,
+                    similarity: sims[class],
+                })
+            })
+            .collect();
+        let word_list: Vec<String> = words.iter().map(|w| w.word.clone()).collect();
         let unverifiable = if total > 0.0 {
             words
                 .iter()
@@ -145,6 +222,9 @@ impl SentenceEvidence {
             closest,
             words,
             unverifiable,
+            named,
+            colours: colour_terms(&word_list),
+            person_share,
         }
     }
 
@@ -173,19 +253,85 @@ pub struct Signals {
     pub unverifiable: f32,
     /// max_k c_k - mean_k c_k: how sharply the sentence picks out some class.
     pub label_gap: f32,
+    /// The sentence probe's logit (0 without a probe): positive when the
+    /// sentence is about what no photo shows.
+    #[serde(default)]
+    pub sentence_probe: f32,
+    /// log10 of the largest probability the image gives a class the sentence
+    /// names outright (floored at 1e-6); none when it names none.
+    #[serde(default)]
+    pub named_presence: Option<f32>,
+    /// log10 of (the smallest share of the image any of the sentence's
+    /// colours covers + 0.005); none when it names no colour.
+    #[serde(default)]
+    pub colour_match: Option<f32>,
+    /// The sentence's share of words for people.
+    #[serde(default)]
+    pub person_share: f32,
+    /// Faces the detector found; none when the pack has no detector.
+    #[serde(default)]
+    pub faces: Option<u32>,
 }
 
+/// The floor of a named class's probability (log10: -6).
+const PRESENCE_FLOOR: f32 = 1e-6;
+/// Added to a colour's share before its log, so that a colour the image
+/// lacks entirely is not infinitely far from one it has a trace of.
+const COLOUR_FLOOR: f32 = 0.005;
+
 impl Signals {
-    pub fn new(image: &ImageEvidence, sentence: &SentenceEvidence) -> Signals {
+    pub fn new(
+        image: &ImageEvidence,
+        sentence: &SentenceEvidence,
+        probe: Option<&SentenceProbe>,
+    ) -> Signals {
         let concept_similarity = dot(&image.concept, &sentence.embedding);
         let label_gap = sentence.best_similarity - sentence.mean_similarity;
         let relative_support =
             (concept_similarity - sentence.mean_similarity) / label_gap.max(1e-3);
+        let named_presence = sentence
+            .named
+            .iter()
+            .map(|n| presence(image.probs.get(n.class).copied().unwrap_or(0.0)))
+            .reduce(f32::max);
+        let colour_match = sentence
+            .colours
+            .iter()
+            .map(|&c| (image.colours.get(c) + COLOUR_FLOOR).log10())
+            .reduce(f32::min);
         Signals {
             concept_similarity,
             relative_support,
             unverifiable: sentence.unverifiable,
             label_gap,
+            sentence_probe: probe.map_or(0.0, |p| p.logit(&sentence.embedding)),
+            named_presence,
+            colour_match,
+            person_share: sentence.person_share,
+            faces: None,
         }
     }
+}
+
+#[cfg(test)]
+impl Signals {
+    /// Signals with no evidence beyond the concept, for tests.
+    pub(crate) fn neutral() -> Signals {
+        Signals {
+            concept_similarity: 0.0,
+            relative_support: 0.0,
+            unverifiable: 0.0,
+            label_gap: 0.4,
+            sentence_probe: 0.0,
+            named_presence: None,
+            colour_match: None,
+            person_share: 0.0,
+            faces: None,
+        }
+    }
+}
+
+/// log10 of a class probability, floored.
+pub fn presence(p: f32) -> f32 {
+    p.max(PRESENCE_FLOOR).log10()
 }

@@ -1,10 +1,13 @@
 //! Putting a decision into words: what the image looks like, what the sentence
-//! is closest to, and which of the rule's two questions decided.
+//! is closest to, which evidence decided (the classifier's concept, a class
+//! the sentence names, a colour, faces, the sentence probe) and what the
+//! image cannot check.
 
 use std::collections::BTreeMap;
 
 use verdict_shared::verdict::{Explanation, Label, LabelScore};
 
+use super::colours::Colour;
 use super::evidence::{EvidenceParams, ImageEvidence, SentenceEvidence, Signals};
 use super::labels::Labels;
 use super::rule::Decision;
@@ -58,33 +61,10 @@ pub fn explain(
         .map(|l| l.label.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    let reason = match label {
-        Label::Maybe if decision.checkable < 0.5 => {
-            let words: Vec<String> = sentence
-                .unverifiable_words(params)
-                .iter()
-                .filter(|w| w.weight > 0.0)
-                .take(3)
-                .map(|w| format!("\"{}\"", w.word))
-                .collect();
-            if words.is_empty() {
-                "Most of the sentence names nothing the image model can see, so the image can neither confirm nor refute it.".to_string()
-            } else {
-                format!(
-                    "Much of the sentence ({}) names nothing the image model can see, so the image can neither confirm nor refute it.",
-                    words.join(", ")
-                )
-            }
-        }
-        Label::Maybe => {
-            "The image's content is neither clearly the sentence's nor clearly something else."
-                .to_string()
-        }
-        Label::Yes => "The image's content matches what the sentence describes.".to_string(),
-        Label::No => "The image's content is not what the sentence describes.".to_string(),
-    };
+    let reason = reason(params, sentence, decision, label);
+    let evidence = evidence(labels, image, sentence, signals, decision, label);
     let summary = format!(
-        "The image looks like {looks_like}. The sentence is closest to {closest}. {reason}"
+        "The image looks like {looks_like}. The sentence is closest to {closest}. {evidence}{reason}"
     );
 
     let mut signal_map = BTreeMap::new();
@@ -94,12 +74,169 @@ pub fn explain(
     signal_map.insert("label_gap".to_string(), signals.label_gap);
     signal_map.insert("checkable".to_string(), decision.checkable);
     signal_map.insert("support".to_string(), decision.support);
+    signal_map.insert("sentence_probe".to_string(), signals.sentence_probe);
+    signal_map.insert("person_share".to_string(), signals.person_share);
+    let optional = [
+        ("named_presence", signals.named_presence),
+        ("colour_match", signals.colour_match),
+        ("faces", signals.faces.map(|n| n as f32)),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            signal_map.insert(name.to_string(), value);
+        }
+    }
 
     Explanation {
         summary,
         image_labels,
         sentence_labels,
         signals: signal_map,
+    }
+}
+
+/// Why the label won, in one sentence: the term of the support that pushed
+/// hardest toward it, or what kept the image from checking the sentence.
+fn reason(
+    params: &EvidenceParams,
+    sentence: &SentenceEvidence,
+    decision: &Decision,
+    label: Label,
+) -> String {
+    let parts = &decision.parts;
+    match label {
+        Label::Maybe if decision.checkable < 0.5 => {
+            let words: Vec<String> = sentence
+                .unverifiable_words(params)
+                .iter()
+                .filter(|w| w.weight > 0.0)
+                .take(3)
+                .map(|w| format!("\"{}\"", w.word))
+                .collect();
+            let about = "who made or owns something, where it comes from, its worth, what happened or will happen";
+            let neither = "so the image can neither confirm nor refute it.";
+            match (parts.probe > 1.0, words.is_empty()) {
+                (true, true) => format!(
+                    "It reads like a sentence about what no photo shows ({about}), {neither}"
+                ),
+                (true, false) => format!(
+                    "Much of it ({}) names nothing the image model can see, and it reads like a sentence about what no photo shows ({about}), {neither}",
+                    words.join(", ")
+                ),
+                (false, true) => {
+                    format!("Most of the sentence names nothing the image model can see, {neither}")
+                }
+                (false, false) => format!(
+                    "Much of the sentence ({}) names nothing the image model can see, {neither}",
+                    words.join(", ")
+                ),
+            }
+        }
+        Label::Maybe => {
+            "The evidence is neither clearly for the sentence nor clearly against it.".to_string()
+        }
+        Label::Yes | Label::No => {
+            let sign = if label == Label::Yes { 1.0 } else { -1.0 };
+            let terms = [
+                (Some(parts.concept), "the image's content"),
+                (parts.named, "the class the sentence names"),
+                (parts.colour, "the colours"),
+                (parts.people, "the faces"),
+            ];
+            let decisive = terms
+                .into_iter()
+                .filter_map(|(term, what)| term.map(|t| (t * sign, what)))
+                .filter(|(t, _)| *t > 0.0)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map_or("the image's content", |(_, what)| what);
+            match label {
+                Label::Yes => format!("Decided by {decisive}, which matches the sentence."),
+                _ => format!("Decided by {decisive}, which goes against the sentence."),
+            }
+        }
+    }
+}
+
+/// The evidence beside the classifier's concept, one short sentence each:
+/// the class the sentence names, its colours, the faces.
+fn evidence(
+    labels: &Labels,
+    image: &ImageEvidence,
+    sentence: &SentenceEvidence,
+    signals: &Signals,
+    decision: &Decision,
+    label: Label,
+) -> String {
+    let mut out = String::new();
+    let named = sentence.named.iter().max_by(|a, b| {
+        let p = |n: &&super::evidence::NamedClass| image.probs.get(n.class).copied();
+        p(a).partial_cmp(&p(b)).unwrap_or(std::cmp::Ordering::Equal)
+    });
+    if let Some(named) = named {
+        let p = image.probs.get(named.class).copied().unwrap_or(0.0);
+        let name = labels.name(named.class);
+        let rank = image.rank(named.class);
+        if decision.parts.named.is_some() && rank > 1 {
+            out += &format!(
+                "\"{}\": {name} is the image's {} label ({}). ",
+                named.word,
+                ordinal(rank),
+                percent(p)
+            );
+        } else if label == Label::No && rank > 1 {
+            out += &format!(
+                "\"{}\": the image gives {name} only {}. ",
+                named.word,
+                percent(p)
+            );
+        }
+    }
+    for &colour in &sentence.colours {
+        let share = image.colours.get(colour);
+        out += &match colour {
+            Colour::Achromatic => format!("{} of the image has no colour. ", percent(share)),
+            Colour::Colourful => format!(
+                "The image's colours are {} saturated on average. ",
+                percent(share)
+            ),
+            c => format!(
+                "\"{}\" covers {} of the middle of the image. ",
+                c.name(),
+                percent(share)
+            ),
+        };
+    }
+    if signals.person_share > 0.0 {
+        match signals.faces {
+            Some(0) => out += "No face was found. ",
+            Some(1) => out += "A face was found. ",
+            Some(n) => out += &format!("{n} faces were found. "),
+            None => {}
+        }
+    }
+    out
+}
+
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+/// A share as a percentage with as many digits as a small one needs.
+fn percent(share: f32) -> String {
+    let pct = share * 100.0;
+    if pct >= 10.0 {
+        format!("{pct:.0}%")
+    } else if pct >= 1.0 {
+        format!("{pct:.1}%")
+    } else {
+        format!("{pct:.2}%")
     }
 }
 

@@ -6,10 +6,13 @@
 //! adds the calibrated rule and is what a worker runs.
 
 pub mod calibration;
+mod colours;
 mod evidence;
 mod explanation;
 mod labels;
+mod people;
 mod rule;
+mod sentence_probe;
 mod words;
 
 use std::path::Path;
@@ -20,9 +23,13 @@ use tract_onnx::prelude::Tensor;
 use verdict_shared::queue::metrics::CacheCount;
 use verdict_shared::verdict::SentenceVerdict;
 
-pub use evidence::{EvidenceParams, ImageEvidence, SentenceEvidence, Signals, WordEvidence};
+pub use colours::{Colour, ColourFractions};
+pub use evidence::{
+    EvidenceParams, ImageEvidence, NamedClass, SentenceEvidence, Signals, WordEvidence,
+};
 pub use labels::{Labels, LabelsSpec};
 pub use rule::{Decision, RuleParams};
+pub use sentence_probe::SentenceProbe;
 
 use super::bounded_cache::BoundedCache;
 use super::image_encoder::{ImageEncoder, softmax};
@@ -166,9 +173,17 @@ impl LabelGroundedModel {
     pub fn image_evidence(&self, bytes: &[u8]) -> Result<Arc<ImageEvidence>, JudgeError> {
         let key: [u8; 32] = Sha256::digest(bytes).into();
         self.images.get_or_try_insert(key, || {
-            let input = self.preprocess(bytes)?;
-            let probs = softmax(&self.image.logits(&input)?);
-            Ok(ImageEvidence::new(probs, &self.labels, &self.evidence))
+            let spec = self.image.spec();
+            let rgb = spec.decode(bytes, &self.decode_limits, self.scaled_decode)?;
+            let square = spec.square(&rgb);
+            let probs = softmax(&self.image.logits(&spec.tensor_of_square(&square))?);
+            let colours = ColourFractions::measure(&square);
+            Ok(ImageEvidence::new(
+                probs,
+                colours,
+                &self.labels,
+                &self.evidence,
+            ))
         })
     }
 
@@ -252,7 +267,7 @@ impl LabelGroundedJudge {
         image: &ImageEvidence,
         sentence: &SentenceEvidence,
     ) -> SentenceVerdict {
-        let signals = Signals::new(image, sentence);
+        let signals = Signals::new(image, sentence, self.rule.sentence_probe.as_ref());
         let decision = self.rule.decide(&signals);
         let label = decision.scores.argmax();
         SentenceVerdict {

@@ -13,15 +13,32 @@
 //!    included) and close relative to the sentence's best class (a dog sentence
 //!    is close to a cat, but far closer to dogs).
 //!
+//!
+//! Evidence beside the classifier's concept adjusts both answers:
+//!
+//! - the sentence probe's logit m lowers g: g = σ((u₀ − U) / w − μ m), so a
+//!   sentence about who owns or made a thing goes to `maybe` even when its
+//!   nouns are in the picture;
+//! - a class the sentence names outright, with log10 probability p in the
+//!   image, can raise the support to γ (p − p₀) ("This is a cup." on an
+//!   espresso whose second label is *cup*);
+//! - the sentence's colours add κ (c − c₀), c the log10 share of the image
+//!   the scarcest of them covers;
+//! - words for people add φ · (their share of the sentence) when the face
+//!   detector found a face, and subtract it when it found none.
+//!
 //! yes = g·σ(z − δ), no = g·σ(−z − δ), maybe = 1 − yes − no. The margin δ ≥ 0
 //! leaves a band of weak support to `maybe`. The scores are non-negative and
 //! sum to 1 by construction; the label is the largest. `docs/rule.md` explains
-//! each parameter and how `verdict-worker calibrate` fits them.
+//! each parameter and how `verdict-worker calibrate` fits them. Each of the
+//! added parameters defaults to 0 (no effect), so a rule without them decides
+//! as before.
 
 use serde::{Deserialize, Serialize};
 use verdict_shared::verdict::Scores;
 
 use super::evidence::{EvidenceParams, Signals};
+use super::sentence_probe::SentenceProbe;
 
 /// The pack's `rule` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +57,24 @@ pub struct RuleParams {
     pub relative_slope: f32,
     /// δ: how much support a `yes` (or its absence a `no`) needs beyond neutral.
     pub margin: f32,
+    /// The sentence probe and μ, how much its logit lowers g.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentence_probe: Option<SentenceProbe>,
+    #[serde(default)]
+    pub probe_weight: f32,
+    /// γ and p₀: how a class the sentence names raises the support.
+    #[serde(default)]
+    pub presence_slope: f32,
+    #[serde(default)]
+    pub presence_midpoint: f32,
+    /// κ and c₀: how the share of the sentence's colours moves the support.
+    #[serde(default)]
+    pub colour_slope: f32,
+    #[serde(default)]
+    pub colour_midpoint: f32,
+    /// φ: how faces (or their absence) move the support of words for people.
+    #[serde(default)]
+    pub people_slope: f32,
     /// What calibration measured when it fitted these values (informational).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<serde_json::Value>,
@@ -53,6 +88,23 @@ pub struct Decision {
     pub checkable: f32,
     /// z: the support logit (positive supports, negative contradicts).
     pub support: f32,
+    /// What made up g and z, for the explanation.
+    pub parts: Parts,
+}
+
+/// The terms of g and z. Terms whose evidence is absent are none.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Parts {
+    /// min(α (a − a₀), β (r − r₀)): the classifier's concept.
+    pub concept: f32,
+    /// μ m: how far the probe pushed toward `maybe`.
+    pub probe: f32,
+    /// γ (p − p₀), when it raised the support above the concept's.
+    pub named: Option<f32>,
+    /// κ (c − c₀).
+    pub colour: Option<f32>,
+    /// ± φ · share of words for people.
+    pub people: Option<f32>,
 }
 
 impl RuleParams {
@@ -63,6 +115,20 @@ impl RuleParams {
             ("similarity_slope", self.similarity_slope),
             ("relative_slope", self.relative_slope),
         ];
+        let non_negative = [
+            ("probe_weight", self.probe_weight),
+            ("presence_slope", self.presence_slope),
+            ("colour_slope", self.colour_slope),
+            ("people_slope", self.people_slope),
+        ];
+        for (name, value) in non_negative {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(format!("rule.{name} must be >= 0, not {value}"));
+            }
+        }
+        if let Some(probe) = &self.sentence_probe {
+            probe.validate()?;
+        }
         for (name, value) in positive {
             if !(value.is_finite() && value > 0.0) {
                 return Err(format!("rule.{name} must be positive, not {value}"));
@@ -72,6 +138,8 @@ impl RuleParams {
             ("unverifiable_midpoint", self.unverifiable_midpoint),
             ("similarity_midpoint", self.similarity_midpoint),
             ("relative_midpoint", self.relative_midpoint),
+            ("presence_midpoint", self.presence_midpoint),
+            ("colour_midpoint", self.colour_midpoint),
             (
                 "word_labelness_threshold",
                 self.evidence.word_labelness_threshold,
@@ -92,18 +160,68 @@ impl RuleParams {
     }
 
     pub fn decide(&self, signals: &Signals) -> Decision {
-        let checkable =
-            sigmoid((self.unverifiable_midpoint - signals.unverifiable) / self.unverifiable_width);
+        let probe = self.probe_weight * signals.sentence_probe;
+        let checkable = sigmoid(
+            (self.unverifiable_midpoint - signals.unverifiable) / self.unverifiable_width - probe,
+        );
         let absolute =
             self.similarity_slope * (signals.concept_similarity - self.similarity_midpoint);
         let relative = self.relative_slope * (signals.relative_support - self.relative_midpoint);
-        let support = absolute.min(relative);
+        let concept = absolute.min(relative);
+        let named = signals
+            .named_presence
+            .filter(|_| self.presence_slope > 0.0)
+            .map(|p| self.presence_slope * (p - self.presence_midpoint))
+            .filter(|&term| term > concept);
+        let colour = signals
+            .colour_match
+            .map(|c| self.colour_slope * (c - self.colour_midpoint));
+        let people = signals
+            .faces
+            .filter(|_| signals.person_share > 0.0)
+            .map(|faces| {
+                let sign = if faces > 0 { 1.0 } else { -1.0 };
+                sign * self.people_slope * signals.person_share
+            });
+        let support = named.unwrap_or(concept) + colour.unwrap_or(0.0) + people.unwrap_or(0.0);
         let yes = checkable * sigmoid(support - self.margin);
         let no = checkable * sigmoid(-support - self.margin);
         Decision {
             scores: Scores::from_weights(yes, no, (1.0 - yes - no).max(0.0)),
             checkable,
             support,
+            parts: Parts {
+                concept,
+                probe,
+                named,
+                colour,
+                people,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+impl RuleParams {
+    /// Parameters that leave every signal without effect, for tests.
+    pub(crate) fn neutral() -> RuleParams {
+        RuleParams {
+            evidence: EvidenceParams::default(),
+            unverifiable_midpoint: 0.5,
+            unverifiable_width: 0.05,
+            similarity_midpoint: 0.0,
+            similarity_slope: 1.0,
+            relative_midpoint: 0.0,
+            relative_slope: 1.0,
+            margin: 0.0,
+            sentence_probe: None,
+            probe_weight: 0.0,
+            presence_slope: 0.0,
+            presence_midpoint: 0.0,
+            colour_slope: 0.0,
+            colour_midpoint: 0.0,
+            people_slope: 0.0,
+            calibration: None,
         }
     }
 }
@@ -127,7 +245,7 @@ mod tests {
             relative_midpoint: 0.45,
             relative_slope: 15.0,
             margin: 0.4,
-            calibration: None,
+            ..RuleParams::neutral()
         }
     }
 
@@ -136,7 +254,7 @@ mod tests {
             concept_similarity: a,
             relative_support: r,
             unverifiable: u,
-            label_gap: 0.4,
+            ..Signals::neutral()
         }
     }
 
@@ -155,6 +273,73 @@ mod tests {
         );
         // Close in relative terms, far in absolute terms: not support.
         assert_eq!(p.decide(&signals(0.2, 0.9, 0.1)).scores.argmax(), Label::No);
+    }
+
+    #[test]
+    fn the_added_evidence_moves_the_verdict_each_its_own_way() {
+        let p = RuleParams {
+            probe_weight: 2.0,
+            presence_slope: 3.0,
+            presence_midpoint: -2.5,
+            colour_slope: 4.0,
+            colour_midpoint: -1.0,
+            people_slope: 10.0,
+            ..params()
+        };
+        // Weak concept support: a maybe or a no on its own.
+        let weak = signals(0.3, 0.3, 0.1);
+        assert_eq!(p.decide(&weak).scores.argmax(), Label::No);
+        // The sentence names the image's second class (2 %).
+        let named = Signals {
+            named_presence: Some(0.02f32.log10()),
+            ..weak
+        };
+        let d = p.decide(&named);
+        assert_eq!(d.scores.argmax(), Label::Yes, "{d:?}");
+        assert!(d.parts.named.is_some());
+        // A class at 0.01 % does not lower the concept's support.
+        let absent = Signals {
+            named_presence: Some(-4.0),
+            ..weak
+        };
+        assert_eq!(p.decide(&absent), p.decide(&weak));
+        // Its colour covers 40 % of the image, or nothing of it.
+        let red = Signals {
+            colour_match: Some(0.4f32.log10()),
+            ..signals(0.36, 0.46, 0.1)
+        };
+        assert_eq!(p.decide(&red).scores.argmax(), Label::Yes);
+        let not_red = Signals {
+            colour_match: Some(0.005f32.log10()),
+            ..signals(0.36, 0.46, 0.1)
+        };
+        assert_eq!(p.decide(&not_red).scores.argmax(), Label::No);
+        // A sentence about a person: a face, no face, no detector.
+        let person = |faces| Signals {
+            person_share: 0.5,
+            faces,
+            ..signals(0.34, 0.44, 0.1)
+        };
+        assert_eq!(p.decide(&person(Some(1))).scores.argmax(), Label::Yes);
+        assert_eq!(p.decide(&person(Some(0))).scores.argmax(), Label::No);
+        assert_eq!(p.decide(&person(None)).parts.people, None);
+        // Strong support, but the probe says no photo can show it.
+        let owned = Signals {
+            sentence_probe: 5.0,
+            ..signals(0.7, 1.0, 0.1)
+        };
+        assert_eq!(p.decide(&owned).scores.argmax(), Label::Maybe);
+        // Without the added parameters, the same signals decide as before.
+        for s in [named, red, person(Some(0)), owned] {
+            let plain = Signals {
+                named_presence: None,
+                colour_match: None,
+                faces: None,
+                sentence_probe: 0.0,
+                ..s
+            };
+            assert_eq!(params().decide(&s).scores, params().decide(&plain).scores);
+        }
     }
 
     #[test]
