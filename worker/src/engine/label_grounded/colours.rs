@@ -101,6 +101,12 @@ impl Colour {
     }
 }
 
+/// Whether `word` is one of the colour words: such a word asks about a
+/// colour, never names a class ("red" is closest to *redshank*).
+pub fn is_colour_word(word: &str) -> bool {
+    WORDS.iter().any(|(w, _)| *w == word) || ACHROMATIC_WORDS.contains(&word)
+}
+
 /// The colours a sentence's words ask about, each once, in order. "Black"
 /// and "white" together ask whether the image is black and white.
 pub fn colour_terms(words: &[String]) -> Vec<Colour> {
@@ -239,6 +245,8 @@ mod tests {
             [Colour::Colourful]
         );
         assert!(colour_terms(&words("A cat on a sofa.")).is_empty());
+        assert!(is_colour_word("red") && is_colour_word("monochrome"));
+        assert!(!is_colour_word("redshank"));
     }
 
     #[test]

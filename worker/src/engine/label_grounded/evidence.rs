@@ -23,7 +23,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::colours::{Colour, ColourFractions, colour_terms};
+use super::colours::{Colour, ColourFractions, colour_terms, is_colour_word};
 use super::labels::{Labels, dot, top_k};
 use super::people::is_person_word;
 use super::sentence_probe::SentenceProbe;
@@ -194,6 +194,8 @@ impl SentenceEvidence {
             .iter()
             .zip(word_vectors)
             .filter(|(w, _)| w.labelness >= params.class_naming_threshold)
+            // Colours and people are checked by their own evidence.
+            .filter(|(w, _)| !is_colour_word(&w.word) && !is_person_word(&w.word))
             .filter_map(|(w, (vector, _))| {
                 let sims = labels.similarities(vector);
                 let class = top_k(&sims, 1).into_iter().next()?;

@@ -235,8 +235,10 @@ fn percent(share: f32) -> String {
         format!("{pct:.0}%")
     } else if pct >= 1.0 {
         format!("{pct:.1}%")
-    } else {
+    } else if pct >= 0.01 {
         format!("{pct:.2}%")
+    } else {
+        "under 0.01%".to_string()
     }
 }
 
