@@ -16,6 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::labels::{Labels, dot, top_k};
+use crate::engine::face_detector::Faces;
 
 /// Fixed parameters of the evidence (part of the pack's `rule` section).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -56,6 +57,8 @@ pub struct ImageEvidence {
     pub top: Vec<usize>,
     /// The unit concept vector v.
     pub concept: Vec<f32>,
+    /// The faces in the image (`None` when the pack has no face detector).
+    pub faces: Option<Faces>,
 }
 
 impl ImageEvidence {
@@ -73,6 +76,7 @@ impl ImageEvidence {
             probs,
             top,
             concept,
+            faces: None,
         }
     }
 }
