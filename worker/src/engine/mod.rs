@@ -14,12 +14,14 @@
 //! - tract: `onnx_graph` (graphs planned for fixed or symbolic shapes),
 //!   `threads` (how many cores one inference uses), `profile` (where one run of a plan
 //!   spends its time, node by node: `verdict-worker bench --profile`),
-//!   `image_encoder` and `text_encoder` (the default kind's graphs);
+//!   `image_encoder` and `text_encoder` (the default kind's graphs),
+//!   `face_detector` (MTCNN's faces, evidence of the default kind);
 //! - `bounded_cache` (LRU caches by image hash or text), `error` (a job's
 //!   failure codes).
 
 mod bounded_cache;
 mod error;
+pub mod face_detector;
 pub mod image_encoder;
 pub mod image_preprocess;
 pub mod label_grounded;

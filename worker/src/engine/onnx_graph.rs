@@ -58,6 +58,13 @@ impl Graph {
     /// Parses `path` and checks that its inputs are exactly `inputs` (in any
     /// order) and that it has an output named `output`.
     pub fn load(path: &Path, inputs: &[&str], output: &str) -> Result<Graph, LoadError> {
+        Graph::load_outputs(path, inputs, &[output])
+    }
+
+    /// As [`Graph::load`], for a graph whose plans output each of `outputs`,
+    /// in that order (any other output of the graph, and what only it needs,
+    /// is left out of the plans).
+    pub fn load_outputs(path: &Path, inputs: &[&str], wanted: &[&str]) -> Result<Graph, LoadError> {
         // The graph's own shape annotations name symbolic dimensions ("batch",
         // "sequence") that would clash with the fixed shapes we plan for; the
         // shapes are inferred from the inputs instead.
@@ -95,11 +102,13 @@ impl Graph {
                     .unwrap_or_else(|| model.node(o.node).name.clone())
             })
             .collect();
-        if !outputs.iter().any(|name| name == output) {
-            return Err(LoadError::invalid(
-                path,
-                format!("the graph has no output {output:?} (its outputs are {outputs:?})"),
-            ));
+        for output in wanted {
+            if !outputs.iter().any(|name| name == output) {
+                return Err(LoadError::invalid(
+                    path,
+                    format!("the graph has no output {output:?} (its outputs are {outputs:?})"),
+                ));
+            }
         }
         tracing::debug!(
             graph = %path.display(),
@@ -109,7 +118,7 @@ impl Graph {
         );
         let model = model
             .with_input_names(inputs)
-            .and_then(|m| m.with_outputs_by_name([output]))
+            .and_then(|m| m.with_outputs_by_name(wanted.iter().copied()))
             .map_err(|e| LoadError::invalid(path, e))?;
         Ok(Graph {
             model,

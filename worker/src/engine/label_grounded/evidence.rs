@@ -27,6 +27,7 @@ use super::colours::{Colour, ColourFractions, colour_terms, is_colour_word};
 use super::labels::{Labels, dot, top_k};
 use super::people::is_person_word;
 use super::sentence_probe::SentenceProbe;
+use crate::engine::face_detector::Faces;
 
 /// Fixed parameters of the evidence (part of the pack's `rule` section).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -79,6 +80,8 @@ pub struct ImageEvidence {
     pub concept: Vec<f32>,
     /// The share of each colour in the image.
     pub colours: ColourFractions,
+    /// The faces in the image (`None` when the pack has no face detector).
+    pub faces: Option<Faces>,
 }
 
 impl ImageEvidence {
@@ -102,6 +105,7 @@ impl ImageEvidence {
             top,
             concept,
             colours,
+            faces: None,
         }
     }
 
@@ -310,7 +314,7 @@ impl Signals {
             named_presence,
             colour_match,
             person_share: sentence.person_share,
-            faces: None,
+            faces: image.faces.as_ref().map(|f| f.count() as u32),
         }
     }
 }

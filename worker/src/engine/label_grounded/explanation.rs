@@ -206,12 +206,12 @@ fn evidence(
             ),
         };
     }
-    if signals.person_share > 0.0 {
-        match signals.faces {
-            Some(0) => out += "No face was found. ",
-            Some(1) => out += "A face was found. ",
-            Some(n) => out += &format!("{n} faces were found. "),
-            None => {}
+    if let (Some(faces), true) = (&image.faces, signals.person_share > 0.0) {
+        let largest = percent(faces.largest_area_fraction());
+        match faces.count() {
+            0 => out += "No face was found. ",
+            1 => out += &format!("A face was found ({largest} of the image). "),
+            n => out += &format!("{n} faces were found (the largest {largest} of the image). "),
         }
     }
     out

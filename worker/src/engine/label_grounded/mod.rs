@@ -18,6 +18,7 @@ mod words;
 use std::path::Path;
 use std::sync::Arc;
 
+use image::RgbImage;
 use sha2::{Digest, Sha256};
 use tract_onnx::prelude::Tensor;
 use verdict_shared::queue::metrics::CacheCount;
@@ -32,6 +33,7 @@ pub use rule::{Decision, RuleParams};
 pub use sentence_probe::SentenceProbe;
 
 use super::bounded_cache::BoundedCache;
+use super::face_detector::FaceDetector;
 use super::image_encoder::{ImageEncoder, softmax};
 use super::image_preprocess::ImageSpec;
 use super::pack::Pack;
@@ -62,6 +64,8 @@ const WORD_CACHE: usize = 16384;
 pub struct LabelGroundedModel {
     name: String,
     image: ImageEncoder,
+    /// The pack's face detector, if it has one (section `faces`).
+    faces: Option<FaceDetector>,
     text: TextEncoder,
     labels: Labels,
     evidence: EvidenceParams,
@@ -95,9 +99,11 @@ impl LabelGroundedModel {
         let labels = Labels::load(pack, labels_spec, dim)?;
         let text = TextEncoder::load(pack, text_spec)?;
         let image = ImageEncoder::load(pack, image_spec, labels.len())?;
+        let faces = FaceDetector::load(pack)?;
         Ok(LabelGroundedModel {
             name: pack.display_name(),
             image,
+            faces,
             text,
             labels,
             evidence,
@@ -126,6 +132,10 @@ impl LabelGroundedModel {
 
     pub fn image_encoder(&self) -> &ImageEncoder {
         &self.image
+    }
+
+    pub fn face_detector(&self) -> Option<&FaceDetector> {
+        self.faces.as_ref()
     }
 
     pub fn evidence_params(&self) -> &EvidenceParams {
@@ -160,30 +170,32 @@ impl LabelGroundedModel {
         .collect()
     }
 
-    /// Decodes and preprocesses an encoded image into the encoder's input.
-    pub fn preprocess(&self, bytes: &[u8]) -> Result<Tensor, JudgeError> {
-        let rgb = self
+    /// Decodes an encoded image as the image encoder needs it (the face
+    /// detector reads the same pixels).
+    pub fn decode(&self, bytes: &[u8]) -> Result<RgbImage, JudgeError> {
+        Ok(self
             .image
             .spec()
-            .decode(bytes, &self.decode_limits, self.scaled_decode)?;
-        Ok(self.image.spec().tensor(&rgb))
+            .decode(bytes, &self.decode_limits, self.scaled_decode)?)
+    }
+
+    /// Decodes and preprocesses an encoded image into the encoder's input.
+    pub fn preprocess(&self, bytes: &[u8]) -> Result<Tensor, JudgeError> {
+        Ok(self.image.spec().tensor(&self.decode(bytes)?))
     }
 
     /// What the image looks like; cached by the sha256 of its bytes.
     pub fn image_evidence(&self, bytes: &[u8]) -> Result<Arc<ImageEvidence>, JudgeError> {
         let key: [u8; 32] = Sha256::digest(bytes).into();
         self.images.get_or_try_insert(key, || {
+            let rgb = self.decode(bytes)?;
             let spec = self.image.spec();
-            let rgb = spec.decode(bytes, &self.decode_limits, self.scaled_decode)?;
             let square = spec.square(&rgb);
             let probs = softmax(&self.image.logits(&spec.tensor_of_square(&square))?);
             let colours = ColourFractions::measure(&square);
-            Ok(ImageEvidence::new(
-                probs,
-                colours,
-                &self.labels,
-                &self.evidence,
-            ))
+            let mut evidence = ImageEvidence::new(probs, colours, &self.labels, &self.evidence);
+            evidence.faces = self.faces.as_ref().map(|d| d.detect(&rgb)).transpose()?;
+            Ok(evidence)
         })
     }
 
