@@ -83,11 +83,9 @@ fn the_cat_sentences_on_chelsea_png() {
     assert!(top.contains("cat") || top == "tabby", "top label {top}");
 }
 
-#[test]
-fn the_dev_set_accuracy_holds_in_the_built_pack() {
-    // Calibration measured 53/58 on dev and 25/30 on holdout (docs/rule.md);
-    // a pack built from a stale or wrong rule falls below these floors.
-    let rows = calibration::read_devset(&common::fixture("devset.jsonl")).expect("devset");
+/// Right answers of the built pack's rule on one dev-set file's two splits.
+fn accuracy_on(file: &str) -> (calibration::SplitReport, calibration::SplitReport) {
+    let rows = calibration::read_devset(&common::fixture(file)).expect("devset");
     let samples = calibration::collect(
         judge().model(),
         &rows,
@@ -98,16 +96,82 @@ fn the_dev_set_accuracy_holds_in_the_built_pack() {
     let dev = calibration::evaluate(judge().rule(), &samples, Some("dev"));
     let holdout = calibration::evaluate(judge().rule(), &samples, Some("holdout"));
     eprintln!(
-        "dev {}/{}, holdout {}/{}",
+        "{file}: dev {}/{}, holdout {}/{}",
         dev.correct, dev.rows, holdout.correct, holdout.rows
     );
+    (dev, holdout)
+}
+
+#[test]
+fn the_dev_set_accuracy_holds_in_the_built_pack() {
+    // Measured with the built pack (docs/rule.md): devset.jsonl 55/58 and
+    // 26/30, devset-wide.jsonl 107/126 and 47/60 (dev rows are in-sample for
+    // the sentence probe, so their figures are optimistic). A pack built
+    // from a stale or wrong rule falls below these floors.
+    let (dev, holdout) = accuracy_on("devset.jsonl");
     assert!(dev.acceptance_correct);
     assert!(dev.accuracy >= 0.85, "dev accuracy {}", dev.accuracy);
-    assert!(
-        holdout.accuracy >= 0.75,
-        "holdout accuracy {}",
-        holdout.accuracy
-    );
+    assert!(holdout.accuracy >= 0.8, "holdout {}", holdout.accuracy);
+    let (dev, holdout) = accuracy_on("devset-wide.jsonl");
+    assert!(dev.accuracy >= 0.8, "wide dev accuracy {}", dev.accuracy);
+    assert!(holdout.accuracy >= 0.73, "wide holdout {}", holdout.accuracy);
+}
+
+/// One verdict of the built pack, with its summary.
+fn verdict(photo: &str, text: &str) -> (Label, String) {
+    let v = judge()
+        .judge(&common::photo(photo), &[text.to_string()], None)
+        .expect("judge")
+        .remove(0);
+    (v.label, v.explanation.summary)
+}
+
+#[test]
+fn colours_faces_and_the_probe_decide_and_say_so() {
+    let cases = [
+        ("coffee.png", "The saucer is red.", Label::Yes, "\"red\" covers"),
+        (
+            "motorcycle_left.png",
+            "The motorcycle is painted blue.",
+            Label::No,
+            "\"blue\" covers",
+        ),
+        (
+            "moon.png",
+            "The image is in black and white.",
+            Label::Yes,
+            "of the image has no colour",
+        ),
+        (
+            "astronaut.png",
+            "There is a person in the photo.",
+            Label::Yes,
+            "A face was found",
+        ),
+        (
+            "grace_hopper.jpg",
+            "A portrait of an elderly woman.",
+            Label::Yes,
+            "A face was found",
+        ),
+        (
+            "motorcycle_left.png",
+            "A man is riding the motorcycle.",
+            Label::No,
+            "No face was found",
+        ),
+        (
+            "grace_hopper.jpg",
+            "She served in the navy for decades.",
+            Label::Maybe,
+            "what no photo shows",
+        ),
+    ];
+    for (photo, text, label, evidence) in cases {
+        let (got, summary) = verdict(photo, text);
+        assert_eq!(got, label, "{photo}: {text}: {summary}");
+        assert!(summary.contains(evidence), "{photo}: {text}: {summary}");
+    }
 }
 
 #[test]

@@ -10,6 +10,7 @@ use verdict_shared::verdict::{Explanation, Label, LabelScore};
 use super::colours::Colour;
 use super::evidence::{EvidenceParams, ImageEvidence, SentenceEvidence, Signals};
 use super::labels::Labels;
+use super::people::is_person_word;
 use super::rule::Decision;
 
 /// Image classes shown in an explanation.
@@ -61,7 +62,7 @@ pub fn explain(
         .map(|l| l.label.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    let reason = reason(params, sentence, decision, label);
+    let reason = reason(params, sentence, image.faces.is_some(), decision, label);
     let evidence = evidence(labels, image, sentence, signals, decision, label);
     let summary = format!(
         "The image looks like {looks_like}. The sentence is closest to {closest}. {evidence}{reason}"
@@ -100,6 +101,7 @@ pub fn explain(
 fn reason(
     params: &EvidenceParams,
     sentence: &SentenceEvidence,
+    faces_checked: bool,
     decision: &Decision,
     label: Label,
 ) -> String {
@@ -110,6 +112,7 @@ fn reason(
                 .unverifiable_words(params)
                 .iter()
                 .filter(|w| w.weight > 0.0)
+                .filter(|w| !(faces_checked && is_person_word(&w.word)))
                 .take(3)
                 .map(|w| format!("\"{}\"", w.word))
                 .collect();
@@ -176,14 +179,14 @@ fn evidence(
         let p = image.probs.get(named.class).copied().unwrap_or(0.0);
         let name = labels.name(named.class);
         let rank = image.rank(named.class);
-        if decision.parts.named.is_some() && rank > 1 {
+        if decision.parts.named.is_some() && rank > 1 && label != Label::No {
             out += &format!(
                 "\"{}\": {name} is the image's {} label ({}). ",
                 named.word,
                 ordinal(rank),
                 percent(p)
             );
-        } else if label == Label::No && rank > 1 {
+        } else if label == Label::No && rank > 1 && p < 0.01 {
             out += &format!(
                 "\"{}\": the image gives {name} only {}. ",
                 named.word,
