@@ -336,6 +336,20 @@ impl FaceDetector {
         run(plan, input, "P-Net")
     }
 
+    /// One run of P-Net at level `index` with a clock on every node
+    /// (`verdict-worker bench --profile`).
+    pub fn profile_pnet(
+        &self,
+        index: usize,
+        input: &Tensor,
+    ) -> Result<super::profile::Profile, JudgeError> {
+        let (_, plan) = self
+            .levels
+            .get(index)
+            .ok_or_else(|| JudgeError::Model(format!("faces: no pyramid level {index}")))?;
+        super::profile::Profile::of(plan, tvec![input.clone().into_tvalue()])
+    }
+
     /// R-Net (`stage` 1) or O-Net (2) on one crop's tensor ([1, 3, 24, 24] or
     /// [1, 3, 48, 48]): `(prob, reg)` flattened.
     pub fn run_refiner(
@@ -502,11 +516,11 @@ mod tests {
             prob: "prob".into(),
             reg: "reg".into(),
             canvas: 160,
-            min_face: 0.1,
+            min_face: 0.15,
             scale_factor: 0.709,
             thresholds: [0.6, 0.7, 0.7],
             nms: [0.5, 0.7, 0.7, 0.7],
-            max_candidates: [24, 8],
+            max_candidates: [12, 4],
             mean: 127.5,
             std: 128.0,
             pad: 0.0,
@@ -518,7 +532,7 @@ mod tests {
         let s = spec();
         s.validate().expect("valid");
         // The build's log prints the same list (face_detect.pyramid).
-        assert_eq!(s.pyramid(), vec![120, 85, 60, 43, 30, 21, 15]);
+        assert_eq!(s.pyramid(), vec![80, 57, 40, 29, 20, 14]);
         assert_eq!(s.working_size(451, 300), (160, 106));
         assert_eq!(s.working_size(512, 600), (137, 160));
         assert_eq!(s.working_size(1, 3000), (1, 160));
