@@ -22,7 +22,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use tract_onnx::prelude::*;
 
-use super::onnx_graph::{Graph, Plan, PlannedInput};
+use super::onnx_graph::{Dim, Graph, Plan, PlannedInput, SymbolicInput};
 use super::pack::Pack;
 use super::{JudgeError, LoadError};
 use boxes::{Candidate, Overlap, nms};
@@ -34,6 +34,8 @@ const STRIDE: f32 = 2.0;
 /// R-Net's and O-Net's input sides.
 const RNET_SIDE: usize = 24;
 const ONET_SIDE: usize = 48;
+/// The symbol of R-Net's and O-Net's batch: the candidates of one image.
+const BATCH: &str = "N";
 
 /// The pack's `faces` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -227,10 +229,25 @@ impl FaceDetector {
             .into_iter()
             .map(|side| Ok((side, pnet.plan(&planned(side))?)))
             .collect::<Result<Vec<_>, LoadError>>()?;
-        let rnet = Graph::load_outputs(&pack.named_file(&spec.rnet)?, &inputs, &outputs)?
-            .plan(&planned(RNET_SIDE))?;
-        let onet = Graph::load_outputs(&pack.named_file(&spec.onet)?, &inputs, &outputs)?
-            .plan(&planned(ONET_SIDE))?;
+        // R-Net and O-Net read all of a stage's crops in one run: a batch of
+        // symbolic size.
+        let batched = |file: &str, side: usize| -> Result<Plan, LoadError> {
+            Graph::load_outputs(&pack.named_file(file)?, &inputs, &outputs)?.into_plan(
+                &[SymbolicInput {
+                    name: &spec.input,
+                    datum: f32::datum_type(),
+                    shape: vec![
+                        Dim::Symbol(BATCH),
+                        Dim::Fixed(3),
+                        Dim::Fixed(side),
+                        Dim::Fixed(side),
+                    ],
+                }],
+                &[format!("{BATCH} >= 1")],
+            )
+        };
+        let rnet = batched(&spec.rnet, RNET_SIDE)?;
+        let onet = batched(&spec.onet, ONET_SIDE)?;
         let detector = FaceDetector {
             spec,
             levels,
@@ -350,8 +367,8 @@ impl FaceDetector {
         super::profile::Profile::of(plan, tvec![input.clone().into_tvalue()])
     }
 
-    /// R-Net (`stage` 1) or O-Net (2) on one crop's tensor ([1, 3, 24, 24] or
-    /// [1, 3, 48, 48]): `(prob, reg)` flattened.
+    /// R-Net (`stage` 1) or O-Net (2) on a batch of crops ([n, 3, 24, 24] or
+    /// [n, 3, 48, 48]): `(prob, reg)` flattened ([n, 2] and [n, 4]).
     pub fn run_refiner(
         &self,
         stage: usize,
@@ -363,24 +380,33 @@ impl FaceDetector {
         }
     }
 
-    /// The input tensor of R-Net (`side` 24) or O-Net (48) for one box of
-    /// the working image.
-    pub fn crop_tensor(&self, image: &Pixels, c: &Candidate, side: usize) -> Tensor {
-        let crop = area_resample(
-            &image.data,
-            image.width,
-            image.height,
-            (
-                f64::from(c.x1),
-                f64::from(c.y1),
-                f64::from(c.x2),
-                f64::from(c.y2),
-            ),
-            side,
-            side,
-            self.spec.pad,
-        );
-        self.tensor(&crop)
+    /// The input tensor of R-Net (`side` 24) or O-Net (48) for boxes of the
+    /// working image: one crop each, in order ([n, 3, side, side]).
+    pub fn crop_tensor(&self, image: &Pixels, boxes: &[Candidate], side: usize) -> Tensor {
+        let crops: Vec<Pixels> = boxes
+            .iter()
+            .map(|c| {
+                area_resample(
+                    &image.data,
+                    image.width,
+                    image.height,
+                    (
+                        f64::from(c.x1),
+                        f64::from(c.y1),
+                        f64::from(c.x2),
+                        f64::from(c.y2),
+                    ),
+                    side,
+                    side,
+                    self.spec.pad,
+                )
+            })
+            .collect();
+        let (mean, std) = (self.spec.mean, self.spec.std);
+        tract_ndarray::Array4::from_shape_fn((crops.len(), 3, side, side), |(n, c, y, x)| {
+            (crops[n].data[(y * side + x) * 3 + c] - mean) / std
+        })
+        .into()
     }
 
     /// Stage 1: P-Net's windows on every level, suppressed, regressed and
@@ -446,22 +472,26 @@ impl FaceDetector {
         side: usize,
         stage: usize,
     ) -> Result<Vec<Candidate>, JudgeError> {
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = candidates.len();
+        let (prob, reg) = self.run_refiner(stage, &self.crop_tensor(image, candidates, side))?;
+        if prob.len() != 2 * n || reg.len() != 4 * n {
+            return Err(JudgeError::Model(format!(
+                "faces: stage {stage} gave {} probabilities and {} offsets for {n} crops, expected {} and {}",
+                prob.len(),
+                reg.len(),
+                2 * n,
+                4 * n
+            )));
+        }
         let mut kept = Vec::new();
-        for c in candidates {
-            let (prob, reg) = self.run_refiner(stage, &self.crop_tensor(image, c, side))?;
-            if prob.len() != 2 || reg.len() != 4 {
-                return Err(JudgeError::Model(format!(
-                    "faces: stage {stage} gave {} probabilities and {} offsets for one crop, expected 2 and 4",
-                    prob.len(),
-                    reg.len()
-                )));
-            }
-            if prob[1] >= self.spec.thresholds[stage] {
-                let c = Candidate {
-                    score: prob[1],
-                    ..*c
-                }
-                .regressed([reg[0], reg[1], reg[2], reg[3]]);
+        for (k, c) in candidates.iter().enumerate() {
+            let score = prob[2 * k + 1];
+            if score >= self.spec.thresholds[stage] {
+                let r = &reg[4 * k..4 * k + 4];
+                let c = Candidate { score, ..*c }.regressed([r[0], r[1], r[2], r[3]]);
                 if c.is_finite() {
                     kept.push(c);
                 }
@@ -518,9 +548,9 @@ mod tests {
             canvas: 160,
             min_face: 0.15,
             scale_factor: 0.709,
-            thresholds: [0.6, 0.7, 0.7],
+            thresholds: [0.7, 0.7, 0.7],
             nms: [0.5, 0.7, 0.7, 0.7],
-            max_candidates: [12, 4],
+            max_candidates: [8, 3],
             mean: 127.5,
             std: 128.0,
             pad: 0.0,
