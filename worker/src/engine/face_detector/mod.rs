@@ -254,11 +254,25 @@ impl FaceDetector {
             rnet,
             onet,
         };
-        // One run on a blank image proves the output shapes now, not at the
-        // first job.
-        detector
-            .detect(&RgbImage::new(64, 48))
-            .map_err(|e| LoadError::invalid(pack.manifest_path(), format!("faces: {e}")))?;
+        // A run on a blank image (P-Net's levels) and on a blank crop each
+        // (R-Net, O-Net: a blank image passes them nothing) proves the output
+        // shapes now, not at the first job.
+        let invalid =
+            |e: JudgeError| LoadError::invalid(pack.manifest_path(), format!("faces: {e}"));
+        detector.detect(&RgbImage::new(64, 48)).map_err(invalid)?;
+        let blank = Pixels::filled(64, 48, detector.spec.pad);
+        let whole = Candidate {
+            x1: 0.0,
+            y1: 0.0,
+            x2: 48.0,
+            y2: 48.0,
+            score: 1.0,
+        };
+        for (stage, side) in [(1, RNET_SIDE), (2, ONET_SIDE)] {
+            detector
+                .refine(&blank, &[whole], side, stage)
+                .map_err(invalid)?;
+        }
         Ok(Some(detector))
     }
 
