@@ -1,6 +1,6 @@
 """onnxruntime latencies of a pack's graphs on one thread, for scripts/bench-model.
 
-Usage: bench_onnxruntime.py --pack DIR --runs N [--tensor RAW_F32]
+Usage: bench_onnxruntime.py --pack DIR --runs N [--tensor RAW_F32] [--faces-image PATH ...]
 
 Prints one JSON object:
   {"image_ms_median": .., "sentence_ms_median": .., "sentences": [{"text": .., "tokens": ..,
@@ -13,6 +13,11 @@ sentence_ms_median: median over N runs of each of the SENTENCES below of
   embedding from text, unpadded.
 sentences: the same, per sentence (tokens counts [CLS] and [SEP]), so each can
   be set beside tract's figure for the same sentence.
+faces: per --faces-image (a pack with a `faces` section), the face detector
+  (face_detect.py) from the decoded image to the faces: ms_median of the whole
+  detection (its resizing and box arithmetic in numpy) and nets_ms_median of
+  its onnxruntime runs alone (P-Net's levels, R-Net's and O-Net's crops, one
+  crop a run as the worker does), with the faces found.
 Sessions: CPU, intra_op_num_threads=1, inter_op_num_threads=1; 3 untimed
 warm-up runs each.
 """
@@ -28,6 +33,8 @@ import numpy as np
 import onnxruntime
 from tokenizers import Tokenizer
 
+import face_detect
+import image_preprocess
 import ort_session
 import pack_manifest
 import text_embedding
@@ -53,11 +60,54 @@ def timed_ms(fn, runs):
     return out
 
 
+def bench_faces(pack, manifest, path, runs):
+    from PIL import Image
+
+    spec = manifest["faces"]
+    sessions = {net: ort_session.single_threaded(pack_manifest.path_of(pack, manifest, f"face_{net}"))
+                for net in ("pnet", "rnet", "onet")}
+    nets_s = [0.0]
+
+    def runner(sess):
+        def run(x):
+            # One crop a run, as the worker does.
+            outs = []
+            for i in range(x.shape[0]):
+                t = time.perf_counter()
+                outs.append(sess.run([spec["prob"], spec["reg"]], {spec["input"]: x[i:i + 1]}))
+                nets_s[0] += time.perf_counter() - t
+            return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
+
+        return run
+
+    runs_ = [runner(sessions[n]) for n in ("pnet", "rnet", "onet")]
+    with Image.open(path) as im:
+        rgb = np.asarray(image_preprocess.to_rgb(im))
+    found = face_detect.detect(rgb, spec, *runs_)
+    total, nets = [], []
+    for i in range(WARMUP + runs):
+        nets_s[0] = 0.0
+        t = time.perf_counter()
+        face_detect.detect(rgb, spec, *runs_)
+        if i >= WARMUP:
+            total.append((time.perf_counter() - t) * 1000.0)
+            nets.append(nets_s[0] * 1000.0)
+    return {
+        "image": path.name,
+        "width": int(rgb.shape[1]),
+        "height": int(rgb.shape[0]),
+        "faces": len(found),
+        "ms_median": round(statistics.median(total), 3),
+        "nets_ms_median": round(statistics.median(nets), 3),
+    }
+
+
 def main(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pack", required=True, type=pathlib.Path)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--tensor", type=pathlib.Path)
+    parser.add_argument("--faces-image", type=pathlib.Path, action="append", default=[])
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -90,9 +140,14 @@ def main(argv):
         sentence_ms += ms
         per_sentence.append({"text": s, "tokens": len(ids), "ms_median": round(statistics.median(ms), 3)})
 
+    faces = []
+    if "faces" in manifest and args.faces_image:
+        faces = [bench_faces(args.pack, manifest, path, args.runs) for path in args.faces_image]
+
     print(
         json.dumps(
             {
+                "faces": faces,
                 "image_ms_median": round(statistics.median(image_ms), 3),
                 "sentence_ms_median": round(statistics.median(sentence_ms), 3),
                 "sentences": per_sentence,

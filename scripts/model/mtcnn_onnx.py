@@ -10,7 +10,10 @@ networks were converted from Caffe via TensorFlow; mtcnn.py permutes to
 dense layer's weight columns here, so the graph flattens the usual [N, C, H, W]
 and needs no Transpose.
 
-Ops: Conv, PRelu, MaxPool (ceil_mode=1, no padding), Flatten, Gemm, Softmax.
+Ops: Conv, PReLU (as Max(x, slope * x) where every slope of the layer is
+<= 1, PRelu otherwise), MaxPool (ceil_mode=1, no padding), Flatten, Gemm, and
+for the face probability a Sigmoid of the two logits' differences (equal to
+their softmax, and far cheaper in tract than a Softmax over P-Net's channels).
 Opset 13, like the image encoder, so tract 0.23 loads it.
 
 Outputs: P-Net's `prob` [1, 2, h, w] (softmax over the channel: 0 no face,
@@ -127,7 +130,14 @@ def build(net, state_dict):
             _, name, c = layer
             slope = g.weight(f"{name}.weight", (c,))
             shape = (c,) if flat else (c, 1, 1)
-            x = g.node("PRelu", [x, g.const(f"{name}.slope", slope.reshape(shape))], f"{name}.out")
+            s_const = g.const(f"{name}.slope", slope.reshape(shape))
+            if np.all(slope <= 1.0):
+                # With every slope <= 1, PReLU(x) = max(x, slope * x): two
+                # element passes in tract, where its PRelu takes three.
+                scaled = g.node("Mul", [x, s_const], f"{name}.scaled")
+                x = g.node("Max", [x, scaled], f"{name}.out")
+            else:
+                x = g.node("PRelu", [x, s_const], f"{name}.out")
         elif kind == "pool":
             _, k, s = layer
             x = g.node(
@@ -146,23 +156,28 @@ def build(net, state_dict):
     features, feature_channels = x, layers[-1][2]
     outputs = []
     for out_name, name, c in HEADS[net]:
+        shape = (c, feature_channels, 1, 1) if net == "pnet" else (c, feature_channels)
+        w = g.weight(f"{name}.weight", shape).astype(np.float64)
+        b = g.weight(f"{name}.bias", (c,)).astype(np.float64)
+        if out_name == "prob":
+            # The softmax of two logits is the sigmoid of their differences:
+            # the head computes (l0 - l1, l1 - l0), then a Sigmoid, elementwise
+            # (tract's Softmax over P-Net's channel axis is slow).
+            w = np.stack([w[0] - w[1], w[1] - w[0]])
+            b = np.array([b[0] - b[1], b[1] - b[0]])
+            head = f"{name}.out"
+        else:
+            head = out_name
+        w, b = w.astype(np.float32), b.astype(np.float32)
         if net == "pnet":
-            w = g.weight(f"{name}.weight", (c, feature_channels, 1, 1))
-            b = g.weight(f"{name}.bias", (c,))
             y = g.node(
-                "Conv", [features, g.const(f"{name}.w", w), g.const(f"{name}.b", b)],
-                out_name if out_name != "prob" else f"{name}.out",
+                "Conv", [features, g.const(f"{name}.w", w), g.const(f"{name}.b", b)], head,
                 kernel_shape=[1, 1], strides=[1, 1], pads=[0, 0, 0, 0], dilations=[1, 1], group=1,
             )
         else:
-            w = g.weight(f"{name}.weight", (c, feature_channels))
-            b = g.weight(f"{name}.bias", (c,))
-            y = g.node(
-                "Gemm", [features, g.const(f"{name}.w", w), g.const(f"{name}.b", b)],
-                out_name if out_name != "prob" else f"{name}.out", transB=1,
-            )
+            y = g.node("Gemm", [features, g.const(f"{name}.w", w), g.const(f"{name}.b", b)], head, transB=1)
         if out_name == "prob":
-            y = g.node("Softmax", [y], "prob", axis=1)
+            y = g.node("Sigmoid", [y], "prob")
         outputs.append((out_name, c))
 
     unused = sorted(set(state_dict) - g.used)

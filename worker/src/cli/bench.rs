@@ -28,6 +28,10 @@ pub struct BenchArgs {
     /// costs far more than `--image`.
     #[arg(long = "preprocess-image", value_name = "PATH")]
     pub preprocess_images: Vec<PathBuf>,
+    /// More images to time the face detector on (from the decoded image to
+    /// the faces), each reported with what it found; `--image` is always timed.
+    #[arg(long = "faces-image", value_name = "PATH")]
+    pub faces_images: Vec<PathBuf>,
     /// Also write the preprocessed image tensor here (raw little-endian f32),
     /// so onnxruntime can be timed on exactly the same input.
     #[arg(long, value_name = "PATH")]
@@ -148,6 +152,35 @@ fn run(args: BenchArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         profile.print("image encoder", PROFILE_NODES);
     }
+    // The face detector, from the decoded image (the same pixels the image
+    // encoder gets) to the faces.
+    let mut faces = Vec::new();
+    if let Some(detector) = model.face_detector() {
+        for path in std::iter::once(&args.image).chain(&args.faces_images) {
+            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let rgb = model.decode(&bytes).map_err(|e| e.to_string())?;
+            let found = detector.detect(&rgb).map_err(|e| e.to_string())?;
+            let d = median(runs, || {
+                detector.detect(&rgb).map(drop).map_err(|e| e.to_string())
+            })?;
+            if args.profile && path == &args.image {
+                let copy = detector.working_copy(&rgb);
+                if let Some((side, input)) = detector.level_tensors(&copy).into_iter().next() {
+                    let profile = detector
+                        .profile_pnet(0, &input)
+                        .map_err(|e| e.to_string())?;
+                    profile.print(&format!("face P-Net ({side} px)"), PROFILE_NODES);
+                }
+            }
+            faces.push(serde_json::json!({
+                "image": path.file_name().map(|n| n.to_string_lossy().to_string()),
+                "width": rgb.width(),
+                "height": rgb.height(),
+                "faces": found.count(),
+                "ms_median": (d.as_secs_f64() * 1e6).round() / 1e3,
+            }));
+        }
+    }
     let mut sentence_runs = Vec::new();
     for text in &texts {
         let ids = model
@@ -199,6 +232,7 @@ fn run(args: BenchArgs) -> Result<(), String> {
         "image_preprocess_ms_median": ms(preprocess),
         "more_preprocess": more_preprocess,
         "image_ms_median": ms(image),
+        "faces": faces,
         "sentence_ms_median": ms(sentence_median),
         "sentences": sentence_runs.iter().map(|(t, n, d)| serde_json::json!({
             "text": t, "tokens": n, "ms_median": ms(*d)

@@ -22,7 +22,7 @@ use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use tract_onnx::prelude::*;
 
-use super::onnx_graph::{Graph, Plan, PlannedInput};
+use super::onnx_graph::{Dim, Graph, Plan, PlannedInput, SymbolicInput};
 use super::pack::Pack;
 use super::{JudgeError, LoadError};
 use boxes::{Candidate, Overlap, nms};
@@ -34,6 +34,8 @@ const STRIDE: f32 = 2.0;
 /// R-Net's and O-Net's input sides.
 const RNET_SIDE: usize = 24;
 const ONET_SIDE: usize = 48;
+/// The symbol of R-Net's and O-Net's batch: the candidates of one image.
+const BATCH: &str = "N";
 
 /// The pack's `faces` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -227,21 +229,50 @@ impl FaceDetector {
             .into_iter()
             .map(|side| Ok((side, pnet.plan(&planned(side))?)))
             .collect::<Result<Vec<_>, LoadError>>()?;
-        let rnet = Graph::load_outputs(&pack.named_file(&spec.rnet)?, &inputs, &outputs)?
-            .plan(&planned(RNET_SIDE))?;
-        let onet = Graph::load_outputs(&pack.named_file(&spec.onet)?, &inputs, &outputs)?
-            .plan(&planned(ONET_SIDE))?;
+        // R-Net and O-Net read all of a stage's crops in one run: a batch of
+        // symbolic size.
+        let batched = |file: &str, side: usize| -> Result<Plan, LoadError> {
+            Graph::load_outputs(&pack.named_file(file)?, &inputs, &outputs)?.into_plan(
+                &[SymbolicInput {
+                    name: &spec.input,
+                    datum: f32::datum_type(),
+                    shape: vec![
+                        Dim::Symbol(BATCH),
+                        Dim::Fixed(3),
+                        Dim::Fixed(side),
+                        Dim::Fixed(side),
+                    ],
+                }],
+                &[format!("{BATCH} >= 1")],
+            )
+        };
+        let rnet = batched(&spec.rnet, RNET_SIDE)?;
+        let onet = batched(&spec.onet, ONET_SIDE)?;
         let detector = FaceDetector {
             spec,
             levels,
             rnet,
             onet,
         };
-        // One run on a blank image proves the output shapes now, not at the
-        // first job.
-        detector
-            .detect(&RgbImage::new(64, 48))
-            .map_err(|e| LoadError::invalid(pack.manifest_path(), format!("faces: {e}")))?;
+        // A run on a blank image (P-Net's levels) and on a blank crop each
+        // (R-Net, O-Net: a blank image passes them nothing) proves the output
+        // shapes now, not at the first job.
+        let invalid =
+            |e: JudgeError| LoadError::invalid(pack.manifest_path(), format!("faces: {e}"));
+        detector.detect(&RgbImage::new(64, 48)).map_err(invalid)?;
+        let blank = Pixels::filled(64, 48, detector.spec.pad);
+        let whole = Candidate {
+            x1: 0.0,
+            y1: 0.0,
+            x2: 48.0,
+            y2: 48.0,
+            score: 1.0,
+        };
+        for (stage, side) in [(1, RNET_SIDE), (2, ONET_SIDE)] {
+            detector
+                .refine(&blank, &[whole], side, stage)
+                .map_err(invalid)?;
+        }
         Ok(Some(detector))
     }
 
@@ -336,8 +367,22 @@ impl FaceDetector {
         run(plan, input, "P-Net")
     }
 
-    /// R-Net (`stage` 1) or O-Net (2) on one crop's tensor ([1, 3, 24, 24] or
-    /// [1, 3, 48, 48]): `(prob, reg)` flattened.
+    /// One run of P-Net at level `index` with a clock on every node
+    /// (`verdict-worker bench --profile`).
+    pub fn profile_pnet(
+        &self,
+        index: usize,
+        input: &Tensor,
+    ) -> Result<super::profile::Profile, JudgeError> {
+        let (_, plan) = self
+            .levels
+            .get(index)
+            .ok_or_else(|| JudgeError::Model(format!("faces: no pyramid level {index}")))?;
+        super::profile::Profile::of(plan, tvec![input.clone().into_tvalue()])
+    }
+
+    /// R-Net (`stage` 1) or O-Net (2) on a batch of crops ([n, 3, 24, 24] or
+    /// [n, 3, 48, 48]): `(prob, reg)` flattened ([n, 2] and [n, 4]).
     pub fn run_refiner(
         &self,
         stage: usize,
@@ -349,24 +394,33 @@ impl FaceDetector {
         }
     }
 
-    /// The input tensor of R-Net (`side` 24) or O-Net (48) for one box of
-    /// the working image.
-    pub fn crop_tensor(&self, image: &Pixels, c: &Candidate, side: usize) -> Tensor {
-        let crop = area_resample(
-            &image.data,
-            image.width,
-            image.height,
-            (
-                f64::from(c.x1),
-                f64::from(c.y1),
-                f64::from(c.x2),
-                f64::from(c.y2),
-            ),
-            side,
-            side,
-            self.spec.pad,
-        );
-        self.tensor(&crop)
+    /// The input tensor of R-Net (`side` 24) or O-Net (48) for boxes of the
+    /// working image: one crop each, in order ([n, 3, side, side]).
+    pub fn crop_tensor(&self, image: &Pixels, boxes: &[Candidate], side: usize) -> Tensor {
+        let crops: Vec<Pixels> = boxes
+            .iter()
+            .map(|c| {
+                area_resample(
+                    &image.data,
+                    image.width,
+                    image.height,
+                    (
+                        f64::from(c.x1),
+                        f64::from(c.y1),
+                        f64::from(c.x2),
+                        f64::from(c.y2),
+                    ),
+                    side,
+                    side,
+                    self.spec.pad,
+                )
+            })
+            .collect();
+        let (mean, std) = (self.spec.mean, self.spec.std);
+        tract_ndarray::Array4::from_shape_fn((crops.len(), 3, side, side), |(n, c, y, x)| {
+            (crops[n].data[(y * side + x) * 3 + c] - mean) / std
+        })
+        .into()
     }
 
     /// Stage 1: P-Net's windows on every level, suppressed, regressed and
@@ -432,22 +486,26 @@ impl FaceDetector {
         side: usize,
         stage: usize,
     ) -> Result<Vec<Candidate>, JudgeError> {
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = candidates.len();
+        let (prob, reg) = self.run_refiner(stage, &self.crop_tensor(image, candidates, side))?;
+        if prob.len() != 2 * n || reg.len() != 4 * n {
+            return Err(JudgeError::Model(format!(
+                "faces: stage {stage} gave {} probabilities and {} offsets for {n} crops, expected {} and {}",
+                prob.len(),
+                reg.len(),
+                2 * n,
+                4 * n
+            )));
+        }
         let mut kept = Vec::new();
-        for c in candidates {
-            let (prob, reg) = self.run_refiner(stage, &self.crop_tensor(image, c, side))?;
-            if prob.len() != 2 || reg.len() != 4 {
-                return Err(JudgeError::Model(format!(
-                    "faces: stage {stage} gave {} probabilities and {} offsets for one crop, expected 2 and 4",
-                    prob.len(),
-                    reg.len()
-                )));
-            }
-            if prob[1] >= self.spec.thresholds[stage] {
-                let c = Candidate {
-                    score: prob[1],
-                    ..*c
-                }
-                .regressed([reg[0], reg[1], reg[2], reg[3]]);
+        for (k, c) in candidates.iter().enumerate() {
+            let score = prob[2 * k + 1];
+            if score >= self.spec.thresholds[stage] {
+                let r = &reg[4 * k..4 * k + 4];
+                let c = Candidate { score, ..*c }.regressed([r[0], r[1], r[2], r[3]]);
                 if c.is_finite() {
                     kept.push(c);
                 }
@@ -502,11 +560,11 @@ mod tests {
             prob: "prob".into(),
             reg: "reg".into(),
             canvas: 160,
-            min_face: 0.1,
+            min_face: 0.15,
             scale_factor: 0.709,
-            thresholds: [0.6, 0.7, 0.7],
+            thresholds: [0.7, 0.7, 0.7],
             nms: [0.5, 0.7, 0.7, 0.7],
-            max_candidates: [24, 8],
+            max_candidates: [8, 3],
             mean: 127.5,
             std: 128.0,
             pad: 0.0,
@@ -518,7 +576,7 @@ mod tests {
         let s = spec();
         s.validate().expect("valid");
         // The build's log prints the same list (face_detect.pyramid).
-        assert_eq!(s.pyramid(), vec![120, 85, 60, 43, 30, 21, 15]);
+        assert_eq!(s.pyramid(), vec![80, 57, 40, 29, 20, 14]);
         assert_eq!(s.working_size(451, 300), (160, 106));
         assert_eq!(s.working_size(512, 600), (137, 160));
         assert_eq!(s.working_size(1, 3000), (1, 160));
