@@ -114,7 +114,11 @@ fn the_dev_set_accuracy_holds_in_the_built_pack() {
     assert!(holdout.accuracy >= 0.8, "holdout {}", holdout.accuracy);
     let (dev, holdout) = accuracy_on("devset-wide.jsonl");
     assert!(dev.accuracy >= 0.8, "wide dev accuracy {}", dev.accuracy);
-    assert!(holdout.accuracy >= 0.73, "wide holdout {}", holdout.accuracy);
+    assert!(
+        holdout.accuracy >= 0.73,
+        "wide holdout {}",
+        holdout.accuracy
+    );
 }
 
 /// One verdict of the built pack, with its summary.
@@ -129,7 +133,12 @@ fn verdict(photo: &str, text: &str) -> (Label, String) {
 #[test]
 fn colours_faces_and_the_probe_decide_and_say_so() {
     let cases = [
-        ("coffee.png", "The saucer is red.", Label::Yes, "\"red\" covers"),
+        (
+            "coffee.png",
+            "The saucer is red.",
+            Label::Yes,
+            "\"red\" covers",
+        ),
         (
             "motorcycle_left.png",
             "The motorcycle is painted blue.",

@@ -202,9 +202,8 @@ impl SentenceEvidence {
             }
         };
         let person_share = share(&|w| is_person_word(&w.word));
-        let unverifiable_people = share(&|w| {
-            is_person_word(&w.word) && w.labelness < params.word_labelness_threshold
-        });
+        let unverifiable_people =
+            share(&|w| is_person_word(&w.word) && w.labelness < params.word_labelness_threshold);
         let named = words
             .iter()
             .zip(word_vectors)
