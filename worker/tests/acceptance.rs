@@ -114,11 +114,7 @@ fn the_dev_set_accuracy_holds_in_the_built_pack() {
     assert!(holdout.accuracy >= 0.8, "holdout {}", holdout.accuracy);
     let (dev, holdout) = accuracy_on("devset-wide.jsonl");
     assert!(dev.accuracy >= 0.8, "wide dev accuracy {}", dev.accuracy);
-    assert!(
-        holdout.accuracy >= 0.7,
-        "wide holdout {}",
-        holdout.accuracy
-    );
+    assert!(holdout.accuracy >= 0.7, "wide holdout {}", holdout.accuracy);
 }
 
 /// One verdict of the built pack, with its summary.

@@ -18,8 +18,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use verdict_worker::engine::ofa_ve::OfaJudge;
@@ -100,29 +98,16 @@ fn tract_matches_modelscope_pytorch_on_the_tiny_pack() {
         }
     }
     let request = serde_json::json!({"checkpoint": checkpoint, "pack": pack, "cases": cases});
-    let mut child = Command::new(common::ofa_venv_python())
-        .arg(common::repo_root().join("scripts/model/ofa/reference.py"))
-        .env("PYTHONWARNINGS", "ignore")
-        .env("TRANSFORMERS_VERBOSITY", "error")
-        .env("HF_HUB_OFFLINE", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run scripts/model/ofa/reference.py");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(request.to_string().as_bytes())
-        .expect("send request");
-    let output = child.wait_with_output().expect("reference output");
-    assert!(
-        output.status.success(),
-        "reference.py failed: {:?}",
-        output.status
+    let reference = common::run_reference(
+        &common::ofa_venv_python(),
+        "scripts/model/ofa/reference.py",
+        &[
+            ("PYTHONWARNINGS", "ignore"),
+            ("TRANSFORMERS_VERBOSITY", "error"),
+            ("HF_HUB_OFFLINE", "1"),
+        ],
+        &request,
     );
-    let reference: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("reference JSON");
 
     let floats = |v: &serde_json::Value| -> Vec<f32> {
         v.as_array()

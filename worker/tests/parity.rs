@@ -5,9 +5,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use verdict_worker::engine::label_grounded::LabelGroundedModel;
 use verdict_worker::engine::pack::Pack;
 
@@ -59,26 +56,12 @@ fn tract_matches_onnxruntime_within_1e_4() {
     let request =
         serde_json::json!({"pack": common::model_dir(), "images": images, "texts": texts});
 
-    let mut child = Command::new(common::venv_python())
-        .arg(common::repo_root().join("scripts/model/reference.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run scripts/model/reference.py");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(request.to_string().as_bytes())
-        .expect("send request");
-    let output = child.wait_with_output().expect("reference output");
-    assert!(
-        output.status.success(),
-        "reference.py failed: {:?}",
-        output.status
+    let reference = common::run_reference(
+        &common::venv_python(),
+        "scripts/model/reference.py",
+        &[],
+        &request,
     );
-    let reference: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("reference JSON");
 
     let floats = |v: &serde_json::Value| -> Vec<f32> {
         v.as_array()
@@ -189,26 +172,12 @@ fn face_nets_match_onnxruntime_within_1e_4() {
         }));
     }
     let request = serde_json::json!({"pack": common::model_dir(), "faces": request_faces});
-    let mut child = Command::new(common::venv_python())
-        .arg(common::repo_root().join("scripts/model/reference.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run scripts/model/reference.py");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(request.to_string().as_bytes())
-        .expect("send request");
-    let output = child.wait_with_output().expect("reference output");
-    assert!(
-        output.status.success(),
-        "reference.py failed: {:?}",
-        output.status
+    let reference = common::run_reference(
+        &common::venv_python(),
+        "scripts/model/reference.py",
+        &[],
+        &request,
     );
-    let reference: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("reference JSON");
 
     let mut worst = [0f32; 3];
     for (id, role, _, (prob, reg)) in &cases {

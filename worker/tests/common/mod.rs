@@ -6,7 +6,9 @@
 
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -74,4 +76,34 @@ pub fn ofa_venv_python() -> PathBuf {
         repo_root().join(".cache/venv-ofa/bin/python"),
         "the OFA build venv",
     )
+}
+
+/// Runs a reference script (`python script`, with `envs`) on one JSON
+/// request on stdin and returns the JSON object it prints.
+pub fn run_reference(
+    python: &Path,
+    script: &str,
+    envs: &[(&str, &str)],
+    request: &serde_json::Value,
+) -> serde_json::Value {
+    let mut child = Command::new(python)
+        .arg(repo_root().join(script))
+        .envs(envs.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(request.to_string().as_bytes())
+        .expect("send request");
+    let output = child.wait_with_output().expect("reference output");
+    assert!(
+        output.status.success(),
+        "{script} failed: {:?}",
+        output.status
+    );
+    serde_json::from_slice(&output.stdout).expect("reference JSON")
 }
