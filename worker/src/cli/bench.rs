@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::engine::label_grounded::LabelGroundedJudge;
+use crate::engine::label_grounded::{ColourFractions, LabelGroundedJudge};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -115,6 +115,14 @@ fn run(args: BenchArgs) -> Result<(), String> {
             .preprocess(&bytes)
             .map(drop)
             .map_err(|e| e.to_string())
+    })?;
+    // The colour shares the rule reads, measured on the square the encoder
+    // sees (issue 18's colour evidence).
+    let rgb = model.decode(&bytes).map_err(|e| e.to_string())?;
+    let square = model.image_encoder().spec().square(&rgb);
+    let colours = median(runs, || {
+        std::hint::black_box(ColourFractions::measure(&square));
+        Ok(())
     })?;
     let mut more_preprocess = Vec::new();
     for path in &args.preprocess_images {
@@ -230,6 +238,7 @@ fn run(args: BenchArgs) -> Result<(), String> {
         "load_ms": ms(load),
         "image": args.image.file_name().map(|n| n.to_string_lossy().to_string()),
         "image_preprocess_ms_median": ms(preprocess),
+        "colour_shares_ms_median": ms(colours),
         "more_preprocess": more_preprocess,
         "image_ms_median": ms(image),
         "faces": faces,
