@@ -7,35 +7,69 @@ Per job, as a verdict worker does:
 1. decode the image with Pillow (upright, 8-bit RGB, alpha over white);
 2. centre crop `crop_fraction` of the short side, resize it to `size` x `size`
    (the pack says bicubic: Pillow's BICUBIC is the Catmull-Rom cubic, a = -0.5);
+   this 8-bit square is what the model sees;
 3. normalise ((x - mean) / std) into an NCHW float32 tensor;
 4. run the image encoder (onnxruntime, one intra-op and one inter-op thread),
    softmax, and make the image's concept vector: the probability-weighted mean
    of its top-k classes' label embeddings, L2-normalised;
-5. for each sentence, its evidence, cached by text as the worker caches it:
-   the mean-pooled, L2-normalised embedding; its cosine with every class
-   (mean and best); its words (split as worker/src/engine/label_grounded/words.rs
-   splits them), each embedded alone (cached by word) for its labelness (best
-   class cosine) and weight (cosine with the sentence, floored at 0); the
-   unverifiable share;
-6. the rule (worker/src/engine/label_grounded/rule.rs): yes / no / maybe scores
+5. the colours of the square (worker/src/engine/label_grounded/colours.rs):
+   each pixel's HSV; the share of the middle 60 % of the square in each of
+   eleven named colours, the mean saturation of the whole square
+   ("colourful") and the share of it with saturation under 0.15 ("black and
+   white");
+6. when the pack has a `faces` section, the faces in the decoded image:
+   MTCNN's cascade of scripts/model/face_detect.py (the build's reference for
+   worker/src/engine/face_detector/) on three more onnxruntime sessions, one
+   thread each; R-Net and O-Net read all of a stage's crops in one run;
+7. for each sentence, its evidence, cached by text as the worker caches it
+   (worker/src/engine/label_grounded/evidence.rs): the mean-pooled,
+   L2-normalised embedding; its cosine with every class (mean and best); its
+   words (split as words.rs splits them), each embedded alone (cached by word)
+   for its labelness (best class cosine) and weight (cosine with the sentence,
+   floored at 0); the unverifiable share, and the part of it carried by words
+   for people (people.rs's vocabulary, possessives included); the classes its
+   words name outright (labelness >= `class_naming_threshold` and best minus
+   mean label cosine >= 0.25, colour and person words excluded); the colours
+   it names (colours.rs's words; "black" with "white" asks for black and
+   white); its share of words for people;
+8. the signals of the pair: concept similarity, relative support, the
+   unverifiable share (less its people part when the pack has a face
+   detector), the sentence probe's logit w . s + b (`rule.sentence_probe`),
+   named presence (the largest log10 of a named class's probability, floored
+   at 1e-6), colour match (the smallest log10 of a named colour's share +
+   0.005), the person share and the number of faces;
+9. the rule (worker/src/engine/label_grounded/rule.rs): yes / no / maybe scores
    and the label.
 
 The one liberty, for speed: a JPEG is decoded with Pillow's `draft()`, which
 asks libjpeg to scale by 1/2, 1/4 or 1/8 in the DCT while decoding. The scale
 is the smallest that still leaves the centre crop at least `size` pixels on a
 side, so the bicubic resize still only shrinks. verdict decodes every pixel;
-`draft=False` makes the peer do the same.
+`draft=False` makes the peer do the same. The face detector reads the same
+drafted image (as the worker's detector reads its own 1/8 reading of a large
+JPEG): it first shrinks the image to `faces.canvas` px (160) anyway.
+
+Pillow's resize rounds differently from the worker's (up to about half a grey
+level on a pixel), so the colour shares, counted on the resized square, may
+differ from the worker's by a pixel here and there near a colour boundary;
+labels are checked against the worker's by peer_parity.py.
 """
 
 import io
 import json
 import math
 import pathlib
+import sys
 
 import numpy as np
 import onnxruntime as ort
 from PIL import Image, ImageOps
 from tokenizers import Tokenizer
+
+# The face detector's steps: the build's reference (scripts/model/face_detect.py,
+# numpy only), appended so no module of scripts/model shadows one of the peer's.
+sys.path.append(str(pathlib.Path(__file__).resolve().parent.parent / "model"))
+import face_detect  # noqa: E402
 
 # As worker/src/engine/label_grounded/words.rs: at most this many words of a
 # sentence are analysed.
@@ -46,6 +80,43 @@ RESAMPLING = {
     "bilinear": Image.Resampling.BILINEAR,
     "nearest": Image.Resampling.NEAREST,
 }
+
+
+# As evidence.rs: a word names a class outright only if its best label cosine
+# stands this far above its mean label cosine ("photo", "picture" do not).
+NAMING_GAP = 0.25
+# As evidence.rs: the floor of a named class's probability, and what is added
+# to a colour's share before its log10.
+PRESENCE_FLOOR = 1e-6
+COLOUR_FLOOR = 0.005
+
+# As people.rs: words for people (nouns, roles, personal pronouns).
+PERSON_WORDS = frozenset("""
+actor actors actress adult adults astronaut astronauts athlete athletes audience author babies baby barista
+boy boyfriend boys bride brother businessman businesswoman cameraman chef child children cook couple crowd
+crowds customer customers dad dancer dancers daughter diver divers doctor doctors driver drivers emperor face
+faces families family farmer farmers father friend friends gentleman gentlemen girl girlfriend girls
+grandfather grandmother groom guy guys he her herself him himself his human humans husband infant kid kids
+king ladies lady man men mom monk monks mother musician musicians nurse nurses officer officers owner owners
+parent parents passenger passengers pedestrian pedestrians people person persons photographer photographers
+pilot pilots player players police policeman portrait portraits queen rider riders sailor sailors she singer
+sister soldier soldiers somebody someone son spectators student students surfer swimmer swimmers teacher
+teachers team teenager teenagers toddler tourist tourists visitor visitors waiter waitress wife woman women
+worker workers
+""".split())
+
+# As colours.rs: the colours (in its order) and the words that name each.
+COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "grey",
+           "colourful", "black and white")
+COLOUR_WORDS = {
+    "red": "red", "orange": "orange", "yellow": "yellow", "green": "green", "blue": "blue",
+    "purple": "purple", "violet": "purple", "pink": "pink", "brown": "brown",
+    "black": "black", "dark": "black", "white": "white", "light": "white",
+    "grey": "grey", "gray": "grey", "silver": "grey",
+    "colourful": "colourful", "colorful": "colourful", "colours": "colourful", "colors": "colourful",
+    "multicoloured": "colourful", "multicolored": "colourful",
+}
+ACHROMATIC_WORDS = ("monochrome", "greyscale", "grayscale")
 
 
 class JobError(Exception):
@@ -71,6 +142,82 @@ def words(text):
                 return out
     if current and len(out) < MAX_WORDS:
         out.append("".join(current))
+    return out
+
+
+def is_person_word(word):
+    """Whether `word` (lowercased) names a person; a possessive counts as its noun (people.rs)."""
+    if word.endswith("'s"):
+        word = word[:-2]
+    elif word.endswith("'"):
+        word = word[:-1]
+    return word in PERSON_WORDS
+
+
+def is_colour_word(word):
+    return word in COLOUR_WORDS or word in ACHROMATIC_WORDS
+
+
+def colour_terms(ws):
+    """The colours a sentence's words ask about, each once, in order; "black" and
+    "white" together (or "monochrome", ...) ask for black and white (colours.rs)."""
+    achromatic = ("black" in ws and "white" in ws) or any(w in ws for w in ACHROMATIC_WORDS)
+    out = []
+    for w in ws:
+        colour = COLOUR_WORDS.get(w)
+        if colour is None or (achromatic and colour in ("black", "white")):
+            continue
+        if colour not in out:
+            out.append(colour)
+    if achromatic:
+        out.append("black and white")
+    return out
+
+
+def colour_fractions(square):
+    """{colour: share} of an 8-bit RGB square [h, w, 3], as ColourFractions::measure
+    (f32 HSV; named colours in the middle 60 %, the other two over all of it)."""
+    rgb = square.astype(np.float32) / np.float32(255.0)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    mx = np.maximum(np.maximum(r, g), b)
+    mn = np.minimum(np.minimum(r, g), b)
+    delta = mx - mn
+    safe = np.where(delta > 0, delta, np.float32(1.0))
+    six = np.float32(6.0)
+    hue_r = np.float32(60.0) * np.mod((g - b) / safe, six)  # rem_euclid: non-negative
+    hue_g = np.float32(60.0) * ((b - r) / safe + np.float32(2.0))
+    hue_b = np.float32(60.0) * ((r - g) / safe + np.float32(4.0))
+    h = np.where(delta <= np.float32(1e-6), np.float32(0.0),
+                 np.where(mx == r, hue_r, np.where(mx == g, hue_g, hue_b)))
+    s = np.where(mx > 0, delta / np.where(mx > 0, mx, np.float32(1.0)), np.float32(0.0)).astype(np.float32)
+    v = mx
+    height, width = s.shape
+    y0, y1 = height // 5, height - height // 5
+    x0, x1 = width // 5, width - width // 5
+    hc, sc, vc = h[y0:y1, x0:x1], s[y0:y1, x0:x1], v[y0:y1, x0:x1]
+    chromatic = (sc >= np.float32(0.3)) & (vc >= np.float32(0.25))
+
+    def hue(lo, hi):
+        return chromatic & (hc >= np.float32(lo)) & (hc < np.float32(hi))
+
+    masks = {
+        "black": vc < np.float32(0.3),
+        "white": (sc < np.float32(0.2)) & (vc > np.float32(0.75)),
+        "grey": (sc < np.float32(0.2)) & (vc >= np.float32(0.25)) & (vc <= np.float32(0.8)),
+        "red": hue(0.0, 15.0) | hue(340.0, 361.0),
+        "orange": hue(15.0, 40.0) & (vc >= np.float32(0.6)),
+        "brown": hue(10.0, 45.0) & (vc < np.float32(0.6)),
+        "yellow": hue(40.0, 70.0),
+        "green": hue(70.0, 165.0),
+        "blue": hue(165.0, 255.0),
+        "purple": hue(255.0, 290.0),
+        "pink": hue(290.0, 340.0),
+    }
+    centre = max(hc.size, 1)
+    out = {name: float(np.float32(mask.sum()) / np.float32(centre)) for name, mask in masks.items()}
+    everything = max(s.size, 1)
+    out["colourful"] = float(s.astype(np.float64).sum() / everything)
+    out["black and white"] = float(np.float32((s < np.float32(0.15)).sum()) / np.float32(everything))
     return out
 
 
@@ -132,6 +279,18 @@ class PeerModel:
         self.tokenizer.enable_truncation(max_length=int(self.text_spec["max_tokens"]))
         self.image_session = session(files["image_encoder"])
         self.text_session = session(files["text_encoder"])
+
+        probe = self.rule.get("sentence_probe")
+        self.probe = None
+        if probe is not None:
+            self.probe = (np.asarray(probe["weights"], dtype=np.float32), np.float32(probe["bias"]))
+
+        # The face detector, when the pack has one (manifest section `faces`).
+        self.faces_spec = manifest.get("faces")
+        self.face_sessions = None
+        if self.faces_spec is not None:
+            by_path = {f["path"]: pack / f["path"] for f in manifest["files"]}
+            self.face_sessions = {net: session(by_path[self.faces_spec[net]]) for net in ("pnet", "rnet", "onet")}
         self.sentences = {}
         self.word_vectors = {}
 
@@ -160,19 +319,46 @@ class PeerModel:
         left, top = (width - side) // 2, (height - side) // 2
         return left, top, left + side, top + side
 
-    def tensor(self, rgb):
-        """RGB image to the encoder's [1, 3, size, size] float32 input."""
+    def square(self, rgb):
+        """The 8-bit `size` x `size` square the model sees: the centre crop, resized."""
         box = self.crop_box(rgb.width, rgb.height)
         if box[2] - box[0] == self.size:
-            square = rgb.crop(box)
-        else:
-            square = rgb.resize((self.size, self.size), self.resample, box=box)
-        x = (np.asarray(square, dtype=np.float32) - self.mean) / self.std
+            return np.asarray(rgb.crop(box))
+        return np.asarray(rgb.resize((self.size, self.size), self.resample, box=box))
+
+    def tensor_of_square(self, square):
+        x = (square.astype(np.float32) - self.mean) / self.std
         return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
+    def tensor(self, rgb):
+        """RGB image to the encoder's [1, 3, size, size] float32 input."""
+        return self.tensor_of_square(self.square(rgb))
+
+    def faces(self, rgb):
+        """The faces (x, y, w, h, score; fractions of the image) in an 8-bit RGB
+        array [h, w, 3]; None when the pack has no face detector."""
+        if self.face_sessions is None:
+            return None
+        spec = self.faces_spec
+
+        def runner(net):
+            sess = self.face_sessions[net]
+            return lambda x: tuple(sess.run([spec["prob"], spec["reg"]], {spec["input"]: x}))
+
+        return face_detect.detect(rgb, spec, runner("pnet"), runner("rnet"), runner("onet"))
+
+    def warm(self):
+        """One run of each network on blank input, as a verdict worker does at load."""
+        blank = np.zeros((1, 3, self.size, self.size), dtype=np.float32)
+        self.image_session.run(None, {self.image_spec["input"]: blank})
+        self.faces(np.zeros((48, 64, 3), dtype=np.uint8))
+
     def image_evidence(self, data):
-        """Class probabilities, the top-k classes and the unit concept vector."""
-        x = self.tensor(self.open_image(data))
+        """Class probabilities, the top-k classes, the unit concept vector, the
+        colour shares and the faces (None without a face detector)."""
+        rgb = self.open_image(data)
+        square = self.square(rgb)
+        x = self.tensor_of_square(square)
         (logits,) = self.image_session.run([self.image_spec["output"]], {self.image_spec["input"]: x})
         logits = logits.reshape(-1).astype(np.float32)
         e = np.exp(logits - logits.max())
@@ -181,7 +367,13 @@ class PeerModel:
         top = np.argsort(-probs, kind="stable")[:k]
         concept = (probs[top, None] * self.labels[top]).sum(axis=0)
         concept /= np.linalg.norm(concept)
-        return probs, top, concept
+        return {
+            "probs": probs,
+            "top": top,
+            "concept": concept,
+            "colours": colour_fractions(square),
+            "faces": self.faces(np.asarray(rgb)),
+        }
 
     # -- text ----------------------------------------------------------------
 
@@ -206,39 +398,103 @@ class PeerModel:
         return cached
 
     def sentence_evidence(self, text):
-        """Embedding, mean and best class cosine, unverifiable share; cached by text."""
+        """A sentence's evidence (evidence.rs): embedding, mean and best class
+        cosine, unverifiable share and its people part, the classes it names,
+        its colours, its share of words for people; cached by text."""
         cached = self.sentences.get(text)
         if cached is not None:
             return cached
         s = self.embed(text)
         sims = self.labels @ s
         threshold = float(self.rule.get("word_labelness_threshold", 0.35))
-        total = unverifiable = 0.0
-        for w in words(text):
+        naming = float(self.rule.get("class_naming_threshold", 0.55))
+        ws = words(text)
+        total = unverifiable = people = unverifiable_people = 0.0
+        named = []
+        for w in ws:
             vector, labelness = self.word(w)
             weight = max(float(vector @ s), 0.0)
             total += weight
+            person = is_person_word(w)
             if labelness < threshold:
                 unverifiable += weight
+                if person:
+                    unverifiable_people += weight
+            if person:
+                people += weight
+            if labelness >= naming and not person and not is_colour_word(w):
+                word_sims = self.labels @ vector
+                k = int(np.argmax(word_sims))
+                if word_sims[k] - word_sims.mean() >= NAMING_GAP:
+                    named.append(k)
+        share = (lambda x: x / total) if total > 0 else (lambda x: 0.0)
         cached = {
             "embedding": s,
             "mean": float(sims.mean()),
             "best": float(sims.max()),
-            "unverifiable": unverifiable / total if total > 0 else 0.0,
+            "unverifiable": share(unverifiable),
+            "unverifiable_people": share(unverifiable_people),
+            "person_share": share(people),
+            "named": named,
+            "colours": colour_terms(ws),
+            "probe": self.probe_logit(s),
         }
         self.sentences[text] = cached
         return cached
 
     # -- rule ----------------------------------------------------------------
 
-    def decide(self, concept, sentence):
-        """Scores and label from the evidence (rule.rs; argmax ties go maybe, no, yes)."""
-        r = self.rule
-        a = float(concept @ sentence["embedding"])
+    def probe_logit(self, embedding):
+        """The sentence probe's logit w . s + b (sentence_probe.rs); 0 without a
+        probe or for an embedding of another size."""
+        if self.probe is None or self.probe[0].shape != embedding.shape:
+            return 0.0
+        return float(self.probe[1] + self.probe[0] @ embedding)
+
+    def signals(self, image, sentence):
+        """The numbers the rule decides on, for one pair (evidence.rs, Signals::new)."""
+        a = float(image["concept"] @ sentence["embedding"])
         gap = sentence["best"] - sentence["mean"]
-        rel = (a - sentence["mean"]) / max(gap, 1e-3)
-        g = sigmoid((r["unverifiable_midpoint"] - sentence["unverifiable"]) / r["unverifiable_width"])
-        z = min(r["similarity_slope"] * (a - r["similarity_midpoint"]), r["relative_slope"] * (rel - r["relative_midpoint"]))
+        probs = image["probs"]
+        named = [math.log10(max(float(probs[k]), PRESENCE_FLOOR)) for k in sentence["named"]]
+        colours = [math.log10(image["colours"][c] + COLOUR_FLOOR) for c in sentence["colours"]]
+        faces = image["faces"]
+        unverifiable = sentence["unverifiable"]
+        if faces is not None:
+            # With a face detector, words for people can be checked.
+            unverifiable = max(unverifiable - sentence["unverifiable_people"], 0.0)
+        return {
+            "concept_similarity": a,
+            "relative_support": (a - sentence["mean"]) / max(gap, 1e-3),
+            "unverifiable": unverifiable,
+            "label_gap": gap,
+            "sentence_probe": sentence["probe"],
+            "named_presence": max(named) if named else None,
+            "colour_match": min(colours) if colours else None,
+            "person_share": sentence["person_share"],
+            "faces": None if faces is None else len(faces),
+        }
+
+    def decide(self, signals):
+        """Scores and label from the signals (rule.rs; argmax ties go maybe, no, yes)."""
+        r = self.rule
+        probe = r.get("probe_weight", 0.0) * signals["sentence_probe"]
+        g = sigmoid((r["unverifiable_midpoint"] - signals["unverifiable"]) / r["unverifiable_width"] - probe)
+        concept = min(
+            r["similarity_slope"] * (signals["concept_similarity"] - r["similarity_midpoint"]),
+            r["relative_slope"] * (signals["relative_support"] - r["relative_midpoint"]),
+        )
+        z = concept
+        presence_slope = r.get("presence_slope", 0.0)
+        if signals["named_presence"] is not None and presence_slope > 0:
+            named = presence_slope * (signals["named_presence"] - r.get("presence_midpoint", 0.0))
+            if named > concept:
+                z = named
+        if signals["colour_match"] is not None:
+            z += r.get("colour_slope", 0.0) * (signals["colour_match"] - r.get("colour_midpoint", 0.0))
+        if signals["faces"] is not None and signals["person_share"] > 0:
+            sign = 1.0 if signals["faces"] > 0 else -1.0
+            z += sign * r.get("people_slope", 0.0) * signals["person_share"]
         yes = g * sigmoid(z - r["margin"])
         no = g * sigmoid(-z - r["margin"])
         maybe = max(1.0 - yes - no, 0.0)
@@ -256,10 +512,11 @@ class PeerModel:
         """One job: image bytes and sentences to one verdict per sentence."""
         if not texts:
             raise JobError("no_texts: a job needs at least one sentence")
-        probs, top, concept = self.image_evidence(data)
-        image_labels = [{"label": self.label_names[k], "score": round(float(probs[k]), 4)} for k in top[:3]]
+        image = self.image_evidence(data)
+        probs = image["probs"]
+        image_labels = [{"label": self.label_names[k], "score": round(float(probs[k]), 4)} for k in image["top"][:3]]
         out = []
         for text in texts:
-            label, scores = self.decide(concept, self.sentence_evidence(text))
+            label, scores = self.decide(self.signals(image, self.sentence_evidence(text)))
             out.append({"text": text, "label": label, "scores": scores, "image_labels": image_labels})
         return out

@@ -137,7 +137,9 @@ def section(results):
         "through Celery. The peer has no HTTP api in front of it: its client writes to Redis directly, a hop "
         "verdict's clients pay for.",
         f"- **Work per job**, both sides: decode, centre crop ({c['crop_fraction']} of the short side), bicubic resize "
-        f"to {c['size']}, normalise, image encoder, softmax and concept vector, the sentence's cached evidence, the calibrated rule. "
+        f"to {c['size']}, normalise, image encoder, softmax and concept vector, the colour shares of the resized square, "
+        "the face detector (MTCNN: P-Net on its pyramid, R-Net, O-Net) on the decoded image, the sentence's cached "
+        "evidence (words, named classes, colours, words for people, the sentence probe), the calibrated rule. "
         "verdict also checks each image before decoding it (header limits; a JPEG's first scan walked for "
         "truncation) and writes an explanation per verdict; the peer returns label, scores and the image's top "
         "three classes.",

@@ -6,8 +6,9 @@ Started by peer_side.py, one process per core:
 
 (or `--pool=prefork --concurrency=N`: one parent, N children). The model is
 loaded when the process that runs tasks starts (the solo worker itself, or
-each prefork child) and the image encoder is run once on a blank image, as a
-verdict worker does at load, so no job pays for the first run's allocations.
+each prefork child) and the image encoder and the face detector are run once
+on a blank image, as a verdict worker does at load, so no job pays for the
+first run's allocations.
 Once ready, the process touches a file in PEER_READY_DIR.
 
 Environment: PEER_REDIS_SOCKET (see peer_app.py), PEER_PACK (the model pack),
@@ -20,7 +21,6 @@ import os
 import pathlib
 import time
 
-import numpy as np
 from celery import signals
 
 import peer_model
@@ -40,8 +40,7 @@ def _load():
         resample=os.environ.get("PEER_RESAMPLE") or None,
     )
     _store = image_store()
-    blank = np.zeros((1, 3, _model.size, _model.size), dtype=np.float32)
-    _model.image_session.run(None, {_model.image_spec["input"]: blank})
+    _model.warm()
 
 
 def _ready(tag):
