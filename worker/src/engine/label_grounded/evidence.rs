@@ -227,16 +227,7 @@ impl SentenceEvidence {
             })
             .collect();
         let word_list: Vec<String> = words.iter().map(|w| w.word.clone()).collect();
-        let unverifiable = if total > 0.0 {
-            words
-                .iter()
-                .filter(|w| w.labelness < params.word_labelness_threshold)
-                .map(|w| w.weight)
-                .sum::<f32>()
-                / total
-        } else {
-            0.0
-        };
+        let unverifiable = share(&|w| w.labelness < params.word_labelness_threshold);
         SentenceEvidence {
             embedding,
             mean_similarity,
