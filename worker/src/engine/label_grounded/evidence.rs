@@ -88,6 +88,7 @@ impl ImageEvidence {
     pub fn new(
         probs: Vec<f32>,
         colours: ColourFractions,
+        faces: Option<Faces>,
         labels: &Labels,
         params: &EvidenceParams,
     ) -> ImageEvidence {
@@ -105,7 +106,7 @@ impl ImageEvidence {
             top,
             concept,
             colours,
-            faces: None,
+            faces,
         }
     }
 

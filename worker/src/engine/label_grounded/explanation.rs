@@ -171,12 +171,13 @@ fn evidence(
     label: Label,
 ) -> String {
     let mut out = String::new();
-    let named = sentence.named.iter().max_by(|a, b| {
-        let p = |n: &&super::evidence::NamedClass| image.probs.get(n.class).copied();
-        p(a).partial_cmp(&p(b)).unwrap_or(std::cmp::Ordering::Equal)
-    });
+    let probability = |class: usize| image.probs.get(class).copied().unwrap_or(0.0);
+    let named = sentence
+        .named
+        .iter()
+        .max_by(|a, b| probability(a.class).total_cmp(&probability(b.class)));
     if let Some(named) = named {
-        let p = image.probs.get(named.class).copied().unwrap_or(0.0);
+        let p = probability(named.class);
         let name = labels.name(named.class);
         let rank = image.rank(named.class);
         if decision.parts.named.is_some() && rank > 1 && label != Label::No {

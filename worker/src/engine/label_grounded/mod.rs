@@ -193,9 +193,14 @@ impl LabelGroundedModel {
             let square = spec.square(&rgb);
             let probs = softmax(&self.image.logits(&spec.tensor_of_square(&square))?);
             let colours = ColourFractions::measure(&square);
-            let mut evidence = ImageEvidence::new(probs, colours, &self.labels, &self.evidence);
-            evidence.faces = self.faces.as_ref().map(|d| d.detect(&rgb)).transpose()?;
-            Ok(evidence)
+            let faces = self.faces.as_ref().map(|d| d.detect(&rgb)).transpose()?;
+            Ok(ImageEvidence::new(
+                probs,
+                colours,
+                faces,
+                &self.labels,
+                &self.evidence,
+            ))
         })
     }
 
