@@ -7,9 +7,11 @@
 //! password, in their environment only. Four clients submit 500 jobs, each
 //! with an Idempotency-Key, sending a job again after a 503 as `fleet batch`
 //! does. Once 150 are accepted the primary is killed with SIGKILL; the
-//! sentinels promote the replica; the killed node is started again, empty,
-//! and the sentinels make it a replica of the new primary. The api and the
-//! workers are never restarted.
+//! sentinels promote the replica; the killed node is started again with its
+//! append-only file, and the sentinels make it a replica of the new primary.
+//! In the `replicated` run the promoted node then hangs (SIGSTOP) before
+//! that, and the sentinels fail back to the returned node: the hung one,
+//! thawed, becomes its replica. The api and the workers are never restarted.
 //!
 //! With `--durability replicated` every job answered 202 (or 200: found by
 //! its key) ends `done`: a replica had it before the answer. Between the
@@ -185,14 +187,16 @@ struct Outcome {
     refusals: BTreeMap<String, u64>,
     promoted_after: Duration,
     longest_gap: Duration,
-    /// The sentinels failed over a second time, back to the node that
-    /// was killed and came back (a load-dependent, correct outcome).
+    /// The sentinels ended on the node that was killed and came back
+    /// (forced by a hang of the promoted node, or on their own under load).
     failed_back: bool,
 }
 
 /// Starts everything, submits [`JOBS`] jobs with the primary killed after
-/// [`KILL_AFTER`], and checks what became of every accepted job.
-fn failover_run(durability: &str) -> Outcome {
+/// [`KILL_AFTER`], and checks what became of every accepted job. With
+/// `hang_after_return`, the promoted node hangs once the killed one is back,
+/// and the sentinels fail over a second time, back to it.
+fn failover_run(durability: &str, hang_after_return: bool) -> Outcome {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::Builder::new()
         .prefix("verdict-failover-")
@@ -241,9 +245,24 @@ fn failover_run(durability: &str) -> Outcome {
         || redis.primary_port() == Some(redis.replica.port),
     );
     let promoted_after = killed.elapsed();
-    // The killed node comes back, empty (no persistence), as its own
+    // The killed node comes back with its append-only file, as its own
     // primary; the sentinels make it a replica of the new one.
     redis.primary.start(None);
+    if hang_after_return {
+        // Then the promoted node hangs past down-after-milliseconds, before
+        // the sentinels have made the returned node its replica (they wait
+        // some 8 s for that): they fail back to the returned node, and the
+        // hung one, thawed, becomes its replica and copies its data. A CI
+        // run saw this happen under load with a node that came back empty:
+        // 313 of 500 accepted jobs lost.
+        redis.replica.freeze();
+        wait_until(
+            Duration::from_secs(30),
+            "the sentinels to fail back to the returned node",
+            || redis.primary_port() == Some(old_primary),
+        );
+        redis.replica.thaw();
+    }
 
     for submitter in submitters {
         runtime
@@ -366,12 +385,13 @@ fn with_replicated_durability_every_accepted_job_survives_a_failover() {
     binary("verdict-api");
     binary("verdict-worker");
     let started = Instant::now();
-    let replicated = failover_run("replicated");
+    let replicated = failover_run("replicated", true);
     println!("{}", describe("replicated", &replicated));
     assert!(
         replicated.lost.is_empty(),
-        "accepted jobs lost with --durability replicated: {:?}",
-        replicated.lost
+        "{} accepted jobs lost with --durability replicated, the first: {:?}",
+        replicated.lost.len(),
+        &replicated.lost[..replicated.lost.len().min(5)]
     );
     assert!(
         replicated
@@ -384,7 +404,7 @@ fn with_replicated_durability_every_accepted_job_survives_a_failover() {
         replicated.refusals
     );
 
-    let asynchronous = failover_run("async");
+    let asynchronous = failover_run("async", false);
     println!("{}", describe("async", &asynchronous));
     assert_eq!(
         asynchronous.refusals.get("not_replicated"),
