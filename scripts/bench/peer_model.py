@@ -22,7 +22,7 @@ Per job, as a verdict worker does:
    worker/src/engine/face_detector/) on three more onnxruntime sessions, one
    thread each; R-Net and O-Net read all of a stage's crops in one run; its
    resizes (the working copy, the pyramid, the crops) by Pillow's BOX filter
-   on 8-bit images (`PillowFaceResampler`), as a Python team would write
+   on 8-bit images (`face_detect.PillowResampler`), as a Python team would write
    them, not by the reference's exact float area means in numpy (4 to 8
    times slower);
 7. for each sentence, its evidence, cached by text as the worker caches it
@@ -121,44 +121,6 @@ COLOUR_WORDS = {
     "multicoloured": "colourful", "multicolored": "colourful",
 }
 ACHROMATIC_WORDS = ("monochrome", "greyscale", "grayscale")
-
-
-class PillowFaceResampler:
-    """The face detector's three resizes as a Python team would write them:
-    Pillow's BOX filter (its area average) on 8-bit images, in C, instead of
-    the build's exact float means in numpy (`face_detect.AreaResampler`,
-    15 to 20 ms an image). The pyramid and the crops are rounded to 8 bits
-    at each resize, where the worker keeps floats; peer_parity.py counts the
-    labels that differs from the worker's."""
-
-    def working_copy(self, rgb, spec):
-        height, width = rgb.shape[:2]
-        ww, wh = face_detect.working_size(width, height, spec["canvas"])
-        pad = (int(round(spec["pad"])),) * 3
-        work = Image.fromarray(rgb).resize((ww, wh), Image.Resampling.BOX)
-        c = spec["canvas"]
-        canvas = Image.new("RGB", (c, c), pad)
-        canvas.paste(work, (0, 0))
-        # Crops may reach outside the image: a margin of pad all round.
-        margin = c
-        padded = Image.new("RGB", (ww + 2 * margin, wh + 2 * margin), pad)
-        padded.paste(work, (margin, margin))
-        return (padded, margin), canvas, (ww, wh)
-
-    def level(self, canvas, side, spec):
-        return np.asarray(canvas.resize((side, side), Image.Resampling.BOX), dtype=np.float32)
-
-    def crop(self, work, box, side, spec):
-        padded, margin = work
-        x0, y0, x1, y1 = (float(v) + margin for v in box)
-        # Pillow needs the box inside the image: clamp (a crop reaching
-        # further than the margin is a box far larger than the image).
-        x0, x1 = (min(max(v, 0.0), padded.width) for v in (x0, x1))
-        y0, y1 = (min(max(v, 0.0), padded.height) for v in (y0, y1))
-        if x1 <= x0 or y1 <= y0:
-            return np.full((side, side, 3), float(spec["pad"]), dtype=np.float32)
-        out = padded.resize((side, side), Image.Resampling.BOX, box=(x0, y0, x1, y1))
-        return np.asarray(out, dtype=np.float32)
 
 
 class JobError(Exception):
@@ -312,7 +274,7 @@ class PeerModel:
         self.draft = draft
         # "pillow" (the peer's, fast) or "area" (the build's reference, which
         # the worker matches exactly: for checking parity).
-        self.face_resampler = {"pillow": PillowFaceResampler(), "area": face_detect.AREA}[face_resize]
+        self.face_resampler = {"pillow": face_detect.PILLOW, "area": face_detect.AREA}[face_resize]
 
         self.label_names = manifest["labels"]["names"]
         dim = int(self.text_spec["dim"])

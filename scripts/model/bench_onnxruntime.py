@@ -15,7 +15,8 @@ sentences: the same, per sentence (tokens counts [CLS] and [SEP]), so each can
   be set beside tract's figure for the same sentence.
 faces: per --faces-image (a pack with a `faces` section), the face detector
   (face_detect.py) from the decoded image to the faces: ms_median of the whole
-  detection (its resizing and box arithmetic in numpy) and nets_ms_median of
+  detection (its resizing and box arithmetic in numpy), pillow_ms_median of
+  the same with Pillow's resizes (the peer's), and nets_ms_median of
   its onnxruntime runs alone (P-Net's levels, R-Net's and O-Net's crops, one
   crop a run as the worker does), with the faces found.
 Sessions: CPU, intra_op_num_threads=1, inter_op_num_threads=1; 3 untimed
@@ -92,6 +93,13 @@ def bench_faces(pack, manifest, path, runs):
         if i >= WARMUP:
             total.append((time.perf_counter() - t) * 1000.0)
             nets.append(nets_s[0] * 1000.0)
+    # The same with Pillow's resizes (the peer's, scripts/bench-peer).
+    pillow = []
+    for i in range(WARMUP + runs):
+        t = time.perf_counter()
+        face_detect.detect(rgb, spec, *runs_, face_detect.PILLOW)
+        if i >= WARMUP:
+            pillow.append((time.perf_counter() - t) * 1000.0)
     return {
         "image": path.name,
         "width": int(rgb.shape[1]),
@@ -99,6 +107,7 @@ def bench_faces(pack, manifest, path, runs):
         "faces": len(found),
         "ms_median": round(statistics.median(total), 3),
         "nets_ms_median": round(statistics.median(nets), 3),
+        "pillow_ms_median": round(statistics.median(pillow), 3),
     }
 
 

@@ -26,6 +26,7 @@ thresholds, on a small copy of the image:
 import math
 
 import numpy as np
+from PIL import Image
 
 
 def _axis_weights(start, length, n, size):
@@ -168,6 +169,47 @@ class AreaResampler:
 
 
 AREA = AreaResampler()
+
+
+class PillowResampler:
+    """The same three resizes as a Python team would write them (the peer of
+    scripts/bench-peer): Pillow's BOX filter (its area average) on 8-bit
+    images, in C, 4 to 8 times faster than `AreaResampler`. The pyramid and
+    the crops are rounded to 8 bits at each resize, where the engine keeps
+    floats, so a score may differ a little from the worker's
+    (scripts/bench/peer_parity.py compares the labels)."""
+
+    def working_copy(self, rgb, spec):
+        height, width = rgb.shape[:2]
+        ww, wh = working_size(width, height, spec["canvas"])
+        pad = (int(round(spec["pad"])),) * 3
+        work = Image.fromarray(rgb).resize((ww, wh), Image.Resampling.BOX)
+        c = spec["canvas"]
+        canvas = Image.new("RGB", (c, c), pad)
+        canvas.paste(work, (0, 0))
+        # Crops may reach outside the image: a margin of pad all round.
+        margin = c
+        padded = Image.new("RGB", (ww + 2 * margin, wh + 2 * margin), pad)
+        padded.paste(work, (margin, margin))
+        return (padded, margin), canvas, (ww, wh)
+
+    def level(self, canvas, side, spec):
+        return np.asarray(canvas.resize((side, side), Image.Resampling.BOX), dtype=np.float32)
+
+    def crop(self, work, box, side, spec):
+        padded, margin = work
+        x0, y0, x1, y1 = (float(v) + margin for v in box)
+        # Pillow needs the box inside the image: clamp (a crop reaching
+        # further than the margin is a box far larger than the image).
+        x0, x1 = (min(max(v, 0.0), padded.width) for v in (x0, x1))
+        y0, y1 = (min(max(v, 0.0), padded.height) for v in (y0, y1))
+        if x1 <= x0 or y1 <= y0:
+            return np.full((side, side, 3), float(spec["pad"]), dtype=np.float32)
+        out = padded.resize((side, side), Image.Resampling.BOX, box=(x0, y0, x1, y1))
+        return np.asarray(out, dtype=np.float32)
+
+
+PILLOW = PillowResampler()
 
 
 def pnet_candidates(canvas, work_w, work_h, spec, run_pnet, resampler=AREA):
