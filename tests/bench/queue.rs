@@ -271,6 +271,11 @@ async fn main() -> anyhow::Result<()> {
             "redis_cpu_s": redis_used.cpu_s,
             "redis_cpu_us_per_job": redis_used.cpu_s * 1e6 / options.jobs as f64,
             "redis_calls_per_job": redis_used.calls as f64 / options.jobs as f64,
+            "redis_calls_per_job_by_command": redis_used
+                .by_command
+                .iter()
+                .map(|(command, &calls)| (command.clone(), calls as f64 / options.jobs as f64))
+                .collect::<std::collections::BTreeMap<_, _>>(),
         });
         std::fs::write(path, serde_json::to_string_pretty(&figures)?)?;
     }
@@ -342,6 +347,8 @@ async fn main() -> anyhow::Result<()> {
 struct RedisUsage {
     cpu_s: f64,
     calls: u64,
+    /// Calls by command (`evalsha`, `hset`, ...).
+    by_command: std::collections::BTreeMap<String, u64>,
 }
 
 impl RedisUsage {
@@ -354,6 +361,7 @@ impl RedisUsage {
         let mut usage = RedisUsage {
             cpu_s: 0.0,
             calls: 0,
+            by_command: Default::default(),
         };
         for line in info.lines() {
             if let Some(value) = line
@@ -367,7 +375,10 @@ impl RedisUsage {
                     .split([':', ','])
                     .find_map(|field| field.strip_prefix("calls="))
                     .context("a cmdstat line without calls")?;
-                usage.calls += calls.parse::<u64>()?;
+                let calls = calls.parse::<u64>()?;
+                usage.calls += calls;
+                let command = line["cmdstat_".len()..].split(':').next().unwrap_or("");
+                usage.by_command.insert(command.to_owned(), calls);
             }
         }
         Ok(usage)
@@ -377,6 +388,15 @@ impl RedisUsage {
         RedisUsage {
             cpu_s: self.cpu_s - before.cpu_s,
             calls: self.calls.saturating_sub(before.calls),
+            by_command: self
+                .by_command
+                .iter()
+                .map(|(command, &calls)| {
+                    let earlier = before.by_command.get(command).copied().unwrap_or(0);
+                    (command.clone(), calls.saturating_sub(earlier))
+                })
+                .filter(|&(_, calls)| calls > 0)
+                .collect(),
         }
     }
 }
