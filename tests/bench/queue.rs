@@ -369,15 +369,15 @@ impl RedisUsage {
                 .or_else(|| line.strip_prefix("used_cpu_sys:"))
             {
                 usage.cpu_s += value.trim().parse::<f64>()?;
-            } else if line.starts_with("cmdstat_") {
+            } else if let Some(stat) = line.strip_prefix("cmdstat_") {
                 // cmdstat_get:calls=12,usec=34,...
-                let calls = line
+                let calls = stat
                     .split([':', ','])
                     .find_map(|field| field.strip_prefix("calls="))
                     .context("a cmdstat line without calls")?;
                 let calls = calls.parse::<u64>()?;
                 usage.calls += calls;
-                let command = line["cmdstat_".len()..].split(':').next().unwrap_or("");
+                let command = stat.split(':').next().unwrap_or("");
                 usage.by_command.insert(command.to_owned(), calls);
             }
         }
