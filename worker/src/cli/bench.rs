@@ -41,6 +41,12 @@ pub struct BenchArgs {
     /// label-grounded pack; both graphs of an ofa-ve pack).
     #[arg(long)]
     pub profile: bool,
+
+    /// Plan every graph channel-first, as its ONNX file lays it out, instead
+    /// of running depthwise convolutions channel-last as the worker does: to
+    /// measure what that rewrite gains on this CPU (scripts/bench-model).
+    #[arg(long)]
+    pub channel_first: bool,
     /// Threads one inference may use (tract's matrix products are split across
     /// them). 1 suits one worker per core; more suits a pack whose verdict
     /// takes seconds (OFA-large), served by fewer workers with one copy of the
@@ -78,6 +84,9 @@ fn run(args: BenchArgs) -> Result<(), String> {
     // stderr; the report is stdout.
     verdict_shared::telemetry::init(verdict_shared::telemetry::LogFormat::Pretty);
     crate::engine::threads::use_threads(usize::from(args.threads));
+    if args.channel_first {
+        crate::engine::onnx_graph::plan_channel_first();
+    }
     if pack_kind(&args)? == crate::engine::ofa_ve::KIND {
         return super::bench_ofa::run(&args);
     }

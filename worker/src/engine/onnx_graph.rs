@@ -12,6 +12,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tract_onnx::prelude::*;
@@ -192,7 +193,7 @@ fn plan_model(
     let typed_in = started.elapsed();
     tracing::debug!(graph = %path.display(), rss_mb = resident_mb(), "graph typed");
     typed.declutter().map_err(cannot)?;
-    let channel_last = has_depthwise_conv(&typed);
+    let channel_last = !CHANNEL_FIRST.load(Ordering::Relaxed) && has_depthwise_conv(&typed);
     if channel_last {
         channel_last_convs(&mut typed).map_err(cannot)?;
     }
@@ -211,6 +212,17 @@ fn plan_model(
         "graph planned"
     );
     Ok(plan)
+}
+
+/// Set by [`plan_channel_first`].
+static CHANNEL_FIRST: AtomicBool = AtomicBool::new(false);
+
+/// From now on, plans every graph of this process channel-first, as its
+/// ONNX file lays it out (no [`channel_last_convs`]): for `verdict-worker
+/// bench --channel-first`, which measures what the rewrite gains on the CPU
+/// at hand. The worker itself never calls it.
+pub fn plan_channel_first() {
+    CHANNEL_FIRST.store(true, Ordering::Relaxed);
 }
 
 /// Whether `model` has a depthwise convolution (as many groups as input and
@@ -236,10 +248,11 @@ fn has_depthwise_conv(model: &TypedModel) -> bool {
 /// channel-first depthwise convolution of more than four taps (the default
 /// pack's 3x3 and 5x5) runs a scalar loop per channel; channel-last, its
 /// inner loop runs along the channels, which the compiler vectorises. The
-/// default pack's image encoder took 54 to 56 ms a run channel-first and 25
-/// to 27 ms channel-last on one core of an AMD EPYC family 23 model 49 (AVX2)
-/// (docs/benchmarks.md). The multiply-adds are the same, so the outputs match
-/// onnxruntime as before (`worker/tests/parity.rs`).
+/// default pack's image encoder took 31.6 ms a run channel-first and 21.3 ms
+/// channel-last on one core of an AMD EPYC family 23 model 49 (AVX2; release
+/// build, `scripts/bench-model`, docs/benchmarks.md). The multiply-adds are
+/// the same, so the outputs match onnxruntime as before
+/// (`worker/tests/parity.rs`).
 fn channel_last_convs(model: &mut TypedModel) -> TractResult<()> {
     let transform = tract_onnx::tract_core::transform::get_transform("conv_nhwc")?
         .ok_or_else(|| TractError::msg("tract has no conv_nhwc transform"))?;
