@@ -47,6 +47,7 @@ pub struct BenchArgs {
     /// measure what that rewrite gains on this CPU (scripts/bench-model).
     #[arg(long)]
     pub channel_first: bool,
+
     /// Threads one inference may use (tract's matrix products are split across
     /// them). 1 suits one worker per core; more suits a pack whose verdict
     /// takes seconds (OFA-large), served by fewer workers with one copy of the

@@ -8,7 +8,9 @@
 //! ([`Graph::into_plan`]), which tract binds to the actual length at
 //! each run. Before planning, the graph's inputs and output are checked
 //! against what the manifest promises, so a pack holding the wrong graph fails
-//! at start-up with the file's name.
+//! at start-up with the file's name. A graph with depthwise convolutions is
+//! planned channel-last, where tract runs them fast on x86
+//! (`channel_last_convs`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -218,7 +220,7 @@ fn plan_model(
 static CHANNEL_FIRST: AtomicBool = AtomicBool::new(false);
 
 /// From now on, plans every graph of this process channel-first, as its
-/// ONNX file lays it out (no [`channel_last_convs`]): for `verdict-worker
+/// ONNX file lays it out (no `channel_last_convs`): for `verdict-worker
 /// bench --channel-first`, which measures what the rewrite gains on the CPU
 /// at hand. The worker itself never calls it.
 pub fn plan_channel_first() {
