@@ -252,7 +252,7 @@ def upright_rgb(image):
 class PeerModel:
     """A label-grounded pack loaded for judging; one per worker process."""
 
-    def __init__(self, pack_dir, draft=True, resample=None, face_resize="pillow"):
+    def __init__(self, pack_dir, draft=True, resample=None):
         pack = pathlib.Path(pack_dir)
         manifest = json.loads((pack / "manifest.json").read_text())
         if manifest.get("kind") != "label-grounded":
@@ -272,9 +272,6 @@ class PeerModel:
         self.mean = np.asarray(self.image_spec["mean"], dtype=np.float32)
         self.std = np.asarray(self.image_spec["std"], dtype=np.float32)
         self.draft = draft
-        # "pillow" (the peer's, fast) or "area" (the build's reference, which
-        # the worker matches exactly: for checking parity).
-        self.face_resampler = {"pillow": face_detect.PILLOW, "area": face_detect.AREA}[face_resize]
 
         self.label_names = manifest["labels"]["names"]
         dim = int(self.text_spec["dim"])
@@ -353,7 +350,7 @@ class PeerModel:
             return lambda x: tuple(sess.run([spec["prob"], spec["reg"]], {spec["input"]: x}))
 
         return face_detect.detect(
-            rgb, spec, runner("pnet"), runner("rnet"), runner("onet"), self.face_resampler
+            rgb, spec, runner("pnet"), runner("rnet"), runner("onet"), face_detect.PILLOW
         )
 
     def warm(self):

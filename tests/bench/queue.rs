@@ -270,7 +270,7 @@ async fn main() -> anyhow::Result<()> {
             // INFO.
             "redis_cpu_s": redis_used.cpu_s,
             "redis_cpu_us_per_job": redis_used.cpu_s * 1e6 / options.jobs as f64,
-            "redis_calls_per_job": redis_used.calls as f64 / options.jobs as f64,
+            "redis_calls_per_job": redis_used.calls() as f64 / options.jobs as f64,
             "redis_calls_per_job_by_command": redis_used
                 .by_command
                 .iter()
@@ -343,11 +343,10 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// What redis-server has spent: CPU seconds (user + system, `INFO cpu`)
-/// and commands run (`INFO commandstats`).
+/// and commands run, by command (`evalsha`, `hset`, ...: `INFO
+/// commandstats`).
 struct RedisUsage {
     cpu_s: f64,
-    calls: u64,
-    /// Calls by command (`evalsha`, `hset`, ...).
     by_command: std::collections::BTreeMap<String, u64>,
 }
 
@@ -360,7 +359,6 @@ impl RedisUsage {
             .await?;
         let mut usage = RedisUsage {
             cpu_s: 0.0,
-            calls: 0,
             by_command: Default::default(),
         };
         for line in info.lines() {
@@ -375,19 +373,23 @@ impl RedisUsage {
                     .split([':', ','])
                     .find_map(|field| field.strip_prefix("calls="))
                     .context("a cmdstat line without calls")?;
-                let calls = calls.parse::<u64>()?;
-                usage.calls += calls;
                 let command = stat.split(':').next().unwrap_or("");
-                usage.by_command.insert(command.to_owned(), calls);
+                usage
+                    .by_command
+                    .insert(command.to_owned(), calls.parse::<u64>()?);
             }
         }
         Ok(usage)
     }
 
+    /// Commands run, all of them.
+    fn calls(&self) -> u64 {
+        self.by_command.values().sum()
+    }
+
     fn since(&self, before: &RedisUsage) -> RedisUsage {
         RedisUsage {
             cpu_s: self.cpu_s - before.cpu_s,
-            calls: self.calls.saturating_sub(before.calls),
             by_command: self
                 .by_command
                 .iter()
