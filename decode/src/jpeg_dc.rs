@@ -67,41 +67,41 @@ pub fn eighth_scale(file: &[u8], layout: &JpegLayout) -> Option<(Coverage, RgbIm
     let (h_max, v_max) = layout.max_sampling();
     let (width, height) = (layout.width, layout.height);
     let (out_w, out_h) = (width.div_ceil(8), height.div_ceil(8));
-    let mcus_x = u64::from(width.div_ceil(8 * u32::from(h_max)));
     let single = plan.members.len() == 1;
 
-    // One plane of DCs a component, in its own blocks.
+    // One plane of DCs a component, in its own blocks (as the walk's
+    // `DcBlock::index` counts them).
     let mut planes = Vec::with_capacity(plan.members.len());
-    for member in &plan.members {
+    for (index, member) in plan.members.iter().enumerate() {
         if h_max % member.h != 0 || v_max % member.v != 0 {
             return None;
         }
-        let (columns, rows) = if single {
-            let cw = (u64::from(width) * u64::from(member.h)).div_ceil(u64::from(h_max));
+        let columns = plan.block_columns(index) as u64;
+        let rows = if single {
             let ch = (u64::from(height) * u64::from(member.v)).div_ceil(u64::from(v_max));
-            (cw.div_ceil(8), ch.div_ceil(8))
+            ch.div_ceil(8)
         } else {
-            let mcus_y = u64::from(height.div_ceil(8 * u32::from(v_max)));
-            (mcus_x * u64::from(member.h), mcus_y * u64::from(member.v))
+            u64::from(height.div_ceil(8 * u32::from(v_max))) * u64::from(member.v)
         };
         let len = usize::try_from(columns.checked_mul(rows)?).ok()?;
         planes.push((columns as usize, vec![0i32; len]));
     }
     let coverage = plan.walk(file, |block| {
-        let (columns, plane) = &mut planes[block.member];
-        let (h, v) = plan.blocks_per_mcu(block.member);
-        let x = block.mcu_x as usize * usize::from(h) + usize::from(block.block_x);
-        let y = block.mcu_y as usize * usize::from(v) + usize::from(block.block_y);
-        if let Some(slot) = plane.get_mut(y * *columns + x) {
+        if let Some(slot) = planes
+            .get_mut(block.member)
+            .and_then(|(_, plane)| plane.get_mut(block.index))
+        {
             *slot = block.dc;
         }
     })?;
 
     // Block means: DC x quantiser / 8, shifted back to 0..255; each
-    // component's planes resampled to the output's grid (a subsampled
-    // component's value repeated).
+    // component's plane resampled to the output's grid (a subsampled
+    // component's value repeated). A row at a time, into the pixels: the
+    // picture is 500 x 375 for a 12 MP photo, and whole-picture planes of
+    // levels cost more in allocation than in arithmetic.
     let shift = plan.point_transform.min(15);
-    let levels: Vec<Vec<f32>> = plan
+    let sources: Vec<Source> = plan
         .members
         .iter()
         .zip(&planes)
@@ -110,46 +110,68 @@ pub fn eighth_scale(file: &[u8], layout: &JpegLayout) -> Option<(Coverage, RgbIm
             let columns_of: Vec<usize> = (0..out_w)
                 .map(|x| (x * u32::from(m.h) / u32::from(h_max)) as usize)
                 .collect();
-            let mut out = Vec::with_capacity(out_w as usize * out_h as usize);
-            for y in 0..out_h {
-                let row = (y * u32::from(m.v) / u32::from(v_max)) as usize * columns;
-                out.extend(columns_of.iter().map(|&bx| {
-                    let dc = plane.get(row + bx).copied().unwrap_or(0);
-                    (dc << shift) as f32 * q / 8.0 + 128.0
-                }));
+            Source {
+                quantiser: q,
+                columns_of,
+                v: u32::from(m.v),
+                columns: *columns,
+                plane,
             }
-            out
         })
         .collect();
-    let mut pixels = vec![0u8; levels[0].len() * 3];
-    match (colour, levels.as_slice()) {
-        (Colour::Gray, [gray]) => {
-            for (pixel, &g) in pixels.chunks_exact_mut(3).zip(gray) {
-                pixel.fill(to_u8(g));
+    let row_len = out_w as usize;
+    let mut rows = vec![vec![0f32; row_len]; sources.len()];
+    let mut pixels = vec![0u8; row_len * out_h as usize * 3];
+    for (y, out) in (0..out_h).zip(pixels.chunks_exact_mut(row_len * 3)) {
+        for (source, row) in sources.iter().zip(&mut rows) {
+            let start = (y * source.v / u32::from(v_max)) as usize * source.columns;
+            for (level, &bx) in row.iter_mut().zip(&source.columns_of) {
+                let dc = source.plane.get(start + bx).copied().unwrap_or(0);
+                *level = (dc << shift) as f32 * source.quantiser / 8.0 + 128.0;
             }
         }
-        (Colour::Rgb, [r, g, b]) => {
-            for (pixel, ((&r, &g), &b)) in pixels.chunks_exact_mut(3).zip(r.iter().zip(g).zip(b)) {
-                pixel.copy_from_slice(&[to_u8(r), to_u8(g), to_u8(b)]);
+        match (colour, rows.as_slice()) {
+            (Colour::Gray, [gray]) => {
+                for (pixel, &g) in out.chunks_exact_mut(3).zip(gray) {
+                    pixel.fill(to_u8(g));
+                }
             }
-        }
-        (Colour::YCbCr, [luma, cb, cr]) => {
-            for (pixel, ((&yy, &cb), &cr)) in
-                pixels.chunks_exact_mut(3).zip(luma.iter().zip(cb).zip(cr))
-            {
-                let (cb, cr) = (cb - 128.0, cr - 128.0);
-                // JFIF's conversion (ITU-R BT.601, full range).
-                pixel.copy_from_slice(&[
-                    to_u8(yy + 1.402 * cr),
-                    to_u8(yy - 0.344_136 * cb - 0.714_136 * cr),
-                    to_u8(yy + 1.772 * cb),
-                ]);
+            (Colour::Rgb, [r, g, b]) => {
+                for (pixel, ((&r, &g), &b)) in out.chunks_exact_mut(3).zip(r.iter().zip(g).zip(b)) {
+                    pixel.copy_from_slice(&[to_u8(r), to_u8(g), to_u8(b)]);
+                }
             }
+            (Colour::YCbCr, [luma, cb, cr]) => {
+                for (pixel, ((&yy, &cb), &cr)) in
+                    out.chunks_exact_mut(3).zip(luma.iter().zip(cb).zip(cr))
+                {
+                    let (cb, cr) = (cb - 128.0, cr - 128.0);
+                    // JFIF's conversion (ITU-R BT.601, full range).
+                    pixel.copy_from_slice(&[
+                        to_u8(yy + 1.402 * cr),
+                        to_u8(yy - 0.344_136 * cb - 0.714_136 * cr),
+                        to_u8(yy + 1.772 * cb),
+                    ]);
+                }
+            }
+            _ => return None,
         }
-        _ => return None,
     }
     let image = RgbImage::from_raw(out_w, out_h, pixels)?;
     Some((coverage, image))
+}
+
+/// One component's DC plane and how it maps onto the output's grid.
+struct Source<'a> {
+    /// The DC quantiser.
+    quantiser: f32,
+    /// For each output column, the plane's column.
+    columns_of: Vec<usize>,
+    /// The component's vertical sampling factor.
+    v: u32,
+    /// Blocks a row of the plane.
+    columns: usize,
+    plane: &'a [i32],
 }
 
 fn to_u8(value: f32) -> u8 {

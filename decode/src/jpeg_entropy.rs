@@ -59,14 +59,11 @@ pub(crate) struct ScanMember {
 pub(crate) struct DcBlock {
     /// Which member of the scan (index into [`FirstScanPlan::members`]).
     pub member: usize,
-    /// The column and row of the MCU it belongs to (in a single-component
-    /// scan, of the block itself).
-    pub mcu_x: u32,
-    pub mcu_y: u32,
-    /// Its column and row among the member's blocks of the MCU (`h` x `v`
-    /// of them; one in a single-component scan).
-    pub block_x: u8,
-    pub block_y: u8,
+    /// The block's place among the member's blocks in raster order: row
+    /// `index / columns`, column `index % columns`, where `columns` is
+    /// [`FirstScanPlan::block_columns`] (blocks of the MCUs past the
+    /// picture's edge included).
+    pub index: usize,
     /// The quantised DC coefficient (the scan's point transform not undone).
     pub dc: i32,
 }
@@ -167,18 +164,32 @@ impl FirstScanPlan {
         }
     }
 
+    /// Blocks a row of `member` has, as [`DcBlock::index`] counts them.
+    pub fn block_columns(&self, member: usize) -> usize {
+        self.mcus_per_row as usize * usize::from(self.blocks_per_mcu(member).0)
+    }
+
     /// Walks the scan's data, handing each block's DC coefficient to
     /// `on_dc`, and says how far it reaches (`None`: the walk cannot
     /// conclude).
     pub fn walk(&self, file: &[u8], mut on_dc: impl FnMut(DcBlock)) -> Option<Coverage> {
-        let blocks_per_mcu: Vec<(u8, u8)> = (0..self.members.len())
-            .map(|m| self.blocks_per_mcu(m))
+        // Per member: blocks a row of its MCU, rows of it, and blocks a row
+        // of the whole member (what `DcBlock::index` counts in).
+        let geometry: Vec<(usize, usize, usize)> = (0..self.members.len())
+            .map(|m| {
+                let (columns, rows) = self.blocks_per_mcu(m);
+                (
+                    usize::from(columns),
+                    usize::from(rows),
+                    self.block_columns(m),
+                )
+            })
             .collect();
         let mut predictions = vec![0i32; self.members.len()];
         let mut bits = Bits::new(file, self.data.clone());
         let interval = self.restart_interval;
         let mut coded = 0u64;
-        let (mut mcu_x, mut mcu_y) = (0u32, 0u32);
+        let (mut mcu_x, mut mcu_y) = (0usize, 0usize);
         'mcus: while coded < self.expected {
             if interval > 0 && coded > 0 && coded.is_multiple_of(interval) {
                 match bits.restart() {
@@ -187,21 +198,23 @@ impl FirstScanPlan {
                     Restart::Missing => return None,
                 }
             }
-            for (member, (m, &(columns, rows))) in
-                self.members.iter().zip(&blocks_per_mcu).enumerate()
+            for (member, ((m, &(columns, rows, stride)), prediction)) in self
+                .members
+                .iter()
+                .zip(&geometry)
+                .zip(&mut predictions)
+                .enumerate()
             {
+                let first = mcu_y * rows * stride + mcu_x * columns;
                 for block_y in 0..rows {
                     for block_x in 0..columns {
                         match block(&mut bits, &m.dc, m.ac.as_ref()) {
                             Step::Done(diff) => {
-                                predictions[member] = predictions[member].wrapping_add(diff);
+                                *prediction = prediction.wrapping_add(diff);
                                 on_dc(DcBlock {
                                     member,
-                                    mcu_x,
-                                    mcu_y,
-                                    block_x,
-                                    block_y,
-                                    dc: predictions[member],
+                                    index: first + block_y * stride + block_x,
+                                    dc: *prediction,
                                 });
                             }
                             Step::OutOfData => break 'mcus,
@@ -212,7 +225,7 @@ impl FirstScanPlan {
             }
             coded += 1;
             mcu_x += 1;
-            if mcu_x == self.mcus_per_row {
+            if mcu_x == self.mcus_per_row as usize {
                 (mcu_x, mcu_y) = (0, mcu_y + 1);
             }
         }
@@ -232,6 +245,9 @@ enum Step {
 
 /// One block: the DC difference and, unless `ac` is `None`, the AC run-length
 /// codes up to end-of-block or the 63rd coefficient (skipped unread).
+/// Inlined into the walk, so the bit reader's state stays in registers from
+/// block to block.
+#[inline(always)]
 fn block(bits: &mut Bits, dc: &Huffman, ac: Option<&Huffman>) -> Step {
     let Some(category) = dc.decode(bits) else {
         return bits.failure();
@@ -497,6 +513,7 @@ impl Huffman {
 
     /// The next symbol, or `None` when the data ends first or the bits are
     /// no code (the reader says which: [`Bits::failure`]).
+    #[inline(always)]
     fn decode(&self, bits: &mut Bits) -> Option<u8> {
         if bits.count < 16 {
             bits.fill();
@@ -505,6 +522,12 @@ impl Huffman {
         if entry != 0 {
             return bits.skip(u32::from(entry >> 8)).then_some(entry as u8);
         }
+        self.decode_long(bits)
+    }
+
+    /// [`Huffman::decode`] for codes longer than `FAST_BITS`.
+    #[inline(never)]
+    fn decode_long(&self, bits: &mut Bits) -> Option<u8> {
         // Longer codes: compare the next 16 bits' prefixes, shortest first.
         let next = bits.peek(16) as i32;
         for length in FAST_BITS + 1..=16 {
@@ -632,6 +655,7 @@ impl<'a> Bits<'a> {
     /// The next `n` bits (at most 16) as a coefficient of magnitude category
     /// `n` (T.81's EXTEND: a leading 0 bit makes it negative); `None` when
     /// the data ends first.
+    #[inline(always)]
     fn signed(&mut self, n: u32) -> Option<i32> {
         if n == 0 {
             return Some(0);
@@ -653,6 +677,7 @@ impl<'a> Bits<'a> {
     }
 
     /// Consumes `n` bits (at most 16); false when the data ends first.
+    #[inline(always)]
     fn skip(&mut self, n: u32) -> bool {
         if n > self.count {
             self.fill();
