@@ -105,7 +105,7 @@ fn accuracy_on(file: &str) -> (calibration::SplitReport, calibration::SplitRepor
 #[test]
 fn the_dev_set_accuracy_holds_in_the_built_pack() {
     // Measured with the built pack (docs/rule.md): devset.jsonl 56/58 and
-    // 26/30, devset-wide.jsonl 105/126 and 44/60 (dev rows are in-sample for
+    // 26/30, devset-wide.jsonl 107/126 and 50/60 (dev rows are in-sample for
     // the sentence probe, so their figures are optimistic). A pack built
     // from a stale or wrong rule falls below these floors.
     let (dev, holdout) = accuracy_on("devset.jsonl");
@@ -114,7 +114,11 @@ fn the_dev_set_accuracy_holds_in_the_built_pack() {
     assert!(holdout.accuracy >= 0.8, "holdout {}", holdout.accuracy);
     let (dev, holdout) = accuracy_on("devset-wide.jsonl");
     assert!(dev.accuracy >= 0.8, "wide dev accuracy {}", dev.accuracy);
-    assert!(holdout.accuracy >= 0.7, "wide holdout {}", holdout.accuracy);
+    assert!(
+        holdout.accuracy >= 0.75,
+        "wide holdout {}",
+        holdout.accuracy
+    );
 }
 
 /// One verdict of the built pack, with its summary.
@@ -127,7 +131,7 @@ fn verdict(photo: &str, text: &str) -> (Label, String) {
 }
 
 #[test]
-fn colours_faces_and_the_probe_decide_and_say_so() {
+fn colours_faces_the_probe_and_doubt_decide_and_say_so() {
     let cases = [
         (
             "coffee.png",
@@ -170,6 +174,12 @@ fn colours_faces_and_the_probe_decide_and_say_so() {
             "She served in the navy for decades.",
             Label::Maybe,
             "what no photo shows",
+        ),
+        (
+            "grass.png",
+            "This grass is in a public park.",
+            Label::Maybe,
+            "the image model is unsure what the image shows",
         ),
     ];
     for (photo, text, label, evidence) in cases {

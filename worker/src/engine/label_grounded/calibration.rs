@@ -163,7 +163,7 @@ fn clearly_right(scores: &verdict_shared::verdict::Scores, expected: Label) -> b
 
 /// The search ranges: (low, high) of each fitted parameter, wide enough to
 /// hold every sensible value and narrow enough to keep the search cheap.
-const RANGES: [(f32, f32); 13] = [
+const RANGES: [(f32, f32); PARAMS] = [
     (0.0, 0.9),  // unverifiable_midpoint
     (0.02, 0.3), // unverifiable_width
     (0.0, 0.6),  // similarity_midpoint
@@ -177,9 +177,13 @@ const RANGES: [(f32, f32); 13] = [
     (0.0, 10.0), // colour_slope
     (-2.5, 0.0), // colour_midpoint
     (0.0, 30.0), // people_slope
+    (0.0, 6.0),  // uncertainty_weight
 ];
 
-fn params_from(v: &[f32; 13], evidence: EvidenceParams) -> RuleParams {
+/// The fitted parameters.
+const PARAMS: usize = 14;
+
+fn params_from(v: &[f32; PARAMS], evidence: EvidenceParams) -> RuleParams {
     RuleParams {
         evidence,
         unverifiable_midpoint: v[0],
@@ -196,6 +200,7 @@ fn params_from(v: &[f32; 13], evidence: EvidenceParams) -> RuleParams {
         colour_slope: v[10],
         colour_midpoint: v[11],
         people_slope: v[12],
+        uncertainty_weight: v[13],
         calibration: None,
     }
 }
@@ -257,10 +262,10 @@ pub fn fit_probe(samples: &mut [Sample]) -> SentenceProbe {
 pub fn fit(samples: &mut [Sample], evidence: EvidenceParams, seed: u64) -> RuleParams {
     let probe = fit_probe(samples);
     let mut rng = SplitMix64(seed);
-    let mut best = [0f32; 13];
+    let mut best = [0f32; PARAMS];
     let mut best_score = f32::NEG_INFINITY;
     for _ in 0..150_000 {
-        let mut v = [0f32; 13];
+        let mut v = [0f32; PARAMS];
         for (x, (lo, hi)) in v.iter_mut().zip(RANGES) {
             *x = lo + (hi - lo) * rng.unit();
         }

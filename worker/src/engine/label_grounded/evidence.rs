@@ -82,6 +82,11 @@ pub struct ImageEvidence {
     pub colours: ColourFractions,
     /// The faces in the image (`None` when the pack has no face detector).
     pub faces: Option<Faces>,
+    /// The entropy of p(k | image) over the log of the number of classes,
+    /// in [0, 1]: near 0 when the classifier is sure what the image shows,
+    /// near 1 when the image is like none of its classes (grass, gravel, a
+    /// chessboard).
+    pub uncertainty: f32,
 }
 
 impl ImageEvidence {
@@ -101,12 +106,14 @@ impl ImageEvidence {
             }
         }
         crate::engine::text_encoder::normalize(&mut concept);
+        let uncertainty = normalised_entropy(&probs);
         ImageEvidence {
             probs,
             top,
             concept,
             colours,
             faces,
+            uncertainty,
         }
     }
 
@@ -115,6 +122,19 @@ impl ImageEvidence {
         let p = self.probs.get(class).copied().unwrap_or(0.0);
         1 + self.probs.iter().filter(|&&q| q > p).count()
     }
+}
+
+/// The entropy of a distribution over the log of its size, in [0, 1].
+fn normalised_entropy(probs: &[f32]) -> f32 {
+    if probs.len() < 2 {
+        return 0.0;
+    }
+    let entropy: f32 = probs
+        .iter()
+        .filter(|&&p| p > 0.0)
+        .map(|&p| -p * p.ln())
+        .sum();
+    (entropy / (probs.len() as f32).ln()).clamp(0.0, 1.0)
 }
 
 /// How far above its mean label cosine a word's best one must be for the
@@ -287,6 +307,9 @@ pub struct Signals {
     /// Faces the detector found; none when the pack has no detector.
     #[serde(default)]
     pub faces: Option<u32>,
+    /// The image's [`ImageEvidence::uncertainty`].
+    #[serde(default)]
+    pub image_uncertainty: f32,
 }
 
 /// The floor of a named class's probability (log10: -6).
@@ -330,6 +353,7 @@ impl Signals {
             colour_match,
             person_share: sentence.person_share,
             faces: image.faces.as_ref().map(|f| f.count() as u32),
+            image_uncertainty: image.uncertainty,
         }
     }
 }
@@ -348,6 +372,7 @@ impl Signals {
             colour_match: None,
             person_share: 0.0,
             faces: None,
+            image_uncertainty: 0.0,
         }
     }
 }

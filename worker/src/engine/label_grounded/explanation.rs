@@ -1,7 +1,7 @@
 //! Putting a decision into words: what the image looks like, what the sentence
 //! is closest to, which evidence decided (the classifier's concept, a class
-//! the sentence names, a colour, faces, the sentence probe) and what the
-//! image cannot check.
+//! the sentence names, a colour, faces, the sentence probe, the classifier's
+//! doubt about the image) and what the image cannot check.
 
 use std::collections::BTreeMap;
 
@@ -62,7 +62,14 @@ pub fn explain(
         .map(|l| l.label.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    let reason = reason(params, sentence, image.faces.is_some(), decision, label);
+    let reason = reason(
+        params,
+        sentence,
+        image.faces.is_some(),
+        image.top.first().map_or(0.0, |&k| image.probs[k]),
+        decision,
+        label,
+    );
     let evidence = evidence(labels, image, sentence, signals, decision, label);
     let summary = format!(
         "The image looks like {looks_like}. The sentence is closest to {closest}. {evidence}{reason}"
@@ -77,6 +84,7 @@ pub fn explain(
     signal_map.insert("support".to_string(), decision.support);
     signal_map.insert("sentence_probe".to_string(), signals.sentence_probe);
     signal_map.insert("person_share".to_string(), signals.person_share);
+    signal_map.insert("image_uncertainty".to_string(), signals.image_uncertainty);
     let optional = [
         ("named_presence", signals.named_presence),
         ("colour_match", signals.colour_match),
@@ -102,6 +110,7 @@ fn reason(
     params: &EvidenceParams,
     sentence: &SentenceEvidence,
     faces_checked: bool,
+    likeliest: f32,
     decision: &Decision,
     label: Label,
 ) -> String {
@@ -135,6 +144,12 @@ fn reason(
                 ),
             }
         }
+        Label::Maybe if decision.support < 0.0 && parts.doubt >= -decision.support => format!(
+            "The image's content goes against the sentence, but the image model is unsure what \
+             the image shows (its likeliest class has {}), so that is not taken as a \
+             contradiction.",
+            percent(likeliest)
+        ),
         Label::Maybe => {
             "The evidence is neither clearly for the sentence nor clearly against it.".to_string()
         }

@@ -25,9 +25,13 @@
 //! - the sentence's colours add κ (c − c₀), c the log10 share of the image
 //!   the scarcest of them covers;
 //! - words for people add φ · (their share of the sentence) when the face
-//!   detector found a face, and subtract it when it found none.
+//!   detector found a face, and subtract it when it found none;
+//! - the classifier's doubt about the image, H (the entropy of its class
+//!   probabilities, scaled to [0, 1]), holds back a `no` by ρ H: on a
+//!   picture that is like none of its classes (grass, gravel, a
+//!   chessboard), weak support is not a contradiction.
 //!
-//! yes = g·σ(z − δ), no = g·σ(−z − δ), maybe = 1 − yes − no. The margin δ ≥ 0
+//! yes = g·σ(z − δ), no = g·σ(−z − δ − ρ H), maybe = 1 − yes − no. The margin δ ≥ 0
 //! leaves a band of weak support to `maybe`. The scores are non-negative and
 //! sum to 1 by construction; the label is the largest. `docs/rule.md` explains
 //! each parameter and how `verdict-worker calibrate` fits them. Each of the
@@ -75,6 +79,10 @@ pub struct RuleParams {
     /// φ: how faces (or their absence) move the support of words for people.
     #[serde(default)]
     pub people_slope: f32,
+    /// ρ: how much a classifier unsure of the image (its uncertainty H)
+    /// weakens a `no`: no = g σ(−z − δ − ρ H).
+    #[serde(default)]
+    pub uncertainty_weight: f32,
     /// What calibration measured when it fitted these values (informational).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<serde_json::Value>,
@@ -105,6 +113,8 @@ pub struct Parts {
     pub colour: Option<f32>,
     /// ± φ · share of words for people.
     pub people: Option<f32>,
+    /// ρ H: how far the classifier's doubt about the image held back a `no`.
+    pub doubt: f32,
 }
 
 impl RuleParams {
@@ -120,6 +130,7 @@ impl RuleParams {
             ("presence_slope", self.presence_slope),
             ("colour_slope", self.colour_slope),
             ("people_slope", self.people_slope),
+            ("uncertainty_weight", self.uncertainty_weight),
         ];
         for (name, value) in non_negative {
             if !(value.is_finite() && value >= 0.0) {
@@ -184,8 +195,9 @@ impl RuleParams {
                 sign * self.people_slope * signals.person_share
             });
         let support = named.unwrap_or(concept) + colour.unwrap_or(0.0) + people.unwrap_or(0.0);
+        let doubt = self.uncertainty_weight * signals.image_uncertainty;
         let yes = checkable * sigmoid(support - self.margin);
-        let no = checkable * sigmoid(-support - self.margin);
+        let no = checkable * sigmoid(-support - self.margin - doubt);
         Decision {
             scores: Scores::from_weights(yes, no, (1.0 - yes - no).max(0.0)),
             checkable,
@@ -196,6 +208,7 @@ impl RuleParams {
                 named,
                 colour,
                 people,
+                doubt,
             },
         }
     }
@@ -221,6 +234,7 @@ impl RuleParams {
             colour_slope: 0.0,
             colour_midpoint: 0.0,
             people_slope: 0.0,
+            uncertainty_weight: 0.0,
             calibration: None,
         }
     }
@@ -340,6 +354,48 @@ mod tests {
             };
             assert_eq!(params().decide(&s).scores, params().decide(&plain).scores);
         }
+    }
+
+    #[test]
+    fn doubt_about_the_image_holds_back_a_no_only() {
+        let p = RuleParams {
+            uncertainty_weight: 4.0,
+            ..params()
+        };
+        let against = signals(0.3, 0.4, 0.1);
+        let sure = Signals {
+            image_uncertainty: 0.05,
+            ..against
+        };
+        let unsure = Signals {
+            image_uncertainty: 0.8,
+            ..against
+        };
+        assert_eq!(p.decide(&sure).scores.argmax(), Label::No);
+        let d = p.decide(&unsure);
+        assert_eq!(d.scores.argmax(), Label::Maybe, "{d:?}");
+        assert!((d.parts.doubt - 3.2).abs() < 1e-6);
+        // A far-off sentence stays a no however unsure the classifier is.
+        let far = Signals {
+            image_uncertainty: 0.8,
+            ..signals(-0.2, -1.0, 0.1)
+        };
+        assert_eq!(p.decide(&far).scores.argmax(), Label::No);
+        // Doubt never adds to a yes.
+        let support = signals(0.7, 1.0, 0.1);
+        let unsure_support = Signals {
+            image_uncertainty: 0.8,
+            ..support
+        };
+        assert_eq!(
+            p.decide(&unsure_support).scores.yes,
+            p.decide(&support).scores.yes
+        );
+        // Without the weight, uncertainty changes nothing.
+        assert_eq!(
+            params().decide(&unsure).scores,
+            params().decide(&against).scores
+        );
     }
 
     #[test]
