@@ -373,7 +373,12 @@ class PeerModel:
         top = np.argsort(-probs, kind="stable")[:k]
         concept = (probs[top, None] * self.labels[top]).sum(axis=0)
         concept /= np.linalg.norm(concept)
+        # The entropy of the probabilities over log(classes), in [0, 1]
+        # (evidence.rs, ImageEvidence::uncertainty).
+        positive = probs[probs > 0].astype(np.float64)
+        uncertainty = float(-(positive * np.log(positive)).sum() / math.log(len(probs))) if len(probs) > 1 else 0.0
         return {
+            "uncertainty": min(max(uncertainty, 0.0), 1.0),
             "probs": probs,
             "top": top,
             "concept": concept,
@@ -479,6 +484,7 @@ class PeerModel:
             "colour_match": min(colours) if colours else None,
             "person_share": sentence["person_share"],
             "faces": None if faces is None else len(faces),
+            "image_uncertainty": image["uncertainty"],
         }
 
     def decide(self, signals):
@@ -502,7 +508,8 @@ class PeerModel:
             sign = 1.0 if signals["faces"] > 0 else -1.0
             z += sign * r.get("people_slope", 0.0) * signals["person_share"]
         yes = g * sigmoid(z - r["margin"])
-        no = g * sigmoid(-z - r["margin"])
+        doubt = r.get("uncertainty_weight", 0.0) * signals["image_uncertainty"]
+        no = g * sigmoid(-z - r["margin"] - doubt)
         maybe = max(1.0 - yes - no, 0.0)
         total = yes + no + maybe
         scores = {"yes": yes / total, "no": no / total, "maybe": maybe / total}
