@@ -359,9 +359,10 @@ class PeerModel:
         self.image_session.run(None, {self.image_spec["input"]: blank})
         self.faces(np.zeros((48, 64, 3), dtype=np.uint8))
 
-    def image_evidence(self, data):
+    def image_evidence(self, data, with_faces=True):
         """Class probabilities, the top-k classes, the unit concept vector, the
-        colour shares and the faces (None without a face detector)."""
+        colour shares and the faces (None without a face detector, or when
+        not `with_faces`: as verdict, only a sentence about people reads them)."""
         rgb = self.open_image(data)
         square = self.square(rgb)
         x = self.tensor_of_square(square)
@@ -383,7 +384,7 @@ class PeerModel:
             "top": top,
             "concept": concept,
             "colours": colour_fractions(square),
-            "faces": self.faces(np.asarray(rgb)),
+            "faces": self.faces(np.asarray(rgb)) if with_faces else None,
         }
 
     # -- text ----------------------------------------------------------------
@@ -525,11 +526,14 @@ class PeerModel:
         """One job: image bytes and sentences to one verdict per sentence."""
         if not texts:
             raise JobError("no_texts: a job needs at least one sentence")
-        image = self.image_evidence(data)
+        sentences = [self.sentence_evidence(text) for text in texts]
+        # The face detector runs only when a sentence is about people
+        # (verdict's LabelGroundedModel::image_evidence_for).
+        image = self.image_evidence(data, any(s["person_share"] > 0 for s in sentences))
         probs = image["probs"]
         image_labels = [{"label": self.label_names[k], "score": round(float(probs[k]), 4)} for k in image["top"][:3]]
         out = []
-        for text in texts:
-            label, scores = self.decide(self.signals(image, self.sentence_evidence(text)))
+        for text, sentence in zip(texts, sentences):
+            label, scores = self.decide(self.signals(image, sentence))
             out.append({"text": text, "label": label, "scores": scores, "image_labels": image_labels})
         return out

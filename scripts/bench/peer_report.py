@@ -138,7 +138,8 @@ def section(results):
         "verdict's clients pay for.",
         f"- **Work per job**, both sides: decode, centre crop ({c['crop_fraction']} of the short side), bicubic resize "
         f"to {c['size']}, normalise, image encoder, softmax and concept vector, the colour shares of the resized square, "
-        "the face detector (MTCNN: P-Net on its pyramid, R-Net, O-Net) on the decoded image (the peer resizes its "
+        "the face detector (MTCNN: P-Net on its pyramid, R-Net, O-Net) on the decoded image when a sentence of "
+        "the job is about people, which this job's sentence is not: neither side runs it (the peer resizes its "
         "working copy, pyramid and crops with Pillow's BOX filter on 8-bit images; verdict with exact area means in "
         "floating point), the sentence's cached "
         "evidence (words, named classes, colours, words for people, the sentence probe), the calibrated rule. "

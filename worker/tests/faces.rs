@@ -139,3 +139,74 @@ fn a_pack_without_faces_still_loads() {
         .expect("evidence");
     assert!(evidence.faces.is_none());
 }
+
+#[test]
+fn faces_are_looked_for_only_when_a_sentence_is_about_people() {
+    use verdict_shared::verdict::Label;
+    use verdict_worker::engine::Judge;
+    use verdict_worker::engine::label_grounded::LabelGroundedJudge;
+
+    let judge = LabelGroundedJudge::open(&common::model_dir()).expect("pack");
+    let image_cache = |judge: &LabelGroundedJudge| {
+        let counts = judge.cache_counts();
+        let image = counts.iter().find(|c| c.cache == "image").expect("image");
+        (image.hits, image.misses)
+    };
+    let astronaut = common::photo("astronaut.png");
+    // A catalogue rule: no word for a person, so the detector does not run
+    // and the verdict carries no face count.
+    let cup = judge
+        .judge(&astronaut, &["This is a ceramic coffee cup.".into()], None)
+        .expect("judge")
+        .remove(0);
+    assert!(!cup.explanation.signals.contains_key("faces"), "{cup:?}");
+    assert!(
+        judge
+            .model()
+            .image_evidence_for(&astronaut, false)
+            .expect("evidence")
+            .faces
+            .is_none()
+    );
+    assert_eq!(image_cache(&judge), (1, 1));
+    // A sentence about a person on the same image: its faces are found then
+    // (the cached evidence gains them; the encoder is not run again).
+    let person = judge
+        .judge(
+            &astronaut,
+            &["There is a person in the photo.".into()],
+            None,
+        )
+        .expect("judge")
+        .remove(0);
+    assert_eq!(person.label, Label::Yes, "{person:?}");
+    assert_eq!(person.explanation.signals.get("faces"), Some(&1.0));
+    assert!(person.explanation.summary.contains("A face was found"));
+    assert_eq!(image_cache(&judge), (2, 1));
+    // From then on the faces come with the image's evidence, for any sentence.
+    let again = judge
+        .judge(&astronaut, &["This is a ceramic coffee cup.".into()], None)
+        .expect("judge")
+        .remove(0);
+    assert_eq!(again.explanation.signals.get("faces"), Some(&1.0));
+    assert_eq!(
+        again.scores, cup.scores,
+        "faces do not move a sentence without people"
+    );
+    // One sentence about people in a job is enough for the whole job.
+    let coffee = common::photo("coffee.png");
+    let both = judge
+        .judge(
+            &coffee,
+            &[
+                "This is a ceramic coffee cup.".into(),
+                "A man is drinking it.".into(),
+            ],
+            None,
+        )
+        .expect("judge");
+    assert!(
+        both.iter()
+            .all(|v| v.explanation.signals.get("faces") == Some(&0.0))
+    );
+}

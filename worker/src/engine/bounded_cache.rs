@@ -56,6 +56,12 @@ impl<K: Hash + Eq, V> BoundedCache<K, V> {
         Ok(value)
     }
 
+    /// Stores `value` under `key`, replacing what was there (a fuller value
+    /// computed after the first).
+    pub fn insert(&self, key: K, value: Arc<V>) {
+        self.lock().put(key, value);
+    }
+
     /// Hits and misses since the cache was made (a miss is a computation,
     /// successful or not).
     pub fn counts(&self) -> (u64, u64) {

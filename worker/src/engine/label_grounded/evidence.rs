@@ -80,7 +80,9 @@ pub struct ImageEvidence {
     pub concept: Vec<f32>,
     /// The share of each colour in the image.
     pub colours: ColourFractions,
-    /// The faces in the image (`None` when the pack has no face detector).
+    /// The faces in the image (`None` when the pack has no face detector, or
+    /// when no sentence about people has asked yet:
+    /// `LabelGroundedModel::image_evidence_for`).
     pub faces: Option<Faces>,
     /// The entropy of p(k | image) over the log of the number of classes,
     /// in [0, 1]: near 0 when the classifier is sure what the image shows,

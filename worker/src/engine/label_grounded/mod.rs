@@ -184,24 +184,56 @@ impl LabelGroundedModel {
         Ok(self.image.spec().tensor(&self.decode(bytes)?))
     }
 
-    /// What the image looks like; cached by the sha256 of its bytes.
+    /// What the image looks like, faces included (when the pack has a
+    /// detector); cached by the sha256 of its bytes.
     pub fn image_evidence(&self, bytes: &[u8]) -> Result<Arc<ImageEvidence>, JudgeError> {
+        self.image_evidence_for(bytes, true)
+    }
+
+    /// What the image looks like; its faces only if `with_faces` (or if an
+    /// earlier call found them). The face detector costs about a sixth of an
+    /// image's evidence, and only a sentence about people reads its answer
+    /// (`SentenceEvidence::person_share`): a catalogue rule such as "This is
+    /// a ceramic coffee cup." never pays for it. Cached by the sha256 of the
+    /// image's bytes; an entry cached without faces gains them when a later
+    /// sentence needs them (the image is decoded again, the encoder is not
+    /// run again).
+    pub fn image_evidence_for(
+        &self,
+        bytes: &[u8],
+        with_faces: bool,
+    ) -> Result<Arc<ImageEvidence>, JudgeError> {
         let key: [u8; 32] = Sha256::digest(bytes).into();
-        self.images.get_or_try_insert(key, || {
-            let rgb = self.decode(bytes)?;
-            let spec = self.image.spec();
-            let square = spec.square(&rgb);
-            let probs = softmax(&self.image.logits(&spec.tensor_of_square(&square))?);
-            let colours = ColourFractions::measure(&square);
-            let faces = self.faces.as_ref().map(|d| d.detect(&rgb)).transpose()?;
-            Ok(ImageEvidence::new(
-                probs,
-                colours,
-                faces,
-                &self.labels,
-                &self.evidence,
-            ))
-        })
+        let detector = self.faces.as_ref().filter(|_| with_faces);
+        let evidence = self
+            .images
+            .get_or_try_insert(key, || -> Result<_, JudgeError> {
+                let rgb = self.decode(bytes)?;
+                let spec = self.image.spec();
+                let square = spec.square(&rgb);
+                let probs = softmax(&self.image.logits(&spec.tensor_of_square(&square))?);
+                let colours = ColourFractions::measure(&square);
+                let faces = detector.map(|d| d.detect(&rgb)).transpose()?;
+                Ok(ImageEvidence::new(
+                    probs,
+                    colours,
+                    faces,
+                    &self.labels,
+                    &self.evidence,
+                ))
+            })?;
+        match detector {
+            Some(detector) if evidence.faces.is_none() => {
+                let faces = detector.detect(&self.decode(bytes)?)?;
+                let fuller = Arc::new(ImageEvidence {
+                    faces: Some(faces),
+                    ..(*evidence).clone()
+                });
+                self.images.insert(key, Arc::clone(&fuller));
+                Ok(fuller)
+            }
+            _ => Ok(evidence),
+        }
     }
 
     /// What a sentence says; cached by its text.
@@ -321,14 +353,18 @@ impl Judge for LabelGroundedJudge {
                 model: self.model.name().to_string(),
             });
         }
-        let image_evidence = self.model.image_evidence(image)?;
-        texts
+        let sentences = texts
             .iter()
-            .map(|text| {
-                let sentence = self.model.sentence_evidence(text)?;
-                Ok(self.verdict(text, &image_evidence, &sentence))
-            })
-            .collect()
+            .map(|text| self.model.sentence_evidence(text))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Faces are looked for only when a sentence is about people.
+        let with_faces = sentences.iter().any(|s| s.person_share > 0.0);
+        let image_evidence = self.model.image_evidence_for(image, with_faces)?;
+        Ok(texts
+            .iter()
+            .zip(&sentences)
+            .map(|(text, sentence)| self.verdict(text, &image_evidence, sentence))
+            .collect())
     }
 
     fn working_bytes(&self) -> u64 {
