@@ -181,7 +181,15 @@ fn faces_are_looked_for_only_when_a_sentence_is_about_people() {
         .remove(0);
     assert_eq!(person.label, Label::Yes, "{person:?}");
     assert_eq!(person.explanation.signals.get("faces"), Some(&1.0));
-    assert!(person.explanation.summary.contains("A face was found"));
+    assert!(
+        person.explanation.summary.contains("A face was found (")
+            && person
+                .explanation
+                .summary
+                .ends_with("Decided by the face found, which matches the sentence."),
+        "{}",
+        person.explanation.summary
+    );
     assert_eq!(image_cache(&judge), (2, 1));
     // From then on the faces come with the image's evidence, for any sentence.
     let again = judge

@@ -155,22 +155,42 @@ fn reason(
         }
         Label::Yes | Label::No => {
             let sign = if label == Label::Yes { 1.0 } else { -1.0 };
+            // What pushed hardest, named as it pushed: (the term, what it is
+            // for a yes, for a no, whether that is plural).
             let terms = [
-                (Some(parts.concept), "the image's content"),
-                (parts.named, "the class the sentence names"),
-                (parts.colour, "the colours"),
-                (parts.people, "the faces"),
+                (
+                    Some(parts.concept),
+                    "the image's content",
+                    "the image's content",
+                    false,
+                ),
+                (
+                    parts.named,
+                    "the class the sentence names",
+                    "the class the sentence names",
+                    false,
+                ),
+                (parts.colour, "the colours", "the colours", true),
+                (parts.people, "the face found", "finding no face", false),
             ];
-            let decisive = terms
+            let (what, plural) = terms
                 .into_iter()
-                .filter_map(|(term, what)| term.map(|t| (t * sign, what)))
-                .filter(|(t, _)| *t > 0.0)
+                .filter_map(|(term, yes, no, plural)| {
+                    let what = if label == Label::Yes { yes } else { no };
+                    term.map(|t| (t * sign, what, plural))
+                })
+                .filter(|(t, _, _)| *t > 0.0)
                 .max_by(|a, b| a.0.total_cmp(&b.0))
-                .map_or("the image's content", |(_, what)| what);
-            match label {
-                Label::Yes => format!("Decided by {decisive}, which matches the sentence."),
-                _ => format!("Decided by {decisive}, which goes against the sentence."),
-            }
+                .map_or(("the image's content", false), |(_, what, plural)| {
+                    (what, plural)
+                });
+            let verb = match (label, plural) {
+                (Label::Yes, false) => "matches",
+                (Label::Yes, true) => "match",
+                (_, false) => "goes against",
+                (_, true) => "go against",
+            };
+            format!("Decided by {what}, which {verb} the sentence.")
         }
     }
 }
