@@ -9,7 +9,9 @@
 //!   once, and no job created twice (the idempotency keys find them);
 //! - waiting is the default, `--submit-only` leaves rows `queued` and says so;
 //! - no fleet in the home and no `--api`: refused, never a guessed port; an
-//!   api that does not answer: exit 1 after `--give-up-after`, with the cause.
+//!   api that does not answer: exit 1 after `--give-up-after`, with the cause;
+//! - `POST /v1/batches` stores a batch's jobs several at a time and still
+//!   answers each in the request's order, with its own outcome.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -546,4 +548,82 @@ async fn past_the_queue_limit_a_batch_sends_again_and_loses_nothing() {
     );
     assert_eq!(counters.submitted, 30, "one job per row: {counters:?}");
     assert_eq!(counters.done, 30, "{counters:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_is_answered_in_its_own_order_each_job_with_its_own_outcome() {
+    use base64::Engine;
+    let stack = Stack::start(StackOptions::default()).await;
+    let client = stack.client();
+    let image = base64::engine::general_purpose::STANDARD.encode(verdict_e2e::fixtures::png(4, 4));
+    // More jobs than the api stores at once (16), with refusals and a pair
+    // sharing an idempotency key among them.
+    let jobs: Vec<Value> = (0..60)
+        .map(|i| match i {
+            7 | 33 => {
+                serde_json::json!({"image_base64": "not base64!", "texts": [format!("rule {i}")]})
+            }
+            20 => serde_json::json!({"image_base64": image, "texts": []}),
+            41 | 42 => serde_json::json!({
+                "image_base64": image, "texts": ["the same rule"], "idempotency_key": "pair-41"
+            }),
+            _ => serde_json::json!({"image_base64": image, "texts": [format!("rule {i}")]}),
+        })
+        .collect();
+    let response = client
+        .http()
+        .post(client.url("/v1/batches"))
+        .json(&serde_json::json!({ "jobs": jobs }))
+        .send()
+        .await
+        .expect("POST /v1/batches");
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.expect("a JSON answer");
+    let items = body["jobs"].as_array().expect("items");
+    assert_eq!(items.len(), 60, "{body}");
+    assert_eq!(
+        (body["accepted"].as_u64(), body["refused"].as_u64()),
+        (Some(57), Some(3)),
+        "{body}"
+    );
+    for (i, item) in items.iter().enumerate() {
+        assert_eq!(item["index"], i, "item {i} out of place: {item}");
+        match i {
+            7 | 33 | 20 => {
+                assert_eq!(item["status"], 400, "{item}");
+                assert!(item["job"].is_null(), "{item}");
+                let code = item["error"]["code"].as_str().unwrap_or_default();
+                assert!(!code.is_empty(), "a refusal names its problem: {item}");
+            }
+            41 | 42 => assert_eq!(item["job"]["texts"], serde_json::json!(["the same rule"])),
+            _ => {
+                assert_eq!(item["status"], 202, "{item}");
+                assert_eq!(
+                    item["job"]["texts"],
+                    serde_json::json!([format!("rule {i}")]),
+                    "{item}"
+                );
+            }
+        }
+    }
+    // The pair is one job: created once, found once.
+    let mut pair = [items[41]["status"].as_u64(), items[42]["status"].as_u64()];
+    pair.sort();
+    assert_eq!(
+        pair,
+        [Some(200), Some(202)],
+        "{:?} {:?}",
+        items[41],
+        items[42]
+    );
+    assert_eq!(items[41]["job"]["id"], items[42]["job"]["id"]);
+    let ids: std::collections::HashSet<&str> = items
+        .iter()
+        .filter_map(|item| item["job"]["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        56,
+        "every other accepted job is a job of its own"
+    );
 }

@@ -40,6 +40,9 @@ struct Options {
     concurrency: usize,
     workers: usize,
     batch_size: usize,
+    /// Jobs per `POST /v1/batches` request in the throughput phase (the
+    /// path `fleet batch` takes); 0: one `POST /v1/jobs` a job.
+    submit_batch: usize,
     model: Option<String>,
     write: Option<String>,
     json: Option<String>,
@@ -52,6 +55,7 @@ fn parse_args() -> anyhow::Result<Options> {
         concurrency: 64,
         workers: 2,
         batch_size: 16,
+        submit_batch: 0,
         model: None,
         write: None,
         json: None,
@@ -65,16 +69,20 @@ fn parse_args() -> anyhow::Result<Options> {
             "--concurrency" => options.concurrency = value()?.parse()?,
             "--workers" => options.workers = value()?.parse()?,
             "--batch-size" => options.batch_size = value()?.parse()?,
+            "--submit-batch" => options.submit_batch = value()?.parse()?,
             "--model" => options.model = Some(value()?),
             "--write" => options.write = Some(value()?),
             "--json" => options.json = Some(value()?),
             "--help" | "-h" => {
                 println!(
                     "bench-queue [--jobs N] [--latency-jobs N] [--concurrency N] [--workers N] \
-                     [--batch-size N] [--model DIR] [--write docs/benchmarks.md] [--json FILE]\n\
+                     [--batch-size N] [--submit-batch N] [--model DIR] \
+                     [--write docs/benchmarks.md] [--json FILE]\n\
                      Without --model the workers run --noop (the queue alone). --json writes \
                      the throughput phase's figures, with Redis's CPU time and commands per \
-                     job (for scripts/bench-bullmq)."
+                     job (for scripts/bench-bullmq). --submit-batch N sends the throughput \
+                     phase's jobs N at a time through POST /v1/batches (the catalogue path \
+                     of `fleet batch`) instead of one POST /v1/jobs each."
                 );
                 std::process::exit(0);
             }
@@ -85,6 +93,103 @@ fn parse_args() -> anyhow::Result<Options> {
 }
 
 /// Percentile (nearest rank) of sorted milliseconds.
+/// The jobs submitted, with the client's clock when each was sent.
+type Submitted = Arc<std::sync::Mutex<Vec<(String, OffsetDateTime)>>>;
+
+/// The throughput phase's submissions, one `POST /v1/jobs` a job from
+/// `--concurrency` clients at once.
+async fn submit_one_by_one(
+    client: &ApiClient,
+    options: &Options,
+    image_for: &(dyn Fn(usize) -> Vec<u8> + Sync),
+    text: &[&str],
+    submitted_at: &Submitted,
+) {
+    futures::stream::iter(0..options.jobs)
+        .for_each_concurrent(options.concurrency, |n| {
+            let client = client.clone();
+            let image = image_for(options.latency_jobs + n);
+            let submitted_at = submitted_at.clone();
+            async move {
+                let t0 = now();
+                let answer = client.submit_json(&image, text).await;
+                if answer.status == 202 {
+                    if let Some(id) = answer.body["id"].as_str() {
+                        submitted_at
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((id.to_owned(), t0));
+                    }
+                } else {
+                    eprintln!("submit refused: {} {}", answer.status, answer.body);
+                }
+            }
+        })
+        .await;
+}
+
+/// The throughput phase's submissions through `POST /v1/batches`,
+/// `--submit-batch` jobs a request, `--concurrency` requests at once.
+async fn submit_in_batches(
+    client: &ApiClient,
+    options: &Options,
+    image_for: &(dyn Fn(usize) -> Vec<u8> + Sync),
+    text: &[&str],
+    submitted_at: &Submitted,
+) -> anyhow::Result<()> {
+    use base64::Engine;
+    let starts: Vec<usize> = (0..options.jobs).step_by(options.submit_batch).collect();
+    let answers: Vec<anyhow::Result<()>> = futures::stream::iter(starts)
+        .map(|start| {
+            let end = (start + options.submit_batch).min(options.jobs);
+            let jobs: Vec<serde_json::Value> = (start..end)
+                .map(|n| {
+                    serde_json::json!({
+                        "image_base64": base64::engine::general_purpose::STANDARD
+                            .encode(image_for(options.latency_jobs + n)),
+                        "texts": text,
+                    })
+                })
+                .collect();
+            let body = serde_json::json!({ "jobs": jobs });
+            async move {
+                let t0 = now();
+                let response = client
+                    .http()
+                    .post(client.url("/v1/batches"))
+                    .json(&body)
+                    .send()
+                    .await?;
+                let status = response.status();
+                let answer: serde_json::Value = response.json().await?;
+                if !status.is_success() {
+                    bail!("POST /v1/batches answered {status}: {answer}");
+                }
+                let mut ids = Vec::new();
+                for item in answer["jobs"].as_array().into_iter().flatten() {
+                    match (item["status"].as_u64(), item["job"]["id"].as_str()) {
+                        (Some(202), Some(id)) => ids.push((id.to_owned(), t0)),
+                        _ => bail!(
+                            "job {} of the batch was refused: {} {}",
+                            item["index"],
+                            item["status"],
+                            item["error"]
+                        ),
+                    }
+                }
+                submitted_at
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(ids);
+                Ok(())
+            }
+        })
+        .buffer_unordered(options.concurrency)
+        .collect()
+        .await;
+    answers.into_iter().collect()
+}
+
 fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -195,27 +300,11 @@ async fn main() -> anyhow::Result<()> {
     let submitted_at = Arc::new(std::sync::Mutex::new(Vec::with_capacity(options.jobs)));
     let began = Instant::now();
     let first_submit = now();
-    futures::stream::iter(0..options.jobs)
-        .for_each_concurrent(options.concurrency, |n| {
-            let client = client.clone();
-            let image = image_for(options.latency_jobs + n);
-            let submitted_at = submitted_at.clone();
-            async move {
-                let t0 = now();
-                let answer = client.submit_json(&image, &text).await;
-                if answer.status == 202 {
-                    if let Some(id) = answer.body["id"].as_str() {
-                        submitted_at
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push((id.to_owned(), t0));
-                    }
-                } else {
-                    eprintln!("submit refused: {} {}", answer.status, answer.body);
-                }
-            }
-        })
-        .await;
+    if options.submit_batch > 0 {
+        submit_in_batches(&client, &options, &image_for, &text, &submitted_at).await?;
+    } else {
+        submit_one_by_one(&client, &options, &image_for, &text, &submitted_at).await;
+    }
     let submit_secs = began.elapsed().as_secs_f64();
     let submitted: Vec<(String, OffsetDateTime)> =
         std::mem::take(&mut *submitted_at.lock().unwrap_or_else(|p| p.into_inner()));
@@ -262,6 +351,7 @@ async fn main() -> anyhow::Result<()> {
             "workers": options.workers,
             "concurrency": options.concurrency,
             "batch_size": options.batch_size,
+            "submit_batch": options.submit_batch,
             "jobs_per_s": jobs_per_s,
             "total_s": total_secs,
             "submit_s": submit_secs,

@@ -3,7 +3,8 @@
 //!
 //! Each job is checked and stored on its own, exactly as `POST /v1/jobs`
 //! would: one bad image or one Redis hiccup refuses that job, with its own
-//! status and error, not the batch. Jobs carry their own `idempotency_key`,
+//! status and error, not the batch. Up to 16 of a batch's jobs are stored
+//! at once; the answer lists them in the request's order. Jobs carry their own `idempotency_key`,
 //! so a client can resend a batch (or part of it) after an error without
 //! creating a job twice. The request is bounded (`--max-batch-bytes`,
 //! `--max-batch-jobs`) because the api holds it in memory while it works.
@@ -13,6 +14,7 @@ use axum::body::to_bytes;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use verdict_shared::job::Job;
 
@@ -21,6 +23,10 @@ use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::idempotency;
 use crate::state::AppState;
 use crate::submission::{self, json::JsonSubmission};
+
+/// Jobs of one batch being checked and stored at once (the api's Redis
+/// pool has 16 multiplexed connections).
+const ENQUEUE_AT_ONCE: usize = 16;
 
 /// The body of `POST /v1/batches`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -165,9 +171,16 @@ pub async fn submit_batch(
         state.callbacks.allow.check(url)?;
     }
     let default_callback = batch.callback_url;
-    let mut items = Vec::with_capacity(batch.jobs.len());
-    for (index, job) in batch.jobs.into_iter().enumerate() {
-        let item = match one(&state, job, default_callback.as_deref()).await {
+    // Up to ENQUEUE_AT_ONCE jobs are checked and stored at a time, so their
+    // Redis round trips overlap instead of adding up; `buffered` answers
+    // them in the request's order.
+    let items: Vec<BatchItem> = futures::stream::iter(batch.jobs.into_iter().enumerate())
+        .map(|(index, job)| {
+            let (state, default_callback) = (&state, default_callback.as_deref());
+            async move { (index, one(state, job, default_callback).await) }
+        })
+        .buffered(ENQUEUE_AT_ONCE)
+        .map(|(index, outcome)| match outcome {
             Ok(enqueued) => BatchItem {
                 index,
                 status: if enqueued.created { 202 } else { 200 },
@@ -183,9 +196,9 @@ pub async fn submit_batch(
                     message: err.message,
                 }),
             },
-        };
-        items.push(item);
-    }
+        })
+        .collect()
+        .await;
     let accepted = items.iter().filter(|i| i.job.is_some()).count();
     let response = BatchResponse {
         accepted,
