@@ -4,9 +4,9 @@
 //! Each job is checked and stored on its own, exactly as `POST /v1/jobs`
 //! would: one bad image or one Redis hiccup refuses that job, with its own
 //! status and error, not the batch. Up to 16 of a batch's jobs are stored
-//! at once; the answer lists them in the request's order. Jobs carry their own `idempotency_key`,
-//! so a client can resend a batch (or part of it) after an error without
-//! creating a job twice. The request is bounded (`--max-batch-bytes`,
+//! at once; the answer lists them in the request's order. Jobs carry their
+//! own `idempotency_key`, so a client can resend a batch (or part of it)
+//! after an error without creating a job twice. The request is bounded (`--max-batch-bytes`,
 //! `--max-batch-jobs`) because the api holds it in memory while it works.
 
 use axum::Json;
