@@ -29,7 +29,7 @@ use crate::wait::{Waiters, subscriber};
 
 /// Connections in the Redis pool. Each is multiplexed, so a few carry many
 /// concurrent requests.
-const POOL_SIZE: usize = 16;
+pub(crate) const POOL_SIZE: usize = 16;
 
 /// The router with its middleware. With a token, every `/v1` route needs it
 /// (checked before the body is read).

@@ -24,9 +24,9 @@ use crate::idempotency;
 use crate::state::AppState;
 use crate::submission::{self, json::JsonSubmission};
 
-/// Jobs of one batch being checked and stored at once (the api's Redis
-/// pool has 16 multiplexed connections).
-const ENQUEUE_AT_ONCE: usize = 16;
+/// Jobs of one batch being checked and stored at once: one per connection
+/// of the api's Redis pool.
+const ENQUEUE_AT_ONCE: usize = crate::server::POOL_SIZE;
 
 /// The body of `POST /v1/batches`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
