@@ -10,6 +10,7 @@ mod graceful_exit;
 mod long_poll;
 mod redis_restart;
 mod tcp_url;
+mod together;
 mod undecodable_image;
 mod worker_names;
 

@@ -24,6 +24,23 @@ impl QueueError {
         QueueError::Corrupt(what.into())
     }
 
+    /// The same error for another caller, where one call served several (a
+    /// finish of several jobs): the same message, and as
+    /// [`is_unavailable`](Self::is_unavailable) as this one.
+    pub fn duplicate(&self) -> QueueError {
+        match self {
+            QueueError::Redis(err) => QueueError::Redis(err.clone()),
+            QueueError::Pool(err) => QueueError::Redis(redis::RedisError::from(
+                std::io::Error::other(format!("redis pool: {err}")),
+            )),
+            QueueError::Corrupt(what) => QueueError::Corrupt(what.clone()),
+            QueueError::QueueFull { depth, limit } => QueueError::QueueFull {
+                depth: *depth,
+                limit: *limit,
+            },
+        }
+    }
+
     /// Whether the error means Redis is unreachable or slow (worth retrying
     /// later) rather than a protocol violation: a failover in progress (no
     /// primary named yet, or a node that is no longer the primary answered)

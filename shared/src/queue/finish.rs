@@ -1,4 +1,5 @@
-//! A worker finishing a job: verdicts or an error, stored atomically.
+//! A worker finishing jobs: verdicts or an error, stored atomically, one job
+//! or several in one script.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -50,6 +51,16 @@ pub enum Finish {
     Missing,
 }
 
+/// A job to finish: its id, its stream entry, how it ended and the worker's
+/// metrics for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Finishing<'a> {
+    pub job_id: JobId,
+    pub entry_id: &'a str,
+    pub outcome: &'a Outcome,
+    pub metrics: &'a [Increment],
+}
+
 /// Stores the outcome, sets the state, drops the image, starts the result
 /// TTL, acknowledges and deletes the stream entry, adds the worker's
 /// `metrics` for the job to `verdict:metrics` and to this minute's activity
@@ -64,41 +75,80 @@ pub async fn finish<C: ConnectionLike>(
     outcome: &Outcome,
     metrics: &[Increment],
 ) -> Result<Finish, QueueError> {
-    let payload = match outcome {
-        Outcome::Done(results) => serde_json::to_vec(results),
-        Outcome::Failed(error) => serde_json::to_vec(error),
+    let job = Finishing {
+        job_id,
+        entry_id,
+        outcome,
+        metrics,
+    };
+    let mut finished = finish_all(conn, worker, &[job]).await?;
+    finished
+        .pop()
+        .ok_or_else(|| QueueError::corrupt("finish: no reply for the job"))
+}
+
+/// [`finish`] for several jobs in one script: what each job's finish does,
+/// with the stream entries dropped by one `XACK` and one `XDEL`, and the
+/// counters and metrics of the jobs it finishes added up and written once.
+/// One answer a job, in the order of `jobs`. Atomic: either every job's
+/// ending (and its figures) is stored or none is.
+pub async fn finish_all<C: ConnectionLike>(
+    conn: &mut C,
+    worker: &str,
+    jobs: &[Finishing<'_>],
+) -> Result<Vec<Finish>, QueueError> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
     }
-    .map_err(|err| QueueError::corrupt(format!("finish: {err}")))?;
     let mut invocation = FINISH.prepare_invoke();
     invocation
-        .key(keys::job(&job_id))
         .key(keys::STREAM)
         .key(keys::STATS)
         .key(keys::CALLBACKS)
         .key(keys::METRICS)
         .key(keys::RECENT_FAILURES)
         .arg(keys::GROUP)
-        .arg(entry_id)
         .arg(worker)
-        .arg(outcome.state().as_str())
-        .arg(payload)
         .arg(keys::EVENTS)
-        .arg(job_id.to_string())
         .arg(DEFAULT_RESULT_TTL.as_secs())
         .arg(keys::MINUTE_PREFIX)
         .arg(activity::KEPT.as_secs())
         .arg(recent_failures::KEPT);
-    for increment in metrics {
-        match increment.by {
-            Amount::Count(n) => invocation.arg("count").arg(&increment.field).arg(n),
-            Amount::Seconds(s) => invocation.arg("seconds").arg(&increment.field).arg(s),
-        };
+    for job in jobs {
+        let payload = match job.outcome {
+            Outcome::Done(results) => serde_json::to_vec(results),
+            Outcome::Failed(error) => serde_json::to_vec(error),
+        }
+        .map_err(|err| QueueError::corrupt(format!("finish: {err}")))?;
+        invocation
+            .key(keys::job(&job.job_id))
+            .arg(job.entry_id)
+            .arg(job.job_id.to_string())
+            .arg(job.outcome.state().as_str())
+            .arg(payload)
+            .arg(job.metrics.len());
+        for increment in job.metrics {
+            match increment.by {
+                Amount::Count(n) => invocation.arg("count").arg(&increment.field).arg(n),
+                Amount::Seconds(s) => invocation.arg("seconds").arg(&increment.field).arg(s),
+            };
+        }
     }
     let reply: Vec<Value> = invocation.invoke_async(conn).await?;
-    parse_reply(reply)
+    if reply.len() != jobs.len() {
+        return Err(QueueError::corrupt(format!(
+            "finish: {} replies for {} jobs",
+            reply.len(),
+            jobs.len()
+        )));
+    }
+    reply
+        .into_iter()
+        .map(|one| parse_reply(reply::array(one, "finish")?))
+        .collect()
 }
 
-/// What `finish.lua` answered, typed: `["finished", finished_us]`,
+/// What `finish.lua` answered for one job, typed: `["finished", finished_us]`,
 /// `["stale", state]` or `["missing"]`.
 pub fn parse_reply(reply: Vec<Value>) -> Result<Finish, QueueError> {
     let mut parts = reply::Parts::new("finish", reply);

@@ -1,4 +1,4 @@
-//! A worker taking a job it read from the stream.
+//! A worker taking jobs it read from the stream, one or several at once.
 
 use std::sync::LazyLock;
 
@@ -53,45 +53,84 @@ pub async fn start<C: ConnectionLike>(
     worker: &str,
     max_attempts: u32,
 ) -> Result<Start, QueueError> {
-    let record = keys::job(&job_id);
+    let mut started = start_all(conn, worker, max_attempts, &[(entry_id, job_id)]).await?;
+    started
+        .pop()
+        .unwrap_or_else(|| Err(QueueError::corrupt("start: no reply for the job")))
+}
+
+/// [`start`] for several jobs, given as their stream entry ids and job ids,
+/// in one transaction: one script, then each image by a plain HGET. One
+/// answer a job, in order; a job whose record is corrupt gets its own error
+/// and the others start.
+pub async fn start_all<C: ConnectionLike>(
+    conn: &mut C,
+    worker: &str,
+    max_attempts: u32,
+    jobs: &[(&str, JobId)],
+) -> Result<Vec<Result<Start, QueueError>>, QueueError> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let records: Vec<String> = jobs.iter().map(|(_, job_id)| keys::job(job_id)).collect();
     let mut invocation = START.prepare_invoke();
     invocation
-        .key(&record)
         .key(keys::STREAM)
         .key(keys::STATS)
         .arg(keys::GROUP)
-        .arg(entry_id)
         .arg(worker)
         .arg(max_attempts);
-    // One transaction: the script, then the image by a plain HGET (never
+    for ((entry_id, _), record) in jobs.iter().zip(&records) {
+        invocation.key(record).arg(*entry_id);
+    }
+    // One transaction: the script, then the images by plain HGETs (never
     // through Lua, which would hash every byte; see transaction.rs).
     let reply = transaction::in_transaction(conn, &START, |pipe| {
-        pipe.invoke_script(&invocation)
-            .hget(&record, job_record::field::IMAGE);
+        pipe.invoke_script(&invocation);
+        for record in &records {
+            pipe.hget(record, job_record::field::IMAGE);
+        }
     })
     .await?;
-    let (reply, image): (Value, Option<Vec<u8>>) = redis::from_redis_value(reply)
-        .map_err(|err| QueueError::corrupt(format!("start: {err}")))?;
-    // The script's error replies (CORRUPT) come back inside EXEC's reply:
-    // taken out as errors, as a lone EVALSHA would give them.
-    let Value::Array(mut reply) = reply.extract_error()? else {
-        return Err(QueueError::corrupt(
-            "start: the script's reply is not an array",
-        ));
+    let mut values = reply::array(reply, "start")?.into_iter();
+    // The script's error replies come back inside EXEC's reply: taken out
+    // as errors, as a lone EVALSHA would give them.
+    let replies = match values.next() {
+        Some(reply) => reply::array(reply.extract_error()?, "start")?,
+        None => return Err(QueueError::corrupt("start: an empty transaction reply")),
     };
-    // The image joins the reply where the typed parser expects it.
-    if reply.len() == 5
-        && let Some(image) = image
-    {
-        reply.insert(2, Value::BulkString(image));
+    if replies.len() != jobs.len() || values.len() != jobs.len() {
+        return Err(QueueError::corrupt(format!(
+            "start: {} replies and {} images for {} jobs",
+            replies.len(),
+            values.len(),
+            jobs.len()
+        )));
     }
-    parse_reply(reply, job_id, entry_id, worker)
+    Ok(replies
+        .into_iter()
+        .zip(values)
+        .zip(jobs)
+        .map(|((reply, image), (entry_id, job_id))| {
+            let mut reply = reply::array(reply, "start")?;
+            // The image joins the reply where the typed parser expects it.
+            if reply.len() == 5 {
+                let image: Option<Vec<u8>> = redis::from_redis_value(image)
+                    .map_err(|err| QueueError::corrupt(format!("start: image: {err}")))?;
+                if let Some(image) = image {
+                    reply.insert(2, Value::BulkString(image));
+                }
+            }
+            parse_reply(reply, *job_id, entry_id, worker)
+        })
+        .collect())
 }
 
 /// What `start.lua` answered for the job `job_id` of `entry_id`, taken by
 /// `worker`, typed: `["run", spec, image, submitted_us, started_us,
 /// attempts]` (the image read beside the script, see [`start`]), `["skip",
-/// state]`, `["exhausted", attempts]` or `["missing"]`.
+/// state]`, `["exhausted", attempts]`, `["missing"]`, or `["corrupt", what]`
+/// (an error).
 pub fn parse_reply(
     reply: Vec<Value>,
     job_id: JobId,
@@ -101,6 +140,10 @@ pub fn parse_reply(
     let mut parts = reply::Parts::new("start", reply);
     match parts.verb()?.as_str() {
         "missing" => Ok(Start::Missing),
+        "corrupt" => Err(QueueError::corrupt(format!(
+            "start: {}",
+            parts.string("what")?
+        ))),
         "skip" => Ok(Start::Skip(parts.state()?)),
         "exhausted" => Ok(Start::Exhausted {
             attempts: parts.count("attempts")?,

@@ -7,17 +7,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use verdict_shared::queue::dead_letter::{DeadLetter, dead_letter};
-use verdict_shared::queue::finish::finish;
+use verdict_shared::queue::finish::{Finishing, finish_all};
+use verdict_shared::queue::metrics::Increment;
 use verdict_shared::queue::metrics::JobReport;
 use verdict_shared::queue::policy::retry_delay;
 use verdict_shared::queue::retry::{Retry, retry};
+use verdict_shared::queue::start::start_all;
 use verdict_shared::queue::{Finish, Outcome, QueueError, Start, StartedJob, StreamEntry};
 
 use super::outcome::{self, Decision};
 use super::{Context, image_probe};
 use crate::image_fetch::{self, FetchFailure};
 use verdict_shared::image_reference::ImageReference;
-use verdict_shared::job::Job;
+use verdict_shared::job::{Job, JobId};
 use verdict_shared::queue::image_fetched::image_fetched;
 use verdict_shared::reconnect::Backoff;
 
@@ -45,10 +47,7 @@ enum Ended {
 /// stays pending, to be run again.
 pub async fn run(ctx: &Context, entry: &StreamEntry) -> Result<(), QueueError> {
     loop {
-        let start = {
-            let mut conn = ctx.pool.get().await?;
-            entry.start(&mut conn, &ctx.name, ctx.max_attempts).await?
-        };
+        let start = start_grouped(ctx, entry).await?;
         let started = match start {
             Start::Run(started) => started,
             Start::Skip(state) => {
@@ -327,11 +326,13 @@ async fn finish_with_retry(
             stop_seen = true;
             deadline = deadline.min(Instant::now() + FINISH_RETRY_WHEN_STOPPING);
         }
-        let attempt = async {
-            let mut conn = ctx.pool.get().await?;
-            finish(&mut conn, *job_id, entry_id, &ctx.name, outcome, &metrics).await
-        }
-        .await;
+        let request = FinishRequest {
+            job_id: *job_id,
+            entry_id: entry_id.to_owned(),
+            outcome: outcome.clone(),
+            metrics: metrics.clone(),
+        };
+        let attempt = finish_grouped(ctx, request).await;
         match attempt {
             Ok(finished) => return Ok(finished),
             Err(err) if err.is_unavailable() && Instant::now() < deadline => {
@@ -354,4 +355,62 @@ async fn finish_with_retry(
             }
         }
     }
+}
+
+/// A job to start, as the grouped start call takes it.
+pub(crate) struct StartRequest {
+    entry_id: String,
+    job_id: JobId,
+}
+
+/// A job to finish, as the grouped finish call takes it.
+pub(crate) struct FinishRequest {
+    job_id: JobId,
+    entry_id: String,
+    outcome: Outcome,
+    metrics: Vec<Increment>,
+}
+
+/// Starts the job of `entry`, in one `start.lua` call with the other jobs
+/// this worker starts at the same moment (see `group_commit`).
+async fn start_grouped(ctx: &Context, entry: &StreamEntry) -> Result<Start, QueueError> {
+    let Some(job_id) = entry.job else {
+        // An entry that names no job: discarded, alone.
+        let mut conn = ctx.pool.get().await?;
+        return entry.start(&mut conn, &ctx.name, ctx.max_attempts).await;
+    };
+    let request = StartRequest {
+        entry_id: entry.entry_id.clone(),
+        job_id,
+    };
+    ctx.starts
+        .call(request, async |requests: &[StartRequest]| {
+            let jobs: Vec<(&str, JobId)> = requests
+                .iter()
+                .map(|r| (r.entry_id.as_str(), r.job_id))
+                .collect();
+            let mut conn = ctx.pool.get().await?;
+            start_all(&mut conn, &ctx.name, ctx.max_attempts, &jobs).await
+        })
+        .await?
+}
+
+/// Stores one job's ending, in one `finish.lua` call with the other jobs of
+/// this worker that ended while its previous finish was in flight.
+async fn finish_grouped(ctx: &Context, request: FinishRequest) -> Result<Finish, QueueError> {
+    ctx.finishes
+        .call(request, async |requests: &[FinishRequest]| {
+            let jobs: Vec<Finishing<'_>> = requests
+                .iter()
+                .map(|r| Finishing {
+                    job_id: r.job_id,
+                    entry_id: &r.entry_id,
+                    outcome: &r.outcome,
+                    metrics: &r.metrics,
+                })
+                .collect();
+            let mut conn = ctx.pool.get().await?;
+            finish_all(&mut conn, &ctx.name, &jobs).await
+        })
+        .await
 }

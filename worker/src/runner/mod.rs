@@ -6,6 +6,8 @@
 //! - [`read_loop`]: connecting to Redis, reading entries (own pending ones
 //!   first, then new and reclaimed ones), reconnecting after a loss;
 //! - [`job`]: one job, from start to finish;
+//! - [`group_commit`]: the starts (and the finishes) that come while one is
+//!   in flight, made together in the next call;
 //! - [`outcome`]: how a judgement ends a job (done, failed, or retried);
 //! - [`heartbeat`]: the task that keeps the worker's record alive (and
 //!   stops the worker if its name was taken over);
@@ -19,14 +21,17 @@
 //!
 //! The loop reads up to `batch_size` entries at once (COUNT), starts and
 //! finishes them concurrently on pooled connections, and judges them one at a
-//! time on a blocking thread; a batching engine can later take the whole read
-//! in one call without changing the loop. After a (re)connection it first
-//! re-reads the entries already delivered to its name and not acknowledged,
-//! so a job in hand when Redis (or the previous process of the same name) went
-//! away runs again at once.
+//! time on a blocking thread; the starts and the finishes that come while
+//! one is in flight are made together in the next call ([`group_commit`]:
+//! one script, one round trip, counters added once). A batching engine
+//! can later take the whole read in one call without changing the loop.
+//! After a (re)connection it first re-reads the entries already delivered to
+//! its name and not acknowledged, so a job in hand when Redis (or the
+//! previous process of the same name) went away runs again at once.
 
 #[cfg(any(test, feature = "test-hooks"))]
 mod faulty_judge;
+mod group_commit;
 mod heartbeat;
 mod image_probe;
 mod job;
@@ -45,13 +50,14 @@ use anyhow::Context as _;
 use tokio::sync::Semaphore;
 use verdict_shared::clock::wall_ms;
 use verdict_shared::queue::deregister::{Deregistration, deregister as deregister_name};
-use verdict_shared::queue::{QueueError, WorkerRecord};
+use verdict_shared::queue::{Finish, QueueError, Start, WorkerRecord};
 use verdict_shared::redis_pool::Pool;
 use verdict_shared::redis_url::{self, RedisUrl};
 use verdict_shared::shutdown::{self, Shutdown};
 
 use crate::engine::Judge;
 use crate::image_fetch::{FetchConfig, ImageSources};
+use group_commit::GroupCommit;
 use status::WorkerStatus;
 
 /// How the loop runs.
@@ -87,6 +93,10 @@ pub(crate) struct Context {
     /// The loaded judge; a job's attempt gets it from [`Context::judge_for`].
     pub(crate) judge: Arc<dyn Judge>,
     pub(crate) judge_permit: Semaphore,
+    /// Starts jobs, several in one call when they come together.
+    pub(crate) starts: GroupCommit<job::StartRequest, Result<Start, QueueError>>,
+    /// Stores jobs' endings, several in one call when they come together.
+    pub(crate) finishes: GroupCommit<job::FinishRequest, Finish>,
     pub(crate) status: Arc<WorkerStatus>,
     pub(crate) reporter: report::Reporter,
     /// Fetches the images that jobs name instead of carrying.
@@ -176,6 +186,8 @@ pub async fn run(
         pool: pool.clone(),
         judge,
         judge_permit: Semaphore::new(1),
+        starts: GroupCommit::default(),
+        finishes: GroupCommit::default(),
         status: status.clone(),
         reporter: report::Reporter::default(),
         images,

@@ -17,7 +17,7 @@
 -- Returns {'dead_lettered', finished_us, error JSON, dead-letter entry id},
 -- {'stale', state} (it had already ended) or {'missing'}.
 
-local refused = refuse_gone_or_ended('stale')
+local refused = refuse_gone_or_ended(KEYS[1], KEYS[2], ARGV[1], ARGV[2], 'stale')
 if refused then
   return refused
 end
@@ -57,10 +57,12 @@ local dead = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*',
   'entry', ARGV[2],
   'at_us', now)
 redis.call('HSET', KEYS[1], 'dead_entry', dead)
-drop_entry()
+drop_entries(KEYS[2], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[3], 'failed', 1)
 redis.call('HINCRBY', KEYS[3], 'dead_lettered', 1)
-redis.call('HINCRBY', minute_key(ARGV[9], now, ARGV[10]), 'jobs:failed', 1)
+local minute = minute_key(ARGV[9], now)
+redis.call('HINCRBY', minute, 'jobs:failed', 1)
+redis.call('EXPIRE', minute, ARGV[10])
 remember_failure(KEYS[6], ARGV[11], ARGV[6], final_error, ARGV[3], now, true)
 
 announce_end(KEYS[1], KEYS[5], ARGV[5], ARGV[6])

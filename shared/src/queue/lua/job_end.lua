@@ -9,20 +9,26 @@ local function redis_now_us()
   return t[1] .. string.rep('0', 6 - #t[2]) .. t[2]
 end
 
--- Starts an ended job's result TTL: the one it was submitted with, else the
--- default.
-local function expire_ended(record, default_ttl)
-  local ttl = tonumber(redis.call('HGET', record, 'result_ttl')) or tonumber(default_ttl)
-  redis.call('EXPIRE', record, ttl)
+-- Starts an ended job's result TTL: `result_ttl`, the record's field of that
+-- name (the TTL it was submitted with; nil: read it here), else the default.
+local function expire_ended(record, default_ttl, result_ttl)
+  if result_ttl == nil then
+    result_ttl = redis.call('HGET', record, 'result_ttl')
+  end
+  redis.call('EXPIRE', record, tonumber(result_ttl) or tonumber(default_ttl))
 end
 
 -- Tells the world a job ended. A job submitted with a callback_url gets
 -- exactly one entry in the callbacks stream (issue 7), here where it ends:
 -- once, because each ending script refuses a job that already ended before
 -- it gets here. The api processes send it (docs/protocol.md). Then the job id
--- goes out on the events channel, which wakes long-polls.
-local function announce_end(record, callbacks, events, job_id)
-  local ok, spec = pcall(cjson.decode, redis.call('HGET', record, 'spec') or '')
+-- goes out on the events channel, which wakes long-polls. `spec_json` is the
+-- record's `spec` field (nil: read it here).
+local function announce_end(record, callbacks, events, job_id, spec_json)
+  if spec_json == nil then
+    spec_json = redis.call('HGET', record, 'spec')
+  end
+  local ok, spec = pcall(cjson.decode, spec_json or '')
   if ok and type(spec) == 'table' and type(spec.callback_url) == 'string' then
     redis.call('XADD', callbacks, '*', 'job', job_id)
   end
@@ -33,11 +39,11 @@ end
 -- The fleet's activity, minute by minute, for the dashboard (issue 17): the
 -- hash `<prefix><unix minute>` (docs/protocol.md, verdict:minute:*) holds the
 -- same fields as the metrics hash, for that minute only, plus jobs:done and
--- jobs:failed, and lives `ttl` seconds. Returns the minute's key.
-local function minute_key(prefix, now_us, ttl)
-  local key = prefix .. math.floor(tonumber(now_us) / 60000000)
-  redis.call('EXPIRE', key, ttl)
-  return key
+-- jobs:failed, and lives its TTL from its last write: the caller sets it
+-- (EXPIRE) after writing, since EXPIRE on a key not yet made does nothing.
+-- Returns the minute's key.
+local function minute_key(prefix, now_us)
+  return prefix .. math.floor(tonumber(now_us) / 60000000)
 end
 
 -- The ended job joins the list of recent failures (newest first, `keep`
