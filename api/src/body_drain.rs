@@ -23,8 +23,25 @@ use tokio::sync::mpsc;
 /// How long the pump keeps discarding after the handler stopped reading.
 pub const DRAIN_FOR: Duration = Duration::from_secs(5);
 
-/// The middleware: wraps bodies of requests that may have one.
+/// The middleware: wraps bodies of requests that may have one. A request
+/// that announces a body over `max_bytes` is refused unread (the handlers
+/// check the length first) and its connection is closed after the answer:
+/// draining a body that can never be taken would only hold the connection
+/// (and a client that reads to the end) for [`DRAIN_FOR`].
 pub async fn drain_unread(max_bytes: usize, req: Request, next: Next) -> Response {
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > max_bytes as u64) {
+        let mut response = next.run(req).await;
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        return response;
+    }
     let has_body = req
         .headers()
         .contains_key(axum::http::header::CONTENT_LENGTH)

@@ -28,6 +28,11 @@ impl ApiClient {
             base: base.trim_end_matches('/').to_owned(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
+                // The api closes a kept-alive connection that sat idle for
+                // its --header-timeout (10 s by default); a request sent on
+                // it at that moment is reset. Dropped sooner here, as
+                // docs/api.md asks of clients.
+                .pool_idle_timeout(Duration::from_secs(4))
                 .build()
                 .expect("http client"),
         }
