@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use verdict_e2e::RedisServer;
-use verdict_shared::job::{ImageInfo, JobError, JobId, JobState};
+
+use verdict_shared::job::{JobError, JobState};
 use verdict_shared::queue::claim::{ensure_group, read_new};
 use verdict_shared::queue::finish::finish;
 use verdict_shared::queue::metrics::{Amount, Increment};
 use verdict_shared::queue::read::read_job;
-use verdict_shared::queue::submit::{NewJob, submit};
 use verdict_shared::queue::{Finish, Outcome, Start};
+
+use crate::submit_tiny_job;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_finished_job_is_never_moved_again() {
@@ -22,28 +24,7 @@ async fn a_finished_job_is_never_moved_again() {
     let mut conn = server.connection().await;
     ensure_group(&mut conn).await.unwrap();
 
-    let id = JobId::new();
-    let texts = vec!["A cup.".to_string()];
-    let info = ImageInfo {
-        bytes: 3,
-        sha256: "00".repeat(32),
-        format: "png".into(),
-        reference: None,
-    };
-    submit(
-        &mut conn,
-        NewJob {
-            id,
-            texts: &texts,
-            premise: None,
-            image_info: &info,
-            image: b"\x89PN",
-            result_ttl: Duration::from_secs(60),
-            max_queue_depth: 0,
-        },
-    )
-    .await
-    .unwrap();
+    let id = submit_tiny_job(&mut conn).await;
 
     let entries = read_new(&mut conn, "first", 10, Duration::from_millis(100))
         .await

@@ -16,5 +16,36 @@ mod worker_names;
 
 use std::time::Duration;
 
+use verdict_shared::job::{ImageInfo, JobId};
+use verdict_shared::queue::submit::{NewJob, submit};
+
 /// Generous bound for anything that should take milliseconds.
 pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Submits, straight through the queue protocol (no api), a job with one
+/// sentence and a 3-byte "image"; its id.
+pub async fn submit_tiny_job(conn: &mut redis::aio::MultiplexedConnection) -> JobId {
+    let id = JobId::new();
+    let texts = vec!["A cup.".to_string()];
+    let info = ImageInfo {
+        bytes: 3,
+        sha256: "00".repeat(32),
+        format: "png".into(),
+        reference: None,
+    };
+    submit(
+        conn,
+        NewJob {
+            id,
+            texts: &texts,
+            premise: None,
+            image_info: &info,
+            image: b"\x89PN",
+            result_ttl: Duration::from_secs(600),
+            max_queue_depth: 0,
+        },
+    )
+    .await
+    .unwrap();
+    id
+}

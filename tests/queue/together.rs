@@ -9,7 +9,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use redis::AsyncCommands;
 use verdict_e2e::RedisServer;
-use verdict_shared::job::{ImageInfo, JobError, JobId, JobState};
+
+use verdict_shared::job::{JobError, JobId, JobState};
 use verdict_shared::queue::cancel::cancel;
 use verdict_shared::queue::claim::{StreamEntry, ensure_group, read_new};
 use verdict_shared::queue::finish::{Finishing, finish, finish_all};
@@ -17,34 +18,9 @@ use verdict_shared::queue::keys;
 use verdict_shared::queue::metrics::{Amount, Increment};
 use verdict_shared::queue::read::read_job;
 use verdict_shared::queue::start::start_all;
-use verdict_shared::queue::submit::{NewJob, submit};
 use verdict_shared::queue::{Finish, Outcome, Start};
 
-async fn submit_one(conn: &mut redis::aio::MultiplexedConnection) -> JobId {
-    let id = JobId::new();
-    let texts = vec!["A cup.".to_string()];
-    let info = ImageInfo {
-        bytes: 3,
-        sha256: "00".repeat(32),
-        format: "png".into(),
-        reference: None,
-    };
-    submit(
-        conn,
-        NewJob {
-            id,
-            texts: &texts,
-            premise: None,
-            image_info: &info,
-            image: b"\x89PN",
-            result_ttl: Duration::from_secs(600),
-            max_queue_depth: 0,
-        },
-    )
-    .await
-    .unwrap();
-    id
-}
+use crate::submit_tiny_job;
 
 fn increments(yes: u64, inference: f64) -> Vec<Increment> {
     vec![
@@ -69,7 +45,7 @@ async fn jobs_finished_together_each_get_their_own_ending_and_are_counted_once()
     // Five jobs, all started by one worker.
     let mut ids = Vec::new();
     for _ in 0..5 {
-        ids.push(submit_one(&mut conn).await);
+        ids.push(submit_tiny_job(&mut conn).await);
     }
     let entries: Vec<StreamEntry> = read_new(&mut conn, "w", 10, Duration::from_millis(100))
         .await
@@ -233,7 +209,7 @@ async fn a_malformed_finish_is_refused_whole_and_changes_nothing() {
     let server = RedisServer::start_unix(dir.path());
     let mut conn = server.connection().await;
     ensure_group(&mut conn).await.unwrap();
-    let id = submit_one(&mut conn).await;
+    let id = submit_tiny_job(&mut conn).await;
     let entries = read_new(&mut conn, "w", 10, Duration::from_millis(100))
         .await
         .unwrap();
@@ -280,7 +256,7 @@ async fn jobs_started_together_each_get_their_own_answer() {
 
     let mut ids = Vec::new();
     for _ in 0..6 {
-        ids.push(submit_one(&mut conn).await);
+        ids.push(submit_tiny_job(&mut conn).await);
     }
     let entries: Vec<StreamEntry> = read_new(&mut conn, "w", 10, Duration::from_millis(100))
         .await
