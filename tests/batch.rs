@@ -627,3 +627,59 @@ async fn a_batch_is_answered_in_its_own_order_each_job_with_its_own_outcome() {
         "every other accepted job is a job of its own"
     );
 }
+
+/// A batch may be larger than one job's body limit: it is taken, and its
+/// connection kept alive; only a body announced over every limit closes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_larger_than_a_job_s_body_limit_is_taken_on_a_kept_alive_connection() {
+    use base64::Engine;
+    let stack = Stack::start(StackOptions {
+        api_args: vec![
+            "--max-body-bytes".into(),
+            "100000".into(),
+            "--max-batch-bytes".into(),
+            "1000000".into(),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let client = stack.client();
+    let image = base64::engine::general_purpose::STANDARD.encode(verdict_e2e::fixtures::png(4, 4));
+    let padding = "x".repeat(900);
+    let jobs: Vec<Value> = (0..200)
+        .map(|i| serde_json::json!({"image_base64": image, "texts": [format!("rule {i} {padding}")]}))
+        .collect();
+    let body = serde_json::to_vec(&serde_json::json!({ "jobs": jobs })).unwrap();
+    assert!((100_000..1_000_000).contains(&body.len()), "{}", body.len());
+    let response = client
+        .http()
+        .post(client.url("/v1/batches"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("POST /v1/batches");
+    assert_eq!(response.status(), 202);
+    assert_eq!(
+        response.headers().get("connection"),
+        None,
+        "the connection is kept alive"
+    );
+    let answer: Value = response.json().await.expect("a JSON answer");
+    assert_eq!(answer["accepted"], 200, "{answer}");
+
+    // Over the batch limit too: refused at once, and the connection closed.
+    let (status, refused) = verdict_e2e::client::raw_post(
+        &stack.api_url,
+        "/v1/batches",
+        "application/json",
+        2_000_000,
+        b"{",
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{refused}"
+    );
+}

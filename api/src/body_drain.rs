@@ -23,11 +23,12 @@ use tokio::sync::mpsc;
 /// How long the pump keeps discarding after the handler stopped reading.
 pub const DRAIN_FOR: Duration = Duration::from_secs(5);
 
-/// The middleware: wraps bodies of requests that may have one. A request
-/// that announces a body over `max_bytes` is refused unread (the handlers
-/// check the length first) and its connection is closed after the answer:
-/// draining a body that can never be taken would only hold the connection
-/// (and a client that reads to the end) for [`DRAIN_FOR`].
+/// The middleware: wraps bodies of requests that may have one.
+/// `max_bytes` is the largest body any route takes. A request that announces
+/// more is refused unread (the handlers check the length first) and its
+/// connection is closed after the answer: draining a body that can never be
+/// taken would only hold the connection (and a client that reads to the
+/// end) for [`DRAIN_FOR`].
 pub async fn drain_unread(max_bytes: usize, req: Request, next: Next) -> Response {
     let announced = req
         .headers()

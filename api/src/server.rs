@@ -40,6 +40,8 @@ pub fn app(
     origins: OriginPolicy,
 ) -> Router {
     let max_body = state.limits.max_body_bytes;
+    // The largest body any route takes: a batch may be larger than a job.
+    let largest_body = max_body.max(state.batch.max_bytes);
     routes::router()
         .layer(axum::middleware::from_fn_with_state(
             token,
@@ -53,7 +55,7 @@ pub fn app(
                 .layer(axum::middleware::from_fn(request_log::log_request)),
         )
         .layer(axum::middleware::from_fn(move |req, next| {
-            body_drain::drain_unread(max_body, req, next)
+            body_drain::drain_unread(largest_body, req, next)
         }))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(move |req, next| {
