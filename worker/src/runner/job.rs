@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use verdict_shared::queue::dead_letter::{DeadLetter, dead_letter};
 use verdict_shared::queue::finish::{Finishing, finish_all};
-use verdict_shared::queue::metrics::Increment;
-use verdict_shared::queue::metrics::JobReport;
+use verdict_shared::queue::metrics::{Increment, JobReport};
 use verdict_shared::queue::policy::retry_delay;
 use verdict_shared::queue::retry::{Retry, retry};
 use verdict_shared::queue::start::start_all;
