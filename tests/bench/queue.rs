@@ -364,7 +364,14 @@ async fn main() -> anyhow::Result<()> {
             "redis_calls_per_job_by_command": redis_used
                 .by_command
                 .iter()
-                .map(|(command, &calls)| (command.clone(), calls as f64 / options.jobs as f64))
+                .map(|(command, used)| (command.clone(), used.calls as f64 / options.jobs as f64))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+            // evalsha's time holds its scripts' commands, which are counted
+            // on their own lines too.
+            "redis_us_per_job_by_command": redis_used
+                .by_command
+                .iter()
+                .map(|(command, used)| (command.clone(), used.usec as f64 / options.jobs as f64))
                 .collect::<std::collections::BTreeMap<_, _>>(),
         });
         std::fs::write(path, serde_json::to_string_pretty(&figures)?)?;
@@ -433,11 +440,19 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// What redis-server has spent: CPU seconds (user + system, `INFO cpu`)
-/// and commands run, by command (`evalsha`, `hset`, ...: `INFO
-/// commandstats`).
+/// and, by command (`evalsha`, `hset`, ...: `INFO commandstats`), the
+/// commands run and the microseconds they took. A script's commands count
+/// twice there: on their own lines and inside `evalsha`'s time.
 struct RedisUsage {
     cpu_s: f64,
-    by_command: std::collections::BTreeMap<String, u64>,
+    by_command: std::collections::BTreeMap<String, CommandUsage>,
+}
+
+/// One command's line of `INFO commandstats`.
+#[derive(Debug, Clone, Copy, Default)]
+struct CommandUsage {
+    calls: u64,
+    usec: u64,
 }
 
 impl RedisUsage {
@@ -459,14 +474,19 @@ impl RedisUsage {
                 usage.cpu_s += value.trim().parse::<f64>()?;
             } else if let Some(stat) = line.strip_prefix("cmdstat_") {
                 // cmdstat_get:calls=12,usec=34,...
-                let calls = stat
-                    .split([':', ','])
-                    .find_map(|field| field.strip_prefix("calls="))
-                    .context("a cmdstat line without calls")?;
+                let field = |name: &str| -> anyhow::Result<u64> {
+                    let value = stat
+                        .split([':', ','])
+                        .find_map(|field| field.strip_prefix(name))
+                        .with_context(|| format!("a cmdstat line without {name}"))?;
+                    Ok(value.parse()?)
+                };
                 let command = stat.split(':').next().unwrap_or("");
-                usage
-                    .by_command
-                    .insert(command.to_owned(), calls.parse::<u64>()?);
+                let used = CommandUsage {
+                    calls: field("calls=")?,
+                    usec: field("usec=")?,
+                };
+                usage.by_command.insert(command.to_owned(), used);
             }
         }
         Ok(usage)
@@ -474,7 +494,7 @@ impl RedisUsage {
 
     /// Commands run, all of them.
     fn calls(&self) -> u64 {
-        self.by_command.values().sum()
+        self.by_command.values().map(|used| used.calls).sum()
     }
 
     fn since(&self, before: &RedisUsage) -> RedisUsage {
@@ -483,11 +503,15 @@ impl RedisUsage {
             by_command: self
                 .by_command
                 .iter()
-                .map(|(command, &calls)| {
-                    let earlier = before.by_command.get(command).copied().unwrap_or(0);
-                    (command.clone(), calls.saturating_sub(earlier))
+                .map(|(command, used)| {
+                    let earlier = before.by_command.get(command).copied().unwrap_or_default();
+                    let since = CommandUsage {
+                        calls: used.calls.saturating_sub(earlier.calls),
+                        usec: used.usec.saturating_sub(earlier.usec),
+                    };
+                    (command.clone(), since)
                 })
-                .filter(|&(_, calls)| calls > 0)
+                .filter(|(_, used)| used.calls > 0)
                 .collect(),
         }
     }
