@@ -30,12 +30,9 @@ pub const DRAIN_FOR: Duration = Duration::from_secs(5);
 /// taken would only hold the connection (and a client that reads to the
 /// end) for [`DRAIN_FOR`].
 pub async fn drain_unread(max_bytes: usize, req: Request, next: Next) -> Response {
-    let announced = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if announced.is_some_and(|length| length > max_bytes as u64) {
+    if crate::announced_length::announced_length(req.headers())
+        .is_some_and(|length| length > max_bytes as u64)
+    {
         let mut response = next.run(req).await;
         response.headers_mut().insert(
             axum::http::header::CONNECTION,

@@ -9,7 +9,8 @@
 //! - serving: `server` (routes and middleware put together), `connections`
 //!   (the accept loop: header timeout, connection cap), `fd_limit`;
 //! - guarding a request: `origin` (Host and Origin checks), `auth` (the
-//!   token), `body_rate` (a minimum body rate), `body_drain`, `request_log`;
+//!   token), `body_rate` (a minimum body rate), `body_drain`,
+//!   `announced_length` (a body's declared length), `request_log`;
 //! - the endpoints: `routes`, `dashboard` (the operator's snapshot and the
 //!   queue sampler behind its charts), `submission` (parsing and checking jobs),
 //!   `image_references` (which images a job may name by URL or path),
@@ -25,6 +26,7 @@
 //! public with [`server`] and [`cli`] (and [`durability`], a type of its
 //! flags); everything else is private.
 
+mod announced_length;
 mod auth;
 mod body_drain;
 mod body_rate;

@@ -123,12 +123,8 @@ pub async fn submit_batch(
         ));
     }
     let max = state.batch.max_bytes;
-    let declared = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max as u64) {
+    if crate::announced_length::announced_length(req.headers()).is_some_and(|len| len > max as u64)
+    {
         return Err(ApiError::body_too_large(max));
     }
     let body = to_bytes(req.into_body(), max).await.map_err(|err| {

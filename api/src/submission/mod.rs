@@ -88,12 +88,9 @@ pub async fn from_request(req: Request, limits: &Limits) -> Result<Checked, ApiE
         .unwrap_or("")
         .to_ascii_lowercase();
     // A declared length over the limit is refused before reading anything.
-    let declared_length = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared_length.is_some_and(|len| len > limits.max_body_bytes as u64) {
+    if crate::announced_length::announced_length(req.headers())
+        .is_some_and(|len| len > limits.max_body_bytes as u64)
+    {
         return Err(ApiError::body_too_large(limits.max_body_bytes));
     }
     let mime = content_type.split(';').next().unwrap_or("").trim();
