@@ -46,6 +46,10 @@ struct Options {
     model: Option<String>,
     write: Option<String>,
     json: Option<String>,
+    /// Log every Redis command of the throughput phase (`SLOWLOG` with no
+    /// threshold) and write, in `--json`, the microseconds a job each step's
+    /// script and each plain command took.
+    slowlog: bool,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -59,6 +63,7 @@ fn parse_args() -> anyhow::Result<Options> {
         model: None,
         write: None,
         json: None,
+        slowlog: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -73,16 +78,21 @@ fn parse_args() -> anyhow::Result<Options> {
             "--model" => options.model = Some(value()?),
             "--write" => options.write = Some(value()?),
             "--json" => options.json = Some(value()?),
+            "--slowlog" => options.slowlog = true,
             "--help" | "-h" => {
                 println!(
                     "bench-queue [--jobs N] [--latency-jobs N] [--concurrency N] [--workers N] \
                      [--batch-size N] [--submit-batch N] [--model DIR] \
-                     [--write docs/benchmarks.md] [--json FILE]\n\
+                     [--write docs/benchmarks.md] [--json FILE] [--slowlog]\n\
                      Without --model the workers run --noop (the queue alone). --json writes \
                      the throughput phase's figures, with Redis's CPU time and commands per \
                      job (for scripts/bench-bullmq). --submit-batch N sends the throughput \
                      phase's jobs N at a time through POST /v1/batches (the catalogue path \
-                     of `fleet batch`) instead of one POST /v1/jobs each."
+                     of `fleet batch`) instead of one POST /v1/jobs each. --slowlog logs every \
+                     Redis command of the throughput phase (SLOWLOG, no threshold: it costs Redis \
+                     time of its own, so keep its jobs/s apart) and adds to --json the \
+                     microseconds a job by script step (submit, start, finish, ...) and by plain \
+                     command."
                 );
                 std::process::exit(0);
             }
@@ -296,6 +306,9 @@ async fn main() -> anyhow::Result<()> {
 
     // Phase 2: throughput.
     let mut redis = stack.redis.connection().await;
+    if options.slowlog {
+        Slowlog::start(&mut redis, options.jobs).await?;
+    }
     let redis_before = RedisUsage::read(&mut redis).await?;
     let submitted_at = Arc::new(std::sync::Mutex::new(Vec::with_capacity(options.jobs)));
     let began = Instant::now();
@@ -344,8 +357,13 @@ async fn main() -> anyhow::Result<()> {
     let total_secs = (last_finish - first_submit).as_seconds_f64();
     let jobs_per_s = options.jobs as f64 / total_secs;
     let redis_used = RedisUsage::read(&mut redis).await?.since(&redis_before);
+    let by_step = if options.slowlog {
+        Some(Slowlog::read(&stack.redis.unix_url()).await?)
+    } else {
+        None
+    };
     if let Some(path) = &options.json {
-        let figures = serde_json::json!({
+        let mut figures = serde_json::json!({
             "mode": if real_model { "model" } else { "noop" },
             "jobs": options.jobs,
             "workers": options.workers,
@@ -374,6 +392,31 @@ async fn main() -> anyhow::Result<()> {
                 .map(|(command, used)| (command.clone(), used.usec as f64 / options.jobs as f64))
                 .collect::<std::collections::BTreeMap<_, _>>(),
         });
+        if let Some(by_step) = &by_step {
+            // Each script call once, under its step's name, its commands
+            // inside it; each plain command under its own name; `exec` holds
+            // the transactions' commands, which are listed on their own too.
+            figures["redis_us_per_job_by_step"] = by_step
+                .iter()
+                .map(|(step, used)| {
+                    (
+                        step.clone(),
+                        (used.usec as f64 / options.jobs as f64).into(),
+                    )
+                })
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+            figures["redis_calls_per_job_by_step"] = by_step
+                .iter()
+                .map(|(step, used)| {
+                    (
+                        step.clone(),
+                        (used.calls as f64 / options.jobs as f64).into(),
+                    )
+                })
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+        }
         std::fs::write(path, serde_json::to_string_pretty(&figures)?)?;
     }
 
@@ -514,5 +557,106 @@ impl RedisUsage {
                 .filter(|(_, used)| used.calls > 0)
                 .collect(),
         }
+    }
+}
+
+/// Redis's `SLOWLOG` with no threshold: every command is logged with the
+/// microseconds it took, a script call as `EVALSHA <hash>`, which
+/// [`verdict_shared::queue::scripts::hashes`] names.
+struct Slowlog;
+
+impl Slowlog {
+    /// Logs every command from now on, room for `jobs` jobs' worth.
+    async fn start(
+        redis: &mut redis::aio::MultiplexedConnection,
+        jobs: usize,
+    ) -> anyhow::Result<()> {
+        let room = (jobs * 64).max(1024);
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("slowlog-log-slower-than")
+            .arg(0)
+            .arg("slowlog-max-len")
+            .arg(room)
+            .query_async(redis)
+            .await?;
+        let _: () = redis::cmd("SLOWLOG")
+            .arg("RESET")
+            .query_async(redis)
+            .await?;
+        Ok(())
+    }
+
+    /// What was logged, by script step or plain command (lower case), and
+    /// logs nothing more. Its own connection, without a response timeout:
+    /// the whole log comes in one reply, hundreds of megabytes.
+    async fn read(url: &str) -> anyhow::Result<std::collections::BTreeMap<String, CommandUsage>> {
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+        let redis = &mut redis::Client::open(url)?
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("slowlog-log-slower-than")
+            .arg(-1)
+            .query_async(redis)
+            .await?;
+        let room: usize = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("slowlog-max-len")
+            .query_async::<Vec<String>>(redis)
+            .await?
+            .get(1)
+            .and_then(|n| n.parse().ok())
+            .context("CONFIG GET slowlog-max-len")?;
+        let logged: usize = redis::cmd("SLOWLOG").arg("LEN").query_async(redis).await?;
+        if logged >= room {
+            bail!("the slowlog filled up ({logged} entries): its oldest commands were dropped");
+        }
+        let entries: Vec<redis::Value> = redis::cmd("SLOWLOG")
+            .arg("GET")
+            .arg(-1)
+            .query_async(redis)
+            .await?;
+        let names: std::collections::HashMap<String, &str> =
+            verdict_shared::queue::scripts::hashes()
+                .into_iter()
+                .map(|(step, hash)| (hash, step))
+                .collect();
+        let mut by_step: std::collections::BTreeMap<String, CommandUsage> = Default::default();
+        for entry in entries {
+            // [id, unix time, microseconds, [command, args...], client, name]
+            let redis::Value::Array(fields) = entry else {
+                bail!("a slowlog entry that is not an array");
+            };
+            let usec = match fields.get(2) {
+                Some(redis::Value::Int(usec)) => *usec as u64,
+                other => bail!("a slowlog entry's duration: {other:?}"),
+            };
+            let Some(redis::Value::Array(args)) = fields.get(3) else {
+                bail!("a slowlog entry without its command");
+            };
+            let text = |value: Option<&redis::Value>| -> String {
+                match value {
+                    Some(redis::Value::BulkString(bytes)) => {
+                        String::from_utf8_lossy(bytes).to_lowercase()
+                    }
+                    _ => String::new(),
+                }
+            };
+            let command = text(args.first());
+            let step = if command == "evalsha" {
+                let hash = text(args.get(1));
+                names
+                    .get(&hash)
+                    .map_or_else(|| format!("script {hash}"), |step| format!("{step}.lua"))
+            } else {
+                command
+            };
+            let used = by_step.entry(step).or_default();
+            used.calls += 1;
+            used.usec += usec;
+        }
+        Ok(by_step)
     }
 }

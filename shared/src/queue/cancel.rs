@@ -15,7 +15,7 @@ use super::job_script::{JOB_END, job_script};
 use super::{QueueError, keys, reply};
 use crate::job::{JobError, JobId, JobState};
 
-static CANCEL: LazyLock<Script> =
+pub(crate) static CANCEL: LazyLock<Script> =
     LazyLock::new(|| job_script(&[JOB_END], include_str!("lua/cancel.lua")));
 
 /// What the cancel script did.

@@ -20,7 +20,7 @@ use super::policy::DEAD_LETTER_MAXLEN;
 use super::{QueueError, activity, keys, recent_failures, reply};
 use crate::job::{JobError, JobId, JobState};
 
-static DEAD_LETTER: LazyLock<Script> =
+pub(crate) static DEAD_LETTER: LazyLock<Script> =
     LazyLock::new(|| job_script(&[JOB_ENTRY, JOB_END], include_str!("lua/dead_letter.lua")));
 
 /// What the dead-letter script did.

@@ -12,7 +12,7 @@ use redis::{Script, Value};
 use super::{QueueError, keys, reply};
 use crate::job::{JobId, JobState};
 
-static DEAD_RETRY: LazyLock<Script> =
+pub(crate) static DEAD_RETRY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/dead_retry.lua")));
 
 /// What to do with a dead-lettered job.

@@ -11,7 +11,7 @@ use redis::{Script, Value};
 use super::worker_name_script::{Holder, worker_name_script};
 use super::{QueueError, keys, reply};
 
-static DEREGISTER: LazyLock<Script> =
+pub(crate) static DEREGISTER: LazyLock<Script> =
     LazyLock::new(|| worker_name_script(include_str!("lua/deregister.lua")));
 
 /// What the deregister script did.

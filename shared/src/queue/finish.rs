@@ -14,7 +14,7 @@ use super::{QueueError, activity, keys, recent_failures, reply};
 use crate::job::{JobError, JobId, JobState};
 use crate::verdict::SentenceVerdict;
 
-static FINISH: LazyLock<Script> =
+pub(crate) static FINISH: LazyLock<Script> =
     LazyLock::new(|| job_script(&[JOB_ENTRY, JOB_END], include_str!("lua/finish.lua")));
 
 /// How long a finished job is kept when its record does not say (records
@@ -89,14 +89,52 @@ pub async fn finish<C: ConnectionLike>(
 
 /// [`finish`] for several jobs in one script: what each job's finish does,
 /// with the stream entries dropped by one `XACK` and one `XDEL`, and the
-/// counters and metrics of the jobs it finishes added up and written once.
-/// One answer a job, in the order of `jobs`. Atomic: either every job's
-/// ending (and its figures) is stored or none is.
+/// counters and metrics of the jobs added up (here, [`summed`]) and written
+/// once. One answer a job, in the order of `jobs`.
+///
+/// A call finishes all its jobs or none of them, because their metrics go
+/// as one sum: when one is refused ([`Finish::Stale`], [`Finish::Missing`]),
+/// the script finishes no other and answers them "again", and they are sent
+/// once more, with their own sum, in another call (each such call drops at
+/// least one job, so there are at most as many calls as jobs; in practice a
+/// refusal is a rare late finish and the first call is the only one).
 pub async fn finish_all<C: ConnectionLike>(
     conn: &mut C,
     worker: &str,
     jobs: &[Finishing<'_>],
 ) -> Result<Vec<Finish>, QueueError> {
+    let mut answers: Vec<Option<Finish>> = vec![None; jobs.len()];
+    let mut pending: Vec<usize> = (0..jobs.len()).collect();
+    while !pending.is_empty() {
+        let call: Vec<Finishing<'_>> = pending.iter().map(|&i| jobs[i]).collect();
+        let replies = finish_call(conn, worker, &call).await?;
+        let mut again = Vec::new();
+        for (i, reply) in pending.iter().zip(replies) {
+            match reply {
+                Some(answer) => answers[*i] = Some(answer),
+                None => again.push(*i),
+            }
+        }
+        if again.len() == pending.len() {
+            return Err(QueueError::corrupt(
+                "finish: every job of the call was answered \"again\" and none refused",
+            ));
+        }
+        pending = again;
+    }
+    answers
+        .into_iter()
+        .map(|answer| answer.ok_or_else(|| QueueError::corrupt("finish: a job without an answer")))
+        .collect()
+}
+
+/// One call of `finish.lua` on `jobs`: each job's answer, or `None` for a
+/// job to send again ("again": another job of the call was refused).
+async fn finish_call<C: ConnectionLike>(
+    conn: &mut C,
+    worker: &str,
+    jobs: &[Finishing<'_>],
+) -> Result<Vec<Option<Finish>>, QueueError> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
@@ -114,6 +152,14 @@ pub async fn finish_all<C: ConnectionLike>(
         .arg(keys::MINUTE_PREFIX)
         .arg(activity::KEPT.as_secs())
         .arg(recent_failures::KEPT);
+    let metrics = summed(jobs.iter().flat_map(|job| job.metrics));
+    invocation.arg(metrics.len());
+    for increment in &metrics {
+        match increment.by {
+            Amount::Count(n) => invocation.arg("count").arg(&increment.field).arg(n),
+            Amount::Seconds(s) => invocation.arg("seconds").arg(&increment.field).arg(s),
+        };
+    }
     for job in jobs {
         let payload = match job.outcome {
             Outcome::Done(results) => serde_json::to_vec(results),
@@ -125,14 +171,7 @@ pub async fn finish_all<C: ConnectionLike>(
             .arg(job.entry_id)
             .arg(job.job_id.to_string())
             .arg(job.outcome.state().as_str())
-            .arg(payload)
-            .arg(job.metrics.len());
-        for increment in job.metrics {
-            match increment.by {
-                Amount::Count(n) => invocation.arg("count").arg(&increment.field).arg(n),
-                Amount::Seconds(s) => invocation.arg("seconds").arg(&increment.field).arg(s),
-            };
-        }
+            .arg(payload);
     }
     let reply: Vec<Value> = invocation.invoke_async(conn).await?;
     if reply.len() != jobs.len() {
@@ -148,16 +187,97 @@ pub async fn finish_all<C: ConnectionLike>(
         .collect()
 }
 
+/// The increments added up by field, in the order each field first comes:
+/// counts to one count, seconds to one sum (a field is either, never both:
+/// see [`super::metrics`]; were it both, each kind keeps its own sum).
+pub fn summed<'a>(increments: impl IntoIterator<Item = &'a Increment>) -> Vec<Increment> {
+    let mut out: Vec<Increment> = Vec::new();
+    'next: for increment in increments {
+        for sum in out.iter_mut().filter(|sum| sum.field == increment.field) {
+            let added = match (sum.by, increment.by) {
+                (Amount::Count(a), Amount::Count(b)) => Amount::Count(a.saturating_add(b)),
+                (Amount::Seconds(a), Amount::Seconds(b)) => Amount::Seconds(a + b),
+                _ => continue,
+            };
+            sum.by = added;
+            continue 'next;
+        }
+        out.push(increment.clone());
+    }
+    out
+}
+
 /// What `finish.lua` answered for one job, typed: `["finished", finished_us]`,
-/// `["stale", state]` or `["missing"]`.
-pub fn parse_reply(reply: Vec<Value>) -> Result<Finish, QueueError> {
+/// `["stale", state]` or `["missing"]`; `None` for `["again"]` (not finished
+/// because another job of the call was refused: to be sent again).
+pub fn parse_reply(reply: Vec<Value>) -> Result<Option<Finish>, QueueError> {
     let mut parts = reply::Parts::new("finish", reply);
     match parts.verb()?.as_str() {
-        "finished" => Ok(Finish::Finished {
+        "finished" => Ok(Some(Finish::Finished {
             finished_at: parts.time("finished_us")?,
-        }),
-        "stale" => Ok(Finish::Stale(parts.state()?)),
-        "missing" => Ok(Finish::Missing),
+        })),
+        "stale" => Ok(Some(Finish::Stale(parts.state()?))),
+        "missing" => Ok(Some(Finish::Missing)),
+        "again" => Ok(None),
         other => Err(parts.unknown(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(field: &str, n: u64) -> Increment {
+        Increment {
+            field: field.into(),
+            by: Amount::Count(n),
+        }
+    }
+
+    fn seconds(field: &str, s: f64) -> Increment {
+        Increment {
+            field: field.into(),
+            by: Amount::Seconds(s),
+        }
+    }
+
+    #[test]
+    fn increments_are_summed_by_field_in_the_order_fields_first_come() {
+        let jobs = [
+            vec![count("verdicts:yes", 1), seconds("inference:sum", 0.25)],
+            vec![count("verdicts:no", 2), seconds("inference:sum", 0.5)],
+            vec![count("verdicts:yes", 3)],
+        ];
+        let sum = summed(jobs.iter().flatten());
+        assert_eq!(
+            sum,
+            vec![
+                count("verdicts:yes", 4),
+                seconds("inference:sum", 0.75),
+                count("verdicts:no", 2),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_field_given_as_both_kinds_keeps_a_sum_of_each() {
+        let given = [
+            count("x", 1),
+            seconds("x", 0.5),
+            count("x", 2),
+            seconds("x", 1.0),
+        ];
+        assert_eq!(summed(&given), vec![count("x", 3), seconds("x", 1.5)]);
+    }
+
+    #[test]
+    fn a_count_that_would_overflow_stays_at_the_largest() {
+        let given = [count("x", u64::MAX), count("x", 5)];
+        assert_eq!(summed(&given), vec![count("x", u64::MAX)]);
+    }
+
+    #[test]
+    fn nothing_sums_to_nothing() {
+        assert!(summed(&[]).is_empty());
     }
 }

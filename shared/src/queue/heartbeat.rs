@@ -37,7 +37,8 @@ pub const HEARTBEAT_TTL: Duration = Duration::from_secs(10);
 /// take its name ([`super::register`]): three beats.
 pub const STALE_AFTER: Duration = Duration::from_secs(6);
 
-static BEAT: LazyLock<Script> = LazyLock::new(|| worker_name_script(include_str!("lua/beat.lua")));
+pub(crate) static BEAT: LazyLock<Script> =
+    LazyLock::new(|| worker_name_script(include_str!("lua/beat.lua")));
 
 /// What a heartbeat did.
 #[derive(Debug, Clone, PartialEq)]

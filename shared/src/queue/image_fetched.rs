@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{QueueError, keys, reply};
 use crate::job::JobId;
 
-static IMAGE_FETCHED: LazyLock<Script> =
+pub(crate) static IMAGE_FETCHED: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/image_fetched.lua")));
 
 /// What a worker learned about a fetched image.

@@ -47,6 +47,7 @@
 //! job's image never passes through Lua: submit and start move it with plain
 //! commands in the same MULTI/EXEC as their script (`transaction.rs`). A
 //! script's reply is read part by part, its verb first (`reply.rs`).
+//! [`scripts`] names every script's hash, for reading Redis's `SLOWLOG`.
 
 pub mod activity;
 pub mod callbacks;
@@ -76,6 +77,7 @@ pub mod renew;
 pub mod replicate;
 mod reply;
 pub mod retry;
+pub mod scripts;
 pub mod start;
 pub mod stats;
 pub mod submit;

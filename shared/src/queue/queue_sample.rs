@@ -12,7 +12,7 @@ use redis::{Script, Value};
 
 use super::{QueueError, activity, keys, reply};
 
-static QUEUE_SAMPLE: LazyLock<Script> =
+pub(crate) static QUEUE_SAMPLE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/queue_sample.lua")));
 
 /// How often an api process samples the queue.

@@ -25,7 +25,7 @@ use super::heartbeat::{HEARTBEAT_TTL, STALE_AFTER};
 use super::worker_name_script::{Holder, record_json, worker_name_script};
 use super::{QueueError, WorkerRecord, keys, reply};
 
-static REGISTER: LazyLock<Script> =
+pub(crate) static REGISTER: LazyLock<Script> =
     LazyLock::new(|| worker_name_script(include_str!("lua/register.lua")));
 
 /// What the register script did.

@@ -15,7 +15,8 @@ use redis::aio::ConnectionLike;
 
 use super::{QueueError, keys};
 
-static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
+pub(crate) static RENEW: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
 
 /// Renews the entries `entry_ids` that are still pending for `worker`;
 /// returns how many were.

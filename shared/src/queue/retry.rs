@@ -16,7 +16,8 @@ use redis::{Script, Value};
 use super::{QueueError, keys, reply};
 use crate::job::{JobError, JobId};
 
-static RETRY: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/retry.lua")));
+pub(crate) static RETRY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/retry.lua")));
 
 /// What the retry script did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use super::job_script::{JOB_ENTRY, job_script};
 use super::{QueueError, keys, reply, transaction};
 use crate::job::{Job, JobId, JobState};
 
-static START: LazyLock<Script> =
+pub(crate) static START: LazyLock<Script> =
     LazyLock::new(|| job_script(&[JOB_ENTRY], include_str!("lua/start.lua")));
 
 /// What the worker should do with an entry it read.

@@ -10,7 +10,8 @@ use super::job_record::{self, JobSpec};
 use super::{QueueError, keys, reply, transaction};
 use crate::job::{ImageInfo, Job, JobId};
 
-static SUBMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/submit.lua")));
+pub(crate) static SUBMIT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/submit.lua")));
 
 /// How long an image written for a submission outlives it if the script
 /// never ran (the transaction cannot half-apply, so this is only a net).
