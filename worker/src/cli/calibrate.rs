@@ -34,6 +34,21 @@ pub struct CalibrateArgs {
     /// Seed of the random search.
     #[arg(long, default_value_t = 20261124)]
     pub seed: u64,
+    /// Weight of the mean log-probability of the right label against
+    /// accuracy in the search's objective.
+    #[arg(long, default_value_t = calibration::LIKELIHOOD_WEIGHT)]
+    pub likelihood_weight: f32,
+    /// How many seeded searches the fit runs (seeds `--seed`, `--seed` + 1,
+    /// ...); the rule is their parameter-wise median.
+    #[arg(long, default_value_t = 1)]
+    pub searches: usize,
+    /// Instead of fitting the pack's rule, cross-validate the fit on the dev
+    /// rows: K times, fit on all but every K-th dev row (from the n-th) and
+    /// judge those; prints how many of the dev rows were right when held
+    /// out. The holdout rows are not read. To choose the fit's settings
+    /// (`--likelihood-weight`) on the dev rows alone.
+    #[arg(long, value_name = "K", conflicts_with_all = ["evaluate", "write"])]
+    pub cross_validate: Option<usize>,
 }
 
 pub fn main(args: CalibrateArgs) -> ExitCode {
@@ -52,6 +67,9 @@ fn run(args: CalibrateArgs) -> Result<ExitCode, String> {
     for path in &args.devset {
         rows.extend(calibration::read_devset(path)?);
     }
+    if let Some(folds) = args.cross_validate {
+        return cross_validate(&pack, &rows, &args, folds);
+    }
     let (rule, samples) = if args.evaluate {
         let mut judge = LabelGroundedJudge::load(&pack).map_err(|e| e.to_string())?;
         judge.model_mut().set_scaled_decode(!args.full_decode);
@@ -62,7 +80,13 @@ fn run(args: CalibrateArgs) -> Result<ExitCode, String> {
         let mut model = LabelGroundedModel::load(&pack).map_err(|e| e.to_string())?;
         model.set_scaled_decode(!args.full_decode);
         let mut samples = calibration::collect(&model, &rows, &args.photos, None)?;
-        let mut rule = calibration::fit(&mut samples, *model.evidence_params(), args.seed);
+        let mut rule = calibration::fit(
+            &mut samples,
+            *model.evidence_params(),
+            args.seed,
+            args.likelihood_weight,
+            args.searches,
+        );
         rule.calibration = Some(summary(&rule, &samples, &args));
         (rule, samples)
     };
@@ -82,6 +106,57 @@ fn run(args: CalibrateArgs) -> Result<ExitCode, String> {
     })
 }
 
+/// `--cross-validate K`: the dev rows' accuracy when each is held out of
+/// the fit (fold n: every K-th dev row from the n-th), the holdout rows
+/// left out altogether.
+fn cross_validate(
+    pack: &Pack,
+    rows: &[calibration::DevRow],
+    args: &CalibrateArgs,
+    folds: usize,
+) -> Result<ExitCode, String> {
+    if folds < 2 {
+        return Err("--cross-validate needs at least 2 folds".into());
+    }
+    let mut model = LabelGroundedModel::load(pack).map_err(|e| e.to_string())?;
+    model.set_scaled_decode(!args.full_decode);
+    let dev: Vec<calibration::DevRow> = rows.iter().filter(|r| r.split == "dev").cloned().collect();
+    let samples = calibration::collect(&model, &dev, &args.photos, None)?;
+    let (mut right, mut log_likelihood) = (0, 0.0);
+    for fold in 0..folds {
+        let mut fold_samples = samples.clone();
+        for (n, sample) in fold_samples.iter_mut().enumerate() {
+            if n % folds == fold {
+                sample.row.split = "held".into();
+            }
+        }
+        let rule = calibration::fit(
+            &mut fold_samples,
+            *model.evidence_params(),
+            args.seed,
+            args.likelihood_weight,
+            args.searches,
+        );
+        let held = calibration::evaluate(&rule, &fold_samples, Some("held"));
+        right += held.correct;
+        log_likelihood += held.log_likelihood * held.rows as f32;
+        eprintln!(
+            "fold {fold}: {}/{} held-out dev rows right",
+            held.correct, held.rows
+        );
+    }
+    println!(
+        "cross-validated ({folds} folds, seed {}, {} search(es), likelihood weight {}): {right}/{} dev rows right when held out ({:.1} %), mean log-likelihood {:.3}",
+        args.seed,
+        args.searches,
+        args.likelihood_weight,
+        dev.len(),
+        100.0 * right as f32 / dev.len() as f32,
+        log_likelihood / dev.len() as f32,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn summary(rule: &RuleParams, samples: &[Sample], args: &CalibrateArgs) -> serde_json::Value {
     let dev = calibration::evaluate(rule, samples, Some("dev"));
     let holdout = calibration::evaluate(rule, samples, Some("holdout"));
@@ -93,6 +168,8 @@ fn summary(rule: &RuleParams, samples: &[Sample], args: &CalibrateArgs) -> serde
             .map(|n| n.to_string_lossy().to_string())
             .collect::<Vec<_>>(),
         "seed": args.seed,
+        "likelihood_weight": args.likelihood_weight,
+        "searches": args.searches,
         "dev": {"rows": dev.rows, "accuracy": dev.accuracy},
         "holdout": {"rows": holdout.rows, "accuracy": holdout.accuracy},
     })

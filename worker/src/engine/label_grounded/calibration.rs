@@ -205,12 +205,17 @@ fn params_from(v: &[f32; PARAMS], evidence: EvidenceParams) -> RuleParams {
     }
 }
 
-/// Accuracy first, then confidence in the right answers; a fit that gets an
-/// acceptance example wrong is worse than any that does not.
-fn objective(rule: &RuleParams, samples: &[Sample]) -> f32 {
+/// The weight of the mean log-probability of the right label against
+/// accuracy in the search's objective (`calibrate --likelihood-weight`).
+pub const LIKELIHOOD_WEIGHT: f32 = 0.2;
+
+/// Accuracy, plus `likelihood_weight` times the confidence in the right
+/// answers; a fit that gets an acceptance example wrong is worse than any
+/// that does not.
+fn objective(rule: &RuleParams, samples: &[Sample], likelihood_weight: f32) -> f32 {
     let report = evaluate(rule, samples, Some("dev"));
     let penalty = if report.acceptance_correct { 0.0 } else { 1.0 };
-    report.accuracy + 0.2 * report.log_likelihood - penalty
+    report.accuracy + likelihood_weight * report.log_likelihood - penalty
 }
 
 /// Folds of the probe's cross-fitting.
@@ -259,35 +264,18 @@ pub fn fit_probe(samples: &mut [Sample]) -> SentenceProbe {
 
 /// Fits the probe and the rule on the `dev` samples (whose probe logits it
 /// rewrites, see [`fit_probe`]). Deterministic for a given `seed`.
-pub fn fit(samples: &mut [Sample], evidence: EvidenceParams, seed: u64) -> RuleParams {
+pub fn fit(
+    samples: &mut [Sample],
+    evidence: EvidenceParams,
+    seed: u64,
+    likelihood_weight: f32,
+    searches: usize,
+) -> RuleParams {
     let probe = fit_probe(samples);
-    let mut rng = SplitMix64(seed);
-    let mut best = [0f32; PARAMS];
-    let mut best_score = f32::NEG_INFINITY;
-    for _ in 0..150_000 {
-        let mut v = [0f32; PARAMS];
-        for (x, (lo, hi)) in v.iter_mut().zip(RANGES) {
-            *x = lo + (hi - lo) * rng.unit();
-        }
-        let score = objective(&params_from(&v, evidence), samples);
-        if score > best_score {
-            best_score = score;
-            best = v;
-        }
-    }
-    // Local refinement: perturb the best point with a shrinking step.
-    for round in 0..100_000 {
-        let step = 0.1 * (1.0 - round as f32 / 100_000.0) + 0.005;
-        let mut v = best;
-        for (x, (lo, hi)) in v.iter_mut().zip(RANGES) {
-            *x = (*x + (hi - lo) * step * (2.0 * rng.unit() - 1.0)).clamp(lo, hi);
-        }
-        let score = objective(&params_from(&v, evidence), samples);
-        if score > best_score {
-            best_score = score;
-            best = v;
-        }
-    }
+    let found: Vec<[f32; PARAMS]> = (0..searches.max(1) as u64)
+        .map(|n| search(samples, evidence, seed.wrapping_add(n), likelihood_weight))
+        .collect();
+    let best = median_of(&found);
     // Round to 4 significant digits so the manifest stays readable.
     let rounded = best.map(|x| {
         if x == 0.0 {
@@ -301,6 +289,58 @@ pub fn fit(samples: &mut [Sample], evidence: EvidenceParams, seed: u64) -> RuleP
         sentence_probe: Some(probe),
         ..params_from(&rounded, evidence)
     }
+}
+
+/// One seeded random search and its local refinement: the best point found.
+fn search(
+    samples: &[Sample],
+    evidence: EvidenceParams,
+    seed: u64,
+    likelihood_weight: f32,
+) -> [f32; PARAMS] {
+    let mut rng = SplitMix64(seed);
+    let mut best = [0f32; PARAMS];
+    let mut best_score = f32::NEG_INFINITY;
+    for _ in 0..150_000 {
+        let mut v = [0f32; PARAMS];
+        for (x, (lo, hi)) in v.iter_mut().zip(RANGES) {
+            *x = lo + (hi - lo) * rng.unit();
+        }
+        let score = objective(&params_from(&v, evidence), samples, likelihood_weight);
+        if score > best_score {
+            best_score = score;
+            best = v;
+        }
+    }
+    // Local refinement: perturb the best point with a shrinking step.
+    for round in 0..100_000 {
+        let step = 0.1 * (1.0 - round as f32 / 100_000.0) + 0.005;
+        let mut v = best;
+        for (x, (lo, hi)) in v.iter_mut().zip(RANGES) {
+            *x = (*x + (hi - lo) * step * (2.0 * rng.unit() - 1.0)).clamp(lo, hi);
+        }
+        let score = objective(&params_from(&v, evidence), samples, likelihood_weight);
+        if score > best_score {
+            best_score = score;
+            best = v;
+        }
+    }
+    best
+}
+
+/// The parameter-wise median of several searches' points (the mean of the
+/// middle two for an even count).
+fn median_of(points: &[[f32; PARAMS]]) -> [f32; PARAMS] {
+    std::array::from_fn(|k| {
+        let mut values: Vec<f32> = points.iter().map(|p| p[k]).collect();
+        values.sort_by(f32::total_cmp);
+        let n = values.len();
+        if n % 2 == 1 {
+            values[n / 2]
+        } else {
+            (values[n / 2 - 1] + values[n / 2]) / 2.0
+        }
+    })
 }
 
 /// A tiny deterministic PRNG (SplitMix64): the fit must be reproducible and
@@ -347,6 +387,17 @@ mod tests {
     }
 
     #[test]
+    fn the_median_of_searches_is_taken_parameter_by_parameter() {
+        let point = |x: f32| std::array::from_fn::<f32, PARAMS, _>(|k| x + k as f32);
+        assert_eq!(median_of(&[point(3.0), point(1.0), point(2.0)]), point(2.0));
+        assert_eq!(median_of(&[point(4.0), point(1.0)]), point(2.5));
+        let mut mixed = point(0.0);
+        mixed[0] = 10.0;
+        assert_eq!(median_of(&[mixed, point(1.0), point(2.0)])[0], 2.0);
+        assert_eq!(median_of(&[mixed, point(1.0), point(2.0)])[1], 2.0);
+    }
+
+    #[test]
     fn fit_separates_separable_data_and_is_reproducible() {
         let mut samples = Vec::new();
         for i in 0..6 {
@@ -355,8 +406,20 @@ mod tests {
             samples.push(sample(0.1 + d, 0.1, 0.1, Label::No, "dev"));
             samples.push(sample(0.6 + d, 0.9, 0.8, Label::Maybe, "dev"));
         }
-        let a = fit(&mut samples, EvidenceParams::default(), 7);
-        let b = fit(&mut samples, EvidenceParams::default(), 7);
+        let a = fit(
+            &mut samples,
+            EvidenceParams::default(),
+            7,
+            LIKELIHOOD_WEIGHT,
+            1,
+        );
+        let b = fit(
+            &mut samples,
+            EvidenceParams::default(),
+            7,
+            LIKELIHOOD_WEIGHT,
+            1,
+        );
         assert_eq!(a, b);
         let report = evaluate(&a, &samples, Some("dev"));
         assert_eq!(report.accuracy, 1.0);
