@@ -190,7 +190,7 @@ async fn finish_call<C: ConnectionLike>(
 /// The increments added up by field, in the order each field first comes:
 /// counts to one count, seconds to one sum (a field is either, never both:
 /// see [`super::metrics`]; were it both, each kind keeps its own sum).
-pub fn summed<'a>(increments: impl IntoIterator<Item = &'a Increment>) -> Vec<Increment> {
+fn summed<'a>(increments: impl IntoIterator<Item = &'a Increment>) -> Vec<Increment> {
     let mut out: Vec<Increment> = Vec::new();
     'next: for increment in increments {
         for sum in out.iter_mut().filter(|sum| sum.field == increment.field) {

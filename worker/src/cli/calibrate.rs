@@ -46,7 +46,7 @@ pub struct CalibrateArgs {
     /// rows: K times, fit on all but every K-th dev row (from the n-th) and
     /// judge those; prints how many of the dev rows were right when held
     /// out. The holdout rows are not read. To choose the fit's settings
-    /// (`--likelihood-weight`) on the dev rows alone.
+    /// (`--likelihood-weight`, `--searches`) on the dev rows alone.
     #[arg(long, value_name = "K", conflicts_with_all = ["evaluate", "write"])]
     pub cross_validate: Option<usize>,
 }
@@ -77,8 +77,7 @@ fn run(args: CalibrateArgs) -> Result<ExitCode, String> {
         let samples = calibration::collect(judge.model(), &rows, &args.photos, probe)?;
         (judge.rule().clone(), samples)
     } else {
-        let mut model = LabelGroundedModel::load(&pack).map_err(|e| e.to_string())?;
-        model.set_scaled_decode(!args.full_decode);
+        let model = model_to_fit(&pack, &args)?;
         let mut samples = calibration::collect(&model, &rows, &args.photos, None)?;
         let mut rule = calibration::fit(
             &mut samples,
@@ -106,6 +105,14 @@ fn run(args: CalibrateArgs) -> Result<ExitCode, String> {
     })
 }
 
+/// The pack's model, reading large JPEGs as a worker does unless
+/// `--full-decode`, for a fit.
+fn model_to_fit(pack: &Pack, args: &CalibrateArgs) -> Result<LabelGroundedModel, String> {
+    let mut model = LabelGroundedModel::load(pack).map_err(|e| e.to_string())?;
+    model.set_scaled_decode(!args.full_decode);
+    Ok(model)
+}
+
 /// `--cross-validate K`: the dev rows' accuracy when each is held out of
 /// the fit (fold n: every K-th dev row from the n-th), the holdout rows
 /// left out altogether.
@@ -118,8 +125,7 @@ fn cross_validate(
     if folds < 2 {
         return Err("--cross-validate needs at least 2 folds".into());
     }
-    let mut model = LabelGroundedModel::load(pack).map_err(|e| e.to_string())?;
-    model.set_scaled_decode(!args.full_decode);
+    let model = model_to_fit(pack, args)?;
     let dev: Vec<calibration::DevRow> = rows.iter().filter(|r| r.split == "dev").cloned().collect();
     let samples = calibration::collect(&model, &dev, &args.photos, None)?;
     let (mut right, mut log_likelihood) = (0, 0.0);
