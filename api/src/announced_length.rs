@@ -3,12 +3,14 @@
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_LENGTH;
 
-/// The body's length from `Content-Length`, if the request sends one that
-/// reads as a number. A body announced over a limit is refused before any
-/// of it is read.
-pub fn announced_length(headers: &HeaderMap) -> Option<u64> {
+/// Whether the request announces (`Content-Length`) a body longer than
+/// `limit` bytes: such a body is refused before any of it is read. A missing
+/// or unreadable length announces nothing; the body's reader enforces the
+/// limit then.
+pub fn announced_over(headers: &HeaderMap, limit: usize) -> bool {
     headers
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok())
+        .is_some_and(|length| length > limit as u64)
 }

@@ -30,9 +30,7 @@ pub const DRAIN_FOR: Duration = Duration::from_secs(5);
 /// taken would only hold the connection (and a client that reads to the
 /// end) for [`DRAIN_FOR`].
 pub async fn drain_unread(max_bytes: usize, req: Request, next: Next) -> Response {
-    if crate::announced_length::announced_length(req.headers())
-        .is_some_and(|length| length > max_bytes as u64)
-    {
+    if crate::announced_length::announced_over(req.headers(), max_bytes) {
         let mut response = next.run(req).await;
         response.headers_mut().insert(
             axum::http::header::CONNECTION,

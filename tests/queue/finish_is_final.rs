@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use verdict_e2e::RedisServer;
-
 use verdict_shared::job::{JobError, JobState};
 use verdict_shared::queue::claim::{ensure_group, read_new};
 use verdict_shared::queue::finish::finish;

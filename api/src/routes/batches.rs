@@ -123,8 +123,7 @@ pub async fn submit_batch(
         ));
     }
     let max = state.batch.max_bytes;
-    if crate::announced_length::announced_length(req.headers()).is_some_and(|len| len > max as u64)
-    {
+    if crate::announced_length::announced_over(req.headers(), max) {
         return Err(ApiError::body_too_large(max));
     }
     let body = to_bytes(req.into_body(), max).await.map_err(|err| {

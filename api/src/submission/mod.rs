@@ -88,9 +88,7 @@ pub async fn from_request(req: Request, limits: &Limits) -> Result<Checked, ApiE
         .unwrap_or("")
         .to_ascii_lowercase();
     // A declared length over the limit is refused before reading anything.
-    if crate::announced_length::announced_length(req.headers())
-        .is_some_and(|len| len > limits.max_body_bytes as u64)
-    {
+    if crate::announced_length::announced_over(req.headers(), limits.max_body_bytes) {
         return Err(ApiError::body_too_large(limits.max_body_bytes));
     }
     let mime = content_type.split(';').next().unwrap_or("").trim();
