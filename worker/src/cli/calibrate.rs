@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::engine::label_grounded::calibration::{self, Sample, SplitReport};
+use crate::engine::label_grounded::calibration::{self, FitSettings, Sample, SplitReport};
 use crate::engine::label_grounded::{LabelGroundedJudge, LabelGroundedModel, RuleParams};
 use crate::engine::pack::Pack;
 
@@ -17,6 +17,11 @@ pub struct CalibrateArgs {
     /// acceptance, class); repeat to fit or measure on several at once.
     #[arg(long, value_name = "FILE", required = true)]
     pub devset: Vec<PathBuf>,
+    /// Sentences without images that the sentence probe also learns from
+    /// (JSONL: text, unknowable); repeatable. Every fold of the probe's
+    /// fit and of `--cross-validate` reads all of them.
+    #[arg(long, value_name = "FILE")]
+    pub probe_sentences: Vec<PathBuf>,
     /// The directory holding the dev set's photos.
     #[arg(long, value_name = "DIR")]
     pub photos: PathBuf,
@@ -32,7 +37,7 @@ pub struct CalibrateArgs {
     #[arg(long)]
     pub full_decode: bool,
     /// Seed of the random search.
-    #[arg(long, default_value_t = 20261124)]
+    #[arg(long, default_value_t = calibration::SEED)]
     pub seed: u64,
     /// Weight of the mean log-probability of the right label against
     /// accuracy in the search's objective.
@@ -42,6 +47,9 @@ pub struct CalibrateArgs {
     /// ...); the rule is their parameter-wise median.
     #[arg(long, default_value_t = 1)]
     pub searches: usize,
+    /// The sentence probe's L2 penalty.
+    #[arg(long, default_value_t = calibration::PROBE_PENALTY)]
+    pub probe_penalty: f32,
     /// Instead of fitting the pack's rule, cross-validate the fit on the dev
     /// rows: K times, fit on all but every K-th dev row (from the n-th) and
     /// judge those; prints how many of the dev rows were right when held
@@ -49,6 +57,17 @@ pub struct CalibrateArgs {
     /// (`--likelihood-weight`, `--searches`) on the dev rows alone.
     #[arg(long, value_name = "K", conflicts_with_all = ["evaluate", "write"])]
     pub cross_validate: Option<usize>,
+}
+
+impl CalibrateArgs {
+    fn settings(&self) -> FitSettings {
+        FitSettings {
+            seed: self.seed,
+            likelihood_weight: self.likelihood_weight,
+            searches: self.searches,
+            probe_penalty: self.probe_penalty,
+        }
+    }
 }
 
 pub fn main(args: CalibrateArgs) -> ExitCode {
@@ -67,8 +86,12 @@ fn run(args: CalibrateArgs) -> Result<ExitCode, String> {
     for path in &args.devset {
         rows.extend(calibration::read_devset(path)?);
     }
+    let mut probe_sentences = Vec::new();
+    for path in &args.probe_sentences {
+        probe_sentences.extend(calibration::read_probe_sentences(path)?);
+    }
     if let Some(folds) = args.cross_validate {
-        return cross_validate(&pack, &rows, &args, folds);
+        return cross_validate(&pack, &rows, &probe_sentences, &args, folds);
     }
     let (rule, samples) = if args.evaluate {
         let mut judge = LabelGroundedJudge::load(&pack).map_err(|e| e.to_string())?;
@@ -79,12 +102,12 @@ fn run(args: CalibrateArgs) -> Result<ExitCode, String> {
     } else {
         let model = model_to_fit(&pack, &args)?;
         let mut samples = calibration::collect(&model, &rows, &args.photos, None)?;
+        let extra = calibration::embed_probe_sentences(&model, &probe_sentences)?;
         let mut rule = calibration::fit(
             &mut samples,
+            &extra,
             *model.evidence_params(),
-            args.seed,
-            args.likelihood_weight,
-            args.searches,
+            &args.settings(),
         );
         rule.calibration = Some(summary(&rule, &samples, &args));
         (rule, samples)
@@ -119,6 +142,7 @@ fn model_to_fit(pack: &Pack, args: &CalibrateArgs) -> Result<LabelGroundedModel,
 fn cross_validate(
     pack: &Pack,
     rows: &[calibration::DevRow],
+    probe_sentences: &[calibration::ProbeSentence],
     args: &CalibrateArgs,
     folds: usize,
 ) -> Result<ExitCode, String> {
@@ -128,6 +152,7 @@ fn cross_validate(
     let model = model_to_fit(pack, args)?;
     let dev: Vec<calibration::DevRow> = rows.iter().filter(|r| r.split == "dev").cloned().collect();
     let samples = calibration::collect(&model, &dev, &args.photos, None)?;
+    let extra = calibration::embed_probe_sentences(&model, probe_sentences)?;
     let (mut right, mut log_likelihood) = (0, 0.0);
     for fold in 0..folds {
         let mut fold_samples = samples.clone();
@@ -138,10 +163,9 @@ fn cross_validate(
         }
         let rule = calibration::fit(
             &mut fold_samples,
+            &extra,
             *model.evidence_params(),
-            args.seed,
-            args.likelihood_weight,
-            args.searches,
+            &args.settings(),
         );
         let held = calibration::evaluate(&rule, &fold_samples, Some("held"));
         right += held.correct;
@@ -152,10 +176,12 @@ fn cross_validate(
         );
     }
     println!(
-        "cross-validated ({folds} folds, seed {}, {} search(es), likelihood weight {}): {right}/{} dev rows right when held out ({:.1} %), mean log-likelihood {:.3}",
+        "cross-validated ({folds} folds, seed {}, {} search(es), likelihood weight {}, probe penalty {}, {} probe sentence(s)): {right}/{} dev rows right when held out ({:.1} %), mean log-likelihood {:.3}",
         args.seed,
         args.searches,
         args.likelihood_weight,
+        args.probe_penalty,
+        extra.len(),
         dev.len(),
         100.0 * right as f32 / dev.len() as f32,
         log_likelihood / dev.len() as f32,
@@ -176,6 +202,13 @@ fn summary(rule: &RuleParams, samples: &[Sample], args: &CalibrateArgs) -> serde
         "seed": args.seed,
         "likelihood_weight": args.likelihood_weight,
         "searches": args.searches,
+        "probe_penalty": args.probe_penalty,
+        "probe_sentences": args
+            .probe_sentences
+            .iter()
+            .filter_map(|p| p.file_name())
+            .map(|n| n.to_string_lossy().to_string())
+            .collect::<Vec<_>>(),
         "dev": {"rows": dev.rows, "accuracy": dev.accuracy},
         "holdout": {"rows": holdout.rows, "accuracy": holdout.accuracy},
     })

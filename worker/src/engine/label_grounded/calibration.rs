@@ -59,8 +59,53 @@ pub struct Sample {
     pub embedding: Vec<f32>,
 }
 
+/// A sentence that teaches the probe without an image: `unknowable` when no
+/// photo could settle it (who owns or made a thing, where it comes from,
+/// its price, past or future, what someone feels), false when a photo
+/// could (`tests/fixtures/probe-sentences.jsonl`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProbeSentence {
+    pub text: String,
+    pub unknowable: bool,
+}
+
+/// A probe sentence with its embedding, as the probe's fit reads it.
+#[derive(Debug, Clone)]
+pub struct ProbeExample {
+    pub embedding: Vec<f32>,
+    pub unknowable: bool,
+}
+
+/// Reads a JSONL file of [`ProbeSentence`]s.
+pub fn read_probe_sentences(path: &Path) -> Result<Vec<ProbeSentence>, String> {
+    read_jsonl(path)
+}
+
+/// Embeds probe sentences with the model's sentence encoder.
+pub fn embed_probe_sentences(
+    model: &LabelGroundedModel,
+    sentences: &[ProbeSentence],
+) -> Result<Vec<ProbeExample>, String> {
+    sentences
+        .iter()
+        .map(|s| {
+            let evidence = model
+                .sentence_evidence(&s.text)
+                .map_err(|e| format!("{:?}: {e}", s.text))?;
+            Ok(ProbeExample {
+                embedding: evidence.embedding.clone(),
+                unknowable: s.unknowable,
+            })
+        })
+        .collect()
+}
+
 /// Reads a JSONL dev set.
 pub fn read_devset(path: &Path) -> Result<Vec<DevRow>, String> {
+    read_jsonl(path)
+}
+
+fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     text.lines()
         .enumerate()
@@ -221,9 +266,10 @@ fn objective(rule: &RuleParams, samples: &[Sample], likelihood_weight: f32) -> f
 /// Folds of the probe's cross-fitting.
 const FOLDS: usize = 5;
 
-/// Fits the sentence probe on the dev samples and writes its logit into every
-/// sample: out-of-fold for dev rows, the final probe's for the others.
-pub fn fit_probe(samples: &mut [Sample]) -> SentenceProbe {
+/// Fits the sentence probe on the dev samples and the `extra` sentences
+/// (which every fold reads), and writes its logit into every sample:
+/// out-of-fold for dev rows, the final probe's for the others.
+pub fn fit_probe(samples: &mut [Sample], extra: &[ProbeExample], penalty: f32) -> SentenceProbe {
     let dev: Vec<usize> = (0..samples.len())
         .filter(|&i| samples[i].row.split == "dev")
         .collect();
@@ -231,12 +277,14 @@ pub fn fit_probe(samples: &mut [Sample]) -> SentenceProbe {
         let x: Vec<&[f32]> = rows
             .iter()
             .map(|&i| samples[i].embedding.as_slice())
+            .chain(extra.iter().map(|e| e.embedding.as_slice()))
             .collect();
         let y: Vec<bool> = rows
             .iter()
             .map(|&i| samples[i].row.expected == Label::Maybe)
+            .chain(extra.iter().map(|e| e.unknowable))
             .collect();
-        SentenceProbe::fit(&x, &y)
+        SentenceProbe::fit(&x, &y, penalty)
     };
     let mut out_of_fold = vec![0f32; samples.len()];
     for fold in 0..FOLDS {
@@ -262,18 +310,52 @@ pub fn fit_probe(samples: &mut [Sample]) -> SentenceProbe {
     probe
 }
 
-/// Fits the probe and the rule on the `dev` samples (whose probe logits it
-/// rewrites, see [`fit_probe`]). Deterministic for a given `seed`.
+/// How a fit searches (`verdict-worker calibrate`'s flags).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FitSettings {
+    /// Seed of the first random search.
+    pub seed: u64,
+    /// See [`LIKELIHOOD_WEIGHT`].
+    pub likelihood_weight: f32,
+    /// Seeded searches (seeds `seed`, `seed` + 1, ...) whose parameter-wise
+    /// median is the rule.
+    pub searches: usize,
+    /// The sentence probe's L2 penalty.
+    pub probe_penalty: f32,
+}
+
+/// The sentence probe's L2 penalty unless told otherwise.
+pub use super::sentence_probe::PENALTY as PROBE_PENALTY;
+
+/// The seed of the pack's fit, fixed when `calibrate` was written.
+pub const SEED: u64 = 20261124;
+
+impl Default for FitSettings {
+    fn default() -> Self {
+        FitSettings {
+            seed: SEED,
+            likelihood_weight: LIKELIHOOD_WEIGHT,
+            searches: 1,
+            probe_penalty: PROBE_PENALTY,
+        }
+    }
+}
+
+/// Fits the probe (on the `dev` samples and `probe_sentences`) and the rule
+/// (on the `dev` samples, whose probe logits it rewrites, see
+/// [`fit_probe`]). Deterministic for given settings.
 pub fn fit(
     samples: &mut [Sample],
+    probe_sentences: &[ProbeExample],
     evidence: EvidenceParams,
-    seed: u64,
-    likelihood_weight: f32,
-    searches: usize,
+    settings: &FitSettings,
 ) -> RuleParams {
-    let probe = fit_probe(samples);
-    let found: Vec<[f32; PARAMS]> = (0..searches.max(1) as u64)
-        .map(|n| search(samples, evidence, seed.wrapping_add(n), likelihood_weight))
+    let probe = fit_probe(samples, probe_sentences, settings.probe_penalty);
+    let found: Vec<[f32; PARAMS]> = (0..settings.searches.max(1) as u64)
+        .map(|n| {
+            let seed = settings.seed.wrapping_add(n);
+            search(samples, evidence, seed, settings.likelihood_weight)
+        })
         .collect();
     let best = median_of(&found);
     // Round to 4 significant digits so the manifest stays readable.
@@ -408,21 +490,78 @@ mod tests {
         }
         let a = fit(
             &mut samples,
+            &[],
             EvidenceParams::default(),
-            7,
-            LIKELIHOOD_WEIGHT,
-            1,
+            &FitSettings {
+                seed: 7,
+                ..FitSettings::default()
+            },
         );
         let b = fit(
             &mut samples,
+            &[],
             EvidenceParams::default(),
-            7,
-            LIKELIHOOD_WEIGHT,
-            1,
+            &FitSettings {
+                seed: 7,
+                ..FitSettings::default()
+            },
         );
         assert_eq!(a, b);
         let report = evaluate(&a, &samples, Some("dev"));
         assert_eq!(report.accuracy, 1.0);
         assert!(a.validate().is_ok());
+    }
+
+    #[test]
+    fn probe_sentences_teach_the_probe_what_the_dev_rows_do_not_show() {
+        // Two dev rows, both `yes`, cannot teach a direction for `maybe`;
+        // probe sentences along the first axis can, and every fold reads
+        // them, so the dev rows' out-of-fold logits follow them too.
+        let mut samples = vec![
+            sample(0.5, 0.5, 0.0, Label::Yes, "dev"),
+            sample(0.5, 0.5, 1.0, Label::Yes, "dev"),
+            sample(0.5, 0.5, 0.0, Label::Maybe, "holdout"),
+        ];
+        samples[0].embedding = vec![1.0, 0.0];
+        samples[1].embedding = vec![0.0, 1.0];
+        samples[2].embedding = vec![1.0, 0.0];
+        let extra: Vec<ProbeExample> = (0..10)
+            .map(|i| ProbeExample {
+                embedding: if i % 2 == 0 {
+                    vec![1.0, 0.0]
+                } else {
+                    vec![0.0, 1.0]
+                },
+                unknowable: i % 2 == 0,
+            })
+            .collect();
+        let without = fit_probe(&mut samples.clone(), &[], PROBE_PENALTY);
+        assert!(without.logit(&[1.0, 0.0]) < 0.0);
+        let with = fit_probe(&mut samples, &extra, PROBE_PENALTY);
+        assert!(with.logit(&[1.0, 0.0]) > 0.0);
+        assert!(with.logit(&[0.0, 1.0]) < 0.0);
+        assert!(samples[0].signals.sentence_probe > samples[1].signals.sentence_probe);
+        assert!(samples[2].signals.sentence_probe > 0.0);
+    }
+
+    #[test]
+    fn the_probe_sentences_fixture_is_balanced_and_none_is_a_dev_set_row() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let sentences =
+            read_probe_sentences(&root.join("tests/fixtures/probe-sentences.jsonl")).expect("read");
+        let unknowable = sentences.iter().filter(|s| s.unknowable).count();
+        assert!(unknowable >= 100 && sentences.len() - unknowable >= 100);
+        let mut rows = Vec::new();
+        for file in ["devset.jsonl", "devset-wide.jsonl"] {
+            rows.extend(read_devset(&root.join("tests/fixtures").join(file)).expect("devset"));
+        }
+        let normal = |t: &str| t.trim().to_lowercase();
+        for s in &sentences {
+            assert!(
+                rows.iter().all(|r| normal(&r.text) != normal(&s.text)),
+                "{:?} is a dev set row",
+                s.text
+            );
+        }
     }
 }

@@ -19,8 +19,9 @@ pub struct SentenceProbe {
     pub bias: f32,
 }
 
-/// The L2 penalty of the fit, per row (chosen by 5-fold cross-validation on
-/// the dev rows: 0.1 to 0.3 give the same AUC, 3 is worse).
+/// The L2 penalty of the fit (chosen by 5-fold cross-validation on the dev
+/// rows: 0.1 to 0.3 give the same AUC, 3 is worse; `calibrate
+/// --probe-penalty` changes it).
 pub const PENALTY: f32 = 0.3;
 /// Gradient steps of the fit (full batch, step 1: converged well before).
 const STEPS: usize = 3000;
@@ -42,8 +43,8 @@ impl SentenceProbe {
     }
 
     /// Fits the probe to `targets` (true: undecidable from any photo) by
-    /// penalised logistic regression. Deterministic.
-    pub fn fit(embeddings: &[&[f32]], targets: &[bool]) -> SentenceProbe {
+    /// logistic regression with an L2 `penalty`. Deterministic.
+    pub fn fit(embeddings: &[&[f32]], targets: &[bool], penalty: f32) -> SentenceProbe {
         let dim = embeddings.first().map_or(0, |e| e.len());
         let n = embeddings.len().max(1) as f32;
         let mut weights = vec![0f32; dim];
@@ -61,7 +62,7 @@ impl SentenceProbe {
                 bias_gradient += error;
             }
             for (w, g) in weights.iter_mut().zip(&gradient) {
-                *w -= (g + PENALTY * *w) / n;
+                *w -= (g + penalty * *w) / n;
             }
             bias -= bias_gradient / n;
         }
@@ -101,8 +102,8 @@ mod tests {
             .collect();
         let x: Vec<&[f32]> = rows.iter().map(|r| r.as_slice()).collect();
         let y: Vec<bool> = (0..20).map(|i| i % 2 == 0).collect();
-        let probe = SentenceProbe::fit(&x, &y);
-        assert_eq!(probe, SentenceProbe::fit(&x, &y));
+        let probe = SentenceProbe::fit(&x, &y, PENALTY);
+        assert_eq!(probe, SentenceProbe::fit(&x, &y, PENALTY));
         for (row, target) in x.iter().zip(&y) {
             assert_eq!(probe.logit(row) > 0.0, *target, "{row:?}");
         }
