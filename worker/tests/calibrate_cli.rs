@@ -3,7 +3,25 @@
 
 mod common;
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `verdict-worker calibrate` on devset.jsonl with `probe_sentences`
+/// and `--cross-validate folds`.
+fn cross_validate(probe_sentences: &Path, folds: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_verdict-worker"))
+        .args(["calibrate", "--model"])
+        .arg(common::model_dir())
+        .arg("--devset")
+        .arg(common::fixture("devset.jsonl"))
+        .arg("--photos")
+        .arg(common::photos_dir())
+        .arg("--probe-sentences")
+        .arg(probe_sentences)
+        .args(["--cross-validate", folds])
+        .output()
+        .expect("run verdict-worker calibrate")
+}
 
 #[test]
 fn a_bad_probe_sentence_file_is_named_with_its_line() {
@@ -14,18 +32,7 @@ fn a_bad_probe_sentence_file_is_named_with_its_line() {
         "{\"text\": \"The cup was a gift.\", \"unknowable\": true}\n{\"text\": \"The cup is white.\"}\n",
     )
     .expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_verdict-worker"))
-        .args(["calibrate", "--model"])
-        .arg(common::model_dir())
-        .arg("--devset")
-        .arg(common::fixture("devset.jsonl"))
-        .arg("--photos")
-        .arg(common::photos_dir())
-        .arg("--probe-sentences")
-        .arg(&bad)
-        .args(["--cross-validate", "5"])
-        .output()
-        .expect("run verdict-worker calibrate");
+    let out = cross_validate(&bad, "5");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -37,18 +44,7 @@ fn a_bad_probe_sentence_file_is_named_with_its_line() {
 
 #[test]
 fn cross_validation_reads_the_probe_sentences_and_never_the_holdout() {
-    let out = Command::new(env!("CARGO_BIN_EXE_verdict-worker"))
-        .args(["calibrate", "--model"])
-        .arg(common::model_dir())
-        .arg("--devset")
-        .arg(common::fixture("devset.jsonl"))
-        .arg("--photos")
-        .arg(common::photos_dir())
-        .arg("--probe-sentences")
-        .arg(common::fixture("probe-sentences.jsonl"))
-        .args(["--cross-validate", "2"])
-        .output()
-        .expect("run verdict-worker calibrate");
+    let out = cross_validate(&common::fixture("probe-sentences.jsonl"), "2");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -193,25 +193,24 @@ fn summary(rule: &RuleParams, samples: &[Sample], args: &CalibrateArgs) -> serde
     let dev = calibration::evaluate(rule, samples, Some("dev"));
     let holdout = calibration::evaluate(rule, samples, Some("holdout"));
     serde_json::json!({
-        "devset": args
-            .devset
-            .iter()
-            .filter_map(|p| p.file_name())
-            .map(|n| n.to_string_lossy().to_string())
-            .collect::<Vec<_>>(),
+        "devset": file_names(&args.devset),
         "seed": args.seed,
         "likelihood_weight": args.likelihood_weight,
         "searches": args.searches,
         "probe_penalty": args.probe_penalty,
-        "probe_sentences": args
-            .probe_sentences
-            .iter()
-            .filter_map(|p| p.file_name())
-            .map(|n| n.to_string_lossy().to_string())
-            .collect::<Vec<_>>(),
+        "probe_sentences": file_names(&args.probe_sentences),
         "dev": {"rows": dev.rows, "accuracy": dev.accuracy},
         "holdout": {"rows": holdout.rows, "accuracy": holdout.accuracy},
     })
+}
+
+/// The files' names without their directories.
+fn file_names(paths: &[PathBuf]) -> Vec<String> {
+    paths
+        .iter()
+        .filter_map(|p| p.file_name())
+        .map(|n| n.to_string_lossy().to_string())
+        .collect()
 }
 
 fn write_rule(path: &PathBuf, rule: &RuleParams) -> Result<(), String> {
