@@ -119,6 +119,11 @@ fn the_dev_set_accuracy_holds_in_the_built_pack() {
         "wide holdout {}",
         holdout.accuracy
     );
+    // devset-fresh.jsonl: 120 holdout rows written by a labeller who never
+    // saw the rule; 77/120 (docs/rule.md).
+    let (dev, fresh) = accuracy_on("devset-fresh.jsonl");
+    assert_eq!((dev.rows, fresh.rows), (0, 120));
+    assert!(fresh.accuracy >= 0.6, "fresh holdout {}", fresh.accuracy);
 }
 
 /// One verdict of the built pack, with its summary.
