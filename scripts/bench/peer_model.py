@@ -15,8 +15,8 @@ Per job, as a verdict worker does:
 5. the colours of the square (worker/src/engine/label_grounded/colours.rs):
    each pixel's HSV; the share of the middle 60 % of the square in each of
    eleven named colours, the mean saturation of the whole square
-   ("colourful") and the share of it with saturation under 0.15 ("black and
-   white");
+   ("colourful") and how far it is from having any clear colour ("black and
+   white": 1 with no pixel of clear colour, 0 from 5 % of the square up);
 6. when the pack has a `faces` section, the faces in the decoded image:
    MTCNN's cascade of scripts/model/face_detect.py (the build's reference for
    worker/src/engine/face_detector/) on three more onnxruntime sessions, one
@@ -221,7 +221,8 @@ def colour_fractions(square):
     out = {name: float(np.float32(mask.sum()) / np.float32(centre)) for name, mask in masks.items()}
     everything = max(s.size, 1)
     out["colourful"] = float(s.astype(np.float64).sum() / everything)
-    out["black and white"] = float(np.float32((s < np.float32(0.15)).sum()) / np.float32(everything))
+    coloured = np.float32(((s >= np.float32(0.3)) & (v >= np.float32(0.25))).sum()) / np.float32(everything)
+    out["black and white"] = float(max(np.float32(0.0), np.float32(1.0) - coloured / np.float32(0.05)))
     return out
 
 

@@ -7,7 +7,9 @@
 //! square the model sees that fall in each colour's region of HSV space.
 //! Named colours are counted in the middle 60 % of the square, where the
 //! main object usually is; "colourful" and "black and white" look at all of
-//! it. Thresholds are fixed here, documented in `docs/rule.md`, and the
+//! it. An image is black and white when almost none of it has clear colour
+//! (under [`COLOURED_LIMIT`]); counting its pixels without colour instead
+//! would call a colour wheel on a black ground black and white. Thresholds are fixed here, documented in `docs/rule.md`, and the
 //! rule's colour slope and midpoint are fitted on the dev set.
 
 use image::RgbImage;
@@ -28,7 +30,8 @@ pub enum Colour {
     Grey,
     /// "colourful", "bright colours": how saturated the whole image is.
     Colourful,
-    /// "black and white", "monochrome": how much of the image has no colour.
+    /// "black and white", "monochrome": how far the image is from having any
+    /// clear colour.
     Achromatic,
 }
 
@@ -130,9 +133,25 @@ pub fn colour_terms(words: &[String]) -> Vec<Colour> {
     out
 }
 
-/// For each colour, the share of the image it covers, in [0, 1].
+/// The share of the image with clear colour from which it is not black and
+/// white at all: "black and white" is 1 with no such pixel and falls
+/// linearly to 0 at this share.
+pub const COLOURED_LIMIT: f32 = 0.05;
+
+/// Whether a pixel has clear colour (the named colours' own test).
+fn has_colour(s: f32, v: f32) -> bool {
+    s >= 0.3 && v >= 0.25
+}
+
+/// For each colour, the share of the image it covers, in [0, 1]; for
+/// "colourful" the mean saturation, for "black and white" how far the image
+/// is from having any clear colour.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ColourFractions([f32; ALL.len()]);
+pub struct ColourFractions {
+    shares: [f32; ALL.len()],
+    /// The share of the whole square with clear colour.
+    coloured: f32,
+}
 
 impl ColourFractions {
     /// Measures `square` (the image as the model sees it).
@@ -140,14 +159,14 @@ impl ColourFractions {
         let (width, height) = square.dimensions();
         let mut centre = [0u32; ALL.len()];
         let mut centre_pixels = 0u32;
-        let mut achromatic = 0u32;
+        let mut coloured = 0u32;
         let mut saturation = 0f64;
         let (x0, x1) = (width / 5, width - width / 5);
         let (y0, y1) = (height / 5, height - height / 5);
         for (x, y, pixel) in square.enumerate_pixels() {
             let (h, s, v) = hsv(pixel.0);
             saturation += f64::from(s);
-            achromatic += u32::from(s < 0.15);
+            coloured += u32::from(has_colour(s, v));
             if (x0..x1).contains(&x) && (y0..y1).contains(&y) {
                 centre_pixels += 1;
                 for colour in classify(h, s, v) {
@@ -156,19 +175,28 @@ impl ColourFractions {
             }
         }
         let all = (width * height).max(1) as f32;
+        let coloured = coloured as f32 / all;
         let mut fractions = [0f32; ALL.len()];
         for colour in ALL {
             fractions[colour.index()] = match colour {
                 Colour::Colourful => (saturation / f64::from(all)) as f32,
-                Colour::Achromatic => achromatic as f32 / all,
+                Colour::Achromatic => (1.0 - coloured / COLOURED_LIMIT).max(0.0),
                 _ => centre[colour.index()] as f32 / centre_pixels.max(1) as f32,
             };
         }
-        ColourFractions(fractions)
+        ColourFractions {
+            shares: fractions,
+            coloured,
+        }
     }
 
     pub fn get(&self, colour: Colour) -> f32 {
-        self.0[colour.index()]
+        self.shares[colour.index()]
+    }
+
+    /// The share of the whole square with clear colour.
+    pub fn coloured(&self) -> f32 {
+        self.coloured
     }
 }
 
@@ -197,7 +225,7 @@ fn hsv([r, g, b]: [u8; 3]) -> (f32, f32, f32) {
 
 /// The named colours a pixel counts for (brown overlaps red and orange).
 fn classify(h: f32, s: f32, v: f32) -> impl Iterator<Item = Colour> {
-    let chromatic = s >= 0.3 && v >= 0.25;
+    let chromatic = has_colour(s, v);
     let hue = |lo: f32, hi: f32| chromatic && h >= lo && h < hi;
     [
         (v < 0.3, Colour::Black),
@@ -263,6 +291,30 @@ mod tests {
         assert_eq!(f.get(Colour::Red), 0.0);
         assert_eq!(f.get(Colour::Achromatic), 1.0);
         assert_eq!(f.get(Colour::Colourful), 0.0);
+    }
+
+    #[test]
+    fn a_colour_wheel_on_a_black_ground_is_not_black_and_white() {
+        // Most pixels have no colour (the black ground, the white middle),
+        // yet a tenth of the image is vividly coloured.
+        let wheel = RgbImage::from_fn(100, 100, |x, _| match x {
+            0..45 => image::Rgb([0, 0, 0]),
+            45..55 => image::Rgb([20, 200, 40]),
+            _ => image::Rgb([255, 255, 255]),
+        });
+        let f = ColourFractions::measure(&wheel);
+        assert!((f.coloured() - 0.1).abs() < 1e-6);
+        assert_eq!(f.get(Colour::Achromatic), 0.0);
+        // A trace of colour (1 %) leaves it mostly black and white.
+        let grey = RgbImage::from_fn(100, 100, |x, y| {
+            if x < 10 && y < 10 {
+                image::Rgb([200, 20, 30])
+            } else {
+                image::Rgb([90, 90, 90])
+            }
+        });
+        let f = ColourFractions::measure(&grey);
+        assert!((f.get(Colour::Achromatic) - 0.8).abs() < 1e-5);
     }
 
     #[test]

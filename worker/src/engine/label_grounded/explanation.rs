@@ -233,7 +233,10 @@ fn evidence(
     for &colour in &sentence.colours {
         let share = image.colours.get(colour);
         out += &match colour {
-            Colour::Achromatic => format!("{} of the image has no colour. ", percent(share)),
+            Colour::Achromatic => format!(
+                "Clear colour covers {} of the image. ",
+                percent(image.colours.coloured())
+            ),
             Colour::Colourful => format!(
                 "The image's colours are {} saturated on average. ",
                 percent(share)
