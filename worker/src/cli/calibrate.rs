@@ -20,7 +20,7 @@ pub struct CalibrateArgs {
     /// Sentences without images that the sentence probe also learns from
     /// (JSONL: text, unknowable); repeatable. Every fold of the probe's
     /// fit and of `--cross-validate` reads all of them.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "evaluate")]
     pub probe_sentences: Vec<PathBuf>,
     /// The directory holding the dev set's photos.
     #[arg(long, value_name = "DIR")]
@@ -48,7 +48,7 @@ pub struct CalibrateArgs {
     #[arg(long, default_value_t = 1)]
     pub searches: usize,
     /// The sentence probe's L2 penalty.
-    #[arg(long, default_value_t = calibration::PROBE_PENALTY)]
+    #[arg(long, default_value_t = calibration::PROBE_PENALTY, conflicts_with = "evaluate")]
     pub probe_penalty: f32,
     /// Instead of fitting the pack's rule, cross-validate the fit on the dev
     /// rows: K times, fit on all but every K-th dev row (from the n-th) and

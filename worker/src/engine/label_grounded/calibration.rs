@@ -488,24 +488,12 @@ mod tests {
             samples.push(sample(0.1 + d, 0.1, 0.1, Label::No, "dev"));
             samples.push(sample(0.6 + d, 0.9, 0.8, Label::Maybe, "dev"));
         }
-        let a = fit(
-            &mut samples,
-            &[],
-            EvidenceParams::default(),
-            &FitSettings {
-                seed: 7,
-                ..FitSettings::default()
-            },
-        );
-        let b = fit(
-            &mut samples,
-            &[],
-            EvidenceParams::default(),
-            &FitSettings {
-                seed: 7,
-                ..FitSettings::default()
-            },
-        );
+        let settings = FitSettings {
+            seed: 7,
+            ..FitSettings::default()
+        };
+        let a = fit(&mut samples, &[], EvidenceParams::default(), &settings);
+        let b = fit(&mut samples, &[], EvidenceParams::default(), &settings);
         assert_eq!(a, b);
         let report = evaluate(&a, &samples, Some("dev"));
         assert_eq!(report.accuracy, 1.0);
