@@ -121,6 +121,9 @@ COLOUR_WORDS = {
     "multicoloured": "colourful", "multicolored": "colourful",
 }
 ACHROMATIC_WORDS = ("monochrome", "greyscale", "grayscale")
+# colours.rs's COLOURED_LIMIT: from this share of clear colour on, an image is
+# not black and white at all.
+COLOURED_LIMIT = np.float32(0.05)
 
 
 class JobError(Exception):
@@ -222,7 +225,7 @@ def colour_fractions(square):
     everything = max(s.size, 1)
     out["colourful"] = float(s.astype(np.float64).sum() / everything)
     coloured = np.float32(((s >= np.float32(0.3)) & (v >= np.float32(0.25))).sum()) / np.float32(everything)
-    out["black and white"] = float(max(np.float32(0.0), np.float32(1.0) - coloured / np.float32(0.05)))
+    out["black and white"] = float(max(np.float32(0.0), np.float32(1.0) - coloured / COLOURED_LIMIT))
     return out
 
 

@@ -9,8 +9,9 @@
 //! main object usually is; "colourful" and "black and white" look at all of
 //! it. An image is black and white when almost none of it has clear colour
 //! (under [`COLOURED_LIMIT`]); counting its pixels without colour instead
-//! would call a colour wheel on a black ground black and white. Thresholds are fixed here, documented in `docs/rule.md`, and the
-//! rule's colour slope and midpoint are fitted on the dev set.
+//! would call a colour wheel on a black ground black and white. Thresholds
+//! are fixed here, documented in `docs/rule.md`, and the rule's colour slope
+//! and midpoint are fitted on the dev set.
 
 use image::RgbImage;
 
