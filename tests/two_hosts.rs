@@ -504,50 +504,40 @@ async fn submit(api: &ApiClient, image: &[u8], n: usize, what: &str) -> Vec<Stri
     ids
 }
 
-/// Waits until one of `workers` has just started a job of `ids`: a job seen
-/// queued at the look before, at most [`FRESH`] earlier, and running on it
-/// now. A cut or a kill made right after lands in the middle of that job
-/// (100 ms long), never in the few milliseconds between two jobs when the
-/// worker holds none. Two workers started together stay in step, so a cut
-/// made a fixed time after submitting can hit that gap for both (CI saw it:
-/// "host B's workers held no job when they were killed").
+/// Waits until one of `workers` has just started a job of `ids`. Jobs start
+/// in the order they were submitted, so it watches the first one still
+/// queued, one look at a time, and returns when a look finds it running on
+/// one of `workers` at most [`FRESH`] after the look that found it queued.
+/// A cut or a kill made right after lands in the middle of that job (100 ms
+/// long), never in the few milliseconds between two jobs when the worker
+/// holds none. Two workers started together stay in step, so a cut made a
+/// fixed time after submitting can hit that gap for both (CI saw it: "host
+/// B's workers held no job when they were killed").
 async fn await_fresh_start(api: &ApiClient, ids: &[String], workers: &BTreeSet<String>) {
     const FRESH: Duration = Duration::from_millis(40);
-    /// How many ids are looked at each round, from the first still queued.
-    const WINDOW: usize = 8;
     let deadline = Instant::now() + PATIENCE;
-    // When each id was last seen queued (the look's start).
-    let mut queued: BTreeMap<&str, Instant> = BTreeMap::new();
-    let mut first = 0;
-    loop {
-        let end = (first + WINDOW).min(ids.len());
-        let mut none_queued_before = true;
-        for (i, id) in ids.iter().enumerate().take(end).skip(first) {
-            let looked = Instant::now();
-            let answer = api.get_job(id, None).await;
-            assert_eq!(answer.status, 200, "{}", answer.body);
-            let job = &answer.body;
-            if job["state"] == "queued" {
-                queued.insert(id, looked);
-                none_queued_before = false;
-            } else if job["state"] == "running"
-                && workers.contains(job["worker"].as_str().unwrap_or(""))
-                && queued
-                    .get(id.as_str())
-                    .is_some_and(|seen| seen.elapsed() <= FRESH)
-            {
-                return;
-            }
-            if none_queued_before {
-                first = i + 1;
-            }
+    let mut next = 0;
+    // When `ids[next]` was last seen queued.
+    let mut seen_queued: Option<Instant> = None;
+    while next < ids.len() && Instant::now() < deadline {
+        let looked = Instant::now();
+        let answer = api.get_job(&ids[next], None).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let job = &answer.body;
+        if job["state"] == "queued" {
+            seen_queued = Some(looked);
+            continue;
         }
-        assert!(
-            first < ids.len() && Instant::now() < deadline,
-            "no job of {} was seen starting on {workers:?}",
-            ids.len()
-        );
+        if job["state"] == "running"
+            && workers.contains(job["worker"].as_str().unwrap_or(""))
+            && seen_queued.is_some_and(|seen| seen.elapsed() <= FRESH)
+        {
+            return;
+        }
+        next += 1;
+        seen_queued = None;
     }
+    panic!("no job of {} was seen starting on {workers:?}", ids.len());
 }
 
 /// Waits for every job to end and insists each is done by one of `workers`.
