@@ -528,10 +528,7 @@ async fn await_fresh_start(api: &ApiClient, ids: &[String], workers: &BTreeSet<S
             seen_queued = Some(looked);
             continue;
         }
-        if job["state"] == "running"
-            && workers.contains(job["worker"].as_str().unwrap_or(""))
-            && seen_queued.is_some_and(|seen| seen.elapsed() <= FRESH)
-        {
+        if runs_on(job, workers) && seen_queued.is_some_and(|seen| seen.elapsed() <= FRESH) {
             return;
         }
         next += 1;
@@ -569,9 +566,14 @@ async fn states(api: &ApiClient, ids: &[String]) -> Vec<Value> {
 /// The ids of the jobs running on one of `workers`.
 fn running_on(jobs: &[Value], workers: &BTreeSet<String>) -> BTreeSet<String> {
     jobs.iter()
-        .filter(|j| j["state"] == "running" && workers.contains(j["worker"].as_str().unwrap_or("")))
+        .filter(|j| runs_on(j, workers))
         .map(id_of)
         .collect()
+}
+
+/// Whether `job` is running on one of `workers`.
+fn runs_on(job: &Value, workers: &BTreeSet<String>) -> bool {
+    job["state"] == "running" && workers.contains(job["worker"].as_str().unwrap_or(""))
 }
 
 fn count_done(jobs: &[Value]) -> usize {
