@@ -104,10 +104,11 @@ fn accuracy_on(file: &str) -> (calibration::SplitReport, calibration::SplitRepor
 
 #[test]
 fn the_dev_set_accuracy_holds_in_the_built_pack() {
-    // Measured with the built pack (docs/rule.md): devset.jsonl 56/58 and
-    // 26/30, devset-wide.jsonl 107/126 and 50/60 (dev rows are in-sample for
-    // the sentence probe, so their figures are optimistic). A pack built
-    // from a stale or wrong rule falls below these floors.
+    // Measured with the built pack (docs/rule.md): devset.jsonl 57/58 and
+    // 27/30, devset-wide.jsonl 107/126 and 49/60, devset-fresh.jsonl 61/81
+    // and 25/39 (dev rows are in-sample for the sentence probe, so their
+    // figures are optimistic). A pack built from a stale or wrong rule falls
+    // below these floors.
     let (dev, holdout) = accuracy_on("devset.jsonl");
     assert!(dev.acceptance_correct);
     assert!(dev.accuracy >= 0.85, "dev accuracy {}", dev.accuracy);
@@ -119,11 +120,23 @@ fn the_dev_set_accuracy_holds_in_the_built_pack() {
         "wide holdout {}",
         holdout.accuracy
     );
-    // devset-fresh.jsonl: 120 holdout rows written by a labeller who never
-    // saw the rule; 78/120 (docs/rule.md).
-    let (dev, fresh) = accuracy_on("devset-fresh.jsonl");
-    assert_eq!((dev.rows, fresh.rows), (0, 120));
-    assert!(fresh.accuracy >= 0.6, "fresh holdout {}", fresh.accuracy);
+    let (dev, holdout) = accuracy_on("devset-fresh.jsonl");
+    assert_eq!((dev.rows, holdout.rows), (81, 39));
+    assert!(dev.accuracy >= 0.7, "fresh dev accuracy {}", dev.accuracy);
+    assert!(
+        holdout.accuracy >= 0.6,
+        "fresh holdout {}",
+        holdout.accuracy
+    );
+    // devset-fresh2.jsonl: 150 rows written by a labeller who never saw the
+    // rule, all held out: no fit reads them; 106/150 (docs/rule.md).
+    let (dev, fresh2) = accuracy_on("devset-fresh2.jsonl");
+    assert_eq!((dev.rows, fresh2.rows), (0, 150));
+    assert!(
+        fresh2.accuracy >= 0.65,
+        "fresh2 holdout {}",
+        fresh2.accuracy
+    );
 }
 
 /// One verdict of the built pack, with its summary.

@@ -51,9 +51,9 @@ fn cross_validation_reads_the_probe_sentences_and_never_the_holdout() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // devset.jsonl has 58 dev rows and 30 holdout rows; the fixture 305
+    // devset.jsonl has 58 dev rows and 30 holdout rows; the fixture 304
     // probe sentences.
-    assert!(stdout.contains("305 probe sentence(s)"), "{stdout}");
+    assert!(stdout.contains("304 probe sentence(s)"), "{stdout}");
     let right: usize = stdout
         .split("): ")
         .nth(1)

@@ -540,7 +540,12 @@ mod tests {
         let unknowable = sentences.iter().filter(|s| s.unknowable).count();
         assert!(unknowable >= 100 && sentences.len() - unknowable >= 100);
         let mut rows = Vec::new();
-        for file in ["devset.jsonl", "devset-wide.jsonl"] {
+        for file in [
+            "devset.jsonl",
+            "devset-wide.jsonl",
+            "devset-fresh.jsonl",
+            "devset-fresh2.jsonl",
+        ] {
             rows.extend(read_devset(&root.join("tests/fixtures").join(file)).expect("devset"));
         }
         let normal = |t: &str| t.trim().to_lowercase();
