@@ -18,7 +18,6 @@ on every run. Prints DIR on stdout.
 import bz2
 import io
 import json
-import os
 import pathlib
 import sys
 
@@ -67,9 +66,7 @@ def write_examples(out_dir, photos):
     path = out_dir / EXAMPLES_OUT
     if path.is_file() and path.read_text() == text:
         return
-    tmp = out_dir / f".{EXAMPLES_OUT}.tmp-{os.getpid()}"
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    wheels.write_atomic(path, text)
 
 
 def extract_photos(out_dir, lock_sha, cache_dir):
@@ -95,9 +92,7 @@ def extract_photos(out_dir, lock_sha, cache_dir):
                 "licence_note": pin["licence_note"],
             }
     index = {"lock_sha256": lock_sha, "photos": photos}
-    tmp = out_dir / f".{INDEX}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(index, indent=2) + "\n")
-    os.replace(tmp, out_dir / INDEX)
+    wheels.write_atomic(out_dir / INDEX, json.dumps(index, indent=2) + "\n")
 
 
 def save_decoded(data, spec, dest):
@@ -120,10 +115,9 @@ def save_decoded(data, spec, dest):
         if array.min() < 0 or array.max() > 255:
             raise wheels.WheelError(f'{spec["member"]}: values outside 0..255 ({array.dtype})')
         array = array.astype(np.uint8)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    Image.fromarray(array).save(tmp, format="PNG")
-    os.replace(tmp, dest)
-    return dest
+    png = io.BytesIO()
+    Image.fromarray(array).save(png, format="PNG")
+    return wheels.write_atomic(dest, png.getvalue())
 
 
 def main(argv):

@@ -1,7 +1,6 @@
 """manifest.json of a model pack (docs/model-pack.md): write it, and check a pack against it."""
 
 import json
-import os
 import pathlib
 
 import wheels
@@ -22,10 +21,7 @@ def file_entry(pack_dir, role, name):
 
 def write(pack_dir, manifest):
     """Write manifest.json atomically: it is the last file of a pack, and its presence means the pack is whole."""
-    path = pathlib.Path(pack_dir) / MANIFEST
-    tmp = path.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    wheels.write_atomic(pathlib.Path(pack_dir) / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
 
 
 def read(pack_dir):

@@ -97,8 +97,18 @@ def extract_member(wheel, member, dest, sha256=None):
         )
     dest = pathlib.Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(dest, data)
+
+
+def write_atomic(dest, data):
+    """Write data (bytes or str) to dest through a temporary file beside it, so
+    that dest is either the old file or the whole new one, never a part."""
+    dest = pathlib.Path(dest)
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
+    if isinstance(data, str):
+        tmp.write_text(data)
+    else:
+        tmp.write_bytes(data)
     os.replace(tmp, dest)
     return dest
 
