@@ -42,6 +42,7 @@ async fn the_served_description_matches_the_routes() {
         "/v1/jobs",
         "/v1/jobs/{id}",
         "/v1/batches",
+        "/v1/jobs/wait",
         "/healthz",
         "/readyz",
         "/metrics",

@@ -9,8 +9,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::routes::{
-    batches, dashboard, dead, docs, examples, health, jobs_cancel, jobs_get, jobs_submit, metrics,
-    openapi, page,
+    batches, dashboard, dead, docs, examples, health, jobs_cancel, jobs_get, jobs_submit,
+    jobs_wait, metrics, openapi, page,
 };
 
 /// The multipart form of `POST /v1/jobs` (documentation only: the handler
@@ -47,6 +47,7 @@ pub struct MultipartSubmission {
     paths(
         jobs_submit::submit,
         jobs_get::get_job,
+        jobs_wait::wait_jobs,
         jobs_cancel::cancel_job,
         dead::list,
         dead::retry,
@@ -79,6 +80,10 @@ pub struct MultipartSubmission {
         batches::BatchJob,
         batches::BatchResponse,
         batches::BatchItem,
+        jobs_wait::WaitRequest,
+        jobs_wait::Until,
+        jobs_wait::WaitResponse,
+        jobs_wait::WaitItem,
         verdict_shared::queue::dead_list::DeadPage,
         dead::Discarded,
         crate::dashboard::snapshot::Dashboard,

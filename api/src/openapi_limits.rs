@@ -20,7 +20,7 @@
 //!   are configured, otherwise an http(s) URL on one of them;
 //! - a batch: 1 to `--max-batch-jobs` jobs (each job's own checks are those
 //!   of `POST /v1/jobs`, answered in its item, so they are not in the batch's
-//!   schema);
+//!   schema); a wait for many jobs: 1 to `--max-batch-jobs` job ids;
 //! - the multipart form: no parts but the documented ones; the image part one
 //!   of the decodable media types.
 
@@ -223,6 +223,14 @@ pub fn apply(spec: &mut Value, limits: &SpecLimits) {
     batch["jobs"]["minItems"] = json!(1);
     batch["jobs"]["maxItems"] = json!(limits.max_batch_jobs);
     batch["callback_url"] = callback_schema(&limits.callback_hosts);
+    // A wait names 1 to `--max-batch-jobs` job ids, for 0 to 60 seconds.
+    let wait = &mut schemas["WaitRequest"]["properties"];
+    wait["ids"]["minItems"] = json!(1);
+    wait["ids"]["maxItems"] = json!(limits.max_batch_jobs);
+    wait["ids"]["items"] = json!({"type": "string", "pattern": UUID_PATTERN});
+    wait["wait"]["type"] = json!(["number", "null"]);
+    wait["wait"]["minimum"] = json!(0);
+    wait["wait"]["maximum"] = json!(crate::routes::jobs_get::MAX_WAIT.as_secs());
     // Parts other than these are refused (invalid_multipart).
     schemas["MultipartSubmission"]["additionalProperties"] = json!(false);
     let multipart = &mut schemas["MultipartSubmission"]["properties"];

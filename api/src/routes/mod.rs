@@ -11,6 +11,7 @@ mod job_id;
 pub(crate) mod jobs_cancel;
 pub(crate) mod jobs_get;
 pub(crate) mod jobs_submit;
+pub(crate) mod jobs_wait;
 pub(crate) mod metrics;
 pub(crate) mod openapi;
 pub(crate) mod page;
@@ -24,6 +25,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/jobs", post(jobs_submit::submit))
+        .route("/v1/jobs/wait", post(jobs_wait::wait_jobs))
         .route("/v1/jobs/{id}", get(jobs_get::get_job))
         .route("/v1/jobs/{id}/cancel", post(jobs_cancel::cancel_job))
         .route("/v1/dead", get(dead::list))

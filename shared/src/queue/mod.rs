@@ -14,7 +14,7 @@
 //! - [`image_fetched`]: for a job that names its image (a URL, a path), the
 //!   worker records the size, hash and format of what it fetched;
 //! - [`finish`]: the worker stores the outcome, acknowledges, announces;
-//! - [`read`]: the api serves the record;
+//! - [`read`]: the api serves the record (or many at once);
 //! - [`register`]: a worker process claims its name (refused while another
 //!   live process holds it), [`heartbeat`]: it announces that it is alive
 //!   (and notices a name taken over), [`deregister`]: it leaves;
