@@ -1,5 +1,7 @@
-//! The api's HTTP client, as a batch run uses it: `POST /v1/batches` and long-polls of
-//! `GET /v1/jobs/{id}?wait=30`, with the bearer token when one is set.
+//! The api's HTTP client, as a batch run uses it: `POST /v1/batches`, and
+//! long-polls of `POST /v1/jobs/wait` (a batch's jobs at once) or, from an
+//! api without it, `GET /v1/jobs/{id}?wait=30`, with the bearer token when
+//! one is set.
 //!
 //! Whatever says "later" is retried: a 429 or 503 (after its `Retry-After`,
 //! or with backoff), a connection error, a job the api could not store right
@@ -299,6 +301,107 @@ impl Api {
     }
 }
 
+/// The answer of `POST /v1/jobs/wait`, as far as a client reads it.
+#[derive(Debug, Deserialize)]
+struct WaitAnswer {
+    jobs: Vec<WaitItem>,
+}
+
+/// One id of the wait: its job, or none (`not_found`).
+#[derive(Debug, Deserialize)]
+struct WaitItem {
+    #[serde(default)]
+    job: Option<Job>,
+}
+
+impl Api {
+    /// Waits (up to 30 s) until one of the jobs of `ids` has ended, through
+    /// one `POST /v1/jobs/wait` with `until: any`, and returns those that
+    /// have, by their index in `ids`: the job, or `None` if the api no
+    /// longer has it. An empty list: none ended in time, ask again. Keeps
+    /// trying through errors, as [`Api::wait_end`] does. `Ok(None)`: this
+    /// api has no such route (an older one): wait for each job on its own.
+    pub async fn wait_any(
+        &self,
+        ids: &[String],
+    ) -> anyhow::Result<Option<Vec<(usize, Option<Job>)>>> {
+        let body = json!({"ids": ids, "wait": 30, "until": "any"});
+        let mut delay = Duration::from_millis(500);
+        let mut reachability = Reachability::new(self.give_up_after);
+        loop {
+            let sent = self
+                .request(reqwest::Method::POST, "/v1/jobs/wait")
+                .json(&body)
+                .send()
+                .await;
+            if sent.is_ok() {
+                reachability.answered();
+            }
+            match sent {
+                Ok(response) if response.status() == StatusCode::OK => {
+                    match response.json::<WaitAnswer>().await {
+                        Ok(answer) if answer.jobs.len() == ids.len() => {
+                            return Ok(Some(
+                                answer
+                                    .jobs
+                                    .into_iter()
+                                    .enumerate()
+                                    .filter(|(_, item)| {
+                                        item.job.as_ref().is_none_or(|job| job.state.is_terminal())
+                                    })
+                                    .map(|(index, item)| (index, item.job))
+                                    .collect(),
+                            ));
+                        }
+                        Ok(answer) => bail!(
+                            "POST /v1/jobs/wait answered {} items for {} ids",
+                            answer.jobs.len(),
+                            ids.len()
+                        ),
+                        Err(err) => {
+                            tracing::debug!(error = %err, "unreadable answer to POST /v1/jobs/wait")
+                        }
+                    }
+                }
+                Ok(response)
+                    if response.status() == StatusCode::NOT_FOUND
+                        || response.status() == StatusCode::METHOD_NOT_ALLOWED =>
+                {
+                    return Ok(None);
+                }
+                Ok(response)
+                    if response.status() == StatusCode::UNAUTHORIZED
+                        || response.status() == StatusCode::FORBIDDEN =>
+                {
+                    bail!(
+                        "POST /v1/jobs/wait answered {}: check --token",
+                        response.status()
+                    );
+                }
+                Ok(response)
+                    if response.status().is_client_error()
+                        && response.status() != StatusCode::TOO_MANY_REQUESTS =>
+                {
+                    let status = response.status();
+                    let body = response.bytes().await.unwrap_or_default();
+                    bail!(
+                        "POST /v1/jobs/wait answered {status}: {}",
+                        error_text(&body)
+                    );
+                }
+                Ok(response) => {
+                    if let Some(after) = retry_after(&response) {
+                        delay = after;
+                    }
+                }
+                Err(err) => reachability.unreachable(&self.base, &chain(&err))?,
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(MAX_DELAY);
+        }
+    }
+}
+
 impl Api {
     /// `GET /v1/dead`: a page of dead letters, newest first.
     pub async fn dead_page(&self, before: Option<&str>, limit: usize) -> anyhow::Result<DeadPage> {
@@ -407,6 +510,144 @@ pub fn next_delay(last: Duration, retry_after: Option<Duration>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An HTTP server on a free port that gives `answers` (status, JSON
+    /// body), one a connection, in order, and records each request's first
+    /// line and body.
+    async fn server(
+        answers: Vec<(u16, &'static str)>,
+    ) -> (String, tokio::task::JoinHandle<Vec<(String, String)>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let served = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for (status, body) in answers {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                let (head_end, length) = loop {
+                    let n = conn.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the client closed early");
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|line| {
+                                let (name, value) = line.split_once(':')?;
+                                name.eq_ignore_ascii_case("content-length")
+                                    .then(|| value.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        break (end + 4, length);
+                    }
+                };
+                while request.len() < head_end + length {
+                    let n = conn.read(&mut buf).await.unwrap();
+                    request.extend_from_slice(&buf[..n]);
+                }
+                let text = String::from_utf8_lossy(&request).to_string();
+                seen.push((
+                    text.lines().next().unwrap_or("").to_owned(),
+                    text[head_end..].to_owned(),
+                ));
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                conn.write_all(answer.as_bytes()).await.unwrap();
+            }
+            seen
+        });
+        (base, served)
+    }
+
+    fn ids() -> Vec<String> {
+        vec![
+            "01a20fe8-5dfb-736f-98a4-004f086e0b95".into(),
+            "01a20fe8-5dfb-736f-98a4-004f086e0b96".into(),
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_wait_for_many_asks_once_until_any_and_retries_what_says_later() {
+        let missing = r#"{"ended": 0, "pending": 0, "missing": 2, "jobs": [
+            {"id": "01a20fe8-5dfb-736f-98a4-004f086e0b95", "error": {"code": "not_found", "message": "gone"}},
+            {"id": "01a20fe8-5dfb-736f-98a4-004f086e0b96", "error": {"code": "not_found", "message": "gone"}}]}"#;
+        let (base, served) = server(vec![
+            (
+                503,
+                r#"{"error": {"code": "redis_unavailable", "message": "later"}}"#,
+            ),
+            (200, missing),
+        ])
+        .await;
+        let api = Api::new(&base, None).unwrap();
+        let ended = api
+            .wait_any(&ids())
+            .await
+            .unwrap()
+            .expect("the route exists");
+        assert_eq!(
+            ended
+                .iter()
+                .map(|(index, job)| (*index, job.is_none()))
+                .collect::<Vec<_>>(),
+            vec![(0, true), (1, true)],
+            "both are gone"
+        );
+        let seen = served.await.unwrap();
+        assert_eq!(seen.len(), 2, "asked again after the 503: {seen:?}");
+        for (line, body) in &seen {
+            assert_eq!(line, "POST /v1/jobs/wait HTTP/1.1");
+            let body: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            assert_eq!(body["until"], "any", "{body}");
+            assert_eq!(body["ids"], json!(ids()), "{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_api_without_the_route_is_waited_for_job_by_job_and_refusals_stop() {
+        for status in [404, 405] {
+            let (base, _) = server(vec![(
+                status,
+                r#"{"error": {"code": "not_found", "message": "no route"}}"#,
+            )])
+            .await;
+            let api = Api::new(&base, None).unwrap();
+            assert!(api.wait_any(&ids()).await.unwrap().is_none(), "{status}");
+        }
+        let (base, _) = server(vec![(
+            401,
+            r#"{"error": {"code": "unauthorized", "message": "no"}}"#,
+        )])
+        .await;
+        let err = Api::new(&base, None)
+            .unwrap()
+            .wait_any(&ids())
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("--token"), "{err:#}");
+        let (base, _) = server(vec![(
+            400,
+            r#"{"error": {"code": "too_many_ids", "message": "over 256"}}"#,
+        )])
+        .await;
+        let err = Api::new(&base, None)
+            .unwrap()
+            .wait_any(&ids())
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("too_many_ids"), "{err:#}");
+        let (base, _) = server(vec![(200, r#"{"jobs": []}"#)]).await;
+        let err = Api::new(&base, None)
+            .unwrap()
+            .wait_any(&ids())
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("0 items for 2 ids"), "{err:#}");
+    }
 
     #[test]
     fn a_job_carries_its_premise_only_when_it_has_one() {

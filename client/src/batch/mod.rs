@@ -8,8 +8,9 @@
 //! `--batch-size` jobs, each with an idempotency key derived from the row (its
 //! id, the image's sha256, its sentences and its premise): resending after an error, or
 //! resuming an interrupted run, finds the job already created instead of
-//! making a second one. Each job is long-polled until it ends and its verdicts
-//! are written ([`results`]); with `--submit-only`, the run writes `queued`
+//! making a second one. The jobs of each batch request are waited for
+//! together, one `POST /v1/jobs/wait` (until any ends) at a time, and each
+//! row's verdicts are written as its job ends ([`results`]); with `--submit-only`, the run writes `queued`
 //! lines and leaves the judging to the fleet (run again without it to collect
 //! the verdicts). An api that does not answer for `--give-up-after` ends the
 //! run with the cause. Ctrl-C stops submitting and waiting at once; what was
@@ -302,21 +303,10 @@ impl Submitter {
                 }
             };
             let mut later = Vec::new();
+            let mut accepted = Vec::new();
             for (item, (job, row, permit)) in items.into_iter().zip(pending) {
                 match item {
-                    Item::Accepted(id) if self.wait => {
-                        let api = self.api.clone();
-                        let shared = self.shared.clone();
-                        let fatal = self.fatal.clone();
-                        let stop_tx = self.stop_tx.clone();
-                        waiters.spawn(async move {
-                            if let Err(err) = wait_and_record(&api, &shared, &row, &id).await {
-                                *lock(&fatal) = Some(format!("{err:#}"));
-                                stop_tx.fire();
-                            }
-                            drop(permit);
-                        });
-                    }
+                    Item::Accepted(id) if self.wait => accepted.push((id, row, permit)),
                     Item::Accepted(id) => {
                         let lines: Vec<ResultLine> = row
                             .texts
@@ -337,6 +327,18 @@ impl Submitter {
                     Item::Later => later.push((job, row, permit)),
                 }
             }
+            if !accepted.is_empty() {
+                let api = self.api.clone();
+                let shared = self.shared.clone();
+                let fatal = self.fatal.clone();
+                let stop_tx = self.stop_tx.clone();
+                waiters.spawn(async move {
+                    if let Err(err) = wait_and_record_all(&api, &shared, accepted).await {
+                        *lock(&fatal) = Some(format!("{err:#}"));
+                        stop_tx.fire();
+                    }
+                });
+            }
             pending = later;
             if !pending.is_empty() {
                 delay = api::next_delay(delay, None);
@@ -354,17 +356,67 @@ impl Submitter {
     }
 }
 
-/// Waits for the job and writes the row's lines.
-async fn wait_and_record(api: &Api, shared: &Shared, row: &Row, id: &str) -> anyhow::Result<()> {
-    let lines = match api.wait_end(id).await? {
+/// A job accepted by the api, its row, and its slot of `--concurrency`.
+type Accepted = (String, Row, OwnedSemaphorePermit);
+
+/// Waits for the jobs of one batch request and writes each row's lines as
+/// its job ends, freeing its slot: one `POST /v1/jobs/wait` for the jobs
+/// still running each time some end. From an api without that route, one
+/// long-poll a job.
+async fn wait_and_record_all(
+    api: &Api,
+    shared: &Shared,
+    mut jobs: Vec<Accepted>,
+) -> anyhow::Result<()> {
+    while !jobs.is_empty() {
+        let ids: Vec<String> = jobs.iter().map(|(id, _, _)| id.clone()).collect();
+        let Some(ended) = api.wait_any(&ids).await? else {
+            return wait_each(api, shared, jobs).await;
+        };
+        let mut ended: std::collections::HashMap<usize, Option<Job>> = ended.into_iter().collect();
+        let mut running = Vec::new();
+        for (index, (id, row, permit)) in jobs.into_iter().enumerate() {
+            match ended.remove(&index) {
+                Some(job) => {
+                    record(shared, &ended_lines(&row, &id, job.as_ref()))?;
+                    drop(permit);
+                }
+                None => running.push((id, row, permit)),
+            }
+        }
+        jobs = running;
+    }
+    Ok(())
+}
+
+/// One long-poll a job, all at once (an api without `POST /v1/jobs/wait`).
+async fn wait_each(api: &Api, shared: &Shared, jobs: Vec<Accepted>) -> anyhow::Result<()> {
+    let mut each = JoinSet::new();
+    for (id, row, permit) in jobs {
+        let (api, shared) = (api.clone(), shared.clone());
+        each.spawn(async move {
+            let job = api.wait_end(&id).await?;
+            record(&shared, &ended_lines(&row, &id, job.as_ref()))?;
+            drop(permit);
+            anyhow::Ok(())
+        });
+    }
+    while let Some(joined) = each.join_next().await {
+        joined??;
+    }
+    Ok(())
+}
+
+/// The lines of a row whose job ended, or is gone (`None`).
+fn ended_lines(row: &Row, id: &str, job: Option<&Job>) -> Vec<ResultLine> {
+    match job {
         None => failed_lines(
             row,
             "not_found",
             "the api no longer has the job (its result expired?)",
         ),
-        Some(job) => lines_for(row, id, &job),
-    };
-    record(shared, &lines)
+        Some(job) => lines_for(row, id, job),
+    }
 }
 
 /// The result lines of an ended job.
