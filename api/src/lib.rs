@@ -10,7 +10,8 @@
 //!   (the accept loop: header timeout, connection cap), `fd_limit`;
 //! - guarding a request: `origin` (Host and Origin checks), `auth` (the
 //!   token), `body_rate` (a minimum body rate), `body_drain`,
-//!   `announced_length` (a body's declared length), `request_log`;
+//!   `announced_length` (a body's declared length), `json_body` (a bounded
+//!   JSON body), `request_log`;
 //! - the endpoints: `routes`, `dashboard` (the operator's snapshot and the
 //!   queue sampler behind its charts), `submission` (parsing and checking jobs),
 //!   `image_references` (which images a job may name by URL or path),
@@ -41,6 +42,7 @@ mod examples;
 mod fd_limit;
 mod idempotency;
 mod image_references;
+mod json_body;
 mod metrics;
 mod openapi;
 mod openapi_limits;

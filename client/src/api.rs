@@ -20,6 +20,31 @@ use verdict_shared::queue::dead_list::DeadPage;
 /// The longest wait between two tries.
 const MAX_DELAY: Duration = Duration::from_secs(30);
 
+/// The first wait between two tries of a long-poll.
+const FIRST_DELAY: Duration = Duration::from_millis(500);
+
+/// A long-poll's retry state: the next delay (doubling up to
+/// [`MAX_DELAY`]) and how long the api has not answered.
+struct Tries {
+    delay: Duration,
+    reachability: Reachability,
+}
+
+impl Tries {
+    fn new(give_up_after: Duration) -> Tries {
+        Tries {
+            delay: FIRST_DELAY,
+            reachability: Reachability::new(give_up_after),
+        }
+    }
+
+    /// Sleeps the delay, and doubles the next one.
+    async fn pause(&mut self) {
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(MAX_DELAY);
+    }
+}
+
 /// How a job of a batch gives its image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchImage {
@@ -257,46 +282,59 @@ impl Api {
     /// longer has it. Keeps trying through errors, with backoff, and gives
     /// up when the api has not answered for [`Api::give_up_after`].
     pub async fn wait_end(&self, id: &str) -> anyhow::Result<Option<Job>> {
-        let mut delay = Duration::from_millis(500);
-        let mut reachability = Reachability::new(self.give_up_after);
+        let path = format!("/v1/jobs/{id}?wait=30");
+        let mut tries = Tries::new(self.give_up_after);
         loop {
-            let sent = self
-                .request(reqwest::Method::GET, &format!("/v1/jobs/{id}?wait=30"))
-                .send()
-                .await;
-            if sent.is_ok() {
-                reachability.answered();
-            }
-            match sent {
-                Ok(response) if response.status() == StatusCode::OK => {
-                    match response.json::<Job>().await {
-                        Ok(job) if job.state.is_terminal() => return Ok(Some(job)),
-                        Ok(_) => {
-                            delay = Duration::from_millis(500);
-                            continue;
-                        }
-                        Err(err) => tracing::debug!(error = %err, job_id = id, "unreadable job"),
+            let response = self
+                .answered(&mut tries, &format!("GET /v1/jobs/{id}"), || {
+                    self.request(reqwest::Method::GET, &path)
+                })
+                .await?;
+            match response.status() {
+                StatusCode::OK => match response.json::<Job>().await {
+                    Ok(job) if job.state.is_terminal() => return Ok(Some(job)),
+                    Ok(_) => {
+                        tries.delay = FIRST_DELAY;
+                        continue;
                     }
-                }
-                Ok(response) if response.status() == StatusCode::NOT_FOUND => return Ok(None),
-                Ok(response)
-                    if response.status() == StatusCode::UNAUTHORIZED
-                        || response.status() == StatusCode::FORBIDDEN =>
-                {
-                    bail!(
-                        "GET /v1/jobs/{id} answered {}: check --token",
-                        response.status()
-                    );
-                }
+                    Err(err) => tracing::debug!(error = %err, job_id = id, "unreadable job"),
+                },
+                StatusCode::NOT_FOUND => return Ok(None),
+                _ => {}
+            }
+            tries.pause().await;
+        }
+    }
+
+    /// Sends the request (made anew by `request` each time; `what` names
+    /// it in errors) until the api answers something other than "later":
+    /// connection errors (until [`Api::give_up_after`]), 429 and 5xx are
+    /// tried again with backoff (after `Retry-After` when given), 401 and
+    /// 403 are an error, and any other answer is returned.
+    async fn answered(
+        &self,
+        tries: &mut Tries,
+        what: &str,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> anyhow::Result<reqwest::Response> {
+        loop {
+            match request().send().await {
                 Ok(response) => {
+                    tries.reachability.answered();
+                    let status = response.status();
+                    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                        bail!("{what} answered {status}: check --token");
+                    }
+                    if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
+                        return Ok(response);
+                    }
                     if let Some(after) = retry_after(&response) {
-                        delay = after;
+                        tries.delay = after;
                     }
                 }
-                Err(err) => reachability.unreachable(&self.base, &chain(&err))?,
+                Err(err) => tries.reachability.unreachable(&self.base, &chain(&err))?,
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(MAX_DELAY);
+            tries.pause().await;
         }
     }
 }
@@ -326,78 +364,49 @@ impl Api {
         ids: &[String],
     ) -> anyhow::Result<Option<Vec<(usize, Option<Job>)>>> {
         let body = json!({"ids": ids, "wait": 30, "until": "any"});
-        let mut delay = Duration::from_millis(500);
-        let mut reachability = Reachability::new(self.give_up_after);
+        let mut tries = Tries::new(self.give_up_after);
         loop {
-            let sent = self
-                .request(reqwest::Method::POST, "/v1/jobs/wait")
-                .json(&body)
-                .send()
-                .await;
-            if sent.is_ok() {
-                reachability.answered();
+            let response = self
+                .answered(&mut tries, "POST /v1/jobs/wait", || {
+                    self.request(reqwest::Method::POST, "/v1/jobs/wait")
+                        .json(&body)
+                })
+                .await?;
+            let status = response.status();
+            if status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED {
+                return Ok(None);
             }
-            match sent {
-                Ok(response) if response.status() == StatusCode::OK => {
-                    match response.json::<WaitAnswer>().await {
-                        Ok(answer) if answer.jobs.len() == ids.len() => {
-                            return Ok(Some(
-                                answer
-                                    .jobs
-                                    .into_iter()
-                                    .enumerate()
-                                    .filter(|(_, item)| {
-                                        item.job.as_ref().is_none_or(|job| job.state.is_terminal())
-                                    })
-                                    .map(|(index, item)| (index, item.job))
-                                    .collect(),
-                            ));
-                        }
-                        Ok(answer) => bail!(
-                            "POST /v1/jobs/wait answered {} items for {} ids",
-                            answer.jobs.len(),
-                            ids.len()
-                        ),
-                        Err(err) => {
-                            tracing::debug!(error = %err, "unreadable answer to POST /v1/jobs/wait")
-                        }
-                    }
-                }
-                Ok(response)
-                    if response.status() == StatusCode::NOT_FOUND
-                        || response.status() == StatusCode::METHOD_NOT_ALLOWED =>
-                {
-                    return Ok(None);
-                }
-                Ok(response)
-                    if response.status() == StatusCode::UNAUTHORIZED
-                        || response.status() == StatusCode::FORBIDDEN =>
-                {
-                    bail!(
-                        "POST /v1/jobs/wait answered {}: check --token",
-                        response.status()
-                    );
-                }
-                Ok(response)
-                    if response.status().is_client_error()
-                        && response.status() != StatusCode::TOO_MANY_REQUESTS =>
-                {
-                    let status = response.status();
-                    let body = response.bytes().await.unwrap_or_default();
-                    bail!(
-                        "POST /v1/jobs/wait answered {status}: {}",
-                        error_text(&body)
-                    );
-                }
-                Ok(response) => {
-                    if let Some(after) = retry_after(&response) {
-                        delay = after;
-                    }
-                }
-                Err(err) => reachability.unreachable(&self.base, &chain(&err))?,
+            if !status.is_success() {
+                let body = response.bytes().await.unwrap_or_default();
+                bail!(
+                    "POST /v1/jobs/wait answered {status}: {}",
+                    error_text(&body)
+                );
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(MAX_DELAY);
+            match response.json::<WaitAnswer>().await {
+                Ok(answer) if answer.jobs.len() == ids.len() => {
+                    return Ok(Some(
+                        answer
+                            .jobs
+                            .into_iter()
+                            .enumerate()
+                            .filter(|(_, item)| {
+                                item.job.as_ref().is_none_or(|job| job.state.is_terminal())
+                            })
+                            .map(|(index, item)| (index, item.job))
+                            .collect(),
+                    ));
+                }
+                Ok(answer) => bail!(
+                    "POST /v1/jobs/wait answered {} items for {} ids",
+                    answer.jobs.len(),
+                    ids.len()
+                ),
+                Err(err) => {
+                    tracing::debug!(error = %err, "unreadable answer to POST /v1/jobs/wait");
+                }
+            }
+            tries.pause().await;
         }
     }
 }
@@ -618,35 +627,24 @@ mod tests {
             let api = Api::new(&base, None).unwrap();
             assert!(api.wait_any(&ids()).await.unwrap().is_none(), "{status}");
         }
-        let (base, _) = server(vec![(
-            401,
-            r#"{"error": {"code": "unauthorized", "message": "no"}}"#,
-        )])
-        .await;
-        let err = Api::new(&base, None)
-            .unwrap()
-            .wait_any(&ids())
-            .await
-            .unwrap_err();
-        assert!(format!("{err:#}").contains("--token"), "{err:#}");
-        let (base, _) = server(vec![(
-            400,
-            r#"{"error": {"code": "too_many_ids", "message": "over 256"}}"#,
-        )])
-        .await;
-        let err = Api::new(&base, None)
-            .unwrap()
-            .wait_any(&ids())
-            .await
-            .unwrap_err();
-        assert!(format!("{err:#}").contains("too_many_ids"), "{err:#}");
-        let (base, _) = server(vec![(200, r#"{"jobs": []}"#)]).await;
-        let err = Api::new(&base, None)
-            .unwrap()
-            .wait_any(&ids())
-            .await
-            .unwrap_err();
-        assert!(format!("{err:#}").contains("0 items for 2 ids"), "{err:#}");
+        for (status, body, says) in [
+            (
+                401,
+                r#"{"error": {"code": "unauthorized", "message": "no"}}"#,
+                "POST /v1/jobs/wait answered 401 Unauthorized: check --token",
+            ),
+            (
+                400,
+                r#"{"error": {"code": "too_many_ids", "message": "over 256"}}"#,
+                "too_many_ids",
+            ),
+            (200, r#"{"jobs": []}"#, "0 items for 2 ids"),
+        ] {
+            let (base, _) = server(vec![(status, body)]).await;
+            let api = Api::new(&base, None).unwrap();
+            let err = api.wait_any(&ids()).await.unwrap_err();
+            assert!(format!("{err:#}").contains(says), "{err:#}");
+        }
     }
 
     #[test]

@@ -10,7 +10,6 @@
 //! `--max-batch-jobs`) because the api holds it in memory while it works.
 
 use axum::Json;
-use axum::body::to_bytes;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -109,32 +108,12 @@ pub async fn submit_batch(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let content_type = req
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if content_type.split(';').next().map(str::trim) != Some("application/json") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_content_type",
-            "send a batch as application/json: {\"jobs\": [{\"image_base64\": \"...\", \"texts\": [\"...\"]}]}",
-        ));
-    }
-    let max = state.batch.max_bytes;
-    if crate::announced_length::announced_over(req.headers(), max) {
-        return Err(ApiError::body_too_large(max));
-    }
-    let body = to_bytes(req.into_body(), max).await.map_err(|err| {
-        if std::error::Error::source(&err)
-            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>())
-        {
-            ApiError::body_too_large(max)
-        } else {
-            ApiError::bad_request("invalid_body", format!("the body could not be read: {err}"))
-        }
-    })?;
+    let body = crate::json_body::read(
+        req,
+        state.batch.max_bytes,
+        "{\"jobs\": [{\"image_base64\": \"...\", \"texts\": [\"...\"]}]}",
+    )
+    .await?;
     let batch: BatchRequest = serde_json::from_slice(&body).map_err(|err| {
         ApiError::bad_request(
             "invalid_json",

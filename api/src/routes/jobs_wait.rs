@@ -14,9 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::to_bytes;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -94,6 +92,7 @@ pub struct WaitItem {
         (status = 200, description = "Every id, in order: its job as it is now, or not_found", body = WaitResponse),
         (status = 400, description = "invalid_json (an unknown field or `until` value included), invalid_body, no_ids, too_many_ids, invalid_job_id (its index named), invalid_wait", body = ErrorBody),
         (status = 401, description = "unauthorized: VERDICT_API_TOKEN is set and the request has no valid bearer token", body = ErrorBody),
+        (status = 408, description = "body_too_slow: the body arrived slower than --body-min-rate after --body-grace", body = ErrorBody),
         (status = 413, description = "body_too_large", body = ErrorBody),
         (status = 415, description = "unsupported_content_type", body = ErrorBody),
         (status = 500, description = "internal", body = ErrorBody),
@@ -114,33 +113,8 @@ async fn parse(
     req: Request,
     max_ids: usize,
 ) -> Result<(Vec<JobId>, Option<Duration>, Until), ApiError> {
-    let json = req
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_content_type",
-            "send application/json: {\"ids\": [\"...\"], \"wait\": 30}",
-        ));
-    }
-    if crate::announced_length::announced_over(req.headers(), MAX_BODY_BYTES) {
-        return Err(ApiError::body_too_large(MAX_BODY_BYTES));
-    }
-    let body = to_bytes(req.into_body(), MAX_BODY_BYTES)
-        .await
-        .map_err(|err| {
-            if std::error::Error::source(&err)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>())
-            {
-                ApiError::body_too_large(MAX_BODY_BYTES)
-            } else {
-                ApiError::bad_request("invalid_body", format!("the body could not be read: {err}"))
-            }
-        })?;
+    let body =
+        crate::json_body::read(req, MAX_BODY_BYTES, "{\"ids\": [\"...\"], \"wait\": 30}").await?;
     let request: WaitRequest = serde_json::from_slice(&body).map_err(|err| {
         ApiError::bad_request(
             "invalid_json",
