@@ -66,7 +66,12 @@ def main(argv):
         "  then read every result over HTTP. Redis on a unix socket.",
         f"- **verdict by batches**: the same, but the jobs go {vb[0]['submit_batch']} a request through",
         f"  `POST /v1/batches` (the catalogue path of `fleet batch`), {vb[0]['concurrency']} requests at once;",
-        f"  the results are read as above, {vb[0]['concurrency']} at a time.",
+        (
+            f"  the results are read {vb[0]['read_batch']} ids a request through `POST /v1/jobs/wait`"
+            f" (what `fleet batch` does), {vb[0]['concurrency']} requests at once."
+            if vb[0].get("read_batch")
+            else f"  the results are read as above, {vb[0]['concurrency']} at a time."
+        ),
         f"- **BullMQ {bullmq}** (Node.js {node}, ioredis): no HTTP. One producer adds the jobs",
         f"  with `addBulk` in batches of {b[0]['bulk']} (its fastest way in), each job a payload of the",
         f"  same size and one sentence; {b[0]['workers']} worker processes with concurrency {b[0]['concurrency']} each",

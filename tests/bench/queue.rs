@@ -43,6 +43,9 @@ struct Options {
     /// Jobs per `POST /v1/batches` request in the throughput phase (the
     /// path `fleet batch` takes); 0: one `POST /v1/jobs` a job.
     submit_batch: usize,
+    /// Job ids per `POST /v1/jobs/wait` request when the throughput phase
+    /// reads its results; 0: one `GET /v1/jobs/{id}?wait=` a job.
+    read_batch: usize,
     model: Option<String>,
     write: Option<String>,
     json: Option<String>,
@@ -60,6 +63,7 @@ fn parse_args() -> anyhow::Result<Options> {
         workers: 2,
         batch_size: 16,
         submit_batch: 0,
+        read_batch: 0,
         model: None,
         write: None,
         json: None,
@@ -75,6 +79,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--workers" => options.workers = value()?.parse()?,
             "--batch-size" => options.batch_size = value()?.parse()?,
             "--submit-batch" => options.submit_batch = value()?.parse()?,
+            "--read-batch" => options.read_batch = value()?.parse()?,
             "--model" => options.model = Some(value()?),
             "--write" => options.write = Some(value()?),
             "--json" => options.json = Some(value()?),
@@ -82,13 +87,15 @@ fn parse_args() -> anyhow::Result<Options> {
             "--help" | "-h" => {
                 println!(
                     "bench-queue [--jobs N] [--latency-jobs N] [--concurrency N] [--workers N] \
-                     [--batch-size N] [--submit-batch N] [--model DIR] \
+                     [--batch-size N] [--submit-batch N] [--read-batch N] [--model DIR] \
                      [--write docs/benchmarks.md] [--json FILE] [--slowlog]\n\
                      Without --model the workers run --noop (the queue alone). --json writes \
                      the throughput phase's figures, with Redis's CPU time and commands per \
                      job (for scripts/bench-bullmq). --submit-batch N sends the throughput \
                      phase's jobs N at a time through POST /v1/batches (the catalogue path \
-                     of `fleet batch`) instead of one POST /v1/jobs each. --slowlog logs every \
+                     of `fleet batch`) instead of one POST /v1/jobs each. --read-batch N reads \
+                     its results N ids a request through POST /v1/jobs/wait instead of one \
+                     GET /v1/jobs/{{id}}?wait= each (--concurrency requests at once). --slowlog logs every \
                      Redis command of the throughput phase (SLOWLOG, no threshold: it costs Redis \
                      time of its own, so keep its jobs/s apart) and adds to --json the \
                      microseconds a job by script step (submit, start, finish, ...) and by plain \
@@ -102,7 +109,6 @@ fn parse_args() -> anyhow::Result<Options> {
     Ok(options)
 }
 
-/// Percentile (nearest rank) of sorted milliseconds.
 /// The jobs submitted, with the client's clock when each was sent.
 type Submitted = Arc<std::sync::Mutex<Vec<(String, OffsetDateTime)>>>;
 
@@ -200,6 +206,104 @@ async fn submit_in_batches(
     answers.into_iter().collect()
 }
 
+/// An ended job: when it finished, its latency from submission (ms), and
+/// whether it is `done`.
+type Ended = anyhow::Result<(OffsetDateTime, f64, bool)>;
+
+fn ended(job: &serde_json::Value, t0: OffsetDateTime) -> Ended {
+    let finished = stamp(job, "finished_at")?;
+    Ok((finished, ms_between(t0, finished), job["state"] == "done"))
+}
+
+/// The throughput phase's results, one `GET /v1/jobs/{id}?wait=` a job
+/// from `--concurrency` clients at once.
+async fn read_one_by_one(
+    client: &ApiClient,
+    options: &Options,
+    submitted: Vec<(String, OffsetDateTime)>,
+) -> Vec<Ended> {
+    futures::stream::iter(submitted)
+        .map(|(id, t0)| {
+            let client: ApiClient = client.clone();
+            async move { ended(&client.wait_end(&id, Duration::from_secs(600)).await, t0) }
+        })
+        .buffer_unordered(options.concurrency)
+        .collect()
+        .await
+}
+
+/// The throughput phase's results through `POST /v1/jobs/wait`,
+/// `--read-batch` ids a request, `--concurrency` requests at once; a
+/// request's jobs that have not ended when its wait runs out are asked
+/// for again.
+async fn read_in_batches(
+    client: &ApiClient,
+    options: &Options,
+    submitted: Vec<(String, OffsetDateTime)>,
+) -> Vec<Ended> {
+    let groups: Vec<Vec<(String, OffsetDateTime)>> = submitted
+        .chunks(options.read_batch)
+        .map(<[_]>::to_vec)
+        .collect();
+    let answers: Vec<Vec<Ended>> = futures::stream::iter(groups)
+        .map(|mut group| async move {
+            let deadline = Instant::now() + Duration::from_secs(600);
+            let mut out = Vec::new();
+            while !group.is_empty() {
+                if Instant::now() > deadline {
+                    out.push(Err(anyhow::anyhow!(
+                        "{} jobs not ended after 600 s",
+                        group.len()
+                    )));
+                    break;
+                }
+                let ids: Vec<&str> = group.iter().map(|(id, _)| id.as_str()).collect();
+                let answer = match wait_jobs(client, &ids).await {
+                    Ok(answer) => answer,
+                    Err(err) => {
+                        out.push(Err(err));
+                        break;
+                    }
+                };
+                let mut pending = Vec::new();
+                for ((id, t0), item) in group.into_iter().zip(answer) {
+                    match item["job"]["state"].as_str() {
+                        Some("done" | "failed" | "cancelled") => out.push(ended(&item["job"], t0)),
+                        Some(_) => pending.push((id, t0)),
+                        None => out.push(Err(anyhow::anyhow!("job {id}: {item}"))),
+                    }
+                }
+                group = pending;
+            }
+            out
+        })
+        .buffer_unordered(options.concurrency)
+        .collect()
+        .await;
+    answers.into_iter().flatten().collect()
+}
+
+/// `POST /v1/jobs/wait` with a 60-second wait: its items, in order.
+async fn wait_jobs(client: &ApiClient, ids: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
+    let response = client
+        .http()
+        .post(client.url("/v1/jobs/wait"))
+        .json(&serde_json::json!({ "ids": ids, "wait": 60 }))
+        .send()
+        .await?;
+    let status = response.status();
+    let mut answer: serde_json::Value = response.json().await?;
+    if !status.is_success() {
+        bail!("POST /v1/jobs/wait answered {status}: {answer}");
+    }
+    let items = match answer["jobs"].take() {
+        serde_json::Value::Array(items) if items.len() == ids.len() => items,
+        other => bail!("POST /v1/jobs/wait: {} ids, answered {other}", ids.len()),
+    };
+    Ok(items)
+}
+
+/// Percentile (nearest rank) of sorted milliseconds.
 fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -328,18 +432,11 @@ async fn main() -> anyhow::Result<()> {
             options.jobs
         );
     }
-    let ended: Vec<anyhow::Result<(OffsetDateTime, f64, bool)>> = futures::stream::iter(submitted)
-        .map(|(id, t0)| {
-            let client: ApiClient = client.clone();
-            async move {
-                let job = client.wait_end(&id, Duration::from_secs(600)).await;
-                let finished = stamp(&job, "finished_at")?;
-                Ok((finished, ms_between(t0, finished), job["state"] == "done"))
-            }
-        })
-        .buffer_unordered(options.concurrency)
-        .collect()
-        .await;
+    let ended = if options.read_batch > 0 {
+        read_in_batches(&client, &options, submitted).await
+    } else {
+        read_one_by_one(&client, &options, submitted).await
+    };
     let mut latencies = Vec::new();
     let mut last_finish = first_submit;
     let mut not_done = 0;
@@ -370,6 +467,7 @@ async fn main() -> anyhow::Result<()> {
             "concurrency": options.concurrency,
             "batch_size": options.batch_size,
             "submit_batch": options.submit_batch,
+            "read_batch": options.read_batch,
             "jobs_per_s": jobs_per_s,
             "total_s": total_secs,
             "submit_s": submit_secs,
