@@ -30,6 +30,10 @@ use crate::submission::{self, json::JsonSubmission};
 /// alone (docs/benchmarks.md).
 const GROUP_SIZE: usize = 16;
 
+/// Base64 characters of images after which a group takes no more jobs
+/// (about 3 MiB of images).
+const GROUP_IMAGE_CHARS: usize = 4 << 20;
+
 /// Groups of one batch checked and stored at once, on as many connections
 /// of the api's Redis pool (a quarter of it: other requests keep theirs).
 const GROUPS_AT_ONCE: usize = crate::server::POOL_SIZE / 4;
@@ -152,15 +156,12 @@ pub async fn submit_batch(
         state.callbacks.allow.check(url)?;
     }
     let default_callback = batch.callback_url;
-    // The jobs go to Redis GROUP_SIZE to a transaction, GROUPS_AT_ONCE
+    // The jobs go to Redis GROUP_SIZE to a transaction (fewer when their
+    // images are large), GROUPS_AT_ONCE
     // transactions at a time; each group's jobs are decoded and checked
     // only when it goes, and `buffered` answers them in the request's
     // order.
-    let mut jobs = batch.jobs.into_iter().enumerate().peekable();
-    let mut groups = Vec::new();
-    while jobs.peek().is_some() {
-        groups.push(jobs.by_ref().take(GROUP_SIZE).collect::<Vec<_>>());
-    }
+    let groups = groups(batch.jobs);
     let items: Vec<BatchItem> = futures::stream::iter(groups)
         .map(|group| {
             let (state, default_callback) = (&state, default_callback.as_deref());
@@ -177,6 +178,28 @@ pub async fn submit_batch(
         jobs: items,
     };
     Ok((StatusCode::ACCEPTED, Json(response)).into_response())
+}
+
+/// The batch's jobs, with their index, in groups of `GROUP_SIZE`; a group
+/// also ends once its images' base64 reaches `GROUP_IMAGE_CHARS`, so that
+/// one transaction never carries much more than one large image.
+fn groups(jobs: Vec<BatchJob>) -> Vec<Vec<(usize, BatchJob)>> {
+    let mut groups: Vec<Vec<(usize, BatchJob)>> = Vec::new();
+    let mut chars = 0;
+    for (index, job) in jobs.into_iter().enumerate() {
+        let full = groups
+            .last()
+            .is_none_or(|group| group.len() >= GROUP_SIZE || chars >= GROUP_IMAGE_CHARS);
+        if full {
+            groups.push(Vec::new());
+            chars = 0;
+        }
+        chars += job.image_base64.as_ref().map_or(0, String::len);
+        if let Some(group) = groups.last_mut() {
+            group.push((index, job));
+        }
+    }
+    groups
 }
 
 /// Checks a group's jobs and stores those that pass in one transaction;
@@ -256,4 +279,36 @@ fn prepare(
     .into_submission(&state.limits)?;
     let checked = submission::check(submission, &state.limits)?;
     Ok(enqueue::Request::new(checked, idempotency_key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(image_chars: usize) -> BatchJob {
+        BatchJob {
+            image_base64: Some("A".repeat(image_chars)),
+            image_url: None,
+            image_path: None,
+            texts: vec!["A cup.".to_owned()],
+            premise: None,
+            callback_url: None,
+            idempotency_key: None,
+        }
+    }
+
+    fn sizes(groups: &[Vec<(usize, BatchJob)>]) -> Vec<usize> {
+        groups.iter().map(Vec::len).collect()
+    }
+
+    #[test]
+    fn groups_hold_sixteen_small_jobs_or_end_after_large_images() {
+        let small = groups((0..40).map(|_| job(100)).collect());
+        assert_eq!(sizes(&small), [16, 16, 8]);
+        let indices: Vec<usize> = small.iter().flatten().map(|(index, _)| *index).collect();
+        assert_eq!(indices, (0..40).collect::<Vec<_>>(), "in order, each once");
+        let large = groups((0..5).map(|_| job(3 << 20)).collect());
+        assert_eq!(sizes(&large), [2, 2, 1]);
+        assert!(groups(Vec::new()).is_empty());
+    }
 }
