@@ -62,7 +62,7 @@ pub struct Enqueued {
 }
 
 pub async fn enqueue(state: &AppState, request: Request) -> Result<Enqueued, ApiError> {
-    let [one]: [Result<Enqueued, ApiError>; 1] = enqueue_many(state, vec![request])
+    let [one]: [Result<Enqueued, ApiError>; 1] = enqueue_many(state, vec![Ok(request)])
         .await
         .try_into()
         .map_err(|_| internal("not one outcome for one submission"))?;
@@ -71,18 +71,22 @@ pub async fn enqueue(state: &AppState, request: Request) -> Result<Enqueued, Api
 
 /// Stores several submissions (jobs of one batch) in one Redis transaction,
 /// one round trip (`submit_many`), and answers each as [`enqueue`] would, in
-/// order: a job refused by its own checks or by the queue's limit is
-/// refused alone; when Redis cannot be reached, or its answer does not come
-/// in time, every job of the group gets that answer (`redis_unavailable`,
-/// or `outcome_unknown` once the transaction was sent).
+/// order: a job refused by its own checks (an `Err` already, or here) or by
+/// the queue's limit is refused alone; when Redis cannot be reached, or its
+/// answer does not come in time, every job of the group gets that answer
+/// (`redis_unavailable`, or `outcome_unknown` once the transaction was sent).
 pub async fn enqueue_many(
     state: &AppState,
-    requests: Vec<Request>,
+    requests: Vec<Result<Request, ApiError>>,
 ) -> Vec<Result<Enqueued, ApiError>> {
     let mut outcomes: Vec<Option<Result<Enqueued, ApiError>>> = Vec::with_capacity(requests.len());
     let mut ready = Vec::new();
     for request in requests {
-        match Ready::new(state, request).await {
+        let checked = match request {
+            Ok(request) => Ready::new(state, request).await,
+            Err(err) => Err(err),
+        };
+        match checked {
             Ok(job) => {
                 ready.push((outcomes.len(), job));
                 outcomes.push(None);

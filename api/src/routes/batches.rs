@@ -209,30 +209,14 @@ async fn store_group(
     group: Vec<(usize, BatchJob)>,
     default_callback: Option<&str>,
 ) -> Vec<BatchItem> {
-    let mut outcomes: Vec<(usize, Option<Result<enqueue::Enqueued, ApiError>>)> = Vec::new();
-    let mut requests = Vec::new();
-    for (index, job) in group {
-        match prepare(state, job, default_callback) {
-            Ok(request) => {
-                requests.push(request);
-                outcomes.push((index, None));
-            }
-            Err(err) => outcomes.push((index, Some(Err(err)))),
-        }
-    }
-    let mut stored = enqueue_many(state, requests).await.into_iter();
-    outcomes
+    let (indices, requests): (Vec<usize>, Vec<_>) = group
         .into_iter()
-        .map(|(index, outcome)| {
-            let outcome = outcome.or_else(|| stored.next()).unwrap_or_else(|| {
-                Err(ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "a job of the batch was left unanswered",
-                ))
-            });
-            item(index, outcome)
-        })
+        .map(|(index, job)| (index, prepare(state, job, default_callback)))
+        .unzip();
+    indices
+        .into_iter()
+        .zip(enqueue_many(state, requests).await)
+        .map(|(index, outcome)| item(index, outcome))
         .collect()
 }
 
