@@ -9,6 +9,7 @@ mod finish_is_final;
 mod graceful_exit;
 mod long_poll;
 mod redis_restart;
+mod submit_together;
 mod tcp_url;
 mod together;
 mod undecodable_image;

@@ -128,8 +128,17 @@ pub async fn submit_many<C: ConnectionLike>(
         }
     })
     .await?;
-    let redis::Value::Array(replies) = reply else {
-        return Err(QueueError::corrupt("submit: EXEC's reply is not an array"));
+    let replies = match reply {
+        redis::Value::Array(replies) => replies,
+        // A transaction Redis refused whole (EXECABORT: a command was
+        // refused while queued, as while Redis loads its data after a
+        // restart, or is out of memory) is Redis's error, not corrupt data.
+        other => {
+            return Err(match other.extract_error() {
+                Err(err) => queue_full(err),
+                Ok(other) => QueueError::corrupt(format!("submit: EXEC answered {other:?}")),
+            });
+        }
     };
     if replies.len() != prepared.len() {
         return Err(QueueError::corrupt(format!(
