@@ -23,17 +23,25 @@ use verdict_shared::queue::submit::{NewJob, submit};
 /// Generous bound for anything that should take milliseconds.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// The 3-byte "image" of the tiny jobs: a PNG's first bytes.
+pub const TINY_IMAGE: &[u8] = b"\x89PN";
+
+/// What the queue stores of [`TINY_IMAGE`].
+pub fn tiny_image_info() -> ImageInfo {
+    ImageInfo {
+        bytes: TINY_IMAGE.len() as u64,
+        sha256: "00".repeat(32),
+        format: "png".into(),
+        reference: None,
+    }
+}
+
 /// Submits, straight through the queue protocol (no api), a job with one
 /// sentence and a 3-byte "image"; its id.
 pub async fn submit_tiny_job(conn: &mut redis::aio::MultiplexedConnection) -> JobId {
     let id = JobId::new();
     let texts = vec!["A cup.".to_string()];
-    let info = ImageInfo {
-        bytes: 3,
-        sha256: "00".repeat(32),
-        format: "png".into(),
-        reference: None,
-    };
+    let info = tiny_image_info();
     submit(
         conn,
         NewJob {
@@ -41,7 +49,7 @@ pub async fn submit_tiny_job(conn: &mut redis::aio::MultiplexedConnection) -> Jo
             texts: &texts,
             premise: None,
             image_info: &info,
-            image: b"\x89PN",
+            image: TINY_IMAGE,
             result_ttl: Duration::from_secs(600),
             max_queue_depth: 0,
         },

@@ -6,11 +6,13 @@
 use std::time::Duration;
 
 use verdict_e2e::RedisServer;
-use verdict_shared::job::{ImageInfo, JobId};
+use verdict_shared::job::JobId;
 use verdict_shared::queue::QueueError;
 use verdict_shared::queue::claim::ensure_group;
 use verdict_shared::queue::read::read_jobs;
 use verdict_shared::queue::submit::{NewJob, SubmitOptions, Submitted, submit_many};
+
+use crate::{TINY_IMAGE, tiny_image_info};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jobs_submitted_together_are_answered_each_in_its_place() {
@@ -19,12 +21,7 @@ async fn jobs_submitted_together_are_answered_each_in_its_place() {
     let mut conn = server.connection().await;
     ensure_group(&mut conn).await.unwrap();
     let texts = vec!["A cup.".to_string()];
-    let info = ImageInfo {
-        bytes: 3,
-        sha256: "00".repeat(32),
-        format: "png".into(),
-        reference: None,
-    };
+    let info = tiny_image_info();
     let ids: Vec<JobId> = (0..4).map(|_| JobId::new()).collect();
     let jobs: Vec<(NewJob<'_>, SubmitOptions<'_>)> = ids
         .iter()
@@ -34,7 +31,7 @@ async fn jobs_submitted_together_are_answered_each_in_its_place() {
                 texts: &texts,
                 premise: None,
                 image_info: &info,
-                image: b"\x89PN",
+                image: TINY_IMAGE,
                 result_ttl: Duration::from_secs(600),
                 // The queue takes 3: the fourth job finds it full.
                 max_queue_depth: 3,
