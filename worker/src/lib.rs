@@ -5,8 +5,8 @@
 //!   model packs, image preprocessing, tract graphs, the profiler;
 //! - [`image_fetch`]: the image of a job that names it, from a URL on the
 //!   allow-list or a file under the shared image root;
-//! - [`runner`]: the run loop: reading jobs from Redis, judging them on a
-//!   blocking thread, posting verdicts, heartbeats, reclaim, reconnection;
+//! - [`runner`]: the run loop: reading jobs from Redis, judging them on the
+//!   judge thread, posting verdicts, heartbeats, reclaim, reconnection;
 //! - [`cli`]: the subcommands of `verdict-worker` (`run`, `judge`,
 //!   `calibrate`, `bench`, `bench-ofa`).
 

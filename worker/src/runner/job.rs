@@ -1,5 +1,5 @@
-//! Running one job: start it, fetch its image if it names one, judge it on a
-//! blocking thread, finish it, log it;
+//! Running one job: start it, fetch its image if it names one, judge it on the
+//! worker's judge thread, finish it, log it;
 //! give it back and try again after a transient failure; dead-letter it when
 //! its attempts have run out.
 
@@ -242,7 +242,7 @@ async fn judge_and_finish(
     })
 }
 
-/// Judges `image` on a blocking thread, in the worker's one judging slot:
+/// Judges `image` on the worker's judge thread, its one judging slot:
 /// the image's size (for the log), the decision, and how long the judge took.
 async fn judge(
     ctx: &Context,
@@ -251,28 +251,26 @@ async fn judge(
     texts: &Arc<Vec<String>>,
 ) -> (Option<(u32, u32)>, Decision, Duration) {
     // One judgement at a time per worker: several jobs read together are
-    // started and finished concurrently, but the CPU-bound part is serial.
-    let permit = ctx.judge_permit.acquire().await;
-    let began = Instant::now();
-    let judged = {
-        let (judge, image, texts) = (ctx.judge_for(job.attempts), image.clone(), texts.clone());
-        // The job's premise, if it has one: the judge answers with it or
-        // refuses it (`premise_unsupported`), never ignores it.
-        let premise = job.premise.clone();
-        tokio::task::spawn_blocking(move || {
+    // started and finished concurrently, but the CPU-bound part is serial,
+    // on the judge thread.
+    let judge = ctx.judge_for(job.attempts);
+    let (image, sentences) = (image.clone(), texts.clone());
+    // The job's premise, if it has one: the judge answers with it or
+    // refuses it (`premise_unsupported`), never ignores it.
+    let premise = job.premise.clone();
+    let judged = ctx
+        .judge_thread
+        .run(move || {
             let dims = image_probe::dimensions(&image);
-            (dims, judge.judge(&image, &texts, premise.as_deref()))
+            (dims, judge.judge(&image, &sentences, premise.as_deref()))
         })
-        .await
-    };
-    let inference = began.elapsed();
-    drop(permit);
-    match judged {
-        Ok((dims, result)) => (dims, outcome::decide(result, texts), inference),
-        Err(join_error) => {
-            let decision = outcome::task_failed(join_error);
-            tracing::error!(job_id = %job.id, ?decision, "the judge panicked or was cancelled");
-            (None, decision, inference)
+        .await;
+    match judged.answer {
+        Ok((dims, result)) => (dims, outcome::decide(result, texts), judged.took),
+        Err(unjudged) => {
+            let decision = outcome::unjudged(unjudged);
+            tracing::error!(job_id = %job.id, ?decision, "the judge panicked or its thread is gone");
+            (None, decision, judged.took)
         }
     }
 }

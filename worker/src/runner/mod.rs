@@ -8,6 +8,7 @@
 //! - [`job`]: one job, from start to finish;
 //! - [`group_commit`]: the starts (and the finishes) that come while one is
 //!   in flight, made together in the next call;
+//! - [`judge_thread`]: the thread the judge runs on, one job after another;
 //! - [`outcome`]: how a judgement ends a job (done, failed, or retried);
 //! - [`heartbeat`]: the task that keeps the worker's record alive (and
 //!   stops the worker if its name was taken over);
@@ -21,7 +22,7 @@
 //!
 //! The loop reads up to `batch_size` entries at once (COUNT), starts and
 //! finishes them concurrently on pooled connections, and judges them one at a
-//! time on a blocking thread; the starts and the finishes that come while
+//! time on the judge thread; the starts and the finishes that come while
 //! one is in flight are made together in the next call ([`group_commit`]:
 //! one script, one round trip, counters added once). A batching engine
 //! can later take the whole read in one call without changing the loop.
@@ -35,6 +36,7 @@ mod group_commit;
 mod heartbeat;
 mod image_probe;
 mod job;
+mod judge_thread;
 mod outcome;
 mod read_loop;
 mod reclaim;
@@ -47,7 +49,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::sync::Semaphore;
 use verdict_shared::clock::wall_ms;
 use verdict_shared::queue::deregister::{Deregistration, deregister as deregister_name};
 use verdict_shared::queue::{Finish, QueueError, Start, WorkerRecord};
@@ -58,6 +59,7 @@ use verdict_shared::shutdown::{self, Shutdown};
 use crate::engine::Judge;
 use crate::image_fetch::{FetchConfig, ImageSources};
 use group_commit::GroupCommit;
+use judge_thread::JudgeThread;
 use status::WorkerStatus;
 
 /// How the loop runs.
@@ -92,7 +94,8 @@ pub(crate) struct Context {
     pub(crate) pool: Pool,
     /// The loaded judge; a job's attempt gets it from [`Context::judge_for`].
     pub(crate) judge: Arc<dyn Judge>,
-    pub(crate) judge_permit: Semaphore,
+    /// Where the judge runs: one job at a time, in the order they come.
+    pub(crate) judge_thread: JudgeThread,
     /// Starts jobs, several in one call when they come together.
     pub(crate) starts: GroupCommit<job::StartRequest, Result<Start, QueueError>>,
     /// Stores jobs' endings, several in one call when they come together.
@@ -185,7 +188,7 @@ pub async fn run(
         name: config.name.clone(),
         pool: pool.clone(),
         judge,
-        judge_permit: Semaphore::new(1),
+        judge_thread: JudgeThread::start().context("cannot start the judge thread")?,
         starts: GroupCommit::default(),
         finishes: GroupCommit::default(),
         status: status.clone(),

@@ -16,6 +16,7 @@ use verdict_shared::job::JobError;
 use verdict_shared::queue::Outcome;
 use verdict_shared::verdict::SentenceVerdict;
 
+use super::judge_thread::Unjudged;
 use crate::engine::JudgeError;
 
 /// What to do with a judged job.
@@ -58,13 +59,17 @@ pub fn fetch_failed(failure: crate::image_fetch::FetchFailure) -> Decision {
     }
 }
 
-/// Decides how a job ends when the blocking task that ran its judge did not
-/// return: cancelled, or panicked.
-pub fn task_failed(err: tokio::task::JoinError) -> Decision {
-    if err.is_cancelled() {
-        return retry(JudgeError::Interrupted(err.to_string()));
-    }
-    let payload = err.into_panic();
+/// Decides how a job ends when the judge thread gave no answer: the judge
+/// panicked, or the thread is gone.
+pub fn unjudged(unjudged: Unjudged) -> Decision {
+    let payload = match unjudged {
+        Unjudged::Gone => {
+            return retry(JudgeError::Interrupted(
+                "the judge thread is gone".to_owned(),
+            ));
+        }
+        Unjudged::Panicked(payload) => payload,
+    };
     let message = payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -228,22 +233,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_panicking_blocking_task_is_classified_by_its_message() {
-        let task = |message: &'static str| async move {
-            let err = tokio::task::spawn_blocking(move || -> () { std::panic::panic_any(message) })
-                .await
-                .expect_err("it panicked");
-            task_failed(err)
+    async fn a_judge_that_panics_on_the_judge_thread_is_classified_by_its_message() {
+        let thread = super::super::judge_thread::JudgeThread::start().unwrap();
+        let judged = |message: &'static str| {
+            let run = thread.run(move || -> () { std::panic::panic_any(message) });
+            async move { unjudged(run.await.answer.expect_err("it panicked")) }
         };
-        let Decision::Finish(Outcome::Failed(error)) = task("boom").await else {
+        let Decision::Finish(Outcome::Failed(error)) = judged("boom").await else {
             panic!("a panic fails the job");
         };
         assert_eq!(error.code, "judge_panicked");
         assert!(error.message.contains("boom"), "{}", error.message);
-        let Decision::Retry(error) = task("failed to allocate Layout { size: 8 }").await else {
+        let Decision::Retry(error) = judged("failed to allocate Layout { size: 8 }").await else {
             panic!("an allocation failure is retried");
         };
         assert_eq!(error.code, "out_of_memory");
+        let Decision::Retry(error) = unjudged(Unjudged::Gone) else {
+            panic!("a lost judge thread gives the job back");
+        };
+        assert_eq!(error.code, "judge_interrupted");
     }
 
     #[test]
