@@ -4,6 +4,7 @@
 //! The real-model tests (verdicts on photos) are in `queue_model.rs`.
 
 mod bad_requests;
+mod callback_announced;
 mod fifty_jobs;
 mod finish_is_final;
 mod graceful_exit;

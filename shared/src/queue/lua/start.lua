@@ -50,8 +50,9 @@ for j = 1, #ARGV - 3 do
     -- A job that was started before (its worker died, hung, lost Redis, or
     -- failed transiently) is started again: that is a new attempt, and a
     -- rerun.
-    redis.call('HSET', record, 'state', 'running', 'worker', ARGV[2], 'started_us', now)
-    local attempts = redis.call('HINCRBY', record, 'attempts', 1)
+    local attempts = before + 1
+    redis.call('HSET', record, 'state', 'running', 'worker', ARGV[2], 'started_us', now,
+      'attempts', attempts)
     if attempts > 1 then
       reruns = reruns + 1
     end

@@ -64,14 +64,16 @@ if redis.call('HEXISTS', KEYS[1], 'image') == 0 then
   return redis.error_reply('ERR submit: the record holds no image (HSET it first, in the same transaction)')
 end
 redis.call('PERSIST', KEYS[1])
+-- The entry first, so that the record is written once: no worker reads the
+-- entry before this script has ended.
+local entry = redis.call('XADD', KEYS[2], '*', 'job', ARGV[1])
 redis.call('HSET', KEYS[1],
   'spec', ARGV[2],
   'state', 'queued',
   'attempts', 0,
   'submitted_us', now,
-  'result_ttl', ARGV[3])
-local entry = redis.call('XADD', KEYS[2], '*', 'job', ARGV[1])
-redis.call('HSET', KEYS[1], 'entry', entry)
+  'result_ttl', ARGV[3],
+  'entry', entry)
 redis.call('HINCRBY', KEYS[3], 'submitted', 1)
 
 -- Idempotency-Key (issue 7): remember the job under the key for the result TTL.
