@@ -13,10 +13,10 @@ use verdict_shared::job::JobId;
 use verdict_shared::queue::claim::{ensure_group, read_new};
 use verdict_shared::queue::finish::{Finishing, finish_all};
 use verdict_shared::queue::keys;
-use verdict_shared::queue::submit::{NewJob, SubmitOptions, submit_with};
+use verdict_shared::queue::submit::{SubmitOptions, submit_with};
 use verdict_shared::queue::{Finish, Outcome, Start};
 
-use crate::{TINY_IMAGE, tiny_image_info};
+use crate::{tiny_image_info, tiny_job};
 
 async fn submit_one(
     conn: &mut redis::aio::MultiplexedConnection,
@@ -28,15 +28,7 @@ async fn submit_one(
     let info = tiny_image_info();
     submit_with(
         conn,
-        NewJob {
-            id,
-            texts: &texts,
-            premise: None,
-            image_info: &info,
-            image: TINY_IMAGE,
-            result_ttl: Duration::from_secs(600),
-            max_queue_depth: 0,
-        },
+        tiny_job(id, &texts, &info),
         SubmitOptions {
             callback_url,
             idempotency: None,

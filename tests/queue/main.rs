@@ -37,25 +37,26 @@ pub fn tiny_image_info() -> ImageInfo {
     }
 }
 
+/// A tiny job: `texts` on [`TINY_IMAGE`] (whose info is `info`), its
+/// result kept 600 s, no queue limit.
+pub fn tiny_job<'a>(id: JobId, texts: &'a [String], info: &'a ImageInfo) -> NewJob<'a> {
+    NewJob {
+        id,
+        texts,
+        premise: None,
+        image_info: info,
+        image: TINY_IMAGE,
+        result_ttl: Duration::from_secs(600),
+        max_queue_depth: 0,
+    }
+}
+
 /// Submits, straight through the queue protocol (no api), a job with one
 /// sentence and a 3-byte "image"; its id.
 pub async fn submit_tiny_job(conn: &mut redis::aio::MultiplexedConnection) -> JobId {
     let id = JobId::new();
     let texts = vec!["A cup.".to_string()];
     let info = tiny_image_info();
-    submit(
-        conn,
-        NewJob {
-            id,
-            texts: &texts,
-            premise: None,
-            image_info: &info,
-            image: TINY_IMAGE,
-            result_ttl: Duration::from_secs(600),
-            max_queue_depth: 0,
-        },
-    )
-    .await
-    .unwrap();
+    submit(conn, tiny_job(id, &texts, &info)).await.unwrap();
     id
 }

@@ -3,8 +3,6 @@
 //! way refuses only the jobs past its limit, and a transaction Redis
 //! refuses whole (out of memory) is a Redis error, not corrupt data.
 
-use std::time::Duration;
-
 use verdict_e2e::RedisServer;
 use verdict_shared::job::JobId;
 use verdict_shared::queue::QueueError;
@@ -12,7 +10,7 @@ use verdict_shared::queue::claim::ensure_group;
 use verdict_shared::queue::read::read_jobs;
 use verdict_shared::queue::submit::{NewJob, SubmitOptions, Submitted, submit_many};
 
-use crate::{TINY_IMAGE, tiny_image_info};
+use crate::{tiny_image_info, tiny_job};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jobs_submitted_together_are_answered_each_in_its_place() {
@@ -27,14 +25,9 @@ async fn jobs_submitted_together_are_answered_each_in_its_place() {
         .iter()
         .map(|&id| {
             let new = NewJob {
-                id,
-                texts: &texts,
-                premise: None,
-                image_info: &info,
-                image: TINY_IMAGE,
-                result_ttl: Duration::from_secs(600),
                 // The queue takes 3: the fourth job finds it full.
                 max_queue_depth: 3,
+                ..tiny_job(id, &texts, &info)
             };
             (new, SubmitOptions::default())
         })
