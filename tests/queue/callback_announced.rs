@@ -7,16 +7,15 @@
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use verdict_e2e::RedisServer;
 
 use verdict_shared::job::JobId;
-use verdict_shared::queue::claim::{ensure_group, read_new};
+use verdict_shared::queue::claim::read_new;
 use verdict_shared::queue::finish::{Finishing, finish_all};
 use verdict_shared::queue::keys;
 use verdict_shared::queue::submit::{SubmitOptions, submit_with};
 use verdict_shared::queue::{Finish, Outcome, Start};
 
-use crate::{tiny_image_info, tiny_job};
+use crate::{QueueRedis, tiny_image_info, tiny_job};
 
 async fn submit_one(
     conn: &mut redis::aio::MultiplexedConnection,
@@ -41,10 +40,7 @@ async fn submit_one(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn only_jobs_whose_spec_names_a_callback_are_announced_to_the_senders() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = RedisServer::start_unix(dir.path());
-    let mut conn = server.connection().await;
-    ensure_group(&mut conn).await.unwrap();
+    let (_queue, mut conn) = QueueRedis::start().await;
 
     let hook = Some("https://hooks.example/verdict");
     let with_callback = submit_one(&mut conn, "A cup.", hook).await;

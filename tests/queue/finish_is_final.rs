@@ -6,22 +6,18 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use verdict_e2e::RedisServer;
 use verdict_shared::job::{JobError, JobState};
-use verdict_shared::queue::claim::{ensure_group, read_new};
+use verdict_shared::queue::claim::read_new;
 use verdict_shared::queue::finish::finish;
 use verdict_shared::queue::metrics::{Amount, Increment};
 use verdict_shared::queue::read::read_job;
 use verdict_shared::queue::{Finish, Outcome, Start};
 
-use crate::submit_tiny_job;
+use crate::{QueueRedis, submit_tiny_job};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_finished_job_is_never_moved_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = RedisServer::start_unix(dir.path());
-    let mut conn = server.connection().await;
-    ensure_group(&mut conn).await.unwrap();
+    let (_queue, mut conn) = QueueRedis::start().await;
 
     let id = submit_tiny_job(&mut conn).await;
 

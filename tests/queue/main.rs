@@ -18,11 +18,34 @@ mod worker_names;
 
 use std::time::Duration;
 
+use tempfile::TempDir;
+use verdict_e2e::RedisServer;
 use verdict_shared::job::{ImageInfo, JobId};
+use verdict_shared::queue::claim::ensure_group;
 use verdict_shared::queue::submit::{NewJob, submit};
 
 /// Generous bound for anything that should take milliseconds.
 pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A private redis-server on a unix socket in a temporary directory, with
+/// the jobs' consumer group made: for the tests that speak the queue
+/// protocol straight to Redis. Redis stops, then the directory goes, when it
+/// is dropped.
+pub struct QueueRedis {
+    pub server: RedisServer,
+    _dir: TempDir,
+}
+
+impl QueueRedis {
+    /// Starts it; with a connection to it.
+    pub async fn start() -> (QueueRedis, redis::aio::MultiplexedConnection) {
+        let dir = tempfile::tempdir().unwrap();
+        let server = RedisServer::start_unix(dir.path());
+        let mut conn = server.connection().await;
+        ensure_group(&mut conn).await.unwrap();
+        (QueueRedis { server, _dir: dir }, conn)
+    }
+}
 
 /// The 3-byte "image" of the tiny jobs: a PNG's first bytes.
 pub const TINY_IMAGE: &[u8] = b"\x89PN";

@@ -3,21 +3,16 @@
 //! way refuses only the jobs past its limit, and a transaction Redis
 //! refuses whole (out of memory) is a Redis error, not corrupt data.
 
-use verdict_e2e::RedisServer;
 use verdict_shared::job::JobId;
 use verdict_shared::queue::QueueError;
-use verdict_shared::queue::claim::ensure_group;
 use verdict_shared::queue::read::read_jobs;
 use verdict_shared::queue::submit::{NewJob, SubmitOptions, Submitted, submit_many};
 
-use crate::{tiny_image_info, tiny_job};
+use crate::{QueueRedis, tiny_image_info, tiny_job};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jobs_submitted_together_are_answered_each_in_its_place() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = RedisServer::start_unix(dir.path());
-    let mut conn = server.connection().await;
-    ensure_group(&mut conn).await.unwrap();
+    let (_queue, mut conn) = QueueRedis::start().await;
     let texts = vec!["A cup.".to_string()];
     let info = tiny_image_info();
     let ids: Vec<JobId> = (0..4).map(|_| JobId::new()).collect();

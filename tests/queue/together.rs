@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use redis::AsyncCommands;
-use verdict_e2e::RedisServer;
 
 use verdict_shared::job::{JobError, JobId, JobState};
 use verdict_shared::queue::cancel::cancel;
-use verdict_shared::queue::claim::{StreamEntry, ensure_group, read_new};
+use verdict_shared::queue::claim::{StreamEntry, read_new};
 use verdict_shared::queue::finish::{Finishing, finish, finish_all};
 use verdict_shared::queue::keys;
 use verdict_shared::queue::metrics::{Amount, Increment};
@@ -20,7 +19,7 @@ use verdict_shared::queue::read::read_job;
 use verdict_shared::queue::start::start_all;
 use verdict_shared::queue::{Finish, Outcome, Start};
 
-use crate::submit_tiny_job;
+use crate::{QueueRedis, submit_tiny_job};
 
 fn increments(yes: u64, inference: f64) -> Vec<Increment> {
     vec![
@@ -37,10 +36,7 @@ fn increments(yes: u64, inference: f64) -> Vec<Increment> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jobs_finished_together_each_get_their_own_ending_and_are_counted_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = RedisServer::start_unix(dir.path());
-    let mut conn = server.connection().await;
-    ensure_group(&mut conn).await.unwrap();
+    let (queue, mut conn) = QueueRedis::start().await;
 
     // Five jobs, all started by one worker.
     let mut ids = Vec::new();
@@ -84,7 +80,7 @@ async fn jobs_finished_together_each_get_their_own_ending_and_are_counted_once()
     let metrics_before: HashMap<String, String> = conn.hgetall("verdict:metrics").await.unwrap();
     assert_eq!(metrics_before["verdicts:yes"], "10");
 
-    let client = redis::Client::open(server.unix_url()).unwrap();
+    let client = redis::Client::open(queue.server.unix_url()).unwrap();
     let mut events = client.get_async_pubsub().await.unwrap();
     events.subscribe("verdict:events").await.unwrap();
 
@@ -205,10 +201,7 @@ async fn jobs_finished_together_each_get_their_own_ending_and_are_counted_once()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_finish_is_refused_whole_and_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = RedisServer::start_unix(dir.path());
-    let mut conn = server.connection().await;
-    ensure_group(&mut conn).await.unwrap();
+    let (_queue, mut conn) = QueueRedis::start().await;
     let id = submit_tiny_job(&mut conn).await;
     let entries = read_new(&mut conn, "w", 10, Duration::from_millis(100))
         .await
@@ -249,10 +242,7 @@ async fn a_malformed_finish_is_refused_whole_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jobs_started_together_each_get_their_own_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = RedisServer::start_unix(dir.path());
-    let mut conn = server.connection().await;
-    ensure_group(&mut conn).await.unwrap();
+    let (_queue, mut conn) = QueueRedis::start().await;
 
     let mut ids = Vec::new();
     for _ in 0..6 {
