@@ -19,6 +19,7 @@ use verdict_shared::redis_url::RedisUrl;
 use verdict_shared::shutdown;
 use verdict_shared::telemetry::{self, LogFormat};
 
+use super::memory_limit;
 use crate::engine::{Judge, NoopJudge};
 use crate::image_fetch::FetchConfig;
 use crate::runner::simulated_delay::DelayedJudge;
@@ -139,19 +140,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         timeout: Duration::from_secs(args.image_timeout),
     };
     crate::engine::threads::use_threads(usize::from(args.threads));
-    let judge = load_judge(&args).map_err(|err| {
-        // Under a memory limit a load that cannot allocate says what to do.
-        match verdict_decode::memory_budget::address_space_limit() {
-            Some(limit) if format!("{err:#}").contains("Cannot allocate memory") => {
-                err.context(format!(
-                    "the model does not load under the memory limit of {} MB: raise --worker-memory",
-                    limit >> 20
-                ))
-            }
-            _ => err,
-        }
-    })?;
-    check_memory_limit(judge.as_ref())?;
+    if let (Some(model), false) = (&args.model, args.noop) {
+        memory_limit::check_room_to_load(model)?;
+    }
+    let judge = memory_limit::load(|| load_judge(&args))?;
+    memory_limit::check_room_to_judge(judge.as_ref())?;
     // The judge runs on tokio's blocking pool; the loop itself is light, so one
     // runtime thread is enough and leaves the cores to inference.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -194,37 +187,6 @@ fn load_judge(args: &RunArgs) -> anyhow::Result<Arc<dyn Judge>> {
         "model loaded"
     );
     Ok(judge)
-}
-
-/// Refuses to start when the memory limit (`fleet up --worker-memory`)
-/// leaves too little beside the loaded model to judge even a small image:
-/// such a worker would take jobs and abort on each (`memory allocation ...
-/// failed`), losing them one after another. Better it never takes one, and
-/// says why.
-fn check_memory_limit(judge: &dyn Judge) -> anyhow::Result<()> {
-    use verdict_decode::memory_budget::{MIN_IMAGE_BYTES, spare_address_space};
-    let Some(spare) = spare_address_space() else {
-        return Ok(());
-    };
-    let needed = judge.working_bytes() + MIN_IMAGE_BYTES;
-    let mb = |bytes: u64| bytes.div_ceil(1 << 20);
-    if spare < needed {
-        bail!(
-            "the memory limit leaves {} MB beside the loaded model, and judging needs at least {} MB \
-             ({} MB for the model's work, {} MB for a small image): raise --worker-memory by {} MB or more",
-            spare >> 20,
-            mb(needed),
-            mb(judge.working_bytes()),
-            mb(MIN_IMAGE_BYTES),
-            mb(needed - spare),
-        );
-    }
-    tracing::info!(
-        spare_mb = spare >> 20,
-        model_working_mb = mb(judge.working_bytes()),
-        "memory limit: images that would need more than what is spare fail with image_too_large"
-    );
-    Ok(())
 }
 
 /// HOST-RANDOM: two machines may share a host name, and a PID is only

@@ -21,6 +21,42 @@ use tract_onnx::prelude::*;
 
 use super::LoadError;
 
+/// What parsing a graph may map at once beyond its file's bytes (the
+/// parser's own tables, the largest tensor's growth).
+const PARSE_MARGIN_BYTES: u64 = 16 << 20;
+
+/// Under a memory limit (`--worker-memory`), a graph is parsed only when the
+/// limit leaves room for the file read whole and the tensors decoded from it:
+/// tract's protobuf decoder keeps both in plain `Vec`s, and a `Vec` that
+/// cannot grow aborts the process (`memory allocation of N bytes failed`).
+/// This fails the load instead, saying so.
+fn check_room_to_parse(path: &Path) -> Result<(), LoadError> {
+    let Some(spare) = verdict_decode::memory_budget::spare_address_space() else {
+        return Ok(());
+    };
+    // A file that cannot be read is the parser's to report.
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let needed = meta
+        .len()
+        .saturating_mul(2)
+        .saturating_add(PARSE_MARGIN_BYTES);
+    if spare < needed {
+        let mb = |bytes: u64| bytes.div_ceil(1 << 20);
+        return Err(LoadError::invalid(
+            path,
+            format!(
+                "the memory limit leaves {} MB, and parsing this graph ({} MB) needs about {} MB",
+                spare >> 20,
+                mb(meta.len()),
+                mb(needed)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A runnable, optimised plan.
 pub type Plan = Arc<TypedRunnableModel>;
 
@@ -72,6 +108,7 @@ impl Graph {
         // "sequence") that would clash with the fixed shapes we plan for; the
         // shapes are inferred from the inputs instead.
         let started = Instant::now();
+        check_room_to_parse(path)?;
         let model = tract_onnx::onnx()
             .with_ignore_output_shapes(true)
             .with_ignore_value_info(true)
