@@ -12,6 +12,8 @@
 //!   alpha, the memory budget); `image_preprocess` (crop or stretch, resize,
 //!   normalise), `texts` (sentence and premise checks);
 //! - tract: `onnx_graph` (graphs planned for fixed or symbolic shapes),
+//!   `depthwise_x86` (x86 kernels for channel-last depthwise convolutions,
+//!   handed to tract through its kernel registry),
 //!   `threads` (how many cores one inference uses), `profile` (where one run of a plan
 //!   spends its time, node by node: `verdict-worker bench --profile`),
 //!   `image_encoder` and `text_encoder` (the default kind's graphs),
@@ -20,6 +22,8 @@
 //!   failure codes).
 
 mod bounded_cache;
+#[cfg(target_arch = "x86_64")]
+pub mod depthwise_x86;
 mod error;
 pub mod face_detector;
 pub mod image_encoder;
