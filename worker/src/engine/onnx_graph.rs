@@ -9,8 +9,9 @@
 //! each run. Before planning, the graph's inputs and output are checked
 //! against what the manifest promises, so a pack holding the wrong graph fails
 //! at start-up with the file's name. A graph with depthwise convolutions is
-//! planned channel-last, where tract runs them fast on x86
-//! (`channel_last_convs`).
+//! planned channel-last (`channel_last_convs`), where a depthwise
+//! convolution's inner loop runs along the channels: on x86 with the
+//! worker's own kernels (`depthwise_x86`).
 
 use std::path::Path;
 use std::sync::Arc;
