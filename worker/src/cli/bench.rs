@@ -244,6 +244,7 @@ fn run(args: BenchArgs) -> Result<(), String> {
     let report = serde_json::json!({
         "engine": "tract",
         "threads": args.threads,
+        "depthwise_kernel": crate::engine::onnx_graph::depthwise_kernel(),
         "runs": runs,
         "load_ms": ms(load),
         "image": args.image.file_name().map(|n| n.to_string_lossy().to_string()),

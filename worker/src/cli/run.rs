@@ -184,6 +184,7 @@ fn load_judge(args: &RunArgs) -> anyhow::Result<Arc<dyn Judge>> {
         model = judge.model_name(),
         path = %model.display(),
         load_ms = started.elapsed().as_millis() as u64,
+        depthwise_kernel = crate::engine::onnx_graph::depthwise_kernel(),
         "model loaded"
     );
     Ok(judge)

@@ -58,6 +58,21 @@ fn check_room_to_parse(path: &Path) -> Result<(), LoadError> {
     Ok(())
 }
 
+/// The name of the kernel tract runs for a channel-last depthwise
+/// convolution on this machine: one of `depthwise_x86`'s on x86 with AVX2,
+/// or "portable" where tract has only its portable loop. A binary that
+/// failed to link the worker's kernels into tract's registry says so here
+/// (the worker logs it at start; `verdict-worker bench` reports it).
+pub fn depthwise_kernel() -> &'static str {
+    let isa = tract_linalg::isa::native();
+    tract_linalg::routines::best_for(
+        tract_linalg::routines::Func::DepthwiseC,
+        DatumType::F32,
+        &isa,
+    )
+    .map_or("portable", |routine| routine.name())
+}
+
 /// A runnable, optimised plan.
 pub type Plan = Arc<TypedRunnableModel>;
 
