@@ -299,7 +299,7 @@ fn decode_checked(
             return Err(DecodeError::TooLargeForMemory {
                 width,
                 height,
-                needed_mb: needed.div_ceil(1 << 20),
+                needed_mb: memory_budget::megabytes_needed(needed),
                 spare_mb: spare >> 20,
             });
         }

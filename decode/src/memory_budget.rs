@@ -57,6 +57,12 @@ pub fn status_field_kib(status: &str, field: &str) -> Option<u64> {
         .and_then(|kib| kib.parse().ok())
 }
 
+/// `bytes` in whole megabytes (MiB), rounded up: how the limit's messages
+/// state what is needed.
+pub fn megabytes_needed(bytes: u64) -> u64 {
+    bytes.div_ceil(1 << 20)
+}
+
 /// What decoding and preprocessing an image may cost at most, beyond its
 /// encoded bytes: the decoder's output (`decoder_bytes`, known from the
 /// header), and up to three 8-bit RGB copies of the picture (the conversion to

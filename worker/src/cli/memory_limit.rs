@@ -25,7 +25,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail};
-use verdict_decode::memory_budget::{MIN_IMAGE_BYTES, address_space_limit, spare_address_space};
+use verdict_decode::memory_budget::{
+    MIN_IMAGE_BYTES, address_space_limit, megabytes_needed as mb, spare_address_space,
+};
 
 use crate::engine::Judge;
 
@@ -70,10 +72,6 @@ fn files_bytes(dir: &Path) -> Option<u64> {
         }
     }
     Some(total)
-}
-
-fn mb(bytes: u64) -> u64 {
-    bytes.div_ceil(1 << 20)
 }
 
 /// Runs `load` (the model's load); under a memory limit, a load that the

@@ -44,7 +44,7 @@ fn check_room_to_parse(path: &Path) -> Result<(), LoadError> {
         .saturating_mul(2)
         .saturating_add(PARSE_MARGIN_BYTES);
     if spare < needed {
-        let mb = |bytes: u64| bytes.div_ceil(1 << 20);
+        let mb = verdict_decode::memory_budget::megabytes_needed;
         return Err(LoadError::invalid(
             path,
             format!(
