@@ -45,6 +45,9 @@ fn tract_matches_onnxruntime_within_1e_4() {
         std::fs::write(&path, bytes).expect("write tensor");
         images.push(serde_json::json!({"id": name, "tensor": path}));
         tract_logits.push(model.image_encoder().logits(&tensor).expect("logits"));
+        if name == PHOTOS[0] {
+            assert_pointwise_convs_rewritten(&model, &tensor);
+        }
     }
     let mut texts = Vec::new();
     let mut tract_embeddings = Vec::new();
@@ -96,6 +99,30 @@ fn tract_matches_onnxruntime_within_1e_4() {
     assert!(
         worst_text < 1e-4,
         "sentence embeddings differ by {worst_text}"
+    );
+}
+
+/// Where the worker runs 1 x 1 convolutions with its own kernel
+/// (`pointwise_conv`), every one of the encoder's 32 is rewritten, so the
+/// comparison above covers that kernel (and is not passed by tract's own
+/// matrix product alone).
+fn assert_pointwise_convs_rewritten(
+    model: &LabelGroundedModel,
+    tensor: &tract_onnx::prelude::Tensor,
+) {
+    let profile = model.image_encoder().profile(tensor).expect("profile");
+    let rewritten = profile
+        .by_op
+        .iter()
+        .find(|(op, _, _)| op == "PointwiseConv")
+        .map_or(0, |(_, _, nodes)| *nodes);
+    let want = match verdict_worker::engine::pointwise_conv::applies_here() {
+        true => 32,
+        false => 0,
+    };
+    assert_eq!(
+        rewritten, want,
+        "PointwiseConv nodes in the image encoder's plan"
     );
 }
 

@@ -48,6 +48,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub channel_first: bool,
 
+    /// Leave every 1 x 1 convolution to tract's matrix product instead of the
+    /// worker's own kernel (`pointwise_conv`): to measure what that rewrite
+    /// gains on this CPU (scripts/bench-model).
+    #[arg(long)]
+    pub tract_pointwise: bool,
+
     /// Threads one inference may use (tract's matrix products are split across
     /// them). 1 suits one worker per core; more suits a pack whose verdict
     /// takes seconds (OFA-large), served by fewer workers with one copy of the
@@ -85,6 +91,9 @@ fn run(args: BenchArgs) -> Result<(), String> {
     // stderr; the report is stdout.
     verdict_shared::telemetry::init(verdict_shared::telemetry::LogFormat::Pretty);
     crate::engine::threads::use_threads(usize::from(args.threads));
+    if args.tract_pointwise {
+        crate::engine::onnx_graph::plan_tract_pointwise();
+    }
     if args.channel_first {
         crate::engine::onnx_graph::plan_channel_first();
     }
@@ -245,6 +254,7 @@ fn run(args: BenchArgs) -> Result<(), String> {
         "engine": "tract",
         "threads": args.threads,
         "depthwise_kernel": crate::engine::onnx_graph::depthwise_kernel(),
+        "pointwise_kernel": crate::engine::onnx_graph::pointwise_kernel(),
         "runs": runs,
         "load_ms": ms(load),
         "image": args.image.file_name().map(|n| n.to_string_lossy().to_string()),

@@ -185,6 +185,7 @@ fn load_judge(args: &RunArgs) -> anyhow::Result<Arc<dyn Judge>> {
         path = %model.display(),
         load_ms = started.elapsed().as_millis() as u64,
         depthwise_kernel = crate::engine::onnx_graph::depthwise_kernel(),
+        pointwise_kernel = crate::engine::onnx_graph::pointwise_kernel(),
         "model loaded"
     );
     Ok(judge)

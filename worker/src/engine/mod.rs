@@ -13,7 +13,9 @@
 //!   normalise), `texts` (sentence and premise checks);
 //! - tract: `onnx_graph` (graphs planned for fixed or symbolic shapes),
 //!   `depthwise_x86` (x86 kernels for channel-last depthwise convolutions,
-//!   handed to tract through its kernel registry),
+//!   handed to tract through its kernel registry), `pointwise_conv` and
+//!   `pointwise_kernel` (1 x 1 convolutions with their bias, clip and
+//!   residual, rewritten into one op that runs the worker's own kernel),
 //!   `threads` (how many cores one inference uses), `profile` (where one run of a plan
 //!   spends its time, node by node: `verdict-worker bench --profile`),
 //!   `image_encoder` and `text_encoder` (the default kind's graphs),
@@ -34,6 +36,8 @@ mod noop;
 pub mod ofa_ve;
 pub mod onnx_graph;
 pub mod pack;
+pub mod pointwise_conv;
+mod pointwise_kernel;
 pub mod profile;
 pub mod text_encoder;
 pub mod texts;

@@ -21,6 +21,7 @@ use std::time::Instant;
 use tract_onnx::prelude::*;
 
 use super::LoadError;
+use super::pointwise_conv;
 
 /// What parsing a graph may map at once beyond its file's bytes (the
 /// parser's own tables, the largest tensor's growth).
@@ -253,12 +254,18 @@ fn plan_model(
         channel_last_convs(&mut typed).map_err(cannot)?;
     }
     let decluttered_in = started.elapsed();
+    let pointwise = match TRACT_POINTWISE.load(Ordering::Relaxed) || !pointwise_conv::applies_here()
+    {
+        true => 0,
+        false => pointwise_conv::fuse_pointwise_convs(&mut typed).map_err(cannot)?,
+    };
     typed.optimize().map_err(cannot)?;
     let optimized_in = started.elapsed();
     let plan = typed.into_runnable().map_err(cannot)?;
     tracing::debug!(
         graph = %path.display(),
         channel_last,
+        pointwise,
         typed_s = typed_in.as_secs_f64(),
         decluttered_s = (decluttered_in - typed_in).as_secs_f64(),
         optimized_s = (optimized_in - decluttered_in).as_secs_f64(),
@@ -278,6 +285,26 @@ static CHANNEL_FIRST: AtomicBool = AtomicBool::new(false);
 /// at hand. The worker itself never calls it.
 pub fn plan_channel_first() {
     CHANNEL_FIRST.store(true, Ordering::Relaxed);
+}
+
+/// Set by [`plan_tract_pointwise`].
+static TRACT_POINTWISE: AtomicBool = AtomicBool::new(false);
+
+/// From now on, leaves every 1 x 1 convolution of this process's plans to
+/// tract's matrix product (no `pointwise_conv` rewrite): for `verdict-worker
+/// bench --tract-pointwise`, which measures what the rewrite gains on the
+/// CPU at hand. The worker itself never calls it.
+pub fn plan_tract_pointwise() {
+    TRACT_POINTWISE.store(true, Ordering::Relaxed);
+}
+
+/// The kernel that runs this machine's 1 x 1 convolutions: the worker's
+/// (`pointwise_conv`) where it applies, else tract's matrix product.
+pub fn pointwise_kernel() -> &'static str {
+    match pointwise_conv::applies_here() && !TRACT_POINTWISE.load(Ordering::Relaxed) {
+        true => "verdict_avx2_fma_pointwise_f32",
+        false => "tract",
+    }
 }
 
 /// Whether `model` has a depthwise convolution (as many groups as input and
