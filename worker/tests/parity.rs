@@ -102,28 +102,30 @@ fn tract_matches_onnxruntime_within_1e_4() {
     );
 }
 
-/// Where the worker runs 1 x 1 convolutions with its own kernel
-/// (`pointwise_conv`), every one of the encoder's 32 is rewritten, so the
-/// comparison above covers that kernel (and is not passed by tract's own
-/// matrix product alone).
+/// Where the worker runs convolutions with its own kernel
+/// (`pointwise_conv`), every one of the encoder's 32 1 x 1 convolutions and
+/// its 3 x 3 stem are rewritten, so the comparison above covers that kernel
+/// (and is not passed by tract's own matrix product alone).
 fn assert_pointwise_convs_rewritten(
     model: &LabelGroundedModel,
     tensor: &tract_onnx::prelude::Tensor,
 ) {
     let profile = model.image_encoder().profile(tensor).expect("profile");
-    let rewritten = profile
-        .by_op
-        .iter()
-        .find(|(op, _, _)| op == "PointwiseConv")
-        .map_or(0, |(_, _, nodes)| *nodes);
-    let want = match verdict_worker::engine::pointwise_conv::applies_here() {
-        true => 32,
-        false => 0,
+    let nodes = |name: &str| {
+        profile
+            .by_op
+            .iter()
+            .find(|(op, _, _)| op == name)
+            .map_or(0, |(_, _, nodes)| *nodes)
     };
+    let rewritten = verdict_worker::engine::pointwise_conv::applies_here();
+    let (pointwise, patch) = if rewritten { (32, 1) } else { (0, 0) };
     assert_eq!(
-        rewritten, want,
-        "PointwiseConv nodes in the image encoder's plan"
+        nodes("PointwiseConv"),
+        pointwise,
+        "1 x 1 convolutions rewritten"
     );
+    assert_eq!(nodes("PatchConv"), patch, "stem convolutions rewritten");
 }
 
 /// The face detector's three nets: tract and onnxruntime agree within 1e-4

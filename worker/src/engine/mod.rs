@@ -16,6 +16,7 @@
 //!   handed to tract through its kernel registry), `pointwise_conv` and
 //!   `pointwise_kernel` (1 x 1 convolutions with their bias, clip and
 //!   residual, rewritten into one op that runs the worker's own kernel),
+//!   `patch_conv` (the stem's 3 x 3 convolution through the same kernel),
 //!   `threads` (how many cores one inference uses), `profile` (where one run of a plan
 //!   spends its time, node by node: `verdict-worker bench --profile`),
 //!   `image_encoder` and `text_encoder` (the default kind's graphs),
@@ -36,6 +37,7 @@ mod noop;
 pub mod ofa_ve;
 pub mod onnx_graph;
 pub mod pack;
+mod patch_conv;
 pub mod pointwise_conv;
 mod pointwise_kernel;
 pub mod profile;

@@ -21,7 +21,7 @@ use std::time::Instant;
 use tract_onnx::prelude::*;
 
 use super::LoadError;
-use super::pointwise_conv;
+use super::{patch_conv, pointwise_conv};
 
 /// What parsing a graph may map at once beyond its file's bytes (the
 /// parser's own tables, the largest tensor's growth).
@@ -254,11 +254,14 @@ fn plan_model(
         channel_last_convs(&mut typed).map_err(cannot)?;
     }
     let decluttered_in = started.elapsed();
-    let pointwise = match TRACT_POINTWISE.load(Ordering::Relaxed) || !pointwise_conv::applies_here()
-    {
-        true => 0,
-        false => pointwise_conv::fuse_pointwise_convs(&mut typed).map_err(cannot)?,
-    };
+    let (pointwise, patch) =
+        match TRACT_POINTWISE.load(Ordering::Relaxed) || !pointwise_conv::applies_here() {
+            true => (0, 0),
+            false => (
+                pointwise_conv::fuse_pointwise_convs(&mut typed).map_err(cannot)?,
+                patch_conv::fuse_patch_convs(&mut typed).map_err(cannot)?,
+            ),
+        };
     typed.optimize().map_err(cannot)?;
     let optimized_in = started.elapsed();
     let plan = typed.into_runnable().map_err(cannot)?;
@@ -266,6 +269,7 @@ fn plan_model(
         graph = %path.display(),
         channel_last,
         pointwise,
+        patch,
         typed_s = typed_in.as_secs_f64(),
         decluttered_s = (decluttered_in - typed_in).as_secs_f64(),
         optimized_s = (optimized_in - decluttered_in).as_secs_f64(),

@@ -305,7 +305,7 @@ fn chain_at(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Chain>> 
 /// no output of the model: its output, its other operand's constant value
 /// (when it is one) and that operand.
 #[allow(clippy::type_complexity)]
-fn next_bin_op(
+pub(super) fn next_bin_op(
     model: &TypedModel,
     at: OutletId,
     name: &str,
@@ -350,7 +350,7 @@ fn along_channels(konst: &Tensor, rank: usize, o_pos: usize, outputs: usize) -> 
 }
 
 /// The value of a constant holding one value (whatever its shape of ones).
-fn uniform_f32(konst: &Tensor) -> TractResult<Option<f32>> {
+pub(super) fn uniform_f32(konst: &Tensor) -> TractResult<Option<f32>> {
     if konst.datum_type() != f32::datum_type() || konst.len() != 1 {
         return Ok(None);
     }
