@@ -11,7 +11,10 @@
 //! at start-up with the file's name. A graph with depthwise convolutions is
 //! planned channel-last (`channel_last_convs`), where a depthwise
 //! convolution's inner loop runs along the channels: on x86 with the
-//! worker's own kernels (`depthwise_x86`).
+//! worker's own kernels (`depthwise_x86`). Where `pointwise_conv` applies
+//! (AVX2 without AVX-512), the decluttered graph's 1 x 1 convolutions and
+//! its channel-first stem are then rewritten into ops that run the worker's
+//! own kernel (`pointwise_conv`, `patch_conv`) before tract optimises it.
 
 use std::path::Path;
 use std::sync::Arc;

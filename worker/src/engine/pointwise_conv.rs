@@ -16,10 +16,11 @@
 //!
 //! Where it applies: x86-64 CPUs with AVX2 and FMA but without AVX-512. On
 //! one core of an AMD EPYC family 25 model 1 (AVX2) it took the default
-//! pack's image encoder from about 19.5 ms to less (docs/benchmarks.md has
-//! the figures). On AVX-512 CPUs tract runs wider kernels whose tiles carry
-//! more arithmetic each; this kernel has not been measured against them
-//! there, so they keep tract's.
+//! pack's image encoder from 18.3 and 18.8 ms to 14.3 and 14.4 ms (`bench`,
+//! median of 100, alternated with `--tract-pointwise`; docs/benchmarks.md).
+//! On AVX-512 CPUs tract runs wider kernels whose tiles carry more
+//! arithmetic each; this kernel has not been measured against them there,
+//! so they keep tract's.
 
 use std::sync::Arc;
 
