@@ -23,7 +23,7 @@ use tract_onnx::tract_core::ops::change_axes::AxisOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use super::pointwise_conv::{next_bin_op, uniform_f32};
+use super::pointwise_conv::{clip_after, run_into_tensor, uniform_f32};
 use super::pointwise_kernel::{self, Epilogue, Layout, Weights};
 
 /// The geometry of one rewritten convolution (all of one image).
@@ -138,11 +138,10 @@ impl EvalOp for PatchConv {
             "PatchConv: input of another shape"
         );
         let patches = g.patches(image);
-        // SAFETY: every value is written by the kernel before it is read.
-        let mut output = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
-        {
-            let mut view = output.try_as_plain_ram_mut()?;
-            pointwise_kernel::run(pointwise_kernel::Call {
+        let output = run_into_tensor(
+            "PatchConv",
+            &self.output_shape,
+            pointwise_kernel::Call {
                 weights: &self.weights,
                 epilogue: Epilogue { clip: self.clip },
                 pixels: g.pixels(),
@@ -152,12 +151,10 @@ impl EvalOp for PatchConv {
                     channel: 1,
                 },
                 residual: None,
-                output: view.as_slice_mut::<f32>()?,
                 output_layout: self.output_layout,
-            })
-            .map_err(|e| format_err!("PatchConv: {} shorter than its layout", e.0))?;
-        }
-        Ok(tvec!(output.into_tvalue()))
+            },
+        )?;
+        Ok(tvec!(output))
     }
 }
 
@@ -258,20 +255,7 @@ fn chain_at(
         return Ok(None);
     }
 
-    let mut at = OutletId::new(node.id, 0);
-    let mut clip = None;
-    if let Some((next, Some(lo), _)) = next_bin_op(model, at, "Max")?
-        && let Some(lo) = uniform_f32(&lo)?
-    {
-        at = next;
-        clip = Some((lo, f32::INFINITY));
-        if let Some((next, Some(hi), _)) = next_bin_op(model, at, "Min")?
-            && let Some(hi) = uniform_f32(&hi)?
-        {
-            at = next;
-            clip = Some((lo, hi));
-        }
-    }
+    let (mut at, clip) = clip_after(model, OutletId::new(node.id, 0))?;
     let mut output_layout = Layout {
         pixel: 1,
         channel: oh * ow,

@@ -107,24 +107,21 @@ impl EvalOp for PointwiseConv {
             Some(view) => Some(view.as_slice::<f32>()?),
             None => None,
         };
-        // SAFETY: every value is written by the kernel before it is read
-        // (`pointwise_kernel::run` covers every pixel and output channel).
-        let mut output = unsafe { Tensor::uninitialized::<f32>(&self.output_shape)? };
-        {
-            let mut view = output.try_as_plain_ram_mut()?;
-            pointwise_kernel::run(pointwise_kernel::Call {
+        let input = input.as_slice::<f32>()?;
+        let output = run_into_tensor(
+            "PointwiseConv",
+            &self.output_shape,
+            pointwise_kernel::Call {
                 weights: &self.weights,
                 epilogue: Epilogue { clip: self.clip },
                 pixels: self.pixels,
-                input: input.as_slice::<f32>()?,
+                input,
                 input_layout: self.input_layout,
                 residual,
-                output: view.as_slice_mut::<f32>()?,
                 output_layout: self.output_layout,
-            })
-            .map_err(|e| format_err!("PointwiseConv: {} shorter than its layout", e.0))?;
-        }
-        Ok(tvec!(output.into_tvalue()))
+            },
+        )?;
+        Ok(tvec!(output))
     }
 }
 
@@ -260,19 +257,8 @@ fn chain_at(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Chain>> 
             at = next;
         }
     }
-    let mut clip = None;
-    if let Some((next, Some(lo), _)) = next_bin_op(model, at, "Max")?
-        && let Some(lo) = uniform_f32(&lo)?
-    {
-        at = next;
-        clip = Some((lo, f32::INFINITY));
-        if let Some((next, Some(hi), _)) = next_bin_op(model, at, "Min")?
-            && let Some(hi) = uniform_f32(&hi)?
-        {
-            at = next;
-            clip = Some((lo, hi));
-        }
-    }
+    let (next, clip) = clip_after(model, at)?;
+    at = next;
     let mut residual = None;
     if let Some((next, None, Some(other))) = next_bin_op(model, at, "Add")? {
         let fact = model.outlet_fact(other)?;
@@ -336,6 +322,45 @@ pub(super) fn next_bin_op(
         fact.konst.clone(),
         Some(other),
     )))
+}
+
+/// The clip that follows `at`, if any: a `Max` by a constant (the low
+/// bound), optionally then a `Min` by a constant (the high one). Returns the
+/// last outlet of what it took (`at` itself when nothing).
+pub(super) fn clip_after(
+    model: &TypedModel,
+    at: OutletId,
+) -> TractResult<(OutletId, Option<(f32, f32)>)> {
+    let Some((after_max, Some(lo), _)) = next_bin_op(model, at, "Max")? else {
+        return Ok((at, None));
+    };
+    let Some(lo) = uniform_f32(&lo)? else {
+        return Ok((at, None));
+    };
+    if let Some((after_min, Some(hi), _)) = next_bin_op(model, after_max, "Min")?
+        && let Some(hi) = uniform_f32(&hi)?
+    {
+        return Ok((after_min, Some((lo, hi))));
+    }
+    Ok((after_max, Some((lo, f32::INFINITY))))
+}
+
+/// A new tensor of `shape` holding what `pointwise_kernel::run` writes for
+/// `call` (`op` names the node kind in errors).
+pub(super) fn run_into_tensor(
+    op: &str,
+    shape: &[usize],
+    call: pointwise_kernel::Call<'_>,
+) -> TractResult<TValue> {
+    // SAFETY: every value is written by the kernel before it is read
+    // (`pointwise_kernel::run` covers every pixel and output channel).
+    let mut output = unsafe { Tensor::uninitialized::<f32>(shape)? };
+    {
+        let mut view = output.try_as_plain_ram_mut()?;
+        pointwise_kernel::run(call, view.as_slice_mut::<f32>()?)
+            .map_err(|e| format_err!("{op}: {} shorter than its layout", e.0))?;
+    }
+    Ok(output.into_tvalue())
 }
 
 /// Whether `konst` holds one value per output channel, along the output's

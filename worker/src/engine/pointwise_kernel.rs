@@ -143,7 +143,7 @@ pub struct Epilogue {
     pub clip: Option<(f32, f32)>,
 }
 
-/// One call's operands.
+/// One call's operands but the output.
 pub struct Call<'a> {
     pub weights: &'a Weights,
     pub epilogue: Epilogue,
@@ -152,7 +152,6 @@ pub struct Call<'a> {
     pub input_layout: Layout,
     /// Laid out as the output.
     pub residual: Option<&'a [f32]>,
-    pub output: &'a mut [f32],
     pub output_layout: Layout,
 }
 
@@ -168,20 +167,20 @@ pub fn supported() -> bool {
 /// `output[p, o] = epilogue(bias[o] + sum_k weights[o, k] * input[p, k]) (+ residual[p, o])`
 /// for every pixel `p` and output channel `o`. Every slice is checked
 /// against its layout first; the caller checks [`supported`].
-pub fn run(call: Call<'_>) -> Result<(), OutOfBounds> {
+pub fn run(call: Call<'_>, output: &mut [f32]) -> Result<(), OutOfBounds> {
     let w = call.weights;
     if call.input.len() < call.input_layout.extent(call.pixels, w.inputs) {
         return Err(OutOfBounds("input"));
     }
     let out_extent = call.output_layout.extent(call.pixels, w.outputs);
-    if call.output.len() < out_extent {
+    if output.len() < out_extent {
         return Err(OutOfBounds("output"));
     }
     if call.residual.is_some_and(|r| r.len() < out_extent) {
         return Err(OutOfBounds("residual"));
     }
     assert!(supported(), "pointwise_kernel::run needs AVX2 and FMA");
-    let out = call.output.as_mut_ptr();
+    let out = output.as_mut_ptr();
     let ops = Operands {
         weights: call.weights,
         clip: call.epilogue.clip,
@@ -382,16 +381,18 @@ mod tests {
                         let res = values(pixels * outputs, 4);
                         let res = with_res.then_some(res.as_slice());
                         let mut y = vec![f32::NAN; pixels * outputs];
-                        run(Call {
-                            weights: &packed,
-                            epilogue: Epilogue { clip },
-                            pixels,
-                            input: &x,
-                            input_layout: xl,
-                            residual: res,
-                            output: &mut y,
-                            output_layout: yl,
-                        })
+                        run(
+                            Call {
+                                weights: &packed,
+                                epilogue: Epilogue { clip },
+                                pixels,
+                                input: &x,
+                                input_layout: xl,
+                                residual: res,
+                                output_layout: yl,
+                            },
+                            &mut y,
+                        )
                         .unwrap();
                         let want = reference(&Case {
                             pixels,
@@ -427,16 +428,18 @@ mod tests {
         let x = [0f32; 11];
         let mut y = [0f32; 6];
         let call = |x: &[f32], y: &mut [f32]| {
-            run(Call {
-                weights: &packed,
-                epilogue: Epilogue { clip: None },
-                pixels: 3,
-                input: x,
-                input_layout: Layout::channel_last(4),
-                residual: None,
-                output: y,
-                output_layout: Layout::channel_last(2),
-            })
+            run(
+                Call {
+                    weights: &packed,
+                    epilogue: Epilogue { clip: None },
+                    pixels: 3,
+                    input: x,
+                    input_layout: Layout::channel_last(4),
+                    residual: None,
+                    output_layout: Layout::channel_last(2),
+                },
+                y,
+            )
         };
         assert_eq!(call(&x, &mut y), Err(OutOfBounds("input")));
         let x = [0f32; 12];
