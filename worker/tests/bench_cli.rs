@@ -41,3 +41,58 @@ fn the_binary_runs_the_workers_depthwise_kernel() {
         "{report:#}"
     );
 }
+
+/// The binary runs its 1 x 1 convolutions on the widest kernel this CPU
+/// has, `--pointwise-kernel` picks another for a measurement, and a kernel
+/// the CPU lacks or a name that is none is refused with a clear error.
+#[test]
+fn the_binary_runs_the_widest_pointwise_kernel_and_refuses_others() {
+    let bench = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_verdict-worker"))
+            .args(["bench", "--runs", "1", "--model"])
+            .arg(common::model_dir())
+            .arg("--image")
+            .arg(common::photos_dir().join("coffee.png"))
+            .args(extra)
+            .output()
+            .expect("run verdict-worker bench")
+    };
+    let kernel = |out: &std::process::Output| -> String {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("one JSON report");
+        report["pointwise_kernel"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let avx512 = std::is_x86_feature_detected!("avx512f");
+    let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+    let want = match (avx512, avx2) {
+        (true, _) => "verdict_avx512_pointwise_f32",
+        (false, true) => "verdict_avx2_fma_pointwise_f32",
+        _ => "tract",
+    };
+    assert_eq!(kernel(&bench(&[])), want);
+    assert_eq!(kernel(&bench(&["--pointwise-kernel", "tract"])), "tract");
+    let out = bench(&["--pointwise-kernel", "avx512"]);
+    match avx512 {
+        true => assert_eq!(kernel(&out), "verdict_avx512_pointwise_f32"),
+        false => {
+            assert!(!out.status.success());
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("this CPU cannot run"), "{err}");
+        }
+    }
+    let out = bench(&["--pointwise-kernel", "avx1024"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no 1 x 1 convolution kernel is named \"avx1024\""),
+        "{err}"
+    );
+}

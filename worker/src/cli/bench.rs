@@ -48,11 +48,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub channel_first: bool,
 
-    /// Leave every 1 x 1 convolution to tract's matrix product instead of the
-    /// worker's own kernel (`pointwise_conv`): to measure what that rewrite
-    /// gains on this CPU (scripts/bench-model).
-    #[arg(long)]
-    pub tract_pointwise: bool,
+    /// Run every 1 x 1 convolution on this kernel instead of the one the
+    /// worker picks for this CPU: `tract` (tract's matrix product, no
+    /// `pointwise_conv` rewrite), `avx2` or `avx512` (the worker's own): to
+    /// measure what each gains on this CPU (scripts/bench-model).
+    #[arg(long, value_name = "tract|avx2|avx512")]
+    pub pointwise_kernel: Option<String>,
 
     /// Threads one inference may use (tract's matrix products are split across
     /// them). 1 suits one worker per core; more suits a pack whose verdict
@@ -91,8 +92,8 @@ fn run(args: BenchArgs) -> Result<(), String> {
     // stderr; the report is stdout.
     verdict_shared::telemetry::init(verdict_shared::telemetry::LogFormat::Pretty);
     crate::engine::threads::use_threads(usize::from(args.threads));
-    if args.tract_pointwise {
-        crate::engine::onnx_graph::plan_tract_pointwise();
+    if let Some(name) = &args.pointwise_kernel {
+        crate::engine::onnx_graph::plan_pointwise_kernel(name)?;
     }
     if args.channel_first {
         crate::engine::onnx_graph::plan_channel_first();

@@ -11,19 +11,20 @@
 //! at start-up with the file's name. A graph with depthwise convolutions is
 //! planned channel-last (`channel_last_convs`), where a depthwise
 //! convolution's inner loop runs along the channels: on x86 with the
-//! worker's own kernels (`depthwise_x86`). Where `pointwise_conv` applies
-//! (AVX2 without AVX-512), the decluttered graph's 1 x 1 convolutions and
-//! its channel-first stem are then rewritten into ops that run the worker's
-//! own kernel (`pointwise_conv`, `patch_conv`) before tract optimises it.
+//! worker's own kernels (`depthwise_x86`). On CPUs with AVX2 and FMA or with
+//! AVX-512, the decluttered graph's 1 x 1 convolutions and its channel-first
+//! stem are then rewritten into ops that run the worker's own kernel
+//! (`pointwise_conv`, `patch_conv`) before tract optimises it.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use tract_onnx::prelude::*;
 
 use super::LoadError;
+use super::pointwise_kernel::Kernel;
 use super::{patch_conv, pointwise_conv};
 
 /// What parsing a graph may map at once beyond its file's bytes (the
@@ -257,14 +258,13 @@ fn plan_model(
         channel_last_convs(&mut typed).map_err(cannot)?;
     }
     let decluttered_in = started.elapsed();
-    let (pointwise, patch) =
-        match TRACT_POINTWISE.load(Ordering::Relaxed) || !pointwise_conv::applies_here() {
-            true => (0, 0),
-            false => (
-                pointwise_conv::fuse_pointwise_convs(&mut typed).map_err(cannot)?,
-                patch_conv::fuse_patch_convs(&mut typed).map_err(cannot)?,
-            ),
-        };
+    let (pointwise, patch) = match pointwise_choice() {
+        None => (0, 0),
+        Some(kernel) => (
+            pointwise_conv::fuse_pointwise_convs(&mut typed, kernel).map_err(cannot)?,
+            patch_conv::fuse_patch_convs(&mut typed, kernel).map_err(cannot)?,
+        ),
+    };
     typed.optimize().map_err(cannot)?;
     let optimized_in = started.elapsed();
     let plan = typed.into_runnable().map_err(cannot)?;
@@ -294,24 +294,40 @@ pub fn plan_channel_first() {
     CHANNEL_FIRST.store(true, Ordering::Relaxed);
 }
 
-/// Set by [`plan_tract_pointwise`].
-static TRACT_POINTWISE: AtomicBool = AtomicBool::new(false);
+/// The kernel of this process's 1 x 1 convolutions (None: tract's matrix
+/// product), chosen once: by [`plan_pointwise_kernel`], else
+/// `pointwise_conv::best_kernel_here`.
+static POINTWISE: OnceLock<Option<Kernel>> = OnceLock::new();
 
-/// From now on, leaves every 1 x 1 convolution of this process's plans to
-/// tract's matrix product (no `pointwise_conv` rewrite): for `verdict-worker
-/// bench --tract-pointwise`, which measures what the rewrite gains on the
-/// CPU at hand. The worker itself never calls it.
-pub fn plan_tract_pointwise() {
-    TRACT_POINTWISE.store(true, Ordering::Relaxed);
+fn pointwise_choice() -> Option<Kernel> {
+    *POINTWISE.get_or_init(pointwise_conv::best_kernel_here)
 }
 
-/// The kernel that runs this machine's 1 x 1 convolutions: the worker's
-/// (`pointwise_conv`) where it applies, else tract's matrix product.
-pub fn pointwise_kernel() -> &'static str {
-    match pointwise_conv::applies_here() && !TRACT_POINTWISE.load(Ordering::Relaxed) {
-        true => "verdict_avx2_fma_pointwise_f32",
-        false => "tract",
+/// Plans every 1 x 1 convolution of this process on the kernel `name`d
+/// (`tract`: tract's matrix product, no `pointwise_conv` rewrite; `avx2`,
+/// `avx512`: the worker's), before any graph is planned: for
+/// `verdict-worker bench --pointwise-kernel`, which measures what each gains
+/// on the CPU at hand. Refused for a kernel this CPU cannot run, or once a
+/// graph has been planned. The worker itself never calls it.
+pub fn plan_pointwise_kernel(name: &str) -> Result<(), String> {
+    let kernel = match name {
+        "tract" => None,
+        _ => Some(Kernel::named(name).ok_or_else(|| {
+            format!("no 1 x 1 convolution kernel is named {name:?} (tract, avx2, avx512)")
+        })?),
+    };
+    if let Some(k) = kernel.filter(|k| !k.runs_here()) {
+        return Err(format!("this CPU cannot run {}", k.name()));
     }
+    POINTWISE
+        .set(kernel)
+        .map_err(|_| "the 1 x 1 convolutions' kernel is chosen already".to_string())
+}
+
+/// The name of the kernel that runs this process's 1 x 1 convolutions:
+/// the worker's (`pointwise_kernel`) or tract's matrix product.
+pub fn pointwise_kernel() -> &'static str {
+    pointwise_choice().map_or("tract", Kernel::name)
 }
 
 /// Whether `model` has a depthwise convolution (as many groups as input and

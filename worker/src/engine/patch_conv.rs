@@ -15,6 +15,7 @@
 //! Only the plain case is rewritten: f32, one group, one image, no
 //! dilation, constant weights and bias, a concrete input shape.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use tract_onnx::prelude::*;
@@ -23,8 +24,8 @@ use tract_onnx::tract_core::ops::change_axes::AxisOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use super::pointwise_conv::{clip_after, run_into_tensor, uniform_f32};
-use super::pointwise_kernel::{self, Epilogue, Layout, Weights};
+use super::pointwise_conv::{clip_after, fill_new_tensor, uniform_f32};
+use super::pointwise_kernel::{self, Epilogue, Kernel, Layout, Weights};
 
 /// The geometry of one rewritten convolution (all of one image).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,37 +51,66 @@ impl Geometry {
 
     /// Every output pixel's patch, one row each, in the weights' order
     /// (channel, kernel row, kernel column); zero outside the image.
+    #[cfg(test)]
     fn patches(&self, image: &[f32]) -> Vec<f32> {
-        let (k, [kh, kw]) = (self.patch(), self.kernel);
-        let mut rows = vec![0f32; self.pixels() * k];
-        for oy in 0..self.out[0] {
-            for ox in 0..self.out[1] {
-                let row = &mut rows[(oy * self.out[1] + ox) * k..][..k];
-                for c in 0..self.channels {
-                    let plane = &image[c * self.height * self.width..][..self.height * self.width];
-                    for ky in 0..kh {
-                        let Some(y) = (oy * self.stride[0] + ky).checked_sub(self.pad[0]) else {
-                            continue;
-                        };
-                        if y >= self.height {
-                            continue;
-                        }
+        let mut rows = Vec::new();
+        self.patches_into(image, 0..self.out[0], &mut rows);
+        rows
+    }
+
+    /// The patches of the output pixels on output rows `out_rows`, as
+    /// [`Geometry::patches`] lays them out, into `rows` (resized to hold them).
+    /// One image row's stretch of a patch (`kw` values) is copied for every
+    /// output pixel of a row in turn, so the row is read in order.
+    fn patches_into(&self, image: &[f32], out_rows: Range<usize>, rows: &mut Vec<f32>) {
+        let (k, [kh, kw], ow) = (self.patch(), self.kernel, self.out[1]);
+        let plane_len = self.height * self.width;
+        let (sx, px) = (self.stride[1], self.pad[1]);
+        // The output columns whose `kw` taps all lie inside the image.
+        let first = px.div_ceil(sx).min(ow);
+        let end = match (self.width + px).checked_sub(kw) {
+            Some(last_x0) => (last_x0 / sx + 1).clamp(first, ow),
+            None => first,
+        };
+        rows.clear();
+        rows.resize(out_rows.len() * ow * k, 0.0);
+        for (i, oy) in out_rows.enumerate() {
+            let band = &mut rows[i * ow * k..][..ow * k];
+            for c in 0..self.channels {
+                let plane = &image[c * plane_len..][..plane_len];
+                for ky in 0..kh {
+                    let y = (oy * self.stride[0] + ky).checked_sub(self.pad[0]);
+                    let Some(y) = y.filter(|&y| y < self.height) else {
+                        continue;
+                    };
+                    let line = &plane[y * self.width..][..self.width];
+                    let at = (c * kh + ky) * kw;
+                    for ox in first..end {
+                        let x0 = ox * sx - px;
+                        band[ox * k + at..][..kw].copy_from_slice(&line[x0..][..kw]);
+                    }
+                    for ox in (0..first).chain(end..ow) {
                         for kx in 0..kw {
-                            let Some(x) = (ox * self.stride[1] + kx).checked_sub(self.pad[1])
-                            else {
-                                continue;
-                            };
-                            if x < self.width {
-                                row[(c * kh + ky) * kw + kx] = plane[y * self.width + x];
+                            let x = (ox * sx + kx).checked_sub(px);
+                            if let Some(&v) = x.and_then(|x| line.get(x)) {
+                                band[ox * k + at + kx] = v;
                             }
                         }
                     }
                 }
             }
         }
-        rows
+    }
+
+    /// How many output rows one band's patches take, so that they stay in
+    /// the first-level cache while the kernel reads them.
+    fn band_rows(&self) -> usize {
+        (BAND_FLOATS / (self.out[1] * self.patch()).max(1)).max(1)
     }
 }
+
+/// Values one band of patches holds at most (in floats): 32 KiB.
+const BAND_FLOATS: usize = 8 * 1024;
 
 /// Whether the rewrite pays here: an image's first convolution (a few
 /// channels in, so the copied patches stay short) with whole panels of
@@ -97,6 +127,7 @@ fn worth_it(geometry: &Geometry, outputs: usize) -> bool {
 /// channel-last or channel-first.
 #[derive(Debug, Clone)]
 pub struct PatchConv {
+    kernel: Kernel,
     weights: Arc<Weights>,
     clip: Option<(f32, f32)>,
     geometry: Geometry,
@@ -107,7 +138,8 @@ pub struct PatchConv {
 impl PartialEq for PatchConv {
     fn eq(&self, other: &PatchConv) -> bool {
         let clip = |op: &PatchConv| op.clip.map(|(lo, hi)| (lo.to_bits(), hi.to_bits()));
-        self.weights == other.weights
+        self.kernel == other.kernel
+            && self.weights == other.weights
             && clip(self) == clip(other)
             && self.geometry == other.geometry
             && self.output_layout == other.output_layout
@@ -137,23 +169,36 @@ impl EvalOp for PatchConv {
             image.len() == g.channels * g.height * g.width,
             "PatchConv: input of another shape"
         );
-        let patches = g.patches(image);
-        let output = run_into_tensor(
-            "PatchConv",
-            &self.output_shape,
-            pointwise_kernel::Call {
-                weights: &self.weights,
-                epilogue: Epilogue { clip: self.clip },
-                pixels: g.pixels(),
-                input: &patches,
-                input_layout: Layout {
-                    pixel: g.patch(),
-                    channel: 1,
-                },
-                residual: None,
-                output_layout: self.output_layout,
-            },
-        )?;
+        // The patches are copied and multiplied a band of output rows at a
+        // time, so that they are read back from the first-level cache.
+        let fill = |output: &mut [f32]| {
+            let mut patches = Vec::new();
+            let band = g.band_rows();
+            for first in (0..g.out[0]).step_by(band) {
+                let out_rows = first..(first + band).min(g.out[0]);
+                let pixels = out_rows.len() * g.out[1];
+                let from = first * g.out[1] * self.output_layout.pixel;
+                g.patches_into(image, out_rows, &mut patches);
+                let call = pointwise_kernel::Call {
+                    kernel: self.kernel,
+                    weights: &self.weights,
+                    epilogue: Epilogue { clip: self.clip },
+                    pixels,
+                    input: &patches,
+                    input_layout: Layout {
+                        pixel: g.patch(),
+                        channel: 1,
+                    },
+                    residual: None,
+                    output_layout: self.output_layout,
+                };
+                pointwise_kernel::run(call, output.get_mut(from..).unwrap_or_default())?;
+            }
+            Ok(())
+        };
+        // SAFETY: the bands cover every output row, and the kernel every
+        // pixel and output channel of a band.
+        let output = unsafe { fill_new_tensor("PatchConv", &self.output_shape, fill)? };
         Ok(tvec!(output))
     }
 }
@@ -168,15 +213,16 @@ impl TypedOp for PatchConv {
 
 /// Rewrites every convolution of `model` that [`PatchConv`] computes, with
 /// the clip and the move to channel-last that follow it where they do, and
-/// returns how many. The caller checks `pointwise_conv::applies_here`.
-pub fn fuse_patch_convs(model: &mut TypedModel) -> TractResult<usize> {
+/// returns how many, to run on `kernel`. The caller checks that the kernel
+/// [`Kernel::runs_here`].
+pub fn fuse_patch_convs(model: &mut TypedModel, kernel: Kernel) -> TractResult<usize> {
     let mut done = 0;
     loop {
         let found = model
             .nodes()
             .iter()
             .filter(|node| node.op_is::<Conv>())
-            .find_map(|node| chain_at(model, node).transpose())
+            .find_map(|node| chain_at(model, node, kernel).transpose())
             .transpose()?;
         let Some((input, output, op)) = found else {
             break;
@@ -197,6 +243,7 @@ pub fn fuse_patch_convs(model: &mut TypedModel) -> TractResult<usize> {
 fn chain_at(
     model: &TypedModel,
     node: &TypedNode,
+    kernel: Kernel,
 ) -> TractResult<Option<(OutletId, OutletId, PatchConv)>> {
     let Some(conv) = node.op_as::<Conv>() else {
         return Ok(None);
@@ -279,6 +326,7 @@ fn chain_at(
         return Ok(None);
     };
     let op = PatchConv {
+        kernel,
         weights: Arc::new(weights),
         clip,
         geometry,
@@ -314,9 +362,11 @@ mod tests {
         assert_eq!(&rows[27..36], &[9., 0., 0., 0., 0., 0., 0., 0., 0.]);
         // With one row and column of padding before, (0, 0) starts outside.
         let g = Geometry { pad: [1, 1], ..g };
-        assert_eq!(
-            &g.patches(&image)[..9],
-            &[0., 0., 0., 0., 1., 2., 0., 4., 5.]
-        );
+        let all = g.patches(&image);
+        assert_eq!(&all[..9], &[0., 0., 0., 0., 1., 2., 0., 4., 5.]);
+        // A band of output rows holds what the whole image's patches hold there.
+        let mut band = vec![f32::NAN; 3];
+        g.patches_into(&image, 1..2, &mut band);
+        assert_eq!(band, &all[18..36]);
     }
 }

@@ -14,13 +14,14 @@
 //! walks them (channel-first or channel-last, whichever tract picked for
 //! each side). Anything else stays tract's.
 //!
-//! Where it applies: x86-64 CPUs with AVX2 and FMA but without AVX-512. On
-//! one core of an AMD EPYC family 25 model 1 (AVX2) it took the default
-//! pack's image encoder from 18.3 and 18.8 ms to 14.3 and 14.4 ms (`bench`,
-//! median of 100, alternated with `--tract-pointwise`; docs/benchmarks.md).
-//! On AVX-512 CPUs tract runs wider kernels whose tiles carry more
-//! arithmetic each; this kernel has not been measured against them there,
-//! so they keep tract's.
+//! Where it applies: x86-64 CPUs with AVX2 and FMA, with the AVX-512 kernel
+//! where the CPU has AVX-512F ([`best_kernel_here`]). On one core of an AMD
+//! EPYC family 25 model 1 (AVX2) the AVX2 kernel took the default pack's
+//! image encoder from 18.3 and 18.8 ms to 14.3 and 14.4 ms; on one core of
+//! an Intel Xeon family 6 model 167 (AVX-512) from 18.4 and 18.5 ms to 11.0
+//! and 11.2 ms with the AVX-512 kernel (14.3 and 14.9 ms with the AVX2 one)
+//! (`bench`, medians of 60 to 100, alternated with `--pointwise-kernel`;
+//! docs/benchmarks.md).
 
 use std::sync::Arc;
 
@@ -29,7 +30,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
-use super::pointwise_kernel::{self, Epilogue, Layout, Weights};
+use super::pointwise_kernel::{self, Epilogue, Kernel, Layout, Weights};
 
 /// A chain of at most this few pixels stays tract's: a tile of fewer than
 /// six pixels waits on its few sums' latency.
@@ -38,6 +39,7 @@ const MIN_PIXELS: usize = 6;
 /// One rewritten chain: `output = clip(input x weights + bias) (+ residual)`.
 #[derive(Debug, Clone)]
 pub struct PointwiseConv {
+    kernel: Kernel,
     weights: Arc<Weights>,
     clip: Option<(f32, f32)>,
     pixels: usize,
@@ -51,7 +53,8 @@ pub struct PointwiseConv {
 impl PartialEq for PointwiseConv {
     fn eq(&self, other: &PointwiseConv) -> bool {
         let clip = |op: &PointwiseConv| op.clip.map(|(lo, hi)| (lo.to_bits(), hi.to_bits()));
-        self.weights == other.weights
+        self.kernel == other.kernel
+            && self.weights == other.weights
             && clip(self) == clip(other)
             && (
                 self.pixels,
@@ -112,6 +115,7 @@ impl EvalOp for PointwiseConv {
             "PointwiseConv",
             &self.output_shape,
             pointwise_kernel::Call {
+                kernel: self.kernel,
                 weights: &self.weights,
                 epilogue: Epilogue { clip: self.clip },
                 pixels: self.pixels,
@@ -133,22 +137,25 @@ impl TypedOp for PointwiseConv {
     as_op!();
 }
 
-/// Whether [`fuse_pointwise_convs`] rewrites anything on this CPU.
-pub fn applies_here() -> bool {
-    pointwise_kernel::supported() && !is_x86_feature_detected!("avx512f")
+/// The kernel [`fuse_pointwise_convs`] is given on this CPU unless told
+/// otherwise (`verdict-worker bench --pointwise-kernel`): the widest it has.
+/// None leaves the convolutions to tract.
+pub fn best_kernel_here() -> Option<Kernel> {
+    Kernel::ALL.into_iter().find(|k| k.runs_here())
 }
 
-/// Rewrites every chain of `model` that [`PointwiseConv`] computes, and
-/// returns how many. The replaced nodes are left unconnected, for tract's
-/// optimiser to drop.
-pub fn fuse_pointwise_convs(model: &mut TypedModel) -> TractResult<usize> {
+/// Rewrites every chain of `model` that [`PointwiseConv`] computes, to run
+/// on `kernel`, and returns how many. The replaced nodes are left
+/// unconnected, for tract's optimiser to drop. The caller checks that the
+/// kernel [`Kernel::runs_here`].
+pub fn fuse_pointwise_convs(model: &mut TypedModel, kernel: Kernel) -> TractResult<usize> {
     let mut done = 0;
     loop {
         let found = model
             .nodes()
             .iter()
             .filter(|node| node.op_is::<EinSum>())
-            .find_map(|node| chain_at(model, node).transpose())
+            .find_map(|node| chain_at(model, node, kernel).transpose())
             .transpose()?;
         let Some(chain) = found else { break };
         let mut patch = TypedModelPatch::new("pointwise conv");
@@ -176,7 +183,7 @@ struct Chain {
 }
 
 /// The chain starting at `node`, if it is one [`PointwiseConv`] computes.
-fn chain_at(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Chain>> {
+fn chain_at(model: &TypedModel, node: &TypedNode, kernel: Kernel) -> TractResult<Option<Chain>> {
     let Some(einsum) = node.op_as::<EinSum>() else {
         return Ok(None);
     };
@@ -277,6 +284,7 @@ fn chain_at(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Chain>> 
         residual,
         output: at,
         op: PointwiseConv {
+            kernel,
             weights: Arc::new(weights),
             clip,
             pixels,
@@ -352,12 +360,26 @@ pub(super) fn run_into_tensor(
     shape: &[usize],
     call: pointwise_kernel::Call<'_>,
 ) -> TractResult<TValue> {
-    // SAFETY: every value is written by the kernel before it is read
-    // (`pointwise_kernel::run` covers every pixel and output channel).
+    // SAFETY: the kernel covers every pixel and output channel.
+    unsafe { fill_new_tensor(op, shape, |output| pointwise_kernel::run(call, output)) }
+}
+
+/// A new tensor of `shape`, its values written by `fill` (`op` names the
+/// node kind in errors).
+///
+/// # Safety
+/// `fill` writes every value of the slice it is given (or fails).
+pub(super) unsafe fn fill_new_tensor(
+    op: &str,
+    shape: &[usize],
+    fill: impl FnOnce(&mut [f32]) -> Result<(), pointwise_kernel::OutOfBounds>,
+) -> TractResult<TValue> {
+    // SAFETY: every value is written by `fill` before it is read (the
+    // caller's promise).
     let mut output = unsafe { Tensor::uninitialized::<f32>(shape)? };
     {
         let mut view = output.try_as_plain_ram_mut()?;
-        pointwise_kernel::run(call, view.as_slice_mut::<f32>()?)
+        fill(view.as_slice_mut::<f32>()?)
             .map_err(|e| format_err!("{op}: {} shorter than its layout", e.0))?;
     }
     Ok(output.into_tvalue())

@@ -15,18 +15,26 @@
 //! input value), and bias, clip and residual are applied to the sums in
 //! registers before the one store.
 //!
-//! A tile is 6 pixels x 16 output channels: 12 AVX registers of sums, two of
-//! weights, one broadcast. The weights are packed once, when the graph is
-//! planned, in panels of 16 output channels (the last one zero-padded). The
-//! sums are fused multiply-adds in input-channel order from zero, then the
-//! bias is added, as tract's kernels do.
+//! Two kernels share one packing of the weights, done once when the graph is
+//! planned: panels of 16 output channels (the last one zero-padded).
+//! - [`Kernel::Avx2Fma`]: a tile is 6 pixels x 16 output channels, 12 AVX
+//!   registers of sums, two of weights, one broadcast.
+//! - [`Kernel::Avx512`]: a tile is 12 pixels x 32 output channels (two
+//!   panels), 24 of the 32 AVX-512 registers of sums, two of weights, the
+//!   input value broadcast from memory by the multiply-add itself; a last odd
+//!   panel runs 12 x 16. Partial panels are stored under a mask.
+//!
+//! In both, the sums are fused multiply-adds in input-channel order from
+//! zero, then the bias is added, as tract's kernels do.
 
 use std::arch::x86_64::*;
 
-/// Output channels per panel: two AVX registers.
+/// Output channels per panel: two AVX registers, one AVX-512 register.
 const PANEL: usize = 16;
-/// Pixels per tile.
+/// Pixels per tile of [`Kernel::Avx2Fma`].
 const ROWS: usize = 6;
+/// Pixels per tile of [`Kernel::Avx512`].
+const ROWS_512: usize = 12;
 /// Input values one block of pixels should hold at most (in floats), so that
 /// it stays in the second-level cache while every panel passes over it.
 const BLOCK_FLOATS: usize = 24 * 1024;
@@ -145,6 +153,7 @@ pub struct Epilogue {
 
 /// One call's operands but the output.
 pub struct Call<'a> {
+    pub kernel: Kernel,
     pub weights: &'a Weights,
     pub epilogue: Epilogue,
     pub pixels: usize,
@@ -159,14 +168,51 @@ pub struct Call<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutOfBounds(pub &'static str);
 
-/// Whether this CPU runs [`run`]: AVX2 and FMA.
-pub fn supported() -> bool {
-    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+/// The instructions a call's tiles run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// 6 pixels x 16 channels a tile, AVX2 and FMA.
+    Avx2Fma,
+    /// 12 pixels x 32 channels a tile, AVX-512F.
+    Avx512,
+}
+
+impl Kernel {
+    /// Every kernel, the widest first.
+    pub const ALL: [Kernel; 2] = [Kernel::Avx512, Kernel::Avx2Fma];
+
+    /// Its name in logs, `bench`'s JSON and `bench --pointwise-kernel`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Avx2Fma => "verdict_avx2_fma_pointwise_f32",
+            Kernel::Avx512 => "verdict_avx512_pointwise_f32",
+        }
+    }
+
+    /// The kernel of that [`Kernel::name`], or of its short name (`avx2`, `avx512`).
+    pub fn named(name: &str) -> Option<Kernel> {
+        Kernel::ALL.into_iter().find(|k| {
+            k.name() == name
+                || match k {
+                    Kernel::Avx2Fma => name == "avx2",
+                    Kernel::Avx512 => name == "avx512",
+                }
+        })
+    }
+
+    /// Whether this CPU has the instructions it needs.
+    pub fn runs_here(self) -> bool {
+        match self {
+            Kernel::Avx2Fma => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            Kernel::Avx512 => is_x86_feature_detected!("avx512f"),
+        }
+    }
 }
 
 /// `output[p, o] = epilogue(bias[o] + sum_k weights[o, k] * input[p, k]) (+ residual[p, o])`
 /// for every pixel `p` and output channel `o`. Every slice is checked
-/// against its layout first; the caller checks [`supported`].
+/// against its layout first; the caller checks that its kernel
+/// [`Kernel::runs_here`].
 pub fn run(call: Call<'_>, output: &mut [f32]) -> Result<(), OutOfBounds> {
     let w = call.weights;
     if call.input.len() < call.input_layout.extent(call.pixels, w.inputs) {
@@ -179,7 +225,11 @@ pub fn run(call: Call<'_>, output: &mut [f32]) -> Result<(), OutOfBounds> {
     if call.residual.is_some_and(|r| r.len() < out_extent) {
         return Err(OutOfBounds("residual"));
     }
-    assert!(supported(), "pointwise_kernel::run needs AVX2 and FMA");
+    assert!(
+        call.kernel.runs_here(),
+        "pointwise_kernel::run: this CPU lacks what {} needs",
+        call.kernel.name()
+    );
     let out = output.as_mut_ptr();
     let ops = Operands {
         weights: call.weights,
@@ -189,32 +239,84 @@ pub fn run(call: Call<'_>, output: &mut [f32]) -> Result<(), OutOfBounds> {
         residual: call.residual,
         output_layout: call.output_layout,
     };
-    let block = (BLOCK_FLOATS / w.inputs).max(ROWS) / ROWS * ROWS;
+    let (rows, panels_a_tile) = match call.kernel {
+        Kernel::Avx2Fma => (ROWS, 1),
+        Kernel::Avx512 => (ROWS_512, 2),
+    };
+    let block = (BLOCK_FLOATS / w.inputs).max(rows) / rows * rows;
+    let panels = w.outputs.div_ceil(PANEL);
     let mut start = 0;
     while start < call.pixels {
         let end = (start + block).min(call.pixels);
-        for panel in 0..w.outputs.div_ceil(PANEL) {
+        for panel in (0..panels).step_by(panels_a_tile) {
             let mut p = start;
             while p < end {
-                let rows = (end - p).min(ROWS);
-                // SAFETY: AVX2 and FMA are present (asserted above), and every
-                // offset a tile reaches is below the extents checked above.
+                let r = (end - p).min(rows);
+                // SAFETY: the kernel's instructions are present (asserted
+                // above), and every offset a tile reaches is below the
+                // extents checked above.
                 unsafe {
-                    match rows {
-                        6 => tile::<6>(&ops, out, panel, p),
-                        5 => tile::<5>(&ops, out, panel, p),
-                        4 => tile::<4>(&ops, out, panel, p),
-                        3 => tile::<3>(&ops, out, panel, p),
-                        2 => tile::<2>(&ops, out, panel, p),
-                        _ => tile::<1>(&ops, out, panel, p),
+                    match call.kernel {
+                        Kernel::Avx2Fma => tile_avx2(&ops, out, panel, p, r),
+                        Kernel::Avx512 if panel + 1 < panels => {
+                            tile_avx512::<2>(&ops, out, panel, p, r)
+                        }
+                        Kernel::Avx512 => tile_avx512::<1>(&ops, out, panel, p, r),
                     }
                 }
-                p += rows;
+                p += r;
             }
         }
         start = end;
     }
     Ok(())
+}
+
+/// An AVX2 tile of `rows` (1 to 6) pixels from `p0`, panel `panel`.
+///
+/// # Safety
+/// AVX2 and FMA are present, and the tile lies inside the checked extents.
+unsafe fn tile_avx2(ops: &Operands<'_>, out: *mut f32, panel: usize, p0: usize, rows: usize) {
+    unsafe {
+        match rows {
+            6 => tile::<6>(ops, out, panel, p0),
+            5 => tile::<5>(ops, out, panel, p0),
+            4 => tile::<4>(ops, out, panel, p0),
+            3 => tile::<3>(ops, out, panel, p0),
+            2 => tile::<2>(ops, out, panel, p0),
+            _ => tile::<1>(ops, out, panel, p0),
+        }
+    }
+}
+
+/// An AVX-512 tile of `rows` (1 to 12) pixels from `p0`, panels `panel ..
+/// panel + W`.
+///
+/// # Safety
+/// AVX-512F is present, and the tile lies inside the checked extents.
+unsafe fn tile_avx512<const W: usize>(
+    ops: &Operands<'_>,
+    out: *mut f32,
+    panel: usize,
+    p0: usize,
+    rows: usize,
+) {
+    unsafe {
+        match rows {
+            12 => tile512::<12, W>(ops, out, panel, p0),
+            11 => tile512::<11, W>(ops, out, panel, p0),
+            10 => tile512::<10, W>(ops, out, panel, p0),
+            9 => tile512::<9, W>(ops, out, panel, p0),
+            8 => tile512::<8, W>(ops, out, panel, p0),
+            7 => tile512::<7, W>(ops, out, panel, p0),
+            6 => tile512::<6, W>(ops, out, panel, p0),
+            5 => tile512::<5, W>(ops, out, panel, p0),
+            4 => tile512::<4, W>(ops, out, panel, p0),
+            3 => tile512::<3, W>(ops, out, panel, p0),
+            2 => tile512::<2, W>(ops, out, panel, p0),
+            _ => tile512::<1, W>(ops, out, panel, p0),
+        }
+    }
 }
 
 /// A call's operands but the output, which [`tile`] writes through a pointer.
@@ -298,6 +400,89 @@ unsafe fn tile<const R: usize>(call: &Operands<'_>, out: *mut f32, panel: usize,
     }
 }
 
+/// Pixels `p0 .. p0 + R`, output channels of panels `panel .. panel + W`.
+#[target_feature(enable = "avx512f")]
+unsafe fn tile512<const R: usize, const W: usize>(
+    call: &Operands<'_>,
+    out: *mut f32,
+    panel: usize,
+    p0: usize,
+) {
+    let w = call.weights;
+    let k_n = w.inputs;
+    let (xp, xk) = (call.input_layout.pixel, call.input_layout.channel);
+    unsafe {
+        let weights = w.panels.as_ptr().add(panel * k_n * PANEL);
+        let x = call.input.as_ptr();
+        let mut rows = [x; R];
+        for (r, row) in rows.iter_mut().enumerate() {
+            *row = x.add((p0 + r) * xp);
+        }
+        let mut acc = [[_mm512_setzero_ps(); W]; R];
+        for k in 0..k_n {
+            let mut wk = [_mm512_setzero_ps(); W];
+            for (j, v) in wk.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(weights.add((j * k_n + k) * PANEL));
+            }
+            for r in 0..R {
+                let a = _mm512_set1_ps(*rows[r].add(k * xk));
+                for j in 0..W {
+                    acc[r][j] = _mm512_fmadd_ps(a, wk[j], acc[r][j]);
+                }
+            }
+        }
+        let o0 = panel * PANEL;
+        for j in 0..W {
+            let b = _mm512_loadu_ps(w.bias.as_ptr().add(o0 + j * PANEL));
+            for sums in acc.iter_mut() {
+                sums[j] = _mm512_add_ps(sums[j], b);
+            }
+        }
+        if let Some((lo, hi)) = call.clip {
+            let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+            for sums in acc.iter_mut() {
+                for v in sums.iter_mut() {
+                    *v = _mm512_min_ps(_mm512_max_ps(*v, lo), hi);
+                }
+            }
+        }
+        let width = (w.outputs - o0).min(W * PANEL);
+        let (yp, yo) = (call.output_layout.pixel, call.output_layout.channel);
+        if yo == 1 {
+            for (r, sums) in acc.iter().enumerate() {
+                for (j, &sum) in sums.iter().enumerate() {
+                    let lanes = width.saturating_sub(j * PANEL).min(PANEL);
+                    let mask: __mmask16 = ((1u32 << lanes) - 1) as u16;
+                    let at = (p0 + r) * yp + o0 + j * PANEL;
+                    let mut v = sum;
+                    if let Some(res) = call.residual {
+                        let more = _mm512_maskz_loadu_ps(mask, res.as_ptr().add(at));
+                        v = _mm512_add_ps(v, more);
+                    }
+                    _mm512_mask_storeu_ps(out.add(at), mask, v);
+                }
+            }
+            return;
+        }
+        let mut spill = [[[0f32; PANEL]; W]; R];
+        for (r, sums) in acc.iter().enumerate() {
+            for (j, &sum) in sums.iter().enumerate() {
+                _mm512_storeu_ps(spill[r][j].as_mut_ptr(), sum);
+            }
+        }
+        for c in 0..width {
+            for (r, row) in spill.iter().enumerate() {
+                let at = (p0 + r) * yp + (o0 + c) * yo;
+                let mut v = row[c / PANEL][c % PANEL];
+                if let Some(res) = call.residual {
+                    v += *res.get_unchecked(at);
+                }
+                *out.add(at) = v;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,10 +539,14 @@ mod tests {
 
     #[test]
     fn matches_the_definition_in_every_layout_and_shape() {
-        if !supported() {
-            eprintln!("no AVX2 + FMA here: nothing to check");
-            return;
+        let kernels: Vec<Kernel> = Kernel::ALL.into_iter().filter(|k| k.runs_here()).collect();
+        eprintln!("kernels this CPU runs, checked here: {kernels:?}");
+        for kernel in kernels {
+            matches_the_definition(kernel);
         }
+    }
+
+    fn matches_the_definition(kernel: Kernel) {
         for &(pixels, inputs, outputs) in &[
             (1, 1, 1),
             (7, 16, 96),
@@ -365,6 +554,8 @@ mod tests {
             (49, 112, 21),
             (50, 3, 16),
             (36, 320, 33),
+            (25, 16, 48),
+            (30, 8, 64),
         ] {
             let w = values(outputs * inputs, 1);
             let bias = values(outputs, 2);
@@ -380,9 +571,11 @@ mod tests {
                         let x = values(pixels * inputs, 3);
                         let res = values(pixels * outputs, 4);
                         let res = with_res.then_some(res.as_slice());
-                        let mut y = vec![f32::NAN; pixels * outputs];
+                        // A tail past the output that no store may reach.
+                        let mut y = vec![f32::NAN; pixels * outputs + PANEL * 2];
                         run(
                             Call {
+                                kernel,
                                 weights: &packed,
                                 epilogue: Epilogue { clip },
                                 pixels,
@@ -406,12 +599,17 @@ mod tests {
                             residual: res,
                             yl,
                         });
+                        let (y, tail) = y.split_at(pixels * outputs);
+                        assert!(
+                            tail.iter().all(|v| v.is_nan()),
+                            "{kernel:?} wrote past the end"
+                        );
                         assert_eq!(want.len(), y.len());
                         for (at, v) in want {
                             let tol = 1e-5 * (inputs as f64 + 1.0);
                             assert!(
                                 (y[at] as f64 - v).abs() <= tol,
-                                "{pixels}x{inputs}->{outputs} {xl:?} {yl:?} clip {clip:?} \
+                                "{kernel:?} {pixels}x{inputs}->{outputs} {xl:?} {yl:?} clip {clip:?} \
                                  residual {with_res}: at {at} got {} want {v}",
                                 y[at]
                             );
@@ -430,6 +628,7 @@ mod tests {
         let call = |x: &[f32], y: &mut [f32]| {
             run(
                 Call {
+                    kernel: Kernel::Avx2Fma,
                     weights: &packed,
                     epilogue: Epilogue { clip: None },
                     pixels: 3,
