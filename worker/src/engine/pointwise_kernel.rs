@@ -329,19 +329,32 @@ struct Operands<'a> {
     output_layout: Layout,
 }
 
+impl Operands<'_> {
+    /// Where the input's pixels `p0 .. p0 + R` start.
+    ///
+    /// # Safety
+    /// Those pixels lie inside the input (`run` checks its extent).
+    #[inline(always)]
+    unsafe fn rows<const R: usize>(&self, p0: usize) -> [*const f32; R] {
+        let x = self.input.as_ptr();
+        let mut rows = [x; R];
+        for (r, row) in rows.iter_mut().enumerate() {
+            // SAFETY: the caller's promise.
+            *row = unsafe { x.add((p0 + r) * self.input_layout.pixel) };
+        }
+        rows
+    }
+}
+
 /// Pixels `p0 .. p0 + R`, output channels of panel `panel`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile<const R: usize>(call: &Operands<'_>, out: *mut f32, panel: usize, p0: usize) {
     let w = call.weights;
     let k_n = w.inputs;
-    let (xp, xk) = (call.input_layout.pixel, call.input_layout.channel);
+    let xk = call.input_layout.channel;
     unsafe {
         let weights = w.panels.as_ptr().add(panel * k_n * PANEL);
-        let x = call.input.as_ptr();
-        let mut rows = [x; R];
-        for (r, row) in rows.iter_mut().enumerate() {
-            *row = x.add((p0 + r) * xp);
-        }
+        let rows = call.rows::<R>(p0);
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         for k in 0..k_n {
             let w0 = _mm256_loadu_ps(weights.add(k * PANEL));
@@ -410,14 +423,10 @@ unsafe fn tile512<const R: usize, const W: usize>(
 ) {
     let w = call.weights;
     let k_n = w.inputs;
-    let (xp, xk) = (call.input_layout.pixel, call.input_layout.channel);
+    let xk = call.input_layout.channel;
     unsafe {
         let weights = w.panels.as_ptr().add(panel * k_n * PANEL);
-        let x = call.input.as_ptr();
-        let mut rows = [x; R];
-        for (r, row) in rows.iter_mut().enumerate() {
-            *row = x.add((p0 + r) * xp);
-        }
+        let rows = call.rows::<R>(p0);
         let mut acc = [[_mm512_setzero_ps(); W]; R];
         for k in 0..k_n {
             let mut wk = [_mm512_setzero_ps(); W];
