@@ -565,6 +565,8 @@ mod tests {
             (36, 320, 33),
             (25, 16, 48),
             (30, 8, 64),
+            // More than one block of input (BLOCK_FLOATS), the last one ragged.
+            (1001, 70, 33),
         ] {
             let w = values(outputs * inputs, 1);
             let bias = values(outputs, 2);
