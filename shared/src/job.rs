@@ -179,7 +179,8 @@ impl fmt::Display for JobError {
 pub struct ImageInfo {
     /// Size of the encoded image in bytes.
     pub bytes: u64,
-    /// Hex sha256 of the encoded bytes: the key of the worker's image cache.
+    /// Hex sha256 of the encoded bytes, for clients (the worker's image
+    /// cache keys images by a BLAKE3 hash of their own, `image_key`).
     pub sha256: String,
     /// The format named by the file's magic bytes ("png", "jpeg", "gif", "webp", ...).
     pub format: String,

@@ -206,7 +206,7 @@ pub fn render(snapshot: Option<&Snapshot>) -> String {
     page.family(
         "verdict_cache_hits_total",
         Kind::Counter,
-        "Worker engine cache lookups answered without recomputing, by cache (image: by sha256 of the bytes; sentence and word: by text).",
+        "Worker engine cache lookups answered without recomputing, by cache (image: by a BLAKE3 hash of the bytes; sentence and word: by text).",
     );
     for (cache, (hits, _)) in &s.worker_metrics.caches {
         page.sample(

@@ -21,7 +21,8 @@
 //!   spends its time, node by node: `verdict-worker bench --profile`),
 //!   `image_encoder` and `text_encoder` (the default kind's graphs),
 //!   `face_detector` (MTCNN's faces, evidence of the default kind);
-//! - `bounded_cache` (LRU caches by image hash or text), `error` (a job's
+//! - `bounded_cache` (LRU caches by image key or text), `image_key` (an
+//!   image's key in them: a BLAKE3 hash of its bytes), `error` (a job's
 //!   failure codes).
 
 mod bounded_cache;
@@ -30,6 +31,7 @@ pub mod depthwise_x86;
 mod error;
 pub mod face_detector;
 pub mod image_encoder;
+pub mod image_key;
 pub mod image_preprocess;
 pub mod label_grounded;
 mod load_error;

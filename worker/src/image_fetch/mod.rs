@@ -3,8 +3,8 @@
 //! ([`path`]).
 //!
 //! Both end the same way as an image sent with the job: bytes, at most
-//! `--max-image-bytes` of them, handed to the judge (whose caches key on the
-//! bytes' sha256, so a photo named twice is decoded once). A reference that
+//! `--max-image-bytes` of them, handed to the judge (whose caches key on a
+//! hash of the bytes, so a photo named twice is decoded once). A reference that
 //! can never work (a host off the list, a private address, a 404, a missing
 //! file, a path out of the root) fails the job with a stable code; one that
 //! may work later (a timeout, a 5xx, a refused connection, a read error)

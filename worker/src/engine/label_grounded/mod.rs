@@ -19,7 +19,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use image::RgbImage;
-use sha2::{Digest, Sha256};
 use tract_onnx::prelude::Tensor;
 use verdict_shared::queue::metrics::CacheCount;
 use verdict_shared::verdict::SentenceVerdict;
@@ -35,6 +34,7 @@ pub use sentence_probe::SentenceProbe;
 use super::bounded_cache::BoundedCache;
 use super::face_detector::FaceDetector;
 use super::image_encoder::{ImageEncoder, softmax};
+use super::image_key::image_key;
 use super::image_preprocess::ImageSpec;
 use super::pack::Pack;
 use super::text_encoder::{TextEncoder, TextSpec};
@@ -185,7 +185,7 @@ impl LabelGroundedModel {
     }
 
     /// What the image looks like, faces included (when the pack has a
-    /// detector); cached by the sha256 of its bytes.
+    /// detector); cached by its key ([`image_key`]).
     pub fn image_evidence(&self, bytes: &[u8]) -> Result<Arc<ImageEvidence>, JudgeError> {
         self.image_evidence_for(bytes, true)
     }
@@ -194,8 +194,8 @@ impl LabelGroundedModel {
     /// earlier call found them). The face detector costs about a sixth of an
     /// image's evidence, and only a sentence about people reads its answer
     /// (`SentenceEvidence::person_share`): a catalogue rule such as "This is
-    /// a ceramic coffee cup." never pays for it. Cached by the sha256 of the
-    /// image's bytes; an entry cached without faces gains them when a later
+    /// a ceramic coffee cup." never pays for it. Cached by the image's key
+    /// ([`image_key`]: a BLAKE3 hash of its bytes); an entry cached without faces gains them when a later
     /// sentence needs them (the image is decoded again, the encoder is not
     /// run again).
     pub fn image_evidence_for(
@@ -203,7 +203,7 @@ impl LabelGroundedModel {
         bytes: &[u8],
         with_faces: bool,
     ) -> Result<Arc<ImageEvidence>, JudgeError> {
-        let key: [u8; 32] = Sha256::digest(bytes).into();
+        let key = image_key(bytes);
         let detector = self.faces.as_ref().filter(|_| with_faces);
         let evidence = self
             .images

@@ -7,7 +7,8 @@
 //! the job has one) becomes a prompt, the prompt becomes token ids, and the
 //! three logits' softmax are the verdict's scores: no rule, no calibration.
 //!
-//! Image features are cached by the sha256 of the image bytes, so several
+//! Image features are cached by the image's key (`image_key`: a BLAKE3
+//! hash of its bytes), so several
 //! sentences about one image run the ResNet once; the cache is small because
 //! the large model's features are 3.7 MB each.
 
@@ -20,7 +21,6 @@ pub mod tokens;
 use std::path::Path;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use tract_onnx::prelude::Tensor;
 use verdict_shared::queue::metrics::CacheCount;
 use verdict_shared::verdict::{Scores, SentenceVerdict};
@@ -33,6 +33,7 @@ pub use tokens::{PromptTokenizer, PromptTokens};
 
 use super::bounded_cache::BoundedCache;
 use super::image_encoder::softmax;
+use super::image_key::image_key;
 use super::image_preprocess::ImageSpec;
 use super::pack::Pack;
 use super::texts::{validate_premise, validate_texts};
@@ -177,9 +178,9 @@ impl OfaJudge {
         self.graphs.image_features(tensor)
     }
 
-    /// The features of an encoded image, cached by the sha256 of its bytes.
+    /// The features of an encoded image, cached by its key ([`image_key`]).
     pub fn cached_features(&self, bytes: &[u8]) -> Result<Arc<Tensor>, JudgeError> {
-        let key: [u8; 32] = Sha256::digest(bytes).into();
+        let key = image_key(bytes);
         self.features
             .get_or_try_insert(key, || self.image_features(&self.preprocess(bytes)?))
     }
