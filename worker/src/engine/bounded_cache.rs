@@ -2,9 +2,9 @@
 //!
 //! Catalogue runs repeat themselves: the same rule sentence for every photo, the
 //! same photo for every rule. The engine keeps what it computed for recent
-//! images (keyed by a BLAKE3 hash of their bytes, `image_key`), sentences and words, so a
-//! repeated input costs a hash lookup instead of a model run. Bounded, so a
-//! worker's memory does not grow with the catalogue.
+//! images (keyed by a BLAKE3 hash of their bytes, `image_key`), sentences
+//! and words, so a repeated input costs a hash lookup instead of a model
+//! run. Bounded, so a worker's memory does not grow with the catalogue.
 
 use std::hash::Hash;
 use std::num::NonZeroUsize;

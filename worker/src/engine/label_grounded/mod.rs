@@ -195,9 +195,9 @@ impl LabelGroundedModel {
     /// image's evidence, and only a sentence about people reads its answer
     /// (`SentenceEvidence::person_share`): a catalogue rule such as "This is
     /// a ceramic coffee cup." never pays for it. Cached by the image's key
-    /// ([`image_key`]: a BLAKE3 hash of its bytes); an entry cached without faces gains them when a later
-    /// sentence needs them (the image is decoded again, the encoder is not
-    /// run again).
+    /// ([`image_key`]); an entry cached without faces gains them when a
+    /// later sentence needs them (the image is decoded again, the encoder is
+    /// not run again).
     pub fn image_evidence_for(
         &self,
         bytes: &[u8],

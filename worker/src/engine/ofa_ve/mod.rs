@@ -8,9 +8,9 @@
 //! three logits' softmax are the verdict's scores: no rule, no calibration.
 //!
 //! Image features are cached by the image's key (`image_key`: a BLAKE3
-//! hash of its bytes), so several
-//! sentences about one image run the ResNet once; the cache is small because
-//! the large model's features are 3.7 MB each.
+//! hash of its bytes), so several sentences about one image run the ResNet
+//! once; the cache is small because the large model's features are 3.7 MB
+//! each.
 
 mod explanation;
 mod graphs;
