@@ -121,6 +121,7 @@ impl EvalOp for PointwiseConv {
                 pixels: self.pixels,
                 input,
                 input_layout: self.input_layout,
+                taps: None,
                 residual,
                 output_layout: self.output_layout,
             },

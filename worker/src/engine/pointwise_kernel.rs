@@ -26,6 +26,11 @@
 //!
 //! In both, the sums are fused multiply-adds in input-channel order from
 //! zero, then the bias is added, as tract's kernels do.
+//!
+//! A call may give, instead of a channel step, one offset per input value
+//! (`Call::taps`): a convolution with a larger kernel then reads each
+//! pixel's patch where it lies in the image (`patch_conv`). The tiles are
+//! the same code, generic over how an input value's offset is found.
 
 use std::arch::x86_64::*;
 
@@ -159,6 +164,11 @@ pub struct Call<'a> {
     pub pixels: usize,
     pub input: &'a [f32],
     pub input_layout: Layout,
+    /// Where each input value of a pixel lies instead of
+    /// `input_layout.channel` steps: input value `k` of pixel `p` is at
+    /// `p * input_layout.pixel + taps[k]`. A convolution with a kernel larger
+    /// than 1 x 1 reads its input in place this way (`patch_conv`).
+    pub taps: Option<&'a [usize]>,
     /// Laid out as the output.
     pub residual: Option<&'a [f32]>,
     pub output_layout: Layout,
@@ -215,7 +225,15 @@ impl Kernel {
 /// [`Kernel::runs_here`].
 pub fn run(call: Call<'_>, output: &mut [f32]) -> Result<(), OutOfBounds> {
     let w = call.weights;
-    if call.input.len() < call.input_layout.extent(call.pixels, w.inputs) {
+    let input_extent = match call.taps {
+        None => call.input_layout.extent(call.pixels, w.inputs),
+        Some(taps) if taps.len() != w.inputs => return Err(OutOfBounds("taps")),
+        Some(taps) => match (call.pixels, taps.iter().max()) {
+            (0, _) | (_, None) => 0,
+            (pixels, Some(&last)) => (pixels - 1) * call.input_layout.pixel + last + 1,
+        },
+    };
+    if call.input.len() < input_extent {
         return Err(OutOfBounds("input"));
     }
     let out_extent = call.output_layout.extent(call.pixels, w.outputs);
@@ -230,7 +248,6 @@ pub fn run(call: Call<'_>, output: &mut [f32]) -> Result<(), OutOfBounds> {
         "pointwise_kernel::run: this CPU lacks what {} needs",
         call.kernel.name()
     );
-    let out = output.as_mut_ptr();
     let ops = Operands {
         weights: call.weights,
         clip: call.epilogue.clip,
@@ -239,29 +256,88 @@ pub fn run(call: Call<'_>, output: &mut [f32]) -> Result<(), OutOfBounds> {
         residual: call.residual,
         output_layout: call.output_layout,
     };
-    let (rows, panels_a_tile) = match call.kernel {
+    // SAFETY: the extents are checked above, the kernel's instructions
+    // asserted; with taps, every tap is at most the largest one.
+    unsafe {
+        match call.taps {
+            None => tiles(
+                call.kernel,
+                &ops,
+                Stride(call.input_layout.channel),
+                call.pixels,
+                output,
+            ),
+            Some(taps) => tiles(call.kernel, &ops, Taps(taps), call.pixels, output),
+        }
+    }
+    Ok(())
+}
+
+/// Where input value `k` of a pixel lies, from the pixel's first value.
+trait Channels: Copy {
+    /// # Safety
+    /// `k` is below the weights' inputs.
+    unsafe fn offset(self, k: usize) -> usize;
+}
+
+/// Input values `k` steps apart.
+#[derive(Clone, Copy)]
+struct Stride(usize);
+
+impl Channels for Stride {
+    #[inline(always)]
+    unsafe fn offset(self, k: usize) -> usize {
+        k * self.0
+    }
+}
+
+/// Input values where a table says (one entry per input value).
+#[derive(Clone, Copy)]
+struct Taps<'a>(&'a [usize]);
+
+impl Channels for Taps<'_> {
+    #[inline(always)]
+    unsafe fn offset(self, k: usize) -> usize {
+        // SAFETY: `run` checked that the table has an entry per input.
+        unsafe { *self.0.get_unchecked(k) }
+    }
+}
+
+/// The tiles of a call, block of pixels by block, panel by panel.
+///
+/// # Safety
+/// The kernel's instructions are present, and every offset a tile reaches
+/// (through `channels` too) lies inside the checked extents.
+unsafe fn tiles<C: Channels>(
+    kernel: Kernel,
+    ops: &Operands<'_>,
+    channels: C,
+    pixels: usize,
+    output: &mut [f32],
+) {
+    let w = ops.weights;
+    let out = output.as_mut_ptr();
+    let (rows, panels_a_tile) = match kernel {
         Kernel::Avx2Fma => (ROWS, 1),
         Kernel::Avx512 => (ROWS_512, 2),
     };
     let block = (BLOCK_FLOATS / w.inputs).max(rows) / rows * rows;
     let panels = w.outputs.div_ceil(PANEL);
     let mut start = 0;
-    while start < call.pixels {
-        let end = (start + block).min(call.pixels);
+    while start < pixels {
+        let end = (start + block).min(pixels);
         for panel in (0..panels).step_by(panels_a_tile) {
             let mut p = start;
             while p < end {
                 let r = (end - p).min(rows);
-                // SAFETY: the kernel's instructions are present (asserted
-                // above), and every offset a tile reaches is below the
-                // extents checked above.
+                // SAFETY: the caller's promise.
                 unsafe {
-                    match call.kernel {
-                        Kernel::Avx2Fma => tile_avx2(&ops, out, panel, p, r),
+                    match kernel {
+                        Kernel::Avx2Fma => tile_avx2(ops, channels, out, panel, p, r),
                         Kernel::Avx512 if panel + 1 < panels => {
-                            tile_avx512::<2>(&ops, out, panel, p, r)
+                            tile_avx512::<2, C>(ops, channels, out, panel, p, r)
                         }
-                        Kernel::Avx512 => tile_avx512::<1>(&ops, out, panel, p, r),
+                        Kernel::Avx512 => tile_avx512::<1, C>(ops, channels, out, panel, p, r),
                     }
                 }
                 p += r;
@@ -269,22 +345,28 @@ pub fn run(call: Call<'_>, output: &mut [f32]) -> Result<(), OutOfBounds> {
         }
         start = end;
     }
-    Ok(())
 }
 
 /// An AVX2 tile of `rows` (1 to 6) pixels from `p0`, panel `panel`.
 ///
 /// # Safety
 /// AVX2 and FMA are present, and the tile lies inside the checked extents.
-unsafe fn tile_avx2(ops: &Operands<'_>, out: *mut f32, panel: usize, p0: usize, rows: usize) {
+unsafe fn tile_avx2<C: Channels>(
+    ops: &Operands<'_>,
+    channels: C,
+    out: *mut f32,
+    panel: usize,
+    p0: usize,
+    rows: usize,
+) {
     unsafe {
         match rows {
-            6 => tile::<6>(ops, out, panel, p0),
-            5 => tile::<5>(ops, out, panel, p0),
-            4 => tile::<4>(ops, out, panel, p0),
-            3 => tile::<3>(ops, out, panel, p0),
-            2 => tile::<2>(ops, out, panel, p0),
-            _ => tile::<1>(ops, out, panel, p0),
+            6 => tile::<6, C>(ops, channels, out, panel, p0),
+            5 => tile::<5, C>(ops, channels, out, panel, p0),
+            4 => tile::<4, C>(ops, channels, out, panel, p0),
+            3 => tile::<3, C>(ops, channels, out, panel, p0),
+            2 => tile::<2, C>(ops, channels, out, panel, p0),
+            _ => tile::<1, C>(ops, channels, out, panel, p0),
         }
     }
 }
@@ -294,8 +376,9 @@ unsafe fn tile_avx2(ops: &Operands<'_>, out: *mut f32, panel: usize, p0: usize, 
 ///
 /// # Safety
 /// AVX-512F is present, and the tile lies inside the checked extents.
-unsafe fn tile_avx512<const W: usize>(
+unsafe fn tile_avx512<const W: usize, C: Channels>(
     ops: &Operands<'_>,
+    channels: C,
     out: *mut f32,
     panel: usize,
     p0: usize,
@@ -303,18 +386,18 @@ unsafe fn tile_avx512<const W: usize>(
 ) {
     unsafe {
         match rows {
-            12 => tile512::<12, W>(ops, out, panel, p0),
-            11 => tile512::<11, W>(ops, out, panel, p0),
-            10 => tile512::<10, W>(ops, out, panel, p0),
-            9 => tile512::<9, W>(ops, out, panel, p0),
-            8 => tile512::<8, W>(ops, out, panel, p0),
-            7 => tile512::<7, W>(ops, out, panel, p0),
-            6 => tile512::<6, W>(ops, out, panel, p0),
-            5 => tile512::<5, W>(ops, out, panel, p0),
-            4 => tile512::<4, W>(ops, out, panel, p0),
-            3 => tile512::<3, W>(ops, out, panel, p0),
-            2 => tile512::<2, W>(ops, out, panel, p0),
-            _ => tile512::<1, W>(ops, out, panel, p0),
+            12 => tile512::<12, W, C>(ops, channels, out, panel, p0),
+            11 => tile512::<11, W, C>(ops, channels, out, panel, p0),
+            10 => tile512::<10, W, C>(ops, channels, out, panel, p0),
+            9 => tile512::<9, W, C>(ops, channels, out, panel, p0),
+            8 => tile512::<8, W, C>(ops, channels, out, panel, p0),
+            7 => tile512::<7, W, C>(ops, channels, out, panel, p0),
+            6 => tile512::<6, W, C>(ops, channels, out, panel, p0),
+            5 => tile512::<5, W, C>(ops, channels, out, panel, p0),
+            4 => tile512::<4, W, C>(ops, channels, out, panel, p0),
+            3 => tile512::<3, W, C>(ops, channels, out, panel, p0),
+            2 => tile512::<2, W, C>(ops, channels, out, panel, p0),
+            _ => tile512::<1, W, C>(ops, channels, out, panel, p0),
         }
     }
 }
@@ -348,10 +431,15 @@ impl Operands<'_> {
 
 /// Pixels `p0 .. p0 + R`, output channels of panel `panel`.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile<const R: usize>(call: &Operands<'_>, out: *mut f32, panel: usize, p0: usize) {
+unsafe fn tile<const R: usize, C: Channels>(
+    call: &Operands<'_>,
+    channels: C,
+    out: *mut f32,
+    panel: usize,
+    p0: usize,
+) {
     let w = call.weights;
     let k_n = w.inputs;
-    let xk = call.input_layout.channel;
     unsafe {
         let weights = w.panels.as_ptr().add(panel * k_n * PANEL);
         let rows = call.rows::<R>(p0);
@@ -360,7 +448,7 @@ unsafe fn tile<const R: usize>(call: &Operands<'_>, out: *mut f32, panel: usize,
             let w0 = _mm256_loadu_ps(weights.add(k * PANEL));
             let w1 = _mm256_loadu_ps(weights.add(k * PANEL + 8));
             for r in 0..R {
-                let a = _mm256_broadcast_ss(&*rows[r].add(k * xk));
+                let a = _mm256_broadcast_ss(&*rows[r].add(channels.offset(k)));
                 acc[r][0] = _mm256_fmadd_ps(a, w0, acc[r][0]);
                 acc[r][1] = _mm256_fmadd_ps(a, w1, acc[r][1]);
             }
@@ -415,15 +503,15 @@ unsafe fn tile<const R: usize>(call: &Operands<'_>, out: *mut f32, panel: usize,
 
 /// Pixels `p0 .. p0 + R`, output channels of panels `panel .. panel + W`.
 #[target_feature(enable = "avx512f")]
-unsafe fn tile512<const R: usize, const W: usize>(
+unsafe fn tile512<const R: usize, const W: usize, C: Channels>(
     call: &Operands<'_>,
+    channels: C,
     out: *mut f32,
     panel: usize,
     p0: usize,
 ) {
     let w = call.weights;
     let k_n = w.inputs;
-    let xk = call.input_layout.channel;
     unsafe {
         let weights = w.panels.as_ptr().add(panel * k_n * PANEL);
         let rows = call.rows::<R>(p0);
@@ -434,7 +522,7 @@ unsafe fn tile512<const R: usize, const W: usize>(
                 *v = _mm512_loadu_ps(weights.add((j * k_n + k) * PANEL));
             }
             for r in 0..R {
-                let a = _mm512_set1_ps(*rows[r].add(k * xk));
+                let a = _mm512_set1_ps(*rows[r].add(channels.offset(k)));
                 for j in 0..W {
                     acc[r][j] = _mm512_fmadd_ps(a, wk[j], acc[r][j]);
                 }
@@ -592,6 +680,7 @@ mod tests {
                                 pixels,
                                 input: &x,
                                 input_layout: xl,
+                                taps: None,
                                 residual: res,
                                 output_layout: yl,
                             },
@@ -645,6 +734,7 @@ mod tests {
                     pixels: 3,
                     input: x,
                     input_layout: Layout::channel_last(4),
+                    taps: None,
                     residual: None,
                     output_layout: Layout::channel_last(2),
                 },
