@@ -102,10 +102,11 @@ fn tract_matches_onnxruntime_within_1e_4() {
     );
 }
 
-/// Where the worker runs convolutions with its own kernel
-/// (`pointwise_conv`), every one of the encoder's 32 1 x 1 convolutions and
-/// its 3 x 3 stem are rewritten, so the comparison above covers that kernel
-/// (and is not passed by tract's own matrix product alone).
+/// Where the worker runs convolutions with its own kernels
+/// (`pointwise_conv`, `depthwise_conv`), every one of the encoder's 32 1 x 1
+/// convolutions, its 3 x 3 stem and its 16 depthwise convolutions (with
+/// their clips) are rewritten, so the comparison above covers those kernels
+/// (and is not passed by tract's own ops alone).
 fn assert_pointwise_convs_rewritten(
     model: &LabelGroundedModel,
     tensor: &tract_onnx::prelude::Tensor,
@@ -119,13 +120,22 @@ fn assert_pointwise_convs_rewritten(
             .map_or(0, |(_, _, nodes)| *nodes)
     };
     let rewritten = verdict_worker::engine::pointwise_conv::best_kernel_here().is_some();
-    let (pointwise, patch) = if rewritten { (32, 1) } else { (0, 0) };
+    let (pointwise, patch, depthwise) = if rewritten { (32, 1, 16) } else { (0, 0, 0) };
     assert_eq!(
         nodes("PointwiseConv"),
         pointwise,
         "1 x 1 convolutions rewritten"
     );
     assert_eq!(nodes("PatchConv"), patch, "stem convolutions rewritten");
+    assert_eq!(
+        nodes("DepthwiseConv"),
+        depthwise,
+        "depthwise convolutions rewritten"
+    );
+    if rewritten {
+        assert_eq!(nodes("DepthWiseConv"), 0, "tract's depthwise op left");
+        assert_eq!(nodes("OptBinChain(Max+Min)"), 0, "clips left unfused");
+    }
 }
 
 /// The face detector's three nets: tract and onnxruntime agree within 1e-4

@@ -17,6 +17,9 @@
 //!   `pointwise_kernel` (1 x 1 convolutions with their bias, clip and
 //!   residual, rewritten into one op that runs the worker's own kernel),
 //!   `patch_conv` (the stem's 3 x 3 convolution through the same kernel),
+//!   `depthwise_conv` and `depthwise_kernel` (3 x 3 and 5 x 5 depthwise
+//!   convolutions with their clip, rewritten into one op that runs the
+//!   worker's own kernel; `depthwise_x86` serves the others),
 //!   `threads` (how many cores one inference uses), `profile` (where one run of a plan
 //!   spends its time, node by node: `verdict-worker bench --profile`),
 //!   `image_encoder` and `text_encoder` (the default kind's graphs),
@@ -26,6 +29,8 @@
 //!   failure codes).
 
 mod bounded_cache;
+mod depthwise_conv;
+mod depthwise_kernel;
 #[cfg(target_arch = "x86_64")]
 pub mod depthwise_x86;
 mod error;

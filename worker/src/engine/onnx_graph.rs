@@ -12,9 +12,11 @@
 //! planned channel-last (`channel_last_convs`), where a depthwise
 //! convolution's inner loop runs along the channels: on x86 with the
 //! worker's own kernels (`depthwise_x86`). On CPUs with AVX2 and FMA or with
-//! AVX-512, the decluttered graph's 1 x 1 convolutions and its channel-first
-//! stem are then rewritten into ops that run the worker's own kernel
-//! (`pointwise_conv`, `patch_conv`) before tract optimises it.
+//! AVX-512, the 3 x 3 and 5 x 5 depthwise convolutions and their clips are
+//! first rewritten into an op of the worker's own (`depthwise_conv`), and
+//! after the move channel-last the decluttered graph's 1 x 1 convolutions and
+//! its channel-first stem too (`pointwise_conv`, `patch_conv`), before tract
+//! optimises it.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +27,7 @@ use tract_onnx::prelude::*;
 
 use super::LoadError;
 use super::pointwise_kernel::Kernel;
-use super::{patch_conv, pointwise_conv};
+use super::{depthwise_conv, patch_conv, pointwise_conv};
 
 /// What parsing a graph may map at once beyond its file's bytes (the
 /// parser's own tables, the largest tensor's growth).
@@ -254,6 +256,12 @@ fn plan_model(
     tracing::debug!(graph = %path.display(), rss_mb = resident_mb(), "graph typed");
     typed.declutter().map_err(cannot)?;
     let channel_last = !CHANNEL_FIRST.load(Ordering::Relaxed) && has_depthwise_conv(&typed);
+    let depthwise = match (channel_last, pointwise_choice()) {
+        (true, Some(kernel)) => {
+            depthwise_conv::fuse_depthwise_convs(&mut typed, kernel).map_err(cannot)?
+        }
+        _ => 0,
+    };
     if channel_last {
         channel_last_convs(&mut typed).map_err(cannot)?;
     }
@@ -271,6 +279,7 @@ fn plan_model(
     tracing::debug!(
         graph = %path.display(),
         channel_last,
+        depthwise,
         pointwise,
         patch,
         typed_s = typed_in.as_secs_f64(),
