@@ -31,11 +31,12 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
-use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
+use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
+use super::conv_operands::conv_operands;
 use super::depthwise_kernel::{self, Geometry, Weights};
-use super::pointwise_conv::{clip_after, fill_new_tensor, uniform_f32};
+use super::pointwise_conv::{clip_after, fill_new_tensor};
 use super::pointwise_kernel::Kernel;
 
 /// One rewritten convolution: `output = clip(depthwise(input) + bias)`,
@@ -121,9 +122,9 @@ impl TypedOp for DepthwiseConv {
 }
 
 /// Rewrites every depthwise convolution of `model` that [`DepthwiseConv`]
-/// computes (channel-first, as ONNX lays it out), with the clip after it
-/// where there is one, and returns how many, to run on `kernel`. Run before
-/// the graph is moved channel-last. The caller checks that the kernel
+/// computes (channel-first or channel-last, as the decluttered graph has
+/// it), with the clip after it where there is one, and returns how many, to
+/// run on `kernel`. Run before the graph is moved channel-last. The caller checks that the kernel
 /// [`Kernel::runs_here`].
 pub fn fuse_depthwise_convs(model: &mut TypedModel, kernel: Kernel) -> TractResult<usize> {
     let mut done = 0;
@@ -170,81 +171,54 @@ struct Chain {
 /// The depthwise convolution at `node` and the clip after it, if
 /// [`DepthwiseConv`] computes them.
 fn chain_at(model: &TypedModel, node: &TypedNode, kernel: Kernel) -> TractResult<Option<Chain>> {
-    let Some(conv) = node.op_as::<Conv>() else {
+    let Some(ops) = conv_operands(model, node)? else {
         return Ok(None);
     };
-    let spec = &conv.pool_spec;
-    if conv.q_params.is_some()
-        || conv.kernel_fmt != KernelFormat::OIHW
-        || spec.kernel_shape.len() != 2
-        || spec.kernel_shape[0] != spec.kernel_shape[1]
-        || spec.dilations().iter().any(|&d| d != 1)
-        || node.inputs.len() != 3
+    // [height, width, channels] of the input and output, and the axes moved.
+    let (in_c, out_c, moved) = match (
+        ops.conv.pool_spec.data_format,
+        ops.input_shape,
+        ops.output_shape,
+    ) {
+        (DataFormat::NCHW, &[1, c, _, _], &[1, oc, _, _]) => (c, oc, Some((1, 3))),
+        (DataFormat::CHW, &[c, _, _], &[oc, _, _]) => (c, oc, Some((0, 2))),
+        (DataFormat::NHWC, &[1, _, _, c], &[1, _, _, oc])
+        | (DataFormat::HWC, &[_, _, c], &[_, _, oc]) => (c, oc, None),
+        _ => return Ok(None),
+    };
+    let [k, kw] = ops.kernel;
+    let channels = in_c;
+    if ops.conv.group != channels
+        || out_c != channels
+        || k != kw
+        || ops.stride[0] != ops.stride[1]
+        || ops.weights_shape[..] != [channels, 1, k, k]
     {
         return Ok(None);
     }
-    let x = model.outlet_fact(node.inputs[0])?;
-    let w = model.outlet_fact(node.inputs[1])?;
-    let b = model.outlet_fact(node.inputs[2])?;
-    let y = &node.outputs[0].fact;
-    let (Some(in_shape), Some(out_shape), Some(weights), Some(bias)) = (
-        x.shape.as_concrete(),
-        y.shape.as_concrete(),
-        w.konst.as_ref(),
-        b.konst.as_ref(),
-    ) else {
-        return Ok(None);
-    };
-    let f32_dt = f32::datum_type();
-    if x.datum_type != f32_dt || y.datum_type != f32_dt || weights.datum_type() != f32_dt {
-        return Ok(None);
-    }
-    // [height, width, channels] of the input and output, and the axes moved.
-    let (hwc, out_hwc, moved) = match (spec.data_format, in_shape, out_shape) {
-        (DataFormat::NCHW, &[1, c, h, w], &[1, oc, oh, ow]) => {
-            ([h, w, c], [oh, ow, oc], Some((1, 3)))
-        }
-        (DataFormat::CHW, &[c, h, w], &[oc, oh, ow]) => ([h, w, c], [oh, ow, oc], Some((0, 2))),
-        (DataFormat::NHWC, &[1, h, w, c], &[1, oh, ow, oc])
-        | (DataFormat::HWC, &[h, w, c], &[oh, ow, oc]) => ([h, w, c], [oh, ow, oc], None),
-        _ => return Ok(None),
-    };
-    let ([height, width, channels], [oh, ow, outputs]) = (hwc, out_hwc);
-    let k = spec.kernel_shape[0];
-    if conv.group != channels || outputs != channels || weights.shape() != [channels, 1, k, k] {
-        return Ok(None);
-    }
-    let strides = spec.strides();
-    if strides[0] != strides[1] {
-        return Ok(None);
-    }
-    let bias: Vec<f32> = match (bias.datum_type() == f32_dt, bias.len()) {
-        (true, n) if n == channels => bias.try_as_plain_ram()?.as_slice::<f32>()?.to_vec(),
-        (true, 1) => vec![uniform_f32(bias)?.unwrap_or_default(); channels],
-        _ => return Ok(None),
-    };
-    let padding = spec.computed_padding(&[height, width]);
-    if padding[0].convoluted != oh || padding[1].convoluted != ow {
-        return Ok(None);
-    }
+    let [height, width] = ops.input_hw;
+    let [oh, ow] = ops.output_hw;
     let geometry = Geometry {
         height,
         width,
         channels,
         kernel: k,
-        stride: strides[0],
-        pad: [padding[0].pad_before, padding[1].pad_before],
+        stride: ops.stride[0],
+        pad: ops.pad,
         out: [oh, ow],
     };
     if !geometry.runs_on(kernel) {
         return Ok(None);
     }
     let (output, clip) = clip_after(model, OutletId::new(node.id, 0))?;
-    let onnx = weights.try_as_plain_ram()?;
-    let Some(weights) = Weights::pack(onnx.as_slice::<f32>()?, &bias, channels, k) else {
+    let Some(weights) = Weights::pack(&ops.weights, &ops.bias, channels, k) else {
         return Ok(None);
     };
-    let batch: &[usize] = if in_shape.len() == 4 { &[1] } else { &[] };
+    let batch: &[usize] = if ops.input_shape.len() == 4 {
+        &[1]
+    } else {
+        &[]
+    };
     let output_shape = batch.iter().copied().chain([oh, ow, channels]).collect();
     Ok(Some(Chain {
         input: node.inputs[0],

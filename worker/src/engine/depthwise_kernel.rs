@@ -308,19 +308,8 @@ impl Rows {
 
 #[cfg(test)]
 mod tests {
+    use super::super::pointwise_kernel::test_values as values;
     use super::*;
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
 
     /// The definition, in f64, from ONNX's weight order.
     fn reference(

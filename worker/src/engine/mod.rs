@@ -20,6 +20,7 @@
 //!   `depthwise_conv` and `depthwise_kernel` (3 x 3 and 5 x 5 depthwise
 //!   convolutions with their clip, rewritten into one op that runs the
 //!   worker's own kernel; `depthwise_x86` serves the others),
+//!   `conv_operands` (what those rewrites read from a convolution node),
 //!   `threads` (how many cores one inference uses), `profile` (where one run of a plan
 //!   spends its time, node by node: `verdict-worker bench --profile`),
 //!   `image_encoder` and `text_encoder` (the default kind's graphs),
@@ -29,6 +30,7 @@
 //!   failure codes).
 
 mod bounded_cache;
+mod conv_operands;
 mod depthwise_conv;
 mod depthwise_kernel;
 #[cfg(target_arch = "x86_64")]

@@ -33,10 +33,11 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::change_axes::AxisOp;
-use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
+use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
-use super::pointwise_conv::{clip_after, fill_new_tensor, uniform_f32};
+use super::conv_operands::conv_operands;
+use super::pointwise_conv::{clip_after, fill_new_tensor};
 use super::pointwise_kernel::{self, Epilogue, Kernel, Layout, Weights};
 
 /// The geometry of one rewritten convolution (all of one image).
@@ -341,60 +342,31 @@ fn chain_at(
     node: &TypedNode,
     kernel: Kernel,
 ) -> TractResult<Option<(OutletId, OutletId, PatchConv)>> {
-    let Some(conv) = node.op_as::<Conv>() else {
+    let Some(ops) = conv_operands(model, node)? else {
         return Ok(None);
     };
-    let spec = &conv.pool_spec;
-    if conv.group != 1
-        || conv.q_params.is_some()
-        || conv.kernel_fmt != KernelFormat::OIHW
-        || spec.data_format != DataFormat::NCHW
-        || spec.kernel_shape.len() != 2
-        || spec.dilations().iter().any(|&d| d != 1)
-        || node.inputs.len() != 3
-    {
+    if ops.conv.group != 1 || ops.conv.pool_spec.data_format != DataFormat::NCHW {
         return Ok(None);
     }
-    let x = model.outlet_fact(node.inputs[0])?;
-    let w = model.outlet_fact(node.inputs[1])?;
-    let b = model.outlet_fact(node.inputs[2])?;
-    let y = &node.outputs[0].fact;
-    let (Some(in_shape), Some(out_shape), Some(weights), Some(bias)) = (
-        x.shape.as_concrete(),
-        y.shape.as_concrete(),
-        w.konst.as_ref(),
-        b.konst.as_ref(),
-    ) else {
+    let (&[1, channels, height, width], &[1, outputs, oh, ow]) =
+        (ops.input_shape, ops.output_shape)
+    else {
         return Ok(None);
     };
-    let f32_dt = f32::datum_type();
-    if x.datum_type != f32_dt || y.datum_type != f32_dt || weights.datum_type() != f32_dt {
+    let [kh, kw] = ops.kernel;
+    if ops.weights_shape[..] != [outputs, channels, kh, kw] {
         return Ok(None);
     }
-    let (&[1, channels, height, width], &[1, outputs, oh, ow]) = (in_shape, out_shape) else {
-        return Ok(None);
-    };
-    let [kh, kw] = [spec.kernel_shape[0], spec.kernel_shape[1]];
-    if weights.shape() != [outputs, channels, kh, kw] {
-        return Ok(None);
-    }
-    let bias: Vec<f32> = match (bias.datum_type() == f32_dt, bias.len()) {
-        (true, n) if n == outputs => bias.try_as_plain_ram()?.as_slice::<f32>()?.to_vec(),
-        (true, 1) => vec![uniform_f32(bias)?.unwrap_or_default(); outputs],
-        _ => return Ok(None),
-    };
-    let padding = spec.computed_padding(&[height, width]);
-    let strides = spec.strides();
     let geometry = Geometry {
         channels,
         height,
         width,
-        kernel: [kh, kw],
-        stride: [strides[0], strides[1]],
-        pad: [padding[0].pad_before, padding[1].pad_before],
+        kernel: ops.kernel,
+        stride: ops.stride,
+        pad: ops.pad,
         out: [oh, ow],
     };
-    if padding[0].convoluted != oh || padding[1].convoluted != ow || !worth_it(&geometry, outputs) {
+    if !worth_it(&geometry, outputs) {
         return Ok(None);
     }
 
@@ -403,7 +375,7 @@ fn chain_at(
         pixel: 1,
         channel: oh * ow,
     };
-    let mut output_shape: TVec<usize> = out_shape.into();
+    let mut output_shape: TVec<usize> = ops.output_shape.into();
     let succ = model.outlet_successors(at);
     if succ.len() == 1 && !model.output_outlets()?.contains(&at) {
         let next = model.node(succ[0].node);
@@ -416,9 +388,7 @@ fn chain_at(
             output_shape = tvec![1, oh, ow, outputs];
         }
     }
-    let packed = weights.try_as_plain_ram()?;
-    let Some(weights) = Weights::pack(packed.as_slice::<f32>()?, &bias, outputs, geometry.patch())
-    else {
+    let Some(weights) = Weights::pack(&ops.weights, &ops.bias, outputs, geometry.patch()) else {
         return Ok(None);
     };
     let op = PatchConv {
@@ -434,6 +404,7 @@ fn chain_at(
 
 #[cfg(test)]
 mod tests {
+    use super::super::pointwise_kernel::test_values as values;
     use super::*;
 
     #[test]
@@ -460,18 +431,6 @@ mod tests {
         let g = Geometry { pad: [1, 1], ..g };
         let all = g.patches(&image);
         assert_eq!(&all[..9], &[0., 0., 0., 0., 1., 2., 0., 4., 5.]);
-    }
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
     }
 
     #[test]

@@ -399,7 +399,7 @@ fn along_channels(konst: &Tensor, rank: usize, o_pos: usize, outputs: usize) -> 
 }
 
 /// The value of a constant holding one value (whatever its shape of ones).
-pub(super) fn uniform_f32(konst: &Tensor) -> TractResult<Option<f32>> {
+fn uniform_f32(konst: &Tensor) -> TractResult<Option<f32>> {
     if konst.datum_type() != f32::datum_type() || konst.len() != 1 {
         return Ok(None);
     }
