@@ -105,8 +105,9 @@ fn tract_matches_onnxruntime_within_1e_4() {
 /// Where the worker runs convolutions with its own kernels
 /// (`pointwise_conv`, `depthwise_conv`), every one of the encoder's 32 1 x 1
 /// convolutions, its 3 x 3 stem and its 16 depthwise convolutions (with
-/// their clips) are rewritten, so the comparison above covers those kernels
-/// (and is not passed by tract's own ops alone).
+/// their clips) are rewritten, the first three expansions and depthwise
+/// convolutions as pairs (`expand_depthwise`), so the comparison above
+/// covers those kernels (and is not passed by tract's own ops alone).
 fn assert_pointwise_convs_rewritten(
     model: &LabelGroundedModel,
     tensor: &tract_onnx::prelude::Tensor,
@@ -121,18 +122,21 @@ fn assert_pointwise_convs_rewritten(
     };
     let rewritten = verdict_worker::engine::pointwise_conv::best_kernel_here().is_some();
     let (pointwise, patch, depthwise) = if rewritten { (32, 1, 16) } else { (0, 0, 0) };
+    // An expansion and the depthwise convolution after it may be one op.
+    let pairs = nodes("ExpandDepthwise");
     assert_eq!(
-        nodes("PointwiseConv"),
+        nodes("PointwiseConv") + pairs,
         pointwise,
         "1 x 1 convolutions rewritten"
     );
     assert_eq!(nodes("PatchConv"), patch, "stem convolutions rewritten");
     assert_eq!(
-        nodes("DepthwiseConv"),
+        nodes("DepthwiseConv") + pairs,
         depthwise,
         "depthwise convolutions rewritten"
     );
     if rewritten {
+        assert_eq!(pairs, 3, "the three pairs of large expanded images fused");
         assert_eq!(nodes("DepthWiseConv"), 0, "tract's depthwise op left");
         assert_eq!(nodes("OptBinChain(Max+Min)"), 0, "clips left unfused");
     }

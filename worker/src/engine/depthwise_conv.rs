@@ -43,13 +43,13 @@ use super::pointwise_kernel::Kernel;
 /// channel-last in and out (`1 x height x width x channels`).
 #[derive(Debug, Clone)]
 pub struct DepthwiseConv {
-    kernel: Kernel,
-    geometry: Geometry,
-    weights: Arc<Weights>,
-    clip: Option<(f32, f32)>,
+    pub(super) kernel: Kernel,
+    pub(super) geometry: Geometry,
+    pub(super) weights: Arc<Weights>,
+    pub(super) clip: Option<(f32, f32)>,
     /// `out[0] x out[1] x channels`, after a batch axis of 1 where the
     /// input has one.
-    output_shape: TVec<usize>,
+    pub(super) output_shape: TVec<usize>,
 }
 
 impl PartialEq for DepthwiseConv {

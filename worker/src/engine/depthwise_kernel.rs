@@ -127,178 +127,239 @@ pub struct Call<'a> {
 /// [`Kernel::runs_here`].
 pub fn run(call: Call<'_>, output: &mut [f32]) -> Result<(), OutOfBounds> {
     let g = call.geometry;
-    if !g.runs_on(call.kernel) {
-        return Err(OutOfBounds("geometry"));
-    }
+    let tiles = Tiles::new(call.kernel, g, call.weights, call.clip)?;
     if call.input.len() < g.input_len() {
         return Err(OutOfBounds("input"));
     }
     if output.len() < g.output_len() {
         return Err(OutOfBounds("output"));
     }
-    if call.weights.taps.len() != g.taps() * g.channels || call.weights.bias.len() != g.channels {
-        return Err(OutOfBounds("weights"));
-    }
-    assert!(
-        call.kernel.runs_here(),
-        "depthwise_kernel::run: this CPU lacks what {} needs",
-        call.kernel.name()
-    );
-    let rows = Rows {
-        g,
-        taps: call.weights.taps.as_ptr(),
-        bias: call.weights.bias.as_ptr(),
-        clip: call.clip,
-        input: call.input.as_ptr(),
-        output: output.as_mut_ptr(),
-    };
-    // SAFETY: the instructions are present (asserted), and the geometry and
-    // the slices' lengths were checked above; a tile reads only input pixels
-    // inside the image and writes only output pixels inside the output.
-    unsafe {
-        match (call.kernel, g.kernel, g.stride) {
-            (Kernel::Avx512, 3, 1) => rows.all_512::<3, 1>(),
-            (Kernel::Avx512, 3, _) => rows.all_512::<3, 2>(),
-            (Kernel::Avx512, _, 1) => rows.all_512::<5, 1>(),
-            (Kernel::Avx512, _, _) => rows.all_512::<5, 2>(),
-            (Kernel::Avx2Fma, 3, 1) => rows.all_256::<3, 1>(),
-            (Kernel::Avx2Fma, 3, _) => rows.all_256::<3, 2>(),
-            (Kernel::Avx2Fma, _, 1) => rows.all_256::<5, 1>(),
-            (Kernel::Avx2Fma, _, _) => rows.all_256::<5, 2>(),
+    let line = g.width * g.channels;
+    let out_line = g.out[1] * g.channels;
+    for oy in 0..g.out[0] {
+        let mut lines = [None; 5];
+        for (ky, slot) in lines.iter_mut().enumerate().take(g.kernel) {
+            *slot = g
+                .input_row(oy, ky)
+                .map(|iy| call.input[iy * line..].as_ptr());
         }
+        // SAFETY: the lengths were checked above: every input row inside the
+        // image holds `line` values, and output row `oy` `out_line`.
+        unsafe { tiles.row(&lines[..g.kernel], output[oy * out_line..].as_mut_ptr()) };
     }
     Ok(())
 }
 
-/// A checked call, as raw pointers for the tiles.
-struct Rows {
+/// One output row's operands, its input rows held wherever the caller keeps
+/// them (`expand_depthwise` keeps the few a row needs).
+pub struct RowCall<'a> {
+    pub kernel: Kernel,
+    pub geometry: Geometry,
+    pub weights: &'a Weights,
+    pub clip: Option<(f32, f32)>,
+    /// For each kernel row, the input row under it (`width x channels`
+    /// values), None where it lies in the padding.
+    pub lines: &'a [Option<&'a [f32]>],
+}
+
+/// Computes one output row (`out[1] x channels` values) into `output`.
+/// Checks each slice's length and the geometry first; the caller checks
+/// that its kernel [`Kernel::runs_here`] and gives the rows
+/// [`Geometry::input_row`] names.
+pub fn run_row(call: RowCall<'_>, output: &mut [f32]) -> Result<(), OutOfBounds> {
+    let g = call.geometry;
+    let tiles = Tiles::new(call.kernel, g, call.weights, call.clip)?;
+    let line = g.width * g.channels;
+    if call.lines.len() != g.kernel || call.lines.iter().flatten().any(|l| l.len() < line) {
+        return Err(OutOfBounds("input"));
+    }
+    if output.len() < g.out[1] * g.channels {
+        return Err(OutOfBounds("output"));
+    }
+    let mut lines = [None; 5];
+    for (slot, line) in lines.iter_mut().zip(call.lines) {
+        *slot = line.map(<[f32]>::as_ptr);
+    }
+    // SAFETY: the lengths were checked above.
+    unsafe { tiles.row(&lines[..g.kernel], output.as_mut_ptr()) };
+    Ok(())
+}
+
+impl Geometry {
+    /// The input row under kernel row `ky` of output row `oy`, or None in
+    /// the padding.
+    pub fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        (oy * self.stride + ky)
+            .checked_sub(self.pad[0])
+            .filter(|&iy| iy < self.height)
+    }
+}
+
+/// A checked call's kernel, geometry, weights and clip, as the tiles read
+/// them.
+struct Tiles {
+    kernel: Kernel,
     g: Geometry,
     taps: *const f32,
     bias: *const f32,
     clip: Option<(f32, f32)>,
-    input: *const f32,
-    output: *mut f32,
 }
 
-impl Rows {
-    /// Where tile `ox0` of output row `oy` reads: the first input column
-    /// (which may be left of the image), and the input rows of each kernel
-    /// row (None: in the padding).
-    fn reach<const K: usize, const S: usize>(
-        &self,
-        oy: usize,
-        ox0: usize,
-    ) -> (isize, [Option<usize>; K]) {
-        let g = &self.g;
-        let ix0 = (ox0 * S) as isize - g.pad[1] as isize;
-        let mut rows = [None; K];
-        for (ky, row) in rows.iter_mut().enumerate() {
-            *row = (oy * S + ky)
-                .checked_sub(g.pad[0])
-                .filter(|&iy| iy < g.height);
+impl Tiles {
+    /// Checks the geometry, the weights' lengths and the CPU.
+    fn new(
+        kernel: Kernel,
+        g: Geometry,
+        weights: &Weights,
+        clip: Option<(f32, f32)>,
+    ) -> Result<Tiles, OutOfBounds> {
+        if !g.runs_on(kernel) {
+            return Err(OutOfBounds("geometry"));
         }
-        (ix0, rows)
+        if weights.taps.len() != g.taps() * g.channels || weights.bias.len() != g.channels {
+            return Err(OutOfBounds("weights"));
+        }
+        assert!(
+            kernel.runs_here(),
+            "depthwise_kernel: this CPU lacks what {} needs",
+            kernel.name()
+        );
+        Ok(Tiles {
+            kernel,
+            g,
+            taps: weights.taps.as_ptr(),
+            bias: weights.bias.as_ptr(),
+            clip,
+        })
     }
 
-    /// Every output row, AVX-512.
+    /// One output row into `out`, from `lines` (one per kernel row).
     ///
     /// # Safety
-    /// AVX-512F is present; `run`'s checks hold.
+    /// `lines` has `kernel` entries, each row `width x channels` values
+    /// long; `out` has room for `out[1] x channels`.
+    unsafe fn row(&self, lines: &[Option<*const f32>], out: *mut f32) {
+        let three = || -> [Option<*const f32>; 3] { [lines[0], lines[1], lines[2]] };
+        let five =
+            || -> [Option<*const f32>; 5] { [lines[0], lines[1], lines[2], lines[3], lines[4]] };
+        // SAFETY: the caller's promise; the instructions are present
+        // (asserted by `Tiles::new`).
+        unsafe {
+            match (self.kernel, self.g.kernel, self.g.stride) {
+                (Kernel::Avx512, 3, 1) => self.row_512::<3, 1>(three(), out),
+                (Kernel::Avx512, 3, _) => self.row_512::<3, 2>(three(), out),
+                (Kernel::Avx512, _, 1) => self.row_512::<5, 1>(five(), out),
+                (Kernel::Avx512, _, _) => self.row_512::<5, 2>(five(), out),
+                (Kernel::Avx2Fma, 3, 1) => self.row_256::<3, 1>(three(), out),
+                (Kernel::Avx2Fma, 3, _) => self.row_256::<3, 2>(three(), out),
+                (Kernel::Avx2Fma, _, 1) => self.row_256::<5, 1>(five(), out),
+                (Kernel::Avx2Fma, _, _) => self.row_256::<5, 2>(five(), out),
+            }
+        }
+    }
+
+    /// One output row, AVX-512.
+    ///
+    /// # Safety
+    /// AVX-512F is present; as [`Tiles::row`].
     #[target_feature(enable = "avx512f")]
-    unsafe fn all_512<const K: usize, const S: usize>(&self) {
+    unsafe fn row_512<const K: usize, const S: usize>(
+        &self,
+        lines: [Option<*const f32>; K],
+        out: *mut f32,
+    ) {
         let g = self.g;
         let (c_n, w) = (g.channels, g.width as isize);
         let read = (TILE_512 - 1) * S + K;
         let clip = self
             .clip
             .map(|(lo, hi)| (_mm512_set1_ps(lo), _mm512_set1_ps(hi)));
-        for oy in 0..g.out[0] {
-            for ox0 in (0..g.out[1]).step_by(TILE_512) {
-                let (ix0, rows) = self.reach::<K, S>(oy, ox0);
-                let stored = (g.out[1] - ox0).min(TILE_512);
-                for cb in (0..c_n).step_by(16) {
-                    // SAFETY: `cb` is a whole vector of channels inside the
-                    // checked lengths; input columns outside the image are
-                    // never read (zeros instead), and only output pixels of
-                    // the row are stored.
-                    unsafe {
-                        let mut acc = [_mm512_loadu_ps(self.bias.add(cb)); TILE_512];
-                        for (ky, iy) in rows.iter().enumerate() {
-                            let Some(iy) = *iy else { continue };
-                            let line = self.input.add(iy * g.width * c_n + cb);
-                            let mut x = [_mm512_setzero_ps(); MAX_READ];
-                            for (i, v) in x.iter_mut().enumerate().take(read) {
-                                let ix = ix0 + i as isize;
-                                if ix >= 0 && ix < w {
-                                    *v = _mm512_loadu_ps(line.add(ix as usize * c_n));
-                                }
-                            }
-                            for kx in 0..K {
-                                let wv = _mm512_loadu_ps(self.taps.add((ky * K + kx) * c_n + cb));
-                                for (t, sum) in acc.iter_mut().enumerate() {
-                                    *sum = _mm512_fmadd_ps(x[t * S + kx], wv, *sum);
-                                }
+        for ox0 in (0..g.out[1]).step_by(TILE_512) {
+            let ix0 = (ox0 * S) as isize - g.pad[1] as isize;
+            let stored = (g.out[1] - ox0).min(TILE_512);
+            for cb in (0..c_n).step_by(16) {
+                // SAFETY: `cb` is a whole vector of channels; input columns
+                // outside the image are never read (zeros instead), and only
+                // output pixels of the row are stored.
+                unsafe {
+                    let mut acc = [_mm512_loadu_ps(self.bias.add(cb)); TILE_512];
+                    for (ky, line) in lines.iter().enumerate() {
+                        let Some(line) = *line else { continue };
+                        let line = line.add(cb);
+                        let mut x = [_mm512_setzero_ps(); MAX_READ];
+                        for (i, v) in x.iter_mut().enumerate().take(read) {
+                            let ix = ix0 + i as isize;
+                            if ix >= 0 && ix < w {
+                                *v = _mm512_loadu_ps(line.add(ix as usize * c_n));
                             }
                         }
-                        let out = self.output.add((oy * g.out[1] + ox0) * c_n + cb);
-                        for (t, &sum) in acc.iter().enumerate().take(stored) {
-                            let v = match clip {
-                                Some((lo, hi)) => _mm512_min_ps(_mm512_max_ps(sum, lo), hi),
-                                None => sum,
-                            };
-                            _mm512_storeu_ps(out.add(t * c_n), v);
+                        for kx in 0..K {
+                            let wv = _mm512_loadu_ps(self.taps.add((ky * K + kx) * c_n + cb));
+                            for (t, sum) in acc.iter_mut().enumerate() {
+                                *sum = _mm512_fmadd_ps(x[t * S + kx], wv, *sum);
+                            }
                         }
+                    }
+                    let out = out.add(ox0 * c_n + cb);
+                    for (t, &sum) in acc.iter().enumerate().take(stored) {
+                        let v = match clip {
+                            Some((lo, hi)) => _mm512_min_ps(_mm512_max_ps(sum, lo), hi),
+                            None => sum,
+                        };
+                        _mm512_storeu_ps(out.add(t * c_n), v);
                     }
                 }
             }
         }
     }
 
-    /// Every output row, AVX2 and FMA.
+    /// One output row, AVX2 and FMA.
     ///
     /// # Safety
-    /// AVX2 and FMA are present; `run`'s checks hold.
+    /// AVX2 and FMA are present; as [`Tiles::row`].
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn all_256<const K: usize, const S: usize>(&self) {
+    unsafe fn row_256<const K: usize, const S: usize>(
+        &self,
+        lines: [Option<*const f32>; K],
+        out: *mut f32,
+    ) {
         let g = self.g;
         let (c_n, w) = (g.channels, g.width as isize);
         let read = (TILE_256 - 1) * S + K;
         let clip = self
             .clip
             .map(|(lo, hi)| (_mm256_set1_ps(lo), _mm256_set1_ps(hi)));
-        for oy in 0..g.out[0] {
-            for ox0 in (0..g.out[1]).step_by(TILE_256) {
-                let (ix0, rows) = self.reach::<K, S>(oy, ox0);
-                let stored = (g.out[1] - ox0).min(TILE_256);
-                for cb in (0..c_n).step_by(8) {
-                    // SAFETY: as in `all_512`, with vectors of 8 channels.
-                    unsafe {
-                        let mut acc = [_mm256_loadu_ps(self.bias.add(cb)); TILE_256];
-                        for (ky, iy) in rows.iter().enumerate() {
-                            let Some(iy) = *iy else { continue };
-                            let line = self.input.add(iy * g.width * c_n + cb);
-                            let mut x = [_mm256_setzero_ps(); MAX_READ];
-                            for (i, v) in x.iter_mut().enumerate().take(read) {
-                                let ix = ix0 + i as isize;
-                                if ix >= 0 && ix < w {
-                                    *v = _mm256_loadu_ps(line.add(ix as usize * c_n));
-                                }
-                            }
-                            for kx in 0..K {
-                                let wv = _mm256_loadu_ps(self.taps.add((ky * K + kx) * c_n + cb));
-                                for (t, sum) in acc.iter_mut().enumerate() {
-                                    *sum = _mm256_fmadd_ps(x[t * S + kx], wv, *sum);
-                                }
+        for ox0 in (0..g.out[1]).step_by(TILE_256) {
+            let ix0 = (ox0 * S) as isize - g.pad[1] as isize;
+            let stored = (g.out[1] - ox0).min(TILE_256);
+            for cb in (0..c_n).step_by(8) {
+                // SAFETY: as in `row_512`, with vectors of 8 channels.
+                unsafe {
+                    let mut acc = [_mm256_loadu_ps(self.bias.add(cb)); TILE_256];
+                    for (ky, line) in lines.iter().enumerate() {
+                        let Some(line) = *line else { continue };
+                        let line = line.add(cb);
+                        let mut x = [_mm256_setzero_ps(); MAX_READ];
+                        for (i, v) in x.iter_mut().enumerate().take(read) {
+                            let ix = ix0 + i as isize;
+                            if ix >= 0 && ix < w {
+                                *v = _mm256_loadu_ps(line.add(ix as usize * c_n));
                             }
                         }
-                        let out = self.output.add((oy * g.out[1] + ox0) * c_n + cb);
-                        for (t, &sum) in acc.iter().enumerate().take(stored) {
-                            let v = match clip {
-                                Some((lo, hi)) => _mm256_min_ps(_mm256_max_ps(sum, lo), hi),
-                                None => sum,
-                            };
-                            _mm256_storeu_ps(out.add(t * c_n), v);
+                        for kx in 0..K {
+                            let wv = _mm256_loadu_ps(self.taps.add((ky * K + kx) * c_n + cb));
+                            for (t, sum) in acc.iter_mut().enumerate() {
+                                *sum = _mm256_fmadd_ps(x[t * S + kx], wv, *sum);
+                            }
                         }
+                    }
+                    let out = out.add(ox0 * c_n + cb);
+                    for (t, &sum) in acc.iter().enumerate().take(stored) {
+                        let v = match clip {
+                            Some((lo, hi)) => _mm256_min_ps(_mm256_max_ps(sum, lo), hi),
+                            None => sum,
+                        };
+                        _mm256_storeu_ps(out.add(t * c_n), v);
                     }
                 }
             }

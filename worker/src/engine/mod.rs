@@ -21,6 +21,8 @@
 //!   convolutions with their clip, rewritten into one op that runs the
 //!   worker's own kernel; `depthwise_x86` serves the others),
 //!   `conv_operands` (what those rewrites read from a convolution node),
+//!   `expand_depthwise` (an expansion and the depthwise convolution after
+//!   it, a few rows at a time, where the expanded image is large),
 //!   `threads` (how many cores one inference uses), `profile` (where one run of a plan
 //!   spends its time, node by node: `verdict-worker bench --profile`),
 //!   `image_encoder` and `text_encoder` (the default kind's graphs),
@@ -36,6 +38,7 @@ mod depthwise_kernel;
 #[cfg(target_arch = "x86_64")]
 pub mod depthwise_x86;
 mod error;
+mod expand_depthwise;
 pub mod face_detector;
 pub mod image_encoder;
 pub mod image_key;

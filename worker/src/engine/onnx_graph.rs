@@ -15,8 +15,10 @@
 //! AVX-512, the 3 x 3 and 5 x 5 depthwise convolutions and their clips are
 //! first rewritten into an op of the worker's own (`depthwise_conv`), and
 //! after the move channel-last the decluttered graph's 1 x 1 convolutions and
-//! its channel-first stem too (`pointwise_conv`, `patch_conv`), before tract
-//! optimises it.
+//! its channel-first stem too (`pointwise_conv`, `patch_conv`); an
+//! expansion whose output is large is then fused with the depthwise
+//! convolution that reads it (`expand_depthwise`), before tract optimises
+//! the graph.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,7 +29,7 @@ use tract_onnx::prelude::*;
 
 use super::LoadError;
 use super::pointwise_kernel::Kernel;
-use super::{depthwise_conv, patch_conv, pointwise_conv};
+use super::{depthwise_conv, expand_depthwise, patch_conv, pointwise_conv};
 
 /// What parsing a graph may map at once beyond its file's bytes (the
 /// parser's own tables, the largest tensor's growth).
@@ -273,6 +275,10 @@ fn plan_model(
             patch_conv::fuse_patch_convs(&mut typed, kernel).map_err(cannot)?,
         ),
     };
+    let expanded = match depthwise {
+        0 => 0,
+        _ => expand_depthwise::fuse_expand_depthwise(&mut typed).map_err(cannot)?,
+    };
     typed.optimize().map_err(cannot)?;
     let optimized_in = started.elapsed();
     let plan = typed.into_runnable().map_err(cannot)?;
@@ -282,6 +288,7 @@ fn plan_model(
         depthwise,
         pointwise,
         patch,
+        expanded,
         typed_s = typed_in.as_secs_f64(),
         decluttered_s = (decluttered_in - typed_in).as_secs_f64(),
         optimized_s = (optimized_in - decluttered_in).as_secs_f64(),

@@ -130,6 +130,36 @@ impl EvalOp for PointwiseConv {
     }
 }
 
+impl PointwiseConv {
+    /// The kernel, weights, clip, pixels and input layout of a convolution
+    /// whose output is channel-last and which adds no residual (what
+    /// `expand_depthwise` computes a row of pixels at a time); None for any
+    /// other.
+    pub(super) fn expansion_parts(&self) -> Option<Expansion<'_>> {
+        let w = &self.weights;
+        let channel_last = Layout {
+            pixel: w.outputs(),
+            channel: 1,
+        };
+        (self.output_layout == channel_last && !self.residual).then_some(Expansion {
+            kernel: self.kernel,
+            weights: w,
+            clip: self.clip,
+            pixels: self.pixels,
+            input_layout: self.input_layout,
+        })
+    }
+}
+
+/// What [`PointwiseConv::expansion_parts`] gives.
+pub(super) struct Expansion<'a> {
+    pub kernel: Kernel,
+    pub weights: &'a Weights,
+    pub clip: Option<(f32, f32)>,
+    pub pixels: usize,
+    pub input_layout: Layout,
+}
+
 impl TypedOp for PointwiseConv {
     fn output_facts(&self, _inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         Ok(tvec!(f32::fact(&*self.output_shape)))
