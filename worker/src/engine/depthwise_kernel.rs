@@ -80,6 +80,36 @@ impl Geometry {
     fn taps(&self) -> usize {
         self.kernel * self.kernel
     }
+
+    /// The input row under kernel row `ky` of output row `oy`, or None in
+    /// the padding.
+    pub fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        (oy * self.stride + ky)
+            .checked_sub(self.pad[0])
+            .filter(|&iy| iy < self.height)
+    }
+
+    /// The geometry of a square kernel of side `kernel` at `stride` over a
+    /// `height x width` image with `before` rows and columns of padding
+    /// before it and `after` after it (the tests' cases).
+    #[cfg(test)]
+    pub(super) fn padded(
+        [height, width, channels]: [usize; 3],
+        kernel: usize,
+        stride: usize,
+        [before, after]: [usize; 2],
+    ) -> Geometry {
+        let out = |size: usize| (size + before + after - kernel) / stride + 1;
+        Geometry {
+            height,
+            width,
+            channels,
+            kernel,
+            stride,
+            pad: [before, before],
+            out: [out(height), out(width)],
+        }
+    }
 }
 
 /// A depthwise convolution's weights, tap-major: `weights[(ky * kernel + kx)
@@ -183,16 +213,6 @@ pub fn run_row(call: RowCall<'_>, output: &mut [f32]) -> Result<(), OutOfBounds>
     // SAFETY: the lengths were checked above.
     unsafe { tiles.row(&lines[..g.kernel], output.as_mut_ptr()) };
     Ok(())
-}
-
-impl Geometry {
-    /// The input row under kernel row `ky` of output row `oy`, or None in
-    /// the padding.
-    pub fn input_row(&self, oy: usize, ky: usize) -> Option<usize> {
-        (oy * self.stride + ky)
-            .checked_sub(self.pad[0])
-            .filter(|&iy| iy < self.height)
-    }
 }
 
 /// A checked call's kernel, geometry, weights and clip, as the tiles read
@@ -431,16 +451,7 @@ mod tests {
             for (i, &(height, width, channels, k, stride, before, after)) in
                 cases.iter().enumerate()
             {
-                let out = |size: usize| (size + before + after - k) / stride + 1;
-                let g = Geometry {
-                    height,
-                    width,
-                    channels,
-                    kernel: k,
-                    stride,
-                    pad: [before, before],
-                    out: [out(height), out(width)],
-                };
+                let g = Geometry::padded([height, width, channels], k, stride, [before, after]);
                 if !g.runs_on(kernel) {
                     continue;
                 }

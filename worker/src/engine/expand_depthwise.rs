@@ -259,16 +259,7 @@ mod tests {
             for (i, &(height, width, c_in, c_exp, k, stride, before, after, first)) in
                 cases.iter().enumerate()
             {
-                let out = |size: usize| (size + before + after - k) / stride + 1;
-                let g = Geometry {
-                    height,
-                    width,
-                    channels: c_exp,
-                    kernel: k,
-                    stride,
-                    pad: [before, before],
-                    out: [out(height), out(width)],
-                };
+                let g = Geometry::padded([height, width, c_exp], k, stride, [before, after]);
                 if !g.runs_on(kernel) {
                     continue;
                 }
