@@ -12,7 +12,8 @@ Per job, as a verdict worker does:
 4. run the image encoder (onnxruntime, one intra-op and one inter-op thread),
    softmax, and make the image's concept vector: the probability-weighted mean
    of its top-k classes' label embeddings, L2-normalised;
-5. the colours of the square (worker/src/engine/label_grounded/colours.rs):
+5. when a sentence of the job names a colour, the colours of the square
+   (worker/src/engine/label_grounded/colours.rs):
    each pixel's HSV; the share of the middle 60 % of the square in each of
    eleven named colours, the mean saturation of the whole square
    ("colourful") and how far it is from having any clear colour ("black and
@@ -363,10 +364,12 @@ class PeerModel:
         self.image_session.run(None, {self.image_spec["input"]: blank})
         self.faces(np.zeros((48, 64, 3), dtype=np.uint8))
 
-    def image_evidence(self, data, with_faces=True):
+    def image_evidence(self, data, with_faces=True, with_colours=True):
         """Class probabilities, the top-k classes, the unit concept vector, the
-        colour shares and the faces (None without a face detector, or when
-        not `with_faces`: as verdict, only a sentence about people reads them)."""
+        colour shares (None when not `with_colours`: as verdict, only a
+        sentence that names a colour reads them) and the faces (None without
+        a face detector, or when not `with_faces`: as verdict, only a sentence
+        about people reads them)."""
         rgb = self.open_image(data)
         square = self.square(rgb)
         x = self.tensor_of_square(square)
@@ -387,7 +390,7 @@ class PeerModel:
             "probs": probs,
             "top": top,
             "concept": concept,
-            "colours": colour_fractions(square),
+            "colours": colour_fractions(square) if with_colours else None,
             "faces": self.faces(np.asarray(rgb)) if with_faces else None,
         }
 
@@ -531,9 +534,14 @@ class PeerModel:
         if not texts:
             raise JobError("no_texts: a job needs at least one sentence")
         sentences = [self.sentence_evidence(text) for text in texts]
-        # The face detector runs only when a sentence is about people
-        # (verdict's LabelGroundedModel::image_evidence_for).
-        image = self.image_evidence(data, any(s["person_share"] > 0 for s in sentences))
+        # The face detector runs only when a sentence is about people, the
+        # colour shares only when one names a colour (verdict's
+        # LabelGroundedModel::image_evidence_for).
+        image = self.image_evidence(
+            data,
+            with_faces=any(s["person_share"] > 0 for s in sentences),
+            with_colours=any(s["colours"] for s in sentences),
+        )
         probs = image["probs"]
         image_labels = [{"label": self.label_names[k], "score": round(float(probs[k]), 4)} for k in image["top"][:3]]
         out = []

@@ -137,9 +137,10 @@ def section(results):
         "through Celery. The peer has no HTTP api in front of it: its client writes to Redis directly, a hop "
         "verdict's clients pay for.",
         f"- **Work per job**, both sides: decode, centre crop ({c['crop_fraction']} of the short side), bicubic resize "
-        f"to {c['size']}, normalise, image encoder, softmax and concept vector, the colour shares of the resized square, "
-        "the face detector (MTCNN: P-Net on its pyramid, R-Net, O-Net) on the decoded image when a sentence of "
-        "the job is about people, which this job's sentence is not: neither side runs it (the peer resizes its "
+        f"to {c['size']}, normalise, image encoder, softmax and concept vector, the colour shares of the resized "
+        "square when a sentence of the job names a colour, and the face detector (MTCNN: P-Net on its pyramid, "
+        "R-Net, O-Net) on the decoded image when one is about people; this job's sentence does neither, so "
+        "neither side runs them (the peer resizes its "
         "working copy, pyramid and crops with Pillow's BOX filter on 8-bit images; verdict with exact area means in "
         "floating point), the sentence's cached "
         "evidence (words, named classes, colours, words for people, the sentence probe), the calibrated rule. "

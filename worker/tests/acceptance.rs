@@ -345,3 +345,60 @@ fn repeated_inputs_give_identical_verdicts() {
     let second = judge().judge(&image, &texts, None).expect("judge");
     assert_eq!(first, second);
 }
+
+#[test]
+fn colours_are_measured_only_when_a_sentence_names_one() {
+    use verdict_worker::engine::label_grounded::ImageNeeds;
+
+    let nothing = ImageNeeds {
+        faces: false,
+        colours: false,
+    };
+    let coffee = common::photo("coffee.png");
+    let rule = vec!["This is a ceramic coffee cup.".to_string()];
+    let red = vec!["The saucer is red.".to_string()];
+    let later = LabelGroundedJudge::open(&common::model_dir()).expect("pack");
+    // A catalogue rule names no colour: the image's evidence is cached
+    // without its colour shares.
+    let cup = later.judge(&coffee, &rule, None).expect("judge").remove(0);
+    let cached = |judge: &LabelGroundedJudge| {
+        judge
+            .model()
+            .image_evidence_for(&coffee, nothing)
+            .expect("evidence")
+            .colours
+    };
+    assert!(cached(&later).is_none());
+    // A sentence that names a colour, later, on the same image: the cached
+    // evidence gains the shares, and the verdict is the one a judge that
+    // measured them first gives.
+    let red_later = later.judge(&coffee, &red, None).expect("judge").remove(0);
+    let saucer = cached(&later).expect("the colours are measured now");
+    assert!(saucer.get(verdict_worker::engine::label_grounded::Colour::Red) > 0.0);
+    let first = LabelGroundedJudge::open(&common::model_dir()).expect("pack");
+    let red_first = first.judge(&coffee, &red, None).expect("judge").remove(0);
+    assert_eq!(red_later, red_first);
+    assert_eq!(red_later.label, Label::Yes, "{red_later:?}");
+    assert!(
+        red_later.explanation.summary.contains("\"red\" covers"),
+        "{}",
+        red_later.explanation.summary
+    );
+    // The colours do not move a sentence that names none.
+    let cup_again = later.judge(&coffee, &rule, None).expect("judge").remove(0);
+    assert_eq!(cup_again, cup);
+    // One sentence with a colour is enough for the whole job.
+    let chelsea = common::photo("chelsea.png");
+    let both = first
+        .judge(
+            &chelsea,
+            &["A cat is lying down.".into(), "The cat is orange.".into()],
+            None,
+        )
+        .expect("judge");
+    assert!(
+        both[1].explanation.summary.contains("\"orange\" covers"),
+        "{}",
+        both[1].explanation.summary
+    );
+}

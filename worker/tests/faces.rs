@@ -163,7 +163,13 @@ fn faces_are_looked_for_only_when_a_sentence_is_about_people() {
     assert!(
         judge
             .model()
-            .image_evidence_for(&astronaut, false)
+            .image_evidence_for(
+                &astronaut,
+                verdict_worker::engine::label_grounded::ImageNeeds {
+                    faces: false,
+                    colours: false,
+                }
+            )
             .expect("evidence")
             .faces
             .is_none()

@@ -78,8 +78,9 @@ pub struct ImageEvidence {
     pub top: Vec<usize>,
     /// The unit concept vector v.
     pub concept: Vec<f32>,
-    /// The share of each colour in the image.
-    pub colours: ColourFractions,
+    /// The share of each colour in the image (`None` until a sentence that
+    /// names a colour asks: `LabelGroundedModel::image_evidence_for`).
+    pub colours: Option<ColourFractions>,
     /// The faces in the image (`None` when the pack has no face detector, or
     /// when no sentence about people has asked yet:
     /// `LabelGroundedModel::image_evidence_for`).
@@ -94,7 +95,7 @@ pub struct ImageEvidence {
 impl ImageEvidence {
     pub fn new(
         probs: Vec<f32>,
-        colours: ColourFractions,
+        colours: Option<ColourFractions>,
         faces: Option<Faces>,
         labels: &Labels,
         params: &EvidenceParams,
@@ -123,6 +124,40 @@ impl ImageEvidence {
     pub fn rank(&self, class: usize) -> usize {
         let p = self.probs.get(class).copied().unwrap_or(0.0);
         1 + self.probs.iter().filter(|&&q| q > p).count()
+    }
+}
+
+/// What of an image's evidence beyond its classes the sentences at hand
+/// read: the face detector and the colour shares each cost a part of an
+/// image's evidence that a catalogue rule such as "This is a ceramic coffee
+/// cup." never reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageNeeds {
+    /// Some sentence is about people.
+    pub faces: bool,
+    /// Some sentence names a colour.
+    pub colours: bool,
+}
+
+impl ImageNeeds {
+    /// Everything (calibration, benchmarks, tests).
+    pub const ALL: ImageNeeds = ImageNeeds {
+        faces: true,
+        colours: true,
+    };
+
+    /// What `sentences` read.
+    pub fn of<'a>(sentences: impl IntoIterator<Item = &'a SentenceEvidence>) -> ImageNeeds {
+        sentences.into_iter().fold(
+            ImageNeeds {
+                faces: false,
+                colours: false,
+            },
+            |needs, s| ImageNeeds {
+                faces: needs.faces || s.person_share > 0.0,
+                colours: needs.colours || !s.colours.is_empty(),
+            },
+        )
     }
 }
 
@@ -335,11 +370,17 @@ impl Signals {
             .iter()
             .map(|n| presence(image.probs.get(n.class).copied().unwrap_or(0.0)))
             .reduce(f32::max);
-        let colour_match = sentence
-            .colours
-            .iter()
-            .map(|&c| (image.colours.get(c) + COLOUR_FLOOR).log10())
-            .reduce(f32::min);
+        debug_assert!(
+            sentence.colours.is_empty() || image.colours.is_some(),
+            "a sentence names a colour and the image's colours were not measured"
+        );
+        let colour_match = image.colours.as_ref().and_then(|shares| {
+            sentence
+                .colours
+                .iter()
+                .map(|&c| (shares.get(c) + COLOUR_FLOOR).log10())
+                .reduce(f32::min)
+        });
         Signals {
             concept_similarity,
             relative_support,

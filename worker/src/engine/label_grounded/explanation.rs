@@ -230,23 +230,25 @@ fn evidence(
             );
         }
     }
-    for &colour in &sentence.colours {
-        let share = image.colours.get(colour);
-        out += &match colour {
-            Colour::Achromatic => format!(
-                "Clear colour covers {} of the image. ",
-                percent(image.colours.coloured())
-            ),
-            Colour::Colourful => format!(
-                "The image's colours are {} saturated on average. ",
-                percent(share)
-            ),
-            c => format!(
-                "\"{}\" covers {} of the middle of the image. ",
-                c.name(),
-                percent(share)
-            ),
-        };
+    if let Some(shares) = &image.colours {
+        for &colour in &sentence.colours {
+            let share = shares.get(colour);
+            out += &match colour {
+                Colour::Achromatic => format!(
+                    "Clear colour covers {} of the image. ",
+                    percent(shares.coloured())
+                ),
+                Colour::Colourful => format!(
+                    "The image's colours are {} saturated on average. ",
+                    percent(share)
+                ),
+                c => format!(
+                    "\"{}\" covers {} of the middle of the image. ",
+                    c.name(),
+                    percent(share)
+                ),
+            };
+        }
     }
     if let (Some(faces), true) = (&image.faces, signals.person_share > 0.0) {
         let largest = percent(faces.largest_area_fraction());

@@ -25,7 +25,7 @@ use verdict_shared::verdict::SentenceVerdict;
 
 pub use colours::{Colour, ColourFractions};
 pub use evidence::{
-    EvidenceParams, ImageEvidence, NamedClass, SentenceEvidence, Signals, WordEvidence,
+    EvidenceParams, ImageEvidence, ImageNeeds, NamedClass, SentenceEvidence, Signals, WordEvidence,
 };
 pub use labels::{Labels, LabelsSpec};
 pub use rule::{Decision, RuleParams};
@@ -184,27 +184,30 @@ impl LabelGroundedModel {
         Ok(self.image.spec().tensor(&self.decode(bytes)?))
     }
 
-    /// What the image looks like, faces included (when the pack has a
-    /// detector); cached by its key ([`image_key`]).
+    /// Everything the image's evidence can hold, faces (when the pack has a
+    /// detector) and colours included; cached by its key ([`image_key`]).
     pub fn image_evidence(&self, bytes: &[u8]) -> Result<Arc<ImageEvidence>, JudgeError> {
-        self.image_evidence_for(bytes, true)
+        self.image_evidence_for(bytes, ImageNeeds::ALL)
     }
 
-    /// What the image looks like; its faces only if `with_faces` (or if an
-    /// earlier call found them). The face detector costs about a sixth of an
-    /// image's evidence, and only a sentence about people reads its answer
-    /// (`SentenceEvidence::person_share`): a catalogue rule such as "This is
-    /// a ceramic coffee cup." never pays for it. Cached by the image's key
-    /// ([`image_key`]); an entry cached without faces gains them when a
-    /// later sentence needs them (the image is decoded again, the encoder is
-    /// not run again).
+    /// What the image looks like; its faces and its colours only if `needs`
+    /// them (or if an earlier call measured them). Only a sentence about
+    /// people reads the face detector's answer
+    /// (`SentenceEvidence::person_share`), which costs about a sixth of an
+    /// image's evidence, and only a sentence that names a colour reads the
+    /// colour shares (`ColourFractions`, a pass over the model's square of
+    /// 224 x 224 pixels; 4 % of a PNG job's judging time in a bench-peer
+    /// run): a catalogue rule such as "This is a ceramic coffee cup." pays
+    /// for neither. Cached by the image's key ([`image_key`]); an entry
+    /// cached without them gains them when a later sentence needs them (the
+    /// image is decoded again, the encoder is not run again).
     pub fn image_evidence_for(
         &self,
         bytes: &[u8],
-        with_faces: bool,
+        needs: ImageNeeds,
     ) -> Result<Arc<ImageEvidence>, JudgeError> {
         let key = image_key(bytes);
-        let detector = self.faces.as_ref().filter(|_| with_faces);
+        let detector = self.faces.as_ref().filter(|_| needs.faces);
         let evidence = self
             .images
             .get_or_try_insert(key, || -> Result<_, JudgeError> {
@@ -212,7 +215,7 @@ impl LabelGroundedModel {
                 let spec = self.image.spec();
                 let square = spec.square(&rgb);
                 let probs = softmax(&self.image.logits(&spec.tensor_of_square(&square))?);
-                let colours = ColourFractions::measure(&square);
+                let colours = needs.colours.then(|| ColourFractions::measure(&square));
                 let faces = detector.map(|d| d.detect(&rgb)).transpose()?;
                 Ok(ImageEvidence::new(
                     probs,
@@ -222,18 +225,22 @@ impl LabelGroundedModel {
                     &self.evidence,
                 ))
             })?;
-        match detector {
-            Some(detector) if evidence.faces.is_none() => {
-                let faces = detector.detect(&self.decode(bytes)?)?;
-                let fuller = Arc::new(ImageEvidence {
-                    faces: Some(faces),
-                    ..(*evidence).clone()
-                });
-                self.images.insert(key, Arc::clone(&fuller));
-                Ok(fuller)
-            }
-            _ => Ok(evidence),
+        let lacks_faces = detector.filter(|_| evidence.faces.is_none());
+        let lacks_colours = needs.colours && evidence.colours.is_none();
+        if lacks_faces.is_none() && !lacks_colours {
+            return Ok(evidence);
         }
+        let rgb = self.decode(bytes)?;
+        let mut fuller = (*evidence).clone();
+        if lacks_colours {
+            fuller.colours = Some(ColourFractions::measure(&self.image.spec().square(&rgb)));
+        }
+        if let Some(detector) = lacks_faces {
+            fuller.faces = Some(detector.detect(&rgb)?);
+        }
+        let fuller = Arc::new(fuller);
+        self.images.insert(key, Arc::clone(&fuller));
+        Ok(fuller)
     }
 
     /// What a sentence says; cached by its text.
@@ -357,9 +364,9 @@ impl Judge for LabelGroundedJudge {
             .iter()
             .map(|text| self.model.sentence_evidence(text))
             .collect::<Result<Vec<_>, _>>()?;
-        // Faces are looked for only when a sentence is about people.
-        let with_faces = sentences.iter().any(|s| s.person_share > 0.0);
-        let image_evidence = self.model.image_evidence_for(image, with_faces)?;
+        // Faces and colours are measured only when a sentence reads them.
+        let needs = ImageNeeds::of(sentences.iter().map(|s| &**s));
+        let image_evidence = self.model.image_evidence_for(image, needs)?;
         Ok(texts
             .iter()
             .zip(&sentences)
