@@ -157,18 +157,41 @@ impl ImageSpec {
     }
 
     /// Normalises the `size x size` square (`square`'s output) into the
-    /// model's input tensor.
+    /// model's input tensor: `(value - mean) / std` per channel, planar or
+    /// interleaved as `layout` says. One pass over the pixels in memory order
+    /// (an element-by-element `from_shape_fn` with a bounds-checked
+    /// `get_pixel` per value was 1.9 % of a PNG job's judging thread in a
+    /// bench-peer run on a Zen 4).
+    ///
+    /// # Panics
+    /// If `square` is not `size x size` (it comes from [`ImageSpec::square`]).
     pub fn tensor_of_square(&self, square: &RgbImage) -> Tensor {
-        let s = self.size as usize;
-        let nchw = self.layout != "nhwc";
-        let shape = self.input_shape();
-        let array = tract_ndarray::Array4::from_shape_fn(shape, |(_, a, b, c)| {
-            let (channel, y, x) = if nchw { (a, b, c) } else { (c, a, b) };
-            debug_assert!(x < s && y < s);
-            let value = f32::from(square.get_pixel(x as u32, y as u32)[channel]);
-            (value - self.mean[channel]) / self.std[channel]
-        });
-        array.into()
+        assert_eq!(
+            square.dimensions(),
+            (self.size, self.size),
+            "the model's square is {0} x {0}",
+            self.size
+        );
+        let pixels = square.as_raw().chunks_exact(3);
+        let plane = pixels.len();
+        let mut values = vec![0f32; 3 * plane];
+        let normalise = |value: u8, c: usize| (f32::from(value) - self.mean[c]) / self.std[c];
+        if self.layout == "nhwc" {
+            for (out, pixel) in values.chunks_exact_mut(3).zip(pixels) {
+                for c in 0..3 {
+                    out[c] = normalise(pixel[c], c);
+                }
+            }
+        } else {
+            for (c, out) in values.chunks_exact_mut(plane).enumerate() {
+                for (value, pixel) in out.iter_mut().zip(pixels.clone()) {
+                    *value = normalise(pixel[c], c);
+                }
+            }
+        }
+        tract_ndarray::Array4::from_shape_vec(self.input_shape(), values)
+            .expect("3 values a pixel of a size x size square")
+            .into()
     }
 
     /// The `size x size` square the model sees, as `resize` says.
@@ -269,6 +292,40 @@ mod tests {
             (255.0 - 127.0) / 128.0,
             "blue channel, right"
         );
+    }
+
+    #[test]
+    fn the_tensor_is_the_normalised_square_value_by_value() {
+        // Every value, both layouts, bit for bit against the definition.
+        let square = RgbImage::from_fn(5, 5, |x, y| {
+            Rgb([
+                (x * 50) as u8,
+                (y * 61 % 256) as u8,
+                ((x * 7 + y * 13) % 256) as u8,
+            ])
+        });
+        for layout in ["nchw", "nhwc"] {
+            let mut s = spec();
+            s.size = 5;
+            s.layout = layout.into();
+            s.mean = [123.675, 116.28, 103.53];
+            s.std = [58.395, 57.12, 57.375];
+            let tensor = s.tensor_of_square(&square);
+            let view = tensor.to_plain_array_view::<f32>().unwrap();
+            assert_eq!(view.shape(), &s.input_shape()[..], "{layout}");
+            for (x, y, pixel) in square.enumerate_pixels() {
+                for c in 0..3 {
+                    let (x, y) = (x as usize, y as usize);
+                    let at = if layout == "nchw" {
+                        [0, c, y, x]
+                    } else {
+                        [0, y, x, c]
+                    };
+                    let want = (f32::from(pixel[c]) - s.mean[c]) / s.std[c];
+                    assert_eq!(view[at].to_bits(), want.to_bits(), "{layout} {at:?}");
+                }
+            }
+        }
     }
 
     #[test]
