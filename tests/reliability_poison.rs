@@ -9,6 +9,12 @@
 //!   retried after a backoff and ends done; one that always fails
 //!   transiently is dead-lettered after three attempts with that error.
 //!
+//! - The worker reads ahead (`--read-ahead`, on by default): when the
+//!   poison job first crashes it, the job it had read ahead dies with it and
+//!   runs again with one more attempt; after that the poison job runs alone
+//!   (a restarted worker runs its own pending jobs with nothing read ahead),
+//!   so at most one other job is started twice, and it ends done.
+//!
 //! No-op workers (with a 20 ms simulated judgement): what is under test is
 //! the queue and the watchdog, not the model.
 
@@ -50,16 +56,36 @@ async fn a_poison_job_is_dead_lettered_after_three_attempts_while_others_flow() 
     let poison = client
         .submit(&image, &["an ordinary sentence", POISON])
         .await;
+    // The jobs queued right behind the poison one: what a worker holding
+    // it reads ahead.
+    for i in 0..3 {
+        others.push(
+            client
+                .submit(&image, &[&format!("behind the poison job {i}")])
+                .await,
+        );
+    }
     let flaky = client.submit(&image, &[FLAKY]).await;
     let broken = client.submit(&image, &[BROKEN]).await;
     for i in OTHERS / 2..OTHERS {
         others.push(client.submit(&image, &[&format!("ordinary job {i}")]).await);
     }
 
+    let mut started_twice = Vec::new();
     for id in &others {
         let job = client.wait_end(id, PATIENCE).await;
         assert_eq!(job["state"], "done", "{job}");
+        match job["attempts"].as_u64() {
+            Some(1) => {}
+            // Read ahead by the worker the poison job first crashed.
+            Some(2) => started_twice.push(job),
+            _ => panic!("an ordinary job started more than twice: {job}"),
+        }
     }
+    assert!(
+        started_twice.len() <= 1,
+        "one crash in the read-ahead phase, so at most one ordinary job started twice: {started_twice:?}"
+    );
 
     // The poison job: failed, three attempts, the reason names the lost worker.
     let job = client.wait_end(&poison, PATIENCE).await;
@@ -107,7 +133,7 @@ async fn a_poison_job_is_dead_lettered_after_three_attempts_while_others_flow() 
     let counters = stats(&mut conn).await;
     assert_eq!(counters.dead_lettered, 2, "{counters:?}");
     assert_eq!(counters.retries, 1 + 3, "{counters:?}");
-    assert_eq!(counters.done, OTHERS as u64 + 1, "{counters:?}");
+    assert_eq!(counters.done, others.len() as u64 + 1, "{counters:?}");
     assert_eq!(counters.stream_len, 0, "{counters:?}");
 
     // Three crashes in all (one per start of the poison job), all SIGABRT,
@@ -137,8 +163,10 @@ async fn a_poison_job_is_dead_lettered_after_three_attempts_while_others_flow() 
         assert_eq!(process(&status, name)["restarts"], 0, "{status:#}");
     }
     println!(
-        "poison: {crashes} worker crashes, dead-lettered after 3 attempts; {OTHERS} other jobs done; \
-         counters {counters:?}; test took {:.1}s",
+        "poison: {crashes} worker crashes, dead-lettered after 3 attempts; {} other jobs done; \
+         {} of them started twice; counters {counters:?}; test took {:.1}s",
+        others.len(),
+        started_twice.len(),
         started.elapsed().as_secs_f64()
     );
 }

@@ -9,6 +9,7 @@ mod fifty_jobs;
 mod finish_is_final;
 mod graceful_exit;
 mod long_poll;
+mod read_ahead;
 mod redis_restart;
 mod submit_together;
 mod tcp_url;

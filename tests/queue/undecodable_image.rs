@@ -58,6 +58,7 @@ async fn an_undecodable_image_fails_at_once_with_a_reason() {
         name: "in-process".into(),
         predecessor: None,
         batch_size: 4,
+        read_ahead: true,
         block: RunnerConfig::DEFAULT_BLOCK,
         max_attempts: verdict_shared::queue::policy::DEFAULT_MAX_ATTEMPTS,
         reclaim_after: verdict_shared::queue::policy::DEFAULT_RECLAIM_AFTER,

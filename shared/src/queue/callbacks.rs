@@ -61,7 +61,7 @@ pub async fn read_new<C: ConnectionLike>(
         keys::CALLBACK_GROUP,
         sender,
         count,
-        block,
+        Some(block),
     )
     .await
 }

@@ -55,28 +55,50 @@ pub async fn read_new<C: ConnectionLike>(
     count: usize,
     block: Duration,
 ) -> Result<Vec<StreamEntry>, QueueError> {
-    read_group_new(conn, keys::STREAM, keys::GROUP, consumer, count, block).await
+    read_group_new(
+        conn,
+        keys::STREAM,
+        keys::GROUP,
+        consumer,
+        count,
+        Some(block),
+    )
+    .await
+}
+
+/// Reads up to `count` new entries for `consumer` that are already waiting,
+/// without waiting for any: what a worker busy with a job reads ahead. An
+/// empty result means nothing is queued now.
+pub async fn read_queued<C: ConnectionLike>(
+    conn: &mut C,
+    consumer: &str,
+    count: usize,
+) -> Result<Vec<StreamEntry>, QueueError> {
+    read_group_new(conn, keys::STREAM, keys::GROUP, consumer, count, None).await
 }
 
 /// `XREADGROUP` of up to `count` new entries of `stream` for `consumer` of
-/// `group`, blocking up to `block`: the jobs stream's and the callbacks
-/// stream's readers are the same but for the names.
+/// `group`, blocking up to `block` (`None`: not at all): the jobs stream's
+/// and the callbacks stream's readers are the same but for the names.
 pub(crate) async fn read_group_new<C: ConnectionLike>(
     conn: &mut C,
     stream: &str,
     group: &str,
     consumer: &str,
     count: usize,
-    block: Duration,
+    block: Option<Duration>,
 ) -> Result<Vec<StreamEntry>, QueueError> {
-    let reply: Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
+    let mut cmd = redis::cmd("XREADGROUP");
+    cmd.arg("GROUP")
         .arg(group)
         .arg(consumer)
         .arg("COUNT")
-        .arg(count.max(1))
-        .arg("BLOCK")
-        .arg(block.as_millis().max(1) as u64)
+        .arg(count.max(1));
+    if let Some(block) = block {
+        // BLOCK 0 would wait for ever: at least a millisecond.
+        cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64);
+    }
+    let reply: Value = cmd
         .arg("STREAMS")
         .arg(stream)
         .arg(">")

@@ -72,6 +72,13 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub batch_size: u16,
 
+    /// While a read's jobs are being judged, read the jobs already queued
+    /// behind them (never waiting for new ones): the judge then goes from one
+    /// job to the next without waiting for Redis. A worker holds at most two
+    /// reads' jobs. `false`: read again only when a read's jobs have all ended.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub read_ahead: bool,
+
     /// How many times a job may be started; the start after the last one
     /// moves it to the dead-letter stream and fails it (a job that keeps
     /// killing workers, or keeps failing transiently, never loops).
@@ -158,6 +165,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             name,
             predecessor: args.predecessor.clone().filter(|p| !p.is_empty()),
             batch_size: usize::from(args.batch_size),
+            read_ahead: args.read_ahead,
             block: RunnerConfig::DEFAULT_BLOCK,
             max_attempts: args.max_attempts,
             reclaim_after: Duration::from_secs(args.reclaim_after),

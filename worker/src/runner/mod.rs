@@ -22,7 +22,10 @@
 //!
 //! The loop reads up to `batch_size` entries at once (COUNT), starts and
 //! finishes them concurrently on pooled connections, and judges them one at a
-//! time on the judge thread; the starts and the finishes that come while
+//! time on the judge thread; while they run it reads ahead the entries
+//! already queued behind them (`read_ahead`), so the judge thread takes the
+//! next job as it ends one instead of waiting for the finish, the next read
+//! and the next start; the starts and the finishes that come while
 //! one is in flight are made together in the next call ([`group_commit`]:
 //! one script, one round trip, counters added once). A batching engine
 //! can later take the whole read in one call without changing the loop.
@@ -72,6 +75,11 @@ pub struct RunnerConfig {
     pub predecessor: Option<String>,
     /// Most entries read at once.
     pub batch_size: usize,
+    /// While the jobs of one read are being run, read the entries already
+    /// queued behind them (never waiting for new ones), so that the judge
+    /// goes from one job to the next without waiting for Redis: at most two
+    /// reads' jobs in hand.
+    pub read_ahead: bool,
     /// How long one read waits for new entries. A SIGTERM is seen within this
     /// time when idle.
     pub block: Duration,

@@ -7,9 +7,22 @@
 //! entries, with now and then the entries of silent workers (reclaim). It
 //! ends with the reason ([`SessionEnd`]); backing off and reconnecting are
 //! the outer loop's alone.
+//!
+//! While the jobs of one read run, the session reads ahead ([`Running`]:
+//! `RunnerConfig::read_ahead`): the entries already queued, never waiting
+//! for new ones, which start at once and queue on the judge thread behind
+//! the job it is judging. The judge then goes from one job to the next
+//! without idling through a finish, a read and a start (about a tenth of a
+//! PNG job's time on a 2-core machine, scripts/bench-peer). A read that
+//! waits is made only with nothing in hand, so a job submitted while every
+//! worker is busy goes to the first one that comes idle.
 
+use std::future::Future;
+use std::pin::{Pin, pin};
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use redis::aio::MultiplexedConnection;
 use verdict_shared::queue::QueueError;
 use verdict_shared::queue::claim::{self, StreamEntry};
@@ -152,31 +165,75 @@ struct Session<'a> {
     backoff: &'a mut Backoff,
 }
 
-impl Session<'_> {
+impl<'a> Session<'a> {
     /// Reads and runs jobs until the worker is told to stop or Redis fails.
+    /// What is running when it ends is run to its end first (those jobs are
+    /// in this worker's hands).
     async fn run(&mut self, shutdown: &Shutdown) -> SessionEnd {
+        let ctx = self.ctx;
+        let mut running = Running::new(ctx);
+        let end = self.read_and_run(shutdown, &mut running).await;
+        let left = running.finish().await;
+        match (end, left) {
+            (SessionEnd::Shutdown, Some(lost_running)) => lost_running,
+            (end, _) => end,
+        }
+    }
+
+    async fn read_and_run(&mut self, shutdown: &Shutdown, running: &mut Running<'a>) -> SessionEnd {
         let mut phase = ReadPhase::first();
         while !shutdown.is_shutdown() {
+            // Room for one more read: none in hand, or one being run while
+            // reading ahead (never beside jobs run again, see `Running`).
+            let most = if self.config.read_ahead && !running.has_rerun() {
+                2
+            } else {
+                1
+            };
+            if running.len() >= most {
+                if let Some(end) = running.next().await {
+                    return end;
+                }
+                continue;
+            }
             if phase == ReadPhase::New && self.reclaimer.due() {
-                match self.reclaim().await {
-                    // Some were claimed: more may be waiting, look again.
-                    Ok(true) => continue,
-                    Ok(false) => {}
+                let (name, count) = (&self.config.name, self.config.batch_size);
+                let claim = self.reclaimer.claim(&mut self.reader, name, count);
+                match running.alongside(claim).await {
                     Err(end) => return end,
+                    // Some were claimed: more may be waiting, look again.
+                    Ok(Ok(entries)) if !entries.is_empty() => {
+                        running.push(Step::RunningReclaimed, entries, true);
+                        continue;
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) if claim::is_missing_group(&error) => {}
+                    Ok(Err(error)) => return lost(Step::Reclaiming, error),
                 }
             }
-            let entries = match self.read(&phase).await {
-                Ok(entries) => entries,
-                Err(error) if claim::is_missing_group(&error) => {
+            // With jobs in hand, read ahead only what is already queued:
+            // waiting here could take a job that an idle worker would run at
+            // once.
+            let ahead = !running.is_empty();
+            let rerun = matches!(phase, ReadPhase::OwnPending { .. });
+            let read = read(&mut self.reader, self.config, &phase, ahead);
+            let entries = match running.alongside(read).await {
+                Err(end) => return end,
+                Ok(Ok(entries)) => entries,
+                Ok(Err(error)) if claim::is_missing_group(&error) => {
                     tracing::warn!(
                         "the consumer group is gone (Redis lost its data?): recreating it"
                     );
-                    match claim::ensure_group(&mut self.reader).await {
-                        Ok(()) => continue,
-                        Err(error) => return SessionEnd::GroupNotRecreated(error),
+                    match running
+                        .alongside(claim::ensure_group(&mut self.reader))
+                        .await
+                    {
+                        Err(end) => return end,
+                        Ok(Ok(())) => continue,
+                        Ok(Err(error)) => return SessionEnd::GroupNotRecreated(error),
                     }
                 }
-                Err(error) => return lost(Step::Reading, error),
+                Ok(Err(error)) => return lost(Step::Reading, error),
             };
             self.backoff.reset();
             if matches!(phase, ReadPhase::OwnPending { .. }) && !entries.is_empty() {
@@ -186,39 +243,144 @@ impl Session<'_> {
                 );
             }
             phase = phase.next(&entries);
-            if let Err(error) = run_batch(self.ctx, &entries).await {
-                return lost(Step::Running, error);
+            if entries.is_empty() {
+                if ahead {
+                    // Nothing queued: wait for what is running, then read
+                    // (and wait) as usual.
+                    if let Some(end) = running.next().await {
+                        return end;
+                    }
+                }
+                continue;
             }
+            running.push(Step::Running, entries, rerun);
         }
         SessionEnd::Shutdown
     }
+}
 
-    /// One read in `phase`.
-    async fn read(&mut self, phase: &ReadPhase) -> Result<Vec<StreamEntry>, QueueError> {
-        let (name, count) = (&self.config.name, self.config.batch_size);
-        match phase {
-            ReadPhase::OwnPending { after } => {
-                claim::read_own_pending(&mut self.reader, name, count, after).await
+/// One read in `phase`; `ahead`: while jobs are in hand, so take only what
+/// is queued now, without waiting.
+async fn read(
+    reader: &mut MultiplexedConnection,
+    config: &RunnerConfig,
+    phase: &ReadPhase,
+    ahead: bool,
+) -> Result<Vec<StreamEntry>, QueueError> {
+    let (name, count) = (&config.name, config.batch_size);
+    match phase {
+        ReadPhase::OwnPending { after } => {
+            claim::read_own_pending(reader, name, count, after).await
+        }
+        ReadPhase::New if ahead => claim::read_queued(reader, name, count).await,
+        ReadPhase::New => claim::read_new(reader, name, count, config.block).await,
+    }
+}
+
+type BatchRun<'a> = Pin<Box<dyn Future<Output = Ended> + Send + 'a>>;
+
+/// How the jobs of one read ended: `Err` when Redis failed while they ran
+/// (during `step`); whether they were run again (`rerun`).
+struct Ended {
+    step: Step,
+    rerun: bool,
+    result: Result<(), QueueError>,
+}
+
+/// The reads whose jobs are being run: one, or two while reading ahead.
+///
+/// A worker that dies while judging (a job that crashes it) takes the jobs
+/// it read ahead with it: they were started, so they run again with one
+/// more attempt counted. To keep that to once per job, jobs run again (this
+/// worker's own pending entries after a restart, and entries reclaimed from
+/// a silent worker: the ones a crashing job is among) are run with nothing
+/// read ahead beside them, and nothing is read ahead while they run.
+struct Running<'a> {
+    ctx: &'a Context,
+    batches: FuturesUnordered<BatchRun<'a>>,
+    /// How many of `batches` are jobs run again.
+    reruns: usize,
+}
+
+impl<'a> Running<'a> {
+    fn new(ctx: &'a Context) -> Running<'a> {
+        Running {
+            ctx,
+            batches: FuturesUnordered::new(),
+            reruns: 0,
+        }
+    }
+
+    /// Whether jobs run again are among those in hand.
+    fn has_rerun(&self) -> bool {
+        self.reruns > 0
+    }
+
+    fn len(&self) -> usize {
+        self.batches.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+
+    /// Starts running the jobs of one read (`step`: what to call a Redis
+    /// failure while they run; `rerun`: they are run again).
+    fn push(&mut self, step: Step, entries: Vec<StreamEntry>, rerun: bool) {
+        let ctx = self.ctx;
+        self.reruns += usize::from(rerun);
+        self.batches.push(Box::pin(async move {
+            let result = run_batch(ctx, &entries).await;
+            Ended {
+                step,
+                rerun,
+                result,
             }
-            ReadPhase::New => {
-                claim::read_new(&mut self.reader, name, count, self.config.block).await
+        }));
+    }
+
+    /// The next read's jobs to end, counted out; `Err` when Redis failed
+    /// while they ran.
+    async fn next_ended(&mut self) -> Option<Result<(), SessionEnd>> {
+        let ended = self.batches.next().await?;
+        self.reruns -= usize::from(ended.rerun);
+        Some(ended.result.map_err(|error| lost(ended.step, error)))
+    }
+
+    /// Waits for one read's jobs to end: `Some` when Redis failed while
+    /// they ran.
+    async fn next(&mut self) -> Option<SessionEnd> {
+        self.next_ended().await?.err()
+    }
+
+    /// Awaits `work` (a read: never dropped half-way, or the entries it
+    /// took would be lost until reclaimed) while the jobs in hand go on;
+    /// `Err` when Redis failed while they ran.
+    async fn alongside<T>(&mut self, work: impl Future<Output = T>) -> Result<T, SessionEnd> {
+        let mut work = pin!(work);
+        let mut failed = None;
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut work => return failed.map_or(Ok(out), Err),
+                Some(ended) = self.next_ended(), if !self.batches.is_empty() => {
+                    if let Err(end) = ended {
+                        failed.get_or_insert(end);
+                    }
+                }
             }
         }
     }
 
-    /// Claims the entries of silent workers and runs them; whether there
-    /// were any.
-    async fn reclaim(&mut self) -> Result<bool, SessionEnd> {
-        let (name, count) = (&self.config.name, self.config.batch_size);
-        match self.reclaimer.claim(&mut self.reader, name, count).await {
-            Ok(entries) if entries.is_empty() => Ok(false),
-            Ok(entries) => match run_batch(self.ctx, &entries).await {
-                Ok(()) => Ok(true),
-                Err(error) => Err(lost(Step::RunningReclaimed, error)),
-            },
-            Err(error) if claim::is_missing_group(&error) => Ok(false),
-            Err(error) => Err(lost(Step::Reclaiming, error)),
+    /// Runs what is in hand to its end; the first Redis failure, if any.
+    async fn finish(&mut self) -> Option<SessionEnd> {
+        let mut failed = None;
+        while let Some(ended) = self.next_ended().await {
+            if let Err(end) = ended {
+                failed.get_or_insert(end);
+            }
         }
+        failed
     }
 }
 
