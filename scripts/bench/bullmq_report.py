@@ -62,7 +62,13 @@ def main(argv):
         "",
         "- **verdict**: the whole path. `bench-queue` (release build) submits each job over HTTP",
         f"  (JSON, the 64x64 PNG base64 and one sentence) from {v[0]['concurrency']} concurrent clients to one",
-        f"  `verdict-api`; {v[0]['workers']} `verdict-worker --noop --batch-size {v[0]['batch_size']}` processes; the clients",
+        f"  `verdict-api`; {v[0]['workers']} `verdict-worker --noop --batch-size {v[0]['batch_size']}"
+        + (
+            f" --read-ahead true` processes (up to {2 * v[0]['batch_size']} jobs in hand each: a read's"
+            " and the one read ahead while they run); the clients"
+            if v[0].get("read_ahead", False)
+            else f" --read-ahead false` processes (up to {v[0]['batch_size']} jobs in hand each); the clients"
+        ),
         "  then read every result over HTTP. Redis on a unix socket.",
         f"- **verdict by batches**: the same, but the jobs go {vb[0]['submit_batch']} a request through",
         f"  `POST /v1/batches` (the catalogue path of `fleet batch`), {vb[0]['concurrency']} requests at once;",

@@ -40,6 +40,9 @@ struct Options {
     concurrency: usize,
     workers: usize,
     batch_size: usize,
+    /// The workers' `--read-ahead`: while a read's jobs run, read the jobs
+    /// queued behind them (up to twice `batch_size` in hand).
+    read_ahead: bool,
     /// Jobs per `POST /v1/batches` request in the throughput phase (the
     /// path `fleet batch` takes); 0: one `POST /v1/jobs` a job.
     submit_batch: usize,
@@ -62,6 +65,7 @@ fn parse_args() -> anyhow::Result<Options> {
         concurrency: 64,
         workers: 2,
         batch_size: 16,
+        read_ahead: true,
         submit_batch: 0,
         read_batch: 0,
         model: None,
@@ -78,6 +82,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--concurrency" => options.concurrency = value()?.parse()?,
             "--workers" => options.workers = value()?.parse()?,
             "--batch-size" => options.batch_size = value()?.parse()?,
+            "--read-ahead" => options.read_ahead = value()?.parse()?,
             "--submit-batch" => options.submit_batch = value()?.parse()?,
             "--read-batch" => options.read_batch = value()?.parse()?,
             "--model" => options.model = Some(value()?),
@@ -87,7 +92,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--help" | "-h" => {
                 println!(
                     "bench-queue [--jobs N] [--latency-jobs N] [--concurrency N] [--workers N] \
-                     [--batch-size N] [--submit-batch N] [--read-batch N] [--model DIR] \
+                     [--batch-size N] [--read-ahead true|false] [--submit-batch N] [--read-batch N] [--model DIR] \
                      [--write docs/benchmarks.md] [--json FILE] [--slowlog]\n\
                      Without --model the workers run --noop (the queue alone). --json writes \
                      the throughput phase's figures, with Redis's CPU time and commands per \
@@ -355,7 +360,13 @@ async fn main() -> anyhow::Result<()> {
     let names: Vec<String> = (0..options.workers).map(|i| format!("bench-{i}")).collect();
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let batch = options.batch_size.to_string();
-    let mut worker_args = vec!["--batch-size", batch.as_str()];
+    let read_ahead = options.read_ahead.to_string();
+    let mut worker_args = vec![
+        "--batch-size",
+        batch.as_str(),
+        "--read-ahead",
+        read_ahead.as_str(),
+    ];
     match &options.model {
         Some(model) => worker_args.extend(["--model", model.as_str()]),
         None => worker_args.push("--noop"),
@@ -466,6 +477,7 @@ async fn main() -> anyhow::Result<()> {
             "workers": options.workers,
             "concurrency": options.concurrency,
             "batch_size": options.batch_size,
+            "read_ahead": options.read_ahead,
             "submit_batch": options.submit_batch,
             "read_batch": options.read_batch,
             "jobs_per_s": jobs_per_s,
