@@ -197,6 +197,14 @@ impl<'a> Session<'a> {
                 continue;
             }
             if phase == ReadPhase::New && self.reclaimer.due() {
+                // Reclaimed jobs are run again: alone, so first let what is
+                // in hand end.
+                if !running.is_empty() {
+                    if let Some(end) = running.next().await {
+                        return end;
+                    }
+                    continue;
+                }
                 let (name, count) = (&self.config.name, self.config.batch_size);
                 let claim = self.reclaimer.claim(&mut self.reader, name, count);
                 match running.alongside(claim).await {
